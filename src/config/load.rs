@@ -1,0 +1,315 @@
+//! Reads a config file or `.d` folder into [`LoadedConfig`].
+//!
+//! Stage one of config handling (stage two is `pipeline::build`): files are read in
+//! lexical order, `%ENV[NAME]` is substituted textually before TOML parsing (as Heka's
+//! `EnvSub`), `[hekad]`/`[hekate]` becomes [`Globals`], and every other table becomes a
+//! [`Section`] with its common keys split out. Errors do not stop the scan: every one is
+//! collected in [`LoadedConfig::errors`] so the user sees them all at once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::common::{Category, CommonFo, CommonInput, CommonSplitter};
+use crate::config::{parse_table, Globals, PluginConfig};
+use crate::error::ConfigError;
+
+/// Common keys of a section, by category.
+#[derive(Debug, Clone)]
+pub enum SectionCommon {
+    /// An input's common keys.
+    Input(CommonInput),
+    /// A splitter's common keys.
+    Splitter(CommonSplitter),
+    /// A filter's or output's common keys.
+    Fo(CommonFo),
+    /// Decoders and encoders have no common keys.
+    None,
+}
+
+/// One plugin section: its plugin-specific config plus the common keys.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// Name, type, file and plugin-specific keys.
+    pub plugin: PluginConfig,
+    /// The category's common keys.
+    pub common: SectionCommon,
+}
+
+/// The result of reading a config path.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    /// The `[hekad]` globals (defaults when absent).
+    pub globals: Globals,
+    /// Plugin sections in file order, then section order.
+    pub sections: Vec<Section>,
+    /// The files read, in order.
+    pub files: Vec<PathBuf>,
+    /// The folder relative paths resolve against (the config folder, or a file's parent).
+    pub config_dir: PathBuf,
+    /// Every problem found while reading.
+    pub errors: Vec<ConfigError>,
+}
+
+const INPUT_KEYS: &[&str] = &[
+    "decoder",
+    "splitter",
+    "send_decode_failures",
+    "log_decode_failures",
+    "synchronous_decode",
+    "can_exit",
+    "ticker_interval",
+    "retries",
+];
+const FO_KEYS: &[&str] = &[
+    "message_matcher",
+    "message_signer",
+    "ticker_interval",
+    "encoder",
+    "use_framing",
+    "can_exit",
+    "retries",
+    "buffering",
+];
+const SPLITTER_KEYS: &[&str] =
+    &["keep_truncated", "use_message_bytes", "min_buffer_size", "deliver_incomplete_final"];
+
+/// Reads `path` (a TOML file or a folder of them). Only unreadable paths fail outright;
+/// everything else is collected into [`LoadedConfig::errors`].
+pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let io_err = |p: &Path, e: std::io::Error| vec![ConfigError::new(p, "", "", format!("cannot read: {e}"))];
+    let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
+    let (files, config_dir) = if meta.is_dir() {
+        (toml_files_in(path).map_err(|e| io_err(path, e))?, path.to_path_buf())
+    } else {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        (vec![path.to_path_buf()], dir)
+    };
+    let mut cfg = LoadedConfig { config_dir, ..Default::default() };
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => read_file(&mut cfg, &mut seen, file, &text),
+            Err(e) => cfg.errors.extend(io_err(file, e)),
+        }
+    }
+    cfg.files = files;
+    if cfg.sections.is_empty() && cfg.errors.is_empty() {
+        cfg.errors.push(ConfigError::new(path, "", "", "empty configuration: no plugin sections"));
+    }
+    Ok(cfg)
+}
+
+/// The `*.toml` files of a folder, sorted lexically; other entries are ignored.
+fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_file(cfg: &mut LoadedConfig, seen: &mut HashMap<String, PathBuf>, file: &Path, text: &str) {
+    let text = match env_substitute(text) {
+        Ok(t) => t,
+        Err(e) => return cfg.errors.push(ConfigError::new(file, "", "", e)),
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => return cfg.errors.push(ConfigError::new(file, "", "", format!("invalid TOML: {e}"))),
+    };
+    for (name, value) in table {
+        let toml::Value::Table(body) = value else {
+            cfg.errors.push(ConfigError::new(file, &name, "", "top-level keys must be [sections]"));
+            continue;
+        };
+        if name == "hekad" || name == "hekate" {
+            match parse_table::<Globals>(&body, file, &name) {
+                Ok(g) => cfg.globals = g,
+                Err(errs) => cfg.errors.extend(errs),
+            }
+            continue;
+        }
+        if let Some(first) = seen.get(&name) {
+            let msg = format!("duplicate section name, first defined in {}", first.display());
+            cfg.errors.push(ConfigError::new(file, &name, "", msg));
+            continue;
+        }
+        seen.insert(name.clone(), file.to_path_buf());
+        if let Some(section) = make_section(cfg, file, name, body) {
+            cfg.sections.push(section);
+        }
+    }
+    if let Err(e) = validate_globals(&cfg.globals) {
+        cfg.errors.push(ConfigError::new(file, "hekad", e.0, e.1));
+    }
+}
+
+fn validate_globals(g: &Globals) -> Result<(), (&'static str, &'static str)> {
+    if g.max_message_size <= 1024 {
+        return Err(("max_message_size", "must be greater than 1024"));
+    }
+    if g.plugin_chansize == 0 {
+        return Err(("plugin_chansize", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn make_section(cfg: &mut LoadedConfig, file: &Path, name: String, mut body: toml::Table) -> Option<Section> {
+    let type_name = match body.remove("type") {
+        None => name.clone(),
+        Some(toml::Value::String(t)) => t,
+        Some(_) => {
+            cfg.errors.push(ConfigError::new(file, &name, "type", "must be a string"));
+            return None;
+        }
+    };
+    let Some(category) = Category::from_type_name(&type_name) else {
+        let msg = format!("unrecognized plugin category for type {type_name:?} (the type must end in Input, Splitter, Decoder, Filter, Encoder or Output)");
+        cfg.errors.push(ConfigError::new(file, &name, "type", msg));
+        return None;
+    };
+    let common = match split_common(&mut body, category, file, &name) {
+        Ok(c) => c,
+        Err(errs) => {
+            cfg.errors.extend(errs);
+            return None;
+        }
+    };
+    let plugin = PluginConfig { name, type_name, category, file: file.to_path_buf(), table: body };
+    Some(Section { plugin, common })
+}
+
+/// Moves the category's common keys out of `body` and parses them.
+fn split_common(
+    body: &mut toml::Table,
+    category: Category,
+    file: &Path,
+    name: &str,
+) -> Result<SectionCommon, Vec<ConfigError>> {
+    let keys: &[&str] = match category {
+        Category::Input => INPUT_KEYS,
+        Category::Filter | Category::Output => FO_KEYS,
+        Category::Splitter => SPLITTER_KEYS,
+        Category::Decoder | Category::Encoder => &[],
+    };
+    let mut common = toml::Table::new();
+    for k in keys {
+        if let Some(v) = body.remove(*k) {
+            common.insert((*k).to_string(), v);
+        }
+    }
+    if let Some(toml::Value::Boolean(true)) = body.get("use_buffering") {
+        let msg = "disk buffering is not available yet; remove this key (the in-memory queue and [name.buffering] apply)";
+        return Err(vec![ConfigError::new(file, name, "use_buffering", msg)]);
+    }
+    body.remove("use_buffering");
+    Ok(match category {
+        Category::Input => SectionCommon::Input(parse_table(&common, file, name)?),
+        Category::Splitter => SectionCommon::Splitter(parse_table(&common, file, name)?),
+        Category::Filter | Category::Output => {
+            let fo: CommonFo = parse_table(&common, file, name)?;
+            check_fo(&fo, category, file, name)?;
+            SectionCommon::Fo(fo)
+        }
+        Category::Decoder | Category::Encoder => SectionCommon::None,
+    })
+}
+
+fn check_fo(fo: &CommonFo, category: Category, file: &Path, name: &str) -> Result<(), Vec<ConfigError>> {
+    let mut errs = Vec::new();
+    if category == Category::Filter {
+        for (key, set) in [("encoder", fo.encoder.is_some()), ("use_framing", fo.use_framing.is_some())] {
+            if set {
+                errs.push(ConfigError::new(file, name, key, "only outputs take this setting"));
+            }
+        }
+    }
+    if fo.message_signer.as_deref().is_some_and(|s| !s.is_empty()) {
+        errs.push(ConfigError::new(file, name, "message_signer", "message signing is not supported"));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// Replaces `%ENV[NAME]` with the variable's value (unset → empty), as Heka's `EnvSub`.
+pub fn env_substitute(text: &str) -> Result<String, String> {
+    const OPEN: &str = "%ENV[";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let end = after.find(']').ok_or("%ENV[ without a closing ']'")?;
+        let name = &after[..end];
+        if name.contains(['\n', '\r', '\t', ' ']) || name.contains(OPEN) {
+            return Err(format!("invalid characters in %ENV[{name}]"));
+        }
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        fs::write(dir.join(name), text).expect("write");
+    }
+
+    #[test]
+    fn env_substitution_follows_heka() {
+        std::env::set_var("HEKATE_TEST_PORT", "5565");
+        assert_eq!(env_substitute("a=%ENV[HEKATE_TEST_PORT]").as_deref(), Ok("a=5565"));
+        assert_eq!(env_substitute("a=%ENV[HEKATE_UNSET_X]").as_deref(), Ok("a="));
+        assert_eq!(env_substitute("100%").as_deref(), Ok("100%"));
+        assert!(env_substitute("%ENV[OOPS").is_err());
+        assert!(env_substitute("%ENV[A B]").is_err());
+    }
+
+    #[test]
+    fn folder_reads_toml_in_lexical_order_and_ignores_others() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "20-b.toml", "[b]\ntype = 'LogOutput'\nmessage_matcher = 'TRUE'");
+        write(d.path(), "10-a.toml", "[hekad]\nmaxprocs = 2\n[a]\ntype = 'UdpInput'\naddress = ':1'");
+        write(d.path(), "README", "not toml at all [");
+        let cfg = load(d.path()).expect("load");
+        assert!(cfg.errors.is_empty(), "{:?}", cfg.errors);
+        let names: Vec<_> = cfg.sections.iter().map(|s| s.plugin.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(cfg.globals.maxprocs, 2);
+        assert_eq!(cfg.sections[0].plugin.table.get("address").and_then(|v| v.as_str()), Some(":1"));
+        assert!(matches!(cfg.sections[0].common, SectionCommon::Input(_)));
+    }
+
+    #[test]
+    fn all_errors_are_reported_with_file_section_and_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "a.toml", "[hekad]\nmaxproc = 2\n[x]\ntype = 'UdpInput'\n[LogOutput]\nticker_interval = 'soon'");
+        write(d.path(), "b.toml", "[x]\ntype = 'TcpInput'\n[y]\ntype = 'Nonsense'");
+        let cfg = load(d.path()).expect("load");
+        let got: Vec<String> = cfg.errors.iter().map(|e| format!("{}|{}|{}", e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""), e.section, e.key)).collect();
+        assert!(got.contains(&"a.toml|hekad|maxproc".to_string()), "{got:?}");
+        assert!(got.contains(&"a.toml|LogOutput|ticker_interval".to_string()), "{got:?}");
+        assert!(got.contains(&"b.toml|x|".to_string()), "{got:?}");
+        assert!(got.contains(&"b.toml|y|type".to_string()), "{got:?}");
+        let dup = cfg.errors.iter().find(|e| e.section == "x").expect("dup");
+        assert!(dup.message.contains("a.toml"), "{dup}");
+    }
+
+    #[test]
+    fn type_defaults_to_section_name() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "a.toml", "[TcpOutput]\naddress = 'x:1'\nmessage_matcher = 'TRUE'");
+        let cfg = load(d.path()).expect("load");
+        assert_eq!(cfg.sections[0].plugin.type_name, "TcpOutput");
+        assert_eq!(cfg.sections[0].plugin.category, Category::Output);
+    }
+}

@@ -1,0 +1,198 @@
+//! Configuration: Heka's own `config.d` format.
+//!
+//! [`load`] reads a file or a `.d` folder (`*.toml` in lexical order), interpolates
+//! `%ENV[NAME]`, splits the `[hekad]` globals from plugin sections and checks the common
+//! keys of every section. Plugin-specific keys stay in [`PluginConfig::table`]; each
+//! plugin's `build` function parses them with [`PluginConfig::parse`], which reports every
+//! unknown or mistyped key at once. Nothing here builds runtime objects: that is
+//! `pipeline::build`.
+
+pub mod common;
+pub mod load;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+pub use common::{Buffering, Category, CommonFo, CommonInput, CommonSplitter, FullAction, Retries};
+pub use load::{load, LoadedConfig, Section};
+
+/// The `[hekad]` (alias `[hekate]`) global section, with Heka's keys and defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Globals {
+    /// Worker threads for the async runtime (Heka: GOMAXPROCS). Default 1.
+    pub maxprocs: usize,
+    /// Accepted for compatibility; hekate has no pack pool. Default 100.
+    pub poolsize: usize,
+    /// Capacity, in messages, of the router's queue and of every filter/output queue. Default 30.
+    pub plugin_chansize: usize,
+    /// How many times a message may be re-injected by filters before the router drops it. Default 4.
+    pub max_message_loops: u32,
+    /// Messages one `process_message` call of a sandbox filter may inject. Default 1.
+    pub max_process_inject: u32,
+    /// Slow-sandbox threshold in ns (dynamic sandboxes). Default 100000.
+    pub max_process_duration: u64,
+    /// Messages one `timer_event` call may inject. Default 10.
+    pub max_timer_inject: u32,
+    /// Accepted for compatibility (pack idle diagnostics). Default "2m".
+    pub max_pack_idle: String,
+    /// Where persistent state lives (journals, preserved sandbox data, whisper files). Default `/var/cache/hekad`.
+    pub base_dir: PathBuf,
+    /// Read-only resources (Lua modules and filters). Default `/usr/share/heka`.
+    pub share_dir: PathBuf,
+    /// Accepted for compatibility (matcher timing sample rate). Default 1000.
+    pub sample_denominator: u64,
+    /// Write the process id here; refuse to start if it names a live process. Default none.
+    pub pid_file: String,
+    /// Hostname stamped on generated messages. Default: the machine's hostname.
+    pub hostname: String,
+    /// Largest message, in bytes; larger records are counted and dropped. Default 65536; must be > 1024.
+    pub max_message_size: u32,
+    /// Accepted for compatibility (log prefix flags). Default 3.
+    pub log_flags: u32,
+    /// Accepted for compatibility (disk buffer start-up waits). Default 10.
+    pub full_buffer_max_retries: u32,
+    /// Accepted for compatibility (Go profiling). Ignored.
+    pub cpuprof: String,
+    /// Accepted for compatibility (Go profiling). Ignored.
+    pub memprof: String,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            maxprocs: 1,
+            poolsize: 100,
+            plugin_chansize: 30,
+            max_message_loops: 4,
+            max_process_inject: 1,
+            max_process_duration: 100_000,
+            max_timer_inject: 10,
+            max_pack_idle: "2m".into(),
+            base_dir: PathBuf::from("/var/cache/hekad"),
+            share_dir: PathBuf::from("/usr/share/heka"),
+            sample_denominator: 1000,
+            pid_file: String::new(),
+            hostname: system_hostname(),
+            max_message_size: 64 * 1024,
+            log_flags: 3,
+            full_buffer_max_retries: 10,
+            cpuprof: String::new(),
+            memprof: String::new(),
+        }
+    }
+}
+
+impl Globals {
+    /// Largest record a splitter may hold: Heka's `3 + 255 + max_message_size`.
+    pub fn max_record_size(&self) -> usize {
+        3 + 255 + self.max_message_size as usize
+    }
+}
+
+/// The machine's hostname, or `localhost` when it cannot be read.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// One plugin section after the common keys were taken out.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// Instance name: the section name.
+    pub name: String,
+    /// Registered type, e.g. `UdpInput` (defaults to the section name).
+    pub type_name: String,
+    /// Category, from the type's suffix.
+    pub category: Category,
+    /// The file that defined the section.
+    pub file: PathBuf,
+    /// Plugin-specific keys (and sub-tables such as `[name.config]`).
+    pub table: toml::Table,
+}
+
+impl PluginConfig {
+    /// A config error about `key` of this section.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(&self.file, &self.name, key, message)
+    }
+
+    /// Parses the plugin-specific keys into `T`, reporting every unknown key and the first
+    /// mistyped or missing one, each with its key path.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigError>> {
+        parse_table(&self.table, &self.file, &self.name)
+    }
+}
+
+/// Deserializes `table` into `T`; unknown keys (at any depth) are all reported.
+pub fn parse_table<T: DeserializeOwned>(
+    table: &toml::Table,
+    file: &Path,
+    section: &str,
+) -> Result<T, Vec<ConfigError>> {
+    let mut unknown = Vec::new();
+    let value = toml::Value::Table(table.clone());
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    let result = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
+    let mut errors: Vec<ConfigError> = unknown
+        .into_iter()
+        .map(|k| ConfigError::new(file, section, k, "unknown config setting"))
+        .collect();
+    match result {
+        Ok(v) if errors.is_empty() => Ok(v),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            let path = track.path().to_string();
+            let key = if path == "." { String::new() } else { path };
+            errors.push(ConfigError::new(file, section, key, e.to_string()));
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Demo {
+        address: String,
+        #[serde(default)]
+        port: u16,
+    }
+
+    fn table(s: &str) -> toml::Table {
+        s.parse().expect("valid toml")
+    }
+
+    #[test]
+    fn parse_reports_every_unknown_key() {
+        let t = table("address = 'x'\nfoo = 1\nbar = 2");
+        let errs = parse_table::<Demo>(&t, Path::new("a.toml"), "s").expect_err("unknown keys");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["foo", "bar"]);
+    }
+
+    #[test]
+    fn parse_names_mistyped_key() {
+        let t = table("address = 'x'\nport = 'high'");
+        let errs = parse_table::<Demo>(&t, Path::new("a.toml"), "s").expect_err("bad type");
+        assert_eq!(errs[0].key, "port");
+    }
+
+    #[test]
+    fn parse_names_missing_key() {
+        let errs = parse_table::<Demo>(&table(""), Path::new("a.toml"), "s").expect_err("missing");
+        assert!(errs[0].message.contains("address"), "{errs:?}");
+    }
+}

@@ -1,0 +1,110 @@
+//! Error types of the library. Each one says what its receiver does next.
+//!
+//! * [`ConfigError`]: startup refuses to run; all of them are collected and printed at once.
+//! * [`ProcessError`]: returned by filters, outputs and encoders; the runner drops, retries
+//!   or stops the plugin accordingly.
+//! * [`DecodeError`]: a record could not be decoded; the input runner counts it, logs it
+//!   once (when `log_decode_failures`) and drops it or forwards it flagged
+//!   (`send_decode_failures`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The error type at plugin boundaries where the cause is opaque.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A configuration mistake, naming the file, the section and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The TOML file the section came from (empty when not tied to a file).
+    pub file: PathBuf,
+    /// The section (plugin instance name, or `hekad`).
+    pub section: String,
+    /// The offending key (empty when the whole section is at fault).
+    pub key: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A new error about `key` of `[section]` in `file`.
+    pub fn new(
+        file: &Path,
+        section: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            section: section.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.file.as_os_str().is_empty() {
+            write!(f, "{}: ", self.file.display())?;
+        }
+        if !self.section.is_empty() {
+            write!(f, "[{}]", self.section)?;
+            if !self.key.is_empty() {
+                write!(f, " {}", self.key)?;
+            }
+            write!(f, ": ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The outcome of a failed `process_message`/`timer_event`/`encode` call, telling the
+/// runner what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Skip this message: count it as a failure, log at most once per burst, go on.
+    #[error("message dropped: {0}")]
+    Drop(String),
+    /// Back off and retry the same message (e.g. the remote end is down).
+    #[error("retrying: {0}")]
+    Retry(#[source] BoxError),
+    /// Stop this plugin; the supervisor restarts it under its `[name.retries]` policy.
+    #[error("fatal: {0}")]
+    Fatal(#[source] BoxError),
+}
+
+impl ProcessError {
+    /// A `Retry` from any displayable cause.
+    pub fn retry(e: impl fmt::Display) -> Self {
+        ProcessError::Retry(e.to_string().into())
+    }
+
+    /// A `Fatal` from any displayable cause.
+    pub fn fatal(e: impl fmt::Display) -> Self {
+        ProcessError::Fatal(e.to_string().into())
+    }
+}
+
+/// A record that a decoder could not turn into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+impl DecodeError {
+    /// A decode error with the given reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        DecodeError(reason.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_error_names_file_section_and_key() {
+        let e = ConfigError::new(Path::new("c.d/10.toml"), "udp", "adress", "unknown key");
+        assert_eq!(e.to_string(), "c.d/10.toml: [udp] adress: unknown key");
+    }
+}

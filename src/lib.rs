@@ -1,0 +1,25 @@
+//! # hekate
+//!
+//! A Heka-compatible stream processor: a `config.d` folder of TOML files describes a
+//! pipeline of inputs → splitters → decoders → router (message matchers) → filters →
+//! encoders → outputs.
+//!
+//! ## Layout
+//! * [`message`]: the Heka message model and its wire forms (protobuf, framing, JSON).
+//! * [`config`]: reading `config.d`, `[hekad]` globals, common keys, strict parsing.
+//! * [`matcher`]: Heka's `message_matcher` language, compiled once.
+//! * [`plugin`]: the plugin traits, registrations and contexts.
+//! * [`registry`]: the static registration slices of every kind.
+//! * [`pipeline`]: building the pipeline from config, the router and the runners.
+//! * [`buffer`]: bounded queues with a full policy, generic over the item.
+//! * [`stats`]: per-plugin counters and the all-report.
+//! * [`inputs`], [`splitters`], [`decoders`], [`filters`], [`encoders`], [`outputs`]: one
+//!   file per plugin type.
+//! * [`whisper`]: Graphite's whisper file format.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod message;
+pub mod stats;
+pub mod config;

@@ -1,0 +1,246 @@
+//! The Heka message model: [`Message`], its typed [`Field`]s and the [`Pack`] envelope
+//! the router fans out.
+//!
+//! This mirrors Heka's `message.proto` (heka.md §2.1). Wire forms live beside it:
+//! [`proto`] (protobuf, byte-compatible with Heka), [`framing`] (Heka stream framing) and
+//! [`json`] (the one JSON form people read and write). Every component that looks at a
+//! message — the matcher, the Lua API, encoders — resolves variables through
+//! [`Message::field`] and the header accessors here, so there is one path-resolution rule.
+
+pub mod framing;
+#[cfg(any())]
+pub mod json;
+#[cfg(any())]
+pub mod proto;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Heka's default severity (syslog "debug"), used when a message does not set one.
+pub const DEFAULT_SEVERITY: i32 = 7;
+
+/// One Heka message. Empty strings mean "not set" for the optional string headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// 16-byte type-4 UUID.
+    pub uuid: [u8; 16],
+    /// Nanoseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The message type, e.g. `heka.statmetric`.
+    pub msg_type: String,
+    /// Which plugin or stream produced it.
+    pub logger: String,
+    /// Syslog severity, 0 (emergency) to 7 (debug).
+    pub severity: i32,
+    /// Free-form body.
+    pub payload: String,
+    /// Schema version of the payload.
+    pub env_version: String,
+    /// Process id of the producer, when known.
+    pub pid: Option<i32>,
+    /// Host the message came from.
+    pub hostname: String,
+    /// Ordered, typed fields; names may repeat.
+    pub fields: Vec<Field>,
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            uuid: [0; 16],
+            timestamp: 0,
+            msg_type: String::new(),
+            logger: String::new(),
+            severity: DEFAULT_SEVERITY,
+            payload: String::new(),
+            env_version: String::new(),
+            pid: None,
+            hostname: String::new(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// A named, typed field. The value is always an array, as in Heka; most hold one element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// Field name; not unique within a message.
+    pub name: String,
+    /// Free-form unit or format, e.g. `ms`, `B`, `count`.
+    pub representation: String,
+    /// The typed value array.
+    pub value: FieldValue,
+}
+
+/// The value array of a field; exactly one type per field (Heka `value_type`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// `value_type = STRING` (0).
+    String(Vec<String>),
+    /// `value_type = BYTES` (1).
+    Bytes(Vec<Vec<u8>>),
+    /// `value_type = INTEGER` (2).
+    Integer(Vec<i64>),
+    /// `value_type = DOUBLE` (3).
+    Double(Vec<f64>),
+    /// `value_type = BOOL` (4).
+    Bool(Vec<bool>),
+}
+
+/// A borrowed single element of a field's value array.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// A string element.
+    Str(&'a str),
+    /// A bytes element.
+    Bytes(&'a [u8]),
+    /// An integer element.
+    Int(i64),
+    /// A double element.
+    Double(f64),
+    /// A bool element.
+    Bool(bool),
+}
+
+impl FieldValue {
+    /// Heka's numeric `value_type` code.
+    pub fn type_code(&self) -> i32 {
+        match self {
+            FieldValue::String(_) => 0,
+            FieldValue::Bytes(_) => 1,
+            FieldValue::Integer(_) => 2,
+            FieldValue::Double(_) => 3,
+            FieldValue::Bool(_) => 4,
+        }
+    }
+
+    /// Number of elements in the array.
+    pub fn len(&self) -> usize {
+        match self {
+            FieldValue::String(v) => v.len(),
+            FieldValue::Bytes(v) => v.len(),
+            FieldValue::Integer(v) => v.len(),
+            FieldValue::Double(v) => v.len(),
+            FieldValue::Bool(v) => v.len(),
+        }
+    }
+
+    /// True when the array holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` of the array, if present.
+    pub fn get(&self, i: usize) -> Option<ValueRef<'_>> {
+        match self {
+            FieldValue::String(v) => v.get(i).map(|s| ValueRef::Str(s)),
+            FieldValue::Bytes(v) => v.get(i).map(|b| ValueRef::Bytes(b)),
+            FieldValue::Integer(v) => v.get(i).map(|n| ValueRef::Int(*n)),
+            FieldValue::Double(v) => v.get(i).map(|n| ValueRef::Double(*n)),
+            FieldValue::Bool(v) => v.get(i).map(|b| ValueRef::Bool(*b)),
+        }
+    }
+}
+
+impl Field {
+    /// A single-valued field with no representation.
+    pub fn new(name: impl Into<String>, value: FieldValue) -> Self {
+        Field { name: name.into(), representation: String::new(), value }
+    }
+
+    /// A single string field.
+    pub fn string(name: impl Into<String>, v: impl Into<String>) -> Self {
+        Field::new(name, FieldValue::String(vec![v.into()]))
+    }
+
+    /// A single integer field.
+    pub fn integer(name: impl Into<String>, v: i64) -> Self {
+        Field::new(name, FieldValue::Integer(vec![v]))
+    }
+
+    /// A single double field.
+    pub fn double(name: impl Into<String>, v: f64) -> Self {
+        Field::new(name, FieldValue::Double(vec![v]))
+    }
+
+    /// A single bool field.
+    pub fn boolean(name: impl Into<String>, v: bool) -> Self {
+        Field::new(name, FieldValue::Bool(vec![v]))
+    }
+
+    /// Sets the representation and returns the field.
+    pub fn with_representation(mut self, rep: impl Into<String>) -> Self {
+        self.representation = rep.into();
+        self
+    }
+}
+
+impl Message {
+    /// A new message stamped with a fresh UUID and the current time.
+    pub fn new() -> Self {
+        Message { uuid: *uuid::Uuid::new_v4().as_bytes(), timestamp: now_ns(), ..Default::default() }
+    }
+
+    /// The `fi`-th field named `name` (0-based), as Heka's `Fields[name][fi]`.
+    pub fn field(&self, name: &str, fi: usize) -> Option<&Field> {
+        self.fields.iter().filter(|f| f.name == name).nth(fi)
+    }
+
+    /// Element `ai` of the `fi`-th field named `name`: Heka's `Fields[name][fi][ai]`.
+    pub fn field_value(&self, name: &str, fi: usize, ai: usize) -> Option<ValueRef<'_>> {
+        self.field(name, fi).and_then(|f| f.value.get(ai))
+    }
+
+    /// Appends a field (names may repeat).
+    pub fn add_field(&mut self, f: Field) {
+        self.fields.push(f);
+    }
+
+    /// The UUID in its canonical hyphenated string form (what matchers and Lua see).
+    pub fn uuid_string(&self) -> String {
+        uuid::Uuid::from_bytes(self.uuid).hyphenated().to_string()
+    }
+}
+
+/// Current wall-clock time in nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// The envelope the router fans out: a shared message plus its injection loop count.
+///
+/// Cloning a `Pack` bumps a reference count; the message itself is never deep-copied on
+/// fan-out (the Rust form of Heka's `PipelinePack.RefCount`).
+#[derive(Debug, Clone)]
+pub struct Pack {
+    /// The message, shared by every subscriber.
+    pub msg: Arc<Message>,
+    /// How many times a filter has re-injected this lineage (Heka `MsgLoopCount`).
+    pub loop_count: u8,
+}
+
+impl Pack {
+    /// Wraps a message that entered from an input (loop count 0).
+    pub fn new(msg: Message) -> Self {
+        Pack { msg: Arc::new(msg), loop_count: 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_indexing_follows_heka() {
+        let mut m = Message::new();
+        m.add_field(Field::new("a", FieldValue::Integer(vec![1, 2])));
+        m.add_field(Field::string("b", "x"));
+        m.add_field(Field::new("a", FieldValue::Integer(vec![3])));
+        assert_eq!(m.field_value("a", 0, 1), Some(ValueRef::Int(2)));
+        assert_eq!(m.field_value("a", 1, 0), Some(ValueRef::Int(3)));
+        assert_eq!(m.field_value("a", 2, 0), None);
+        assert_eq!(m.field_value("b", 0, 0), Some(ValueRef::Str("x")));
+        assert_eq!(m.severity, DEFAULT_SEVERITY);
+        assert_eq!(m.uuid_string().len(), 36);
+    }
+}

@@ -1,0 +1,279 @@
+//! The plugin interfaces: one trait per kind, the static [`Registration`] descriptor each
+//! plugin file exports, and the contexts runners hand to plugins.
+//!
+//! Runners own the loops (`pipeline`); plugins implement hooks. Inputs are the exception:
+//! they own an async loop because they wait on the outside world. Splitters, decoders and
+//! encoders are *recipes*: a section builds a factory, and each input stream or output
+//! gets its own instance, because they keep state.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Globals, PluginConfig};
+use crate::error::{BoxError, ConfigError, DecodeError, ProcessError};
+use crate::message::{Message, Pack};
+use crate::stats::{PluginStats, Report};
+
+pub use crate::pipeline::input::{InputContext, RecordStream};
+
+/// A boxed future, as returned by [`Input::run`].
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a plugin file exports: its `type = "..."` name, a one-line description for
+/// `hekate plugins`, its build function and the common-key defaults it changes.
+pub struct Registration<B: 'static> {
+    /// The type name users write, e.g. `UdpInput`.
+    pub name: &'static str,
+    /// One line for `hekate plugins`.
+    pub description: &'static str,
+    /// Turns a config section into the plugin (or its factory).
+    pub build: B,
+    /// Plugin-specific defaults for common keys.
+    pub defaults: Defaults,
+}
+
+/// Plugin-specific defaults for common keys (Heka lets each plugin override them).
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// Inputs: splitter when none is configured (Heka: `NullSplitter`).
+    pub splitter: &'static str,
+    /// Inputs: decoder when none is configured.
+    pub decoder: Option<&'static str>,
+    /// Outputs: encoder when none is configured.
+    pub encoder: Option<&'static str>,
+    /// Filters/outputs: matcher when none is configured (Heka: matches nothing).
+    pub message_matcher: Option<&'static str>,
+    /// Filters/outputs: `can_exit` when not configured.
+    pub can_exit: bool,
+    /// Inputs/filters/outputs: `ticker_interval` when not configured.
+    pub ticker_interval: Option<u64>,
+}
+
+impl Defaults {
+    /// Heka's defaults.
+    pub const HEKA: Defaults = Defaults {
+        splitter: "NullSplitter",
+        decoder: None,
+        encoder: None,
+        message_matcher: None,
+        can_exit: false,
+        ticker_interval: None,
+    };
+}
+
+/// Build function of an input.
+pub type BuildInput = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>>;
+/// Build function of a splitter recipe.
+pub type BuildSplitter = fn(&PluginConfig, &BuildContext) -> Result<SplitterFactory, Vec<ConfigError>>;
+/// Build function of a decoder recipe.
+pub type BuildDecoder = fn(&PluginConfig, &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>>;
+/// Build function of a filter.
+pub type BuildFilter = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Filter>, Vec<ConfigError>>;
+/// Build function of an encoder recipe.
+pub type BuildEncoder = fn(&PluginConfig, &BuildContext) -> Result<EncoderFactory, Vec<ConfigError>>;
+/// Build function of an output.
+pub type BuildOutput = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>>;
+
+/// Makes a fresh splitter per stream.
+pub type SplitterFactory = Arc<dyn Fn() -> Box<dyn Splitter> + Send + Sync>;
+/// Makes a fresh decoder per stream.
+pub type DecoderFactory = Arc<dyn Fn() -> Box<dyn Decoder> + Send + Sync>;
+/// Makes a fresh encoder per output.
+pub type EncoderFactory = Arc<dyn Fn() -> Box<dyn Encoder> + Send + Sync>;
+
+/// Pulls data from the outside world. The only plugin kind that owns its loop.
+///
+/// `run` returns when `cx.shutdown()` fires (clean stop) or on a failure, which the
+/// supervisor answers with the `[name.retries]` policy.
+pub trait Input: Send {
+    /// Runs until shutdown or failure.
+    fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>>;
+}
+
+/// The result of looking for one record at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// No complete record yet: keep the bytes and read more.
+    NeedMore,
+    /// A record at `buf[start..end]`; the first `consumed` bytes may be discarded.
+    Record {
+        /// Bytes to discard, including the record and any framing around it.
+        consumed: usize,
+        /// Start of the record.
+        start: usize,
+        /// End of the record (exclusive).
+        end: usize,
+    },
+    /// The first `n` bytes are garbage (e.g. a bad frame header); discard and count them.
+    Skip(usize),
+}
+
+/// Cuts a byte stream into records (Heka `Splitter.FindRecord`).
+pub trait Splitter: Send {
+    /// Looks for one record at the start of `buf`.
+    fn find_record(&mut self, buf: &[u8]) -> Split;
+}
+
+/// Turns one record into zero or more messages (Heka `Decoder.Decode`).
+pub trait Decoder: Send {
+    /// Decodes `record`. `base` holds what the input stamped (Uuid, Timestamp, Logger,
+    /// Hostname); decoders clone it and override what the record defines.
+    fn decode(&mut self, record: &[u8], base: &Message, out: &mut Vec<Message>) -> Result<(), DecodeError>;
+}
+
+/// Turns a message into bytes for an output (Heka `Encoder.Encode`).
+pub trait Encoder: Send {
+    /// Appends the encoding of `msg` to `out`. `Err(ProcessError::Drop)` means "no output".
+    fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError>;
+}
+
+/// A message processor fed by the router; runs on its own OS thread.
+pub trait Filter: Send {
+    /// Handles one matched message.
+    fn process_message(&mut self, pack: &Pack, cx: &mut FilterContext<'_>) -> Result<(), ProcessError>;
+    /// Called every `ticker_interval` seconds, and once more at shutdown.
+    fn timer_event(&mut self, _now_ns: i64, _cx: &mut FilterContext<'_>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    /// Called once when the filter stops for good (clean shutdown): persist state here.
+    fn stop(&mut self) {}
+}
+
+/// A sink fed by the router; runs on its own OS thread.
+pub trait Output: Send {
+    /// Handles one matched message. `Retry` makes the runner back off and offer the same
+    /// message again; meanwhile the queue fills and its `full_action` applies.
+    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError>;
+    /// Called every `ticker_interval` seconds.
+    fn timer_event(&mut self, _now_ns: i64, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    /// Makes buffered data durable. Called when the queue runs empty, on each tick and at
+    /// shutdown; `Retry` is retried like a message.
+    fn flush(&mut self, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    /// Reopens files and connections (SIGHUP).
+    fn reopen(&mut self) -> Result<(), ProcessError> {
+        Ok(())
+    }
+}
+
+/// What every build function receives.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The `[hekad]` globals.
+    pub globals: Arc<Globals>,
+    /// Folder of the config (relative script paths resolve here).
+    pub config_dir: PathBuf,
+    /// The report registry, for plugin-specific counters.
+    pub report: Report,
+    shared: Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
+}
+
+impl BuildContext {
+    /// A context for the given globals and config folder.
+    pub fn new(globals: Arc<Globals>, config_dir: PathBuf, report: Report) -> Self {
+        BuildContext { globals, config_dir, report, shared: Default::default() }
+    }
+
+    /// A process-wide object shared by plugins that meet under one `key` (for example a
+    /// `StatsdInput` handing stats to the `StatAccumInput` named by `stat_accum_name`).
+    /// The first caller creates it with `T::default()`. `None` if the key already holds
+    /// another type.
+    pub fn shared<T: Any + Send + Sync + Default>(&self, key: &str) -> Option<Arc<T>> {
+        let mut map = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(key.to_string()).or_insert_with(|| Arc::new(T::default()));
+        entry.clone().downcast::<T>().ok()
+    }
+
+    /// Resolves a path the way Heka resolves `base_dir`-relative state paths.
+    pub fn base_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.globals.base_dir.join(p)
+        }
+    }
+}
+
+/// What a filter sees during a call: its name, the globals and a way to inject.
+pub struct FilterContext<'a> {
+    /// The filter's instance name (the Logger of what it injects).
+    pub name: &'a str,
+    /// The `[hekad]` globals.
+    pub globals: &'a Globals,
+    /// The filter's counters.
+    pub stats: &'a PluginStats,
+    pub(crate) injected: &'a mut Vec<Message>,
+}
+
+impl<'a> FilterContext<'a> {
+    /// A context that collects injected messages into `injected` (used by runners and tests).
+    pub fn new(name: &'a str, globals: &'a Globals, stats: &'a PluginStats, injected: &'a mut Vec<Message>) -> Self {
+        FilterContext { name, globals, stats, injected }
+    }
+
+    /// Queues a message for the router. Unset Uuid, Timestamp, Logger and Hostname are
+    /// filled in by the runner after the call; the loop count is the runner's business.
+    pub fn inject(&mut self, msg: Message) {
+        self.injected.push(msg);
+    }
+
+    /// Messages injected so far during this call.
+    pub fn injected_count(&self) -> usize {
+        self.injected.len()
+    }
+}
+
+/// What an output sees during a call: its name, counters and its encoder.
+pub struct OutputContext<'a> {
+    /// The output's instance name.
+    pub name: &'a str,
+    /// The `[hekad]` globals.
+    pub globals: &'a Globals,
+    /// The output's counters.
+    pub stats: &'a PluginStats,
+    pub(crate) encoder: Option<&'a mut (dyn Encoder + 'static)>,
+    pub(crate) use_framing: bool,
+    pub(crate) buf: &'a mut Vec<u8>,
+    pub(crate) frame_buf: &'a mut Vec<u8>,
+}
+
+impl<'a> OutputContext<'a> {
+    /// A context with an optional encoder (used by runners and tests).
+    pub fn new(
+        name: &'a str,
+        globals: &'a Globals,
+        stats: &'a PluginStats,
+        encoder: Option<&'a mut (dyn Encoder + 'static)>,
+        use_framing: bool,
+        buf: &'a mut Vec<u8>,
+        frame_buf: &'a mut Vec<u8>,
+    ) -> Self {
+        OutputContext { name, globals, stats, encoder, use_framing, buf, frame_buf }
+    }
+
+    /// True when an encoder is configured.
+    pub fn has_encoder(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// Encodes `msg` with the configured encoder, adding Heka framing when `use_framing`.
+    /// Without an encoder this is an error: outputs that need one say so at build time.
+    pub fn encode(&mut self, msg: &Message) -> Result<&[u8], ProcessError> {
+        let enc = self.encoder.as_deref_mut().ok_or_else(|| ProcessError::Drop("no encoder configured".into()))?;
+        self.buf.clear();
+        enc.encode(msg, self.buf)?;
+        if !self.use_framing {
+            return Ok(self.buf.as_slice());
+        }
+        self.frame_buf.clear();
+        crate::message::framing::write_frame(self.buf, self.frame_buf);
+        Ok(self.frame_buf.as_slice())
+    }
+}
