@@ -19,7 +19,15 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-pub mod error;
-pub mod message;
-pub mod stats;
 pub mod config;
+pub mod decoders;
+pub mod encoders;
+pub mod error;
+pub mod filters;
+pub mod inputs;
+pub mod message;
+pub mod outputs;
+pub mod pipeline;
+pub mod plugin;
+pub mod splitters;
+pub mod stats;

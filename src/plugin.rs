@@ -68,15 +68,20 @@ impl Defaults {
 /// Build function of an input.
 pub type BuildInput = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>>;
 /// Build function of a splitter recipe.
-pub type BuildSplitter = fn(&PluginConfig, &BuildContext) -> Result<SplitterFactory, Vec<ConfigError>>;
+pub type BuildSplitter =
+    fn(&PluginConfig, &BuildContext) -> Result<SplitterFactory, Vec<ConfigError>>;
 /// Build function of a decoder recipe.
-pub type BuildDecoder = fn(&PluginConfig, &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>>;
+pub type BuildDecoder =
+    fn(&PluginConfig, &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>>;
 /// Build function of a filter.
-pub type BuildFilter = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Filter>, Vec<ConfigError>>;
+pub type BuildFilter =
+    fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Filter>, Vec<ConfigError>>;
 /// Build function of an encoder recipe.
-pub type BuildEncoder = fn(&PluginConfig, &BuildContext) -> Result<EncoderFactory, Vec<ConfigError>>;
+pub type BuildEncoder =
+    fn(&PluginConfig, &BuildContext) -> Result<EncoderFactory, Vec<ConfigError>>;
 /// Build function of an output.
-pub type BuildOutput = fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>>;
+pub type BuildOutput =
+    fn(&PluginConfig, &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>>;
 
 /// Makes a fresh splitter per stream.
 pub type SplitterFactory = Arc<dyn Fn() -> Box<dyn Splitter> + Send + Sync>;
@@ -122,7 +127,12 @@ pub trait Splitter: Send {
 pub trait Decoder: Send {
     /// Decodes `record`. `base` holds what the input stamped (Uuid, Timestamp, Logger,
     /// Hostname); decoders clone it and override what the record defines.
-    fn decode(&mut self, record: &[u8], base: &Message, out: &mut Vec<Message>) -> Result<(), DecodeError>;
+    fn decode(
+        &mut self,
+        record: &[u8],
+        base: &Message,
+        out: &mut Vec<Message>,
+    ) -> Result<(), DecodeError>;
 }
 
 /// Turns a message into bytes for an output (Heka `Encoder.Encode`).
@@ -134,9 +144,17 @@ pub trait Encoder: Send {
 /// A message processor fed by the router; runs on its own OS thread.
 pub trait Filter: Send {
     /// Handles one matched message.
-    fn process_message(&mut self, pack: &Pack, cx: &mut FilterContext<'_>) -> Result<(), ProcessError>;
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut FilterContext<'_>,
+    ) -> Result<(), ProcessError>;
     /// Called every `ticker_interval` seconds, and once more at shutdown.
-    fn timer_event(&mut self, _now_ns: i64, _cx: &mut FilterContext<'_>) -> Result<(), ProcessError> {
+    fn timer_event(
+        &mut self,
+        _now_ns: i64,
+        _cx: &mut FilterContext<'_>,
+    ) -> Result<(), ProcessError> {
         Ok(())
     }
     /// Called once when the filter stops for good (clean shutdown): persist state here.
@@ -147,9 +165,17 @@ pub trait Filter: Send {
 pub trait Output: Send {
     /// Handles one matched message. `Retry` makes the runner back off and offer the same
     /// message again; meanwhile the queue fills and its `full_action` applies.
-    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError>;
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError>;
     /// Called every `ticker_interval` seconds.
-    fn timer_event(&mut self, _now_ns: i64, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+    fn timer_event(
+        &mut self,
+        _now_ns: i64,
+        _cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
         Ok(())
     }
     /// Makes buffered data durable. Called when the queue runs empty, on each tick and at
@@ -178,7 +204,12 @@ pub struct BuildContext {
 impl BuildContext {
     /// A context for the given globals and config folder.
     pub fn new(globals: Arc<Globals>, config_dir: PathBuf, report: Report) -> Self {
-        BuildContext { globals, config_dir, report, shared: Default::default() }
+        BuildContext {
+            globals,
+            config_dir,
+            report,
+            shared: Default::default(),
+        }
     }
 
     /// A process-wide object shared by plugins that meet under one `key` (for example a
@@ -187,7 +218,9 @@ impl BuildContext {
     /// another type.
     pub fn shared<T: Any + Send + Sync + Default>(&self, key: &str) -> Option<Arc<T>> {
         let mut map = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(key.to_string()).or_insert_with(|| Arc::new(T::default()));
+        let entry = map
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(T::default()));
         entry.clone().downcast::<T>().ok()
     }
 
@@ -214,8 +247,18 @@ pub struct FilterContext<'a> {
 
 impl<'a> FilterContext<'a> {
     /// A context that collects injected messages into `injected` (used by runners and tests).
-    pub fn new(name: &'a str, globals: &'a Globals, stats: &'a PluginStats, injected: &'a mut Vec<Message>) -> Self {
-        FilterContext { name, globals, stats, injected }
+    pub fn new(
+        name: &'a str,
+        globals: &'a Globals,
+        stats: &'a PluginStats,
+        injected: &'a mut Vec<Message>,
+    ) -> Self {
+        FilterContext {
+            name,
+            globals,
+            stats,
+            injected,
+        }
     }
 
     /// Queues a message for the router. Unset Uuid, Timestamp, Logger and Hostname are
@@ -255,7 +298,15 @@ impl<'a> OutputContext<'a> {
         buf: &'a mut Vec<u8>,
         frame_buf: &'a mut Vec<u8>,
     ) -> Self {
-        OutputContext { name, globals, stats, encoder, use_framing, buf, frame_buf }
+        OutputContext {
+            name,
+            globals,
+            stats,
+            encoder,
+            use_framing,
+            buf,
+            frame_buf,
+        }
     }
 
     /// True when an encoder is configured.
@@ -266,7 +317,10 @@ impl<'a> OutputContext<'a> {
     /// Encodes `msg` with the configured encoder, adding Heka framing when `use_framing`.
     /// Without an encoder this is an error: outputs that need one say so at build time.
     pub fn encode(&mut self, msg: &Message) -> Result<&[u8], ProcessError> {
-        let enc = self.encoder.as_deref_mut().ok_or_else(|| ProcessError::Drop("no encoder configured".into()))?;
+        let enc = self
+            .encoder
+            .as_deref_mut()
+            .ok_or_else(|| ProcessError::Drop("no encoder configured".into()))?;
         self.buf.clear();
         enc.encode(msg, self.buf)?;
         if !self.use_framing {

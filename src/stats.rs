@@ -63,7 +63,10 @@ impl PluginStats {
 
     /// The value of a standard or plugin-specific counter by name.
     pub fn get(&self, name: &str) -> Option<u64> {
-        self.snapshot().into_iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.snapshot()
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -102,12 +105,18 @@ impl Report {
 
     /// All registered plugins, in registration order.
     pub fn entries(&self) -> Vec<ReportEntry> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Counters of the plugin called `name`.
     pub fn stats(&self, name: &str) -> Option<Arc<PluginStats>> {
-        self.entries().into_iter().find(|e| e.name == name).map(|e| e.stats)
+        self.entries()
+            .into_iter()
+            .find(|e| e.name == name)
+            .map(|e| e.stats)
     }
 
     /// A human-readable table in the spirit of Heka's all-report.
@@ -152,5 +161,41 @@ mod tests {
         assert_eq!(got.get("processed"), Some(3));
         assert_eq!(got.get("bad_lines_seen"), Some(2));
         assert!(r.render_text().contains("bad_lines_seen: 2"));
+    }
+}
+
+/// Logs the first occurrence of a recurring problem, then at most once per interval with
+/// the number suppressed in between. Every occurrence is still counted elsewhere.
+#[derive(Debug)]
+pub struct LogLimiter {
+    interval: std::time::Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        LogLimiter {
+            interval: std::time::Duration::from_secs(10),
+            last: None,
+            suppressed: 0,
+        }
+    }
+}
+
+impl LogLimiter {
+    /// Returns `Some(suppressed_since_last_log)` when this occurrence should be logged.
+    pub fn check(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < self.interval => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
     }
 }

@@ -154,7 +154,9 @@ impl Default for Retries {
 impl Retries {
     /// The wait before attempt `attempt` (1-based), without jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.delay.saturating_mul(factor).min(self.max_delay)
     }
 
@@ -217,10 +219,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -243,7 +249,10 @@ mod tests {
     #[test]
     fn category_from_suffix() {
         assert_eq!(Category::from_type_name("UdpInput"), Some(Category::Input));
-        assert_eq!(Category::from_type_name("HekaFramingSplitter"), Some(Category::Splitter));
+        assert_eq!(
+            Category::from_type_name("HekaFramingSplitter"),
+            Some(Category::Splitter)
+        );
         assert_eq!(Category::from_type_name("Input"), None);
         assert_eq!(Category::from_type_name("Whatever"), None);
     }
@@ -264,7 +273,10 @@ mod tests {
         assert_eq!(r.backoff(3), Duration::from_secs(1));
         assert_eq!(r.backoff(40), Duration::from_secs(30));
         assert!(r.allows(1_000_000));
-        let never = Retries { max_retries: 0, ..Retries::default() };
+        let never = Retries {
+            max_retries: 0,
+            ..Retries::default()
+        };
         assert!(!never.allows(1));
     }
 }

@@ -70,21 +70,33 @@ const FO_KEYS: &[&str] = &[
     "retries",
     "buffering",
 ];
-const SPLITTER_KEYS: &[&str] =
-    &["keep_truncated", "use_message_bytes", "min_buffer_size", "deliver_incomplete_final"];
+const SPLITTER_KEYS: &[&str] = &[
+    "keep_truncated",
+    "use_message_bytes",
+    "min_buffer_size",
+    "deliver_incomplete_final",
+];
 
 /// Reads `path` (a TOML file or a folder of them). Only unreadable paths fail outright;
 /// everything else is collected into [`LoadedConfig::errors`].
 pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
-    let io_err = |p: &Path, e: std::io::Error| vec![ConfigError::new(p, "", "", format!("cannot read: {e}"))];
+    let io_err = |p: &Path, e: std::io::Error| {
+        vec![ConfigError::new(p, "", "", format!("cannot read: {e}"))]
+    };
     let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
     let (files, config_dir) = if meta.is_dir() {
-        (toml_files_in(path).map_err(|e| io_err(path, e))?, path.to_path_buf())
+        (
+            toml_files_in(path).map_err(|e| io_err(path, e))?,
+            path.to_path_buf(),
+        )
     } else {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         (vec![path.to_path_buf()], dir)
     };
-    let mut cfg = LoadedConfig { config_dir, ..Default::default() };
+    let mut cfg = LoadedConfig {
+        config_dir,
+        ..Default::default()
+    };
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for file in &files {
         match std::fs::read_to_string(file) {
@@ -94,7 +106,12 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     }
     cfg.files = files;
     if cfg.sections.is_empty() && cfg.errors.is_empty() {
-        cfg.errors.push(ConfigError::new(path, "", "", "empty configuration: no plugin sections"));
+        cfg.errors.push(ConfigError::new(
+            path,
+            "",
+            "",
+            "empty configuration: no plugin sections",
+        ));
     }
     Ok(cfg)
 }
@@ -116,11 +133,20 @@ fn read_file(cfg: &mut LoadedConfig, seen: &mut HashMap<String, PathBuf>, file: 
     };
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
-        Err(e) => return cfg.errors.push(ConfigError::new(file, "", "", format!("invalid TOML: {e}"))),
+        Err(e) => {
+            return cfg
+                .errors
+                .push(ConfigError::new(file, "", "", format!("invalid TOML: {e}")))
+        }
     };
     for (name, value) in table {
         let toml::Value::Table(body) = value else {
-            cfg.errors.push(ConfigError::new(file, &name, "", "top-level keys must be [sections]"));
+            cfg.errors.push(ConfigError::new(
+                file,
+                &name,
+                "",
+                "top-level keys must be [sections]",
+            ));
             continue;
         };
         if name == "hekad" || name == "hekate" {
@@ -131,7 +157,10 @@ fn read_file(cfg: &mut LoadedConfig, seen: &mut HashMap<String, PathBuf>, file: 
             continue;
         }
         if let Some(first) = seen.get(&name) {
-            let msg = format!("duplicate section name, first defined in {}", first.display());
+            let msg = format!(
+                "duplicate section name, first defined in {}",
+                first.display()
+            );
             cfg.errors.push(ConfigError::new(file, &name, "", msg));
             continue;
         }
@@ -155,12 +184,18 @@ fn validate_globals(g: &Globals) -> Result<(), (&'static str, &'static str)> {
     Ok(())
 }
 
-fn make_section(cfg: &mut LoadedConfig, file: &Path, name: String, mut body: toml::Table) -> Option<Section> {
+fn make_section(
+    cfg: &mut LoadedConfig,
+    file: &Path,
+    name: String,
+    mut body: toml::Table,
+) -> Option<Section> {
     let type_name = match body.remove("type") {
         None => name.clone(),
         Some(toml::Value::String(t)) => t,
         Some(_) => {
-            cfg.errors.push(ConfigError::new(file, &name, "type", "must be a string"));
+            cfg.errors
+                .push(ConfigError::new(file, &name, "type", "must be a string"));
             return None;
         }
     };
@@ -176,7 +211,13 @@ fn make_section(cfg: &mut LoadedConfig, file: &Path, name: String, mut body: tom
             return None;
         }
     };
-    let plugin = PluginConfig { name, type_name, category, file: file.to_path_buf(), table: body };
+    let plugin = PluginConfig {
+        name,
+        type_name,
+        category,
+        file: file.to_path_buf(),
+        table: body,
+    };
     Some(Section { plugin, common })
 }
 
@@ -216,17 +257,35 @@ fn split_common(
     })
 }
 
-fn check_fo(fo: &CommonFo, category: Category, file: &Path, name: &str) -> Result<(), Vec<ConfigError>> {
+fn check_fo(
+    fo: &CommonFo,
+    category: Category,
+    file: &Path,
+    name: &str,
+) -> Result<(), Vec<ConfigError>> {
     let mut errs = Vec::new();
     if category == Category::Filter {
-        for (key, set) in [("encoder", fo.encoder.is_some()), ("use_framing", fo.use_framing.is_some())] {
+        for (key, set) in [
+            ("encoder", fo.encoder.is_some()),
+            ("use_framing", fo.use_framing.is_some()),
+        ] {
             if set {
-                errs.push(ConfigError::new(file, name, key, "only outputs take this setting"));
+                errs.push(ConfigError::new(
+                    file,
+                    name,
+                    key,
+                    "only outputs take this setting",
+                ));
             }
         }
     }
     if fo.message_signer.as_deref().is_some_and(|s| !s.is_empty()) {
-        errs.push(ConfigError::new(file, name, "message_signer", "message signing is not supported"));
+        errs.push(ConfigError::new(
+            file,
+            name,
+            "message_signer",
+            "message signing is not supported",
+        ));
     }
     if errs.is_empty() {
         Ok(())
@@ -267,8 +326,14 @@ mod tests {
     #[test]
     fn env_substitution_follows_heka() {
         std::env::set_var("HEKATE_TEST_PORT", "5565");
-        assert_eq!(env_substitute("a=%ENV[HEKATE_TEST_PORT]").as_deref(), Ok("a=5565"));
-        assert_eq!(env_substitute("a=%ENV[HEKATE_UNSET_X]").as_deref(), Ok("a="));
+        assert_eq!(
+            env_substitute("a=%ENV[HEKATE_TEST_PORT]").as_deref(),
+            Ok("a=5565")
+        );
+        assert_eq!(
+            env_substitute("a=%ENV[HEKATE_UNSET_X]").as_deref(),
+            Ok("a=")
+        );
         assert_eq!(env_substitute("100%").as_deref(), Ok("100%"));
         assert!(env_substitute("%ENV[OOPS").is_err());
         assert!(env_substitute("%ENV[A B]").is_err());
@@ -277,27 +342,68 @@ mod tests {
     #[test]
     fn folder_reads_toml_in_lexical_order_and_ignores_others() {
         let d = tempfile::tempdir().expect("tempdir");
-        write(d.path(), "20-b.toml", "[b]\ntype = 'LogOutput'\nmessage_matcher = 'TRUE'");
-        write(d.path(), "10-a.toml", "[hekad]\nmaxprocs = 2\n[a]\ntype = 'UdpInput'\naddress = ':1'");
+        write(
+            d.path(),
+            "20-b.toml",
+            "[b]\ntype = 'LogOutput'\nmessage_matcher = 'TRUE'",
+        );
+        write(
+            d.path(),
+            "10-a.toml",
+            "[hekad]\nmaxprocs = 2\n[a]\ntype = 'UdpInput'\naddress = ':1'",
+        );
         write(d.path(), "README", "not toml at all [");
         let cfg = load(d.path()).expect("load");
         assert!(cfg.errors.is_empty(), "{:?}", cfg.errors);
-        let names: Vec<_> = cfg.sections.iter().map(|s| s.plugin.name.as_str()).collect();
+        let names: Vec<_> = cfg
+            .sections
+            .iter()
+            .map(|s| s.plugin.name.as_str())
+            .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(cfg.globals.maxprocs, 2);
-        assert_eq!(cfg.sections[0].plugin.table.get("address").and_then(|v| v.as_str()), Some(":1"));
+        assert_eq!(
+            cfg.sections[0]
+                .plugin
+                .table
+                .get("address")
+                .and_then(|v| v.as_str()),
+            Some(":1")
+        );
         assert!(matches!(cfg.sections[0].common, SectionCommon::Input(_)));
     }
 
     #[test]
     fn all_errors_are_reported_with_file_section_and_key() {
         let d = tempfile::tempdir().expect("tempdir");
-        write(d.path(), "a.toml", "[hekad]\nmaxproc = 2\n[x]\ntype = 'UdpInput'\n[LogOutput]\nticker_interval = 'soon'");
-        write(d.path(), "b.toml", "[x]\ntype = 'TcpInput'\n[y]\ntype = 'Nonsense'");
+        write(
+            d.path(),
+            "a.toml",
+            "[hekad]\nmaxproc = 2\n[x]\ntype = 'UdpInput'\n[LogOutput]\nticker_interval = 'soon'",
+        );
+        write(
+            d.path(),
+            "b.toml",
+            "[x]\ntype = 'TcpInput'\n[y]\ntype = 'Nonsense'",
+        );
         let cfg = load(d.path()).expect("load");
-        let got: Vec<String> = cfg.errors.iter().map(|e| format!("{}|{}|{}", e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""), e.section, e.key)).collect();
+        let got: Vec<String> = cfg
+            .errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}|{}|{}",
+                    e.file.file_name().and_then(|f| f.to_str()).unwrap_or(""),
+                    e.section,
+                    e.key
+                )
+            })
+            .collect();
         assert!(got.contains(&"a.toml|hekad|maxproc".to_string()), "{got:?}");
-        assert!(got.contains(&"a.toml|LogOutput|ticker_interval".to_string()), "{got:?}");
+        assert!(
+            got.contains(&"a.toml|LogOutput|ticker_interval".to_string()),
+            "{got:?}"
+        );
         assert!(got.contains(&"b.toml|x|".to_string()), "{got:?}");
         assert!(got.contains(&"b.toml|y|type".to_string()), "{got:?}");
         let dup = cfg.errors.iter().find(|e| e.section == "x").expect("dup");
@@ -307,7 +413,11 @@ mod tests {
     #[test]
     fn type_defaults_to_section_name() {
         let d = tempfile::tempdir().expect("tempdir");
-        write(d.path(), "a.toml", "[TcpOutput]\naddress = 'x:1'\nmessage_matcher = 'TRUE'");
+        write(
+            d.path(),
+            "a.toml",
+            "[TcpOutput]\naddress = 'x:1'\nmessage_matcher = 'TRUE'",
+        );
         let cfg = load(d.path()).expect("load");
         assert_eq!(cfg.sections[0].plugin.type_name, "TcpOutput");
         assert_eq!(cfg.sections[0].plugin.category, Category::Output);

@@ -2,16 +2,12 @@
 //! the router fans out.
 //!
 //! This mirrors Heka's `message.proto` (heka.md §2.1). Wire forms live beside it:
-//! [`proto`] (protobuf, byte-compatible with Heka), [`framing`] (Heka stream framing) and
-//! [`json`] (the one JSON form people read and write). Every component that looks at a
+//! `proto` (protobuf, byte-compatible with Heka), [`framing`] (Heka stream framing) and
+//! `json` (the one JSON form people read and write). Every component that looks at a
 //! message — the matcher, the Lua API, encoders — resolves variables through
 //! [`Message::field`] and the header accessors here, so there is one path-resolution rule.
 
 pub mod framing;
-#[cfg(any())]
-pub mod json;
-#[cfg(any())]
-pub mod proto;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -145,7 +141,11 @@ impl FieldValue {
 impl Field {
     /// A single-valued field with no representation.
     pub fn new(name: impl Into<String>, value: FieldValue) -> Self {
-        Field { name: name.into(), representation: String::new(), value }
+        Field {
+            name: name.into(),
+            representation: String::new(),
+            value,
+        }
     }
 
     /// A single string field.
@@ -178,7 +178,11 @@ impl Field {
 impl Message {
     /// A new message stamped with a fresh UUID and the current time.
     pub fn new() -> Self {
-        Message { uuid: *uuid::Uuid::new_v4().as_bytes(), timestamp: now_ns(), ..Default::default() }
+        Message {
+            uuid: *uuid::Uuid::new_v4().as_bytes(),
+            timestamp: now_ns(),
+            ..Default::default()
+        }
     }
 
     /// The `fi`-th field named `name` (0-based), as Heka's `Fields[name][fi]`.
@@ -204,7 +208,10 @@ impl Message {
 
 /// Current wall-clock time in nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// The envelope the router fans out: a shared message plus its injection loop count.
@@ -222,7 +229,10 @@ pub struct Pack {
 impl Pack {
     /// Wraps a message that entered from an input (loop count 0).
     pub fn new(msg: Message) -> Self {
-        Pack { msg: Arc::new(msg), loop_count: 0 }
+        Pack {
+            msg: Arc::new(msg),
+            loop_count: 0,
+        }
     }
 }
 

@@ -1,0 +1,7 @@
+//! Decoder plugins, one file per type. [`DECODERS`] is the static registration slice the
+//! registry searches; adding a plugin is one file plus one line here.
+
+use crate::plugin::{BuildDecoder, Registration};
+
+/// Every registered decoder type.
+pub const DECODERS: &[Registration<BuildDecoder>] = &[];

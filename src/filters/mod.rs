@@ -1,0 +1,7 @@
+//! Filter plugins, one file per type. [`FILTERS`] is the static registration slice the
+//! registry searches; adding a plugin is one file plus one line here.
+
+use crate::plugin::{BuildFilter, Registration};
+
+/// Every registered filter type.
+pub const FILTERS: &[Registration<BuildFilter>] = &[];

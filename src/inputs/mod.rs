@@ -1,0 +1,7 @@
+//! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
+//! registry searches; adding a plugin is one file plus one line here.
+
+use crate::plugin::{BuildInput, Registration};
+
+/// Every registered input type.
+pub const INPUTS: &[Registration<BuildInput>] = &[];

@@ -1,0 +1,304 @@
+//! What an input sees: [`InputContext`] (name, globals, counters, shutdown, delivery) and
+//! [`RecordStream`], the splitter → decoder → router path for one byte stream.
+//!
+//! Each connection, datagram source or file an input reads gets its own `RecordStream`,
+//! because splitters and decoders keep state. A stream batches the messages one `feed`
+//! produces into a single router send, so the cost of the bounded router channel is paid
+//! per read, not per message. Bad records (oversize, undecodable, invalid UTF-8 without a
+//! decoder, garbage between frames) are counted on the input's stats, logged at most once
+//! per burst, and skipped.
+
+use std::sync::Arc;
+
+use crate::config::{CommonInput, CommonSplitter, Globals};
+use crate::error::DecodeError;
+use crate::message::{now_ns, Field, Message, Pack};
+use crate::pipeline::router::{Closed, RouterSender};
+use crate::pipeline::shutdown::Shutdown;
+use crate::plugin::{DecoderFactory, Split, Splitter, SplitterFactory};
+use crate::stats::{LogLimiter, PluginStats};
+
+/// Longest `decode_error` text, as Heka.
+const MAX_DECODE_ERROR_LEN: usize = 500;
+
+/// Everything an input needs, handed to [`crate::plugin::Input::run`].
+#[derive(Clone)]
+pub struct InputContext {
+    pub(crate) name: Arc<str>,
+    pub(crate) globals: Arc<Globals>,
+    pub(crate) stats: Arc<PluginStats>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) router: RouterSender,
+    pub(crate) splitter: SplitterFactory,
+    pub(crate) splitter_common: CommonSplitter,
+    pub(crate) decoder: Option<DecoderFactory>,
+    pub(crate) common: CommonInput,
+    pub(crate) ticker_interval: Option<u64>,
+}
+
+impl InputContext {
+    /// The input's instance name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `[hekad]` globals.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+
+    /// The input's counters.
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.stats
+    }
+
+    /// A handle that resolves when hekate shuts down.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// `ticker_interval` in seconds, as configured or the plugin default.
+    pub fn ticker_interval(&self) -> Option<u64> {
+        self.ticker_interval
+    }
+
+    /// A new splitter → decoder → router path for one byte stream.
+    pub fn stream(&self) -> RecordStream {
+        let mut base = Message {
+            logger: self.name.to_string(),
+            ..Message::default()
+        };
+        base.hostname = self.globals.hostname.clone();
+        RecordStream {
+            splitter: (self.splitter)(),
+            decoder: self.decoder.as_ref().map(|f| f()),
+            buf: Vec::with_capacity(self.splitter_common.min_buffer_size),
+            base,
+            batch: Vec::new(),
+            decoded: Vec::new(),
+            log: LogLimiter::default(),
+            cx: self.clone(),
+        }
+    }
+
+    /// Sends a message the input built itself. Unset Uuid, Timestamp, Logger and Hostname
+    /// are stamped here. Waits while the router is back-pressured.
+    pub async fn deliver(&self, msg: Message) -> Result<(), Closed> {
+        self.deliver_batch(vec![msg]).await
+    }
+
+    /// Sends several messages in one router send.
+    pub async fn deliver_batch(&self, msgs: Vec<Message>) -> Result<(), Closed> {
+        let packs: Vec<Pack> = msgs.into_iter().map(|m| Pack::new(self.stamp(m))).collect();
+        let n = packs.len() as u64;
+        self.router.send(packs).await?;
+        PluginStats::add(&self.stats.processed, n);
+        Ok(())
+    }
+
+    fn stamp(&self, mut m: Message) -> Message {
+        if m.uuid == [0; 16] {
+            m.uuid = *uuid::Uuid::new_v4().as_bytes();
+        }
+        if m.timestamp == 0 {
+            m.timestamp = now_ns();
+        }
+        if m.logger.is_empty() {
+            m.logger = self.name.to_string();
+        }
+        if m.hostname.is_empty() {
+            m.hostname = self.globals.hostname.clone();
+        }
+        m
+    }
+}
+
+/// The splitter → decoder → router path for one byte stream (a connection, a file, a
+/// datagram source).
+pub struct RecordStream {
+    splitter: Box<dyn Splitter>,
+    decoder: Option<Box<dyn crate::plugin::Decoder>>,
+    buf: Vec<u8>,
+    base: Message,
+    batch: Vec<Pack>,
+    decoded: Vec<Message>,
+    log: LogLimiter,
+    cx: InputContext,
+}
+
+impl RecordStream {
+    /// Sets the Hostname stamped on this stream's messages (e.g. the peer address).
+    pub fn set_hostname(&mut self, hostname: impl Into<String>) {
+        self.base.hostname = hostname.into();
+    }
+
+    /// Sets the Type stamped on this stream's messages before decoding.
+    pub fn set_type(&mut self, msg_type: impl Into<String>) {
+        self.base.msg_type = msg_type.into();
+    }
+
+    /// Sets the Logger stamped on this stream's messages (default: the input's name).
+    pub fn set_logger(&mut self, logger: impl Into<String>) {
+        self.base.logger = logger.into();
+    }
+
+    /// Bytes held back because they do not form a complete record yet.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Feeds bytes from the stream; complete records are decoded and sent to the router.
+    pub async fn feed(&mut self, data: &[u8]) -> Result<(), Closed> {
+        if self.buf.is_empty() {
+            let used = self.split_from(data);
+            self.buf.extend_from_slice(&data[used..]);
+        } else {
+            self.buf.extend_from_slice(data);
+            let buf = std::mem::take(&mut self.buf);
+            let used = self.split_from(&buf);
+            self.buf = buf;
+            self.buf.drain(..used);
+        }
+        self.check_oversize();
+        self.flush().await
+    }
+
+    /// Feeds one datagram: its records are processed and any remainder is treated as the
+    /// end of the stream.
+    pub async fn feed_datagram(&mut self, data: &[u8]) -> Result<(), Closed> {
+        let used = self.split_from(data);
+        self.end_of_stream(&data[used..]);
+        self.flush().await
+    }
+
+    /// Signals the end of the stream: a trailing partial record is delivered when the
+    /// splitter's `deliver_incomplete_final` is set, otherwise counted as dropped.
+    pub async fn finish(&mut self) -> Result<(), Closed> {
+        let rest = std::mem::take(&mut self.buf);
+        self.end_of_stream(&rest);
+        self.flush().await
+    }
+
+    /// Sends what this stream has decoded so far.
+    pub async fn flush(&mut self) -> Result<(), Closed> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len() as u64;
+        self.cx.router.send(batch).await?;
+        PluginStats::add(&self.cx.stats.processed, n);
+        Ok(())
+    }
+
+    /// Splits every complete record out of `data`, returning the bytes consumed.
+    fn split_from(&mut self, data: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() {
+            match self.splitter.find_record(&data[pos..]) {
+                Split::NeedMore => break,
+                Split::Skip(n) => {
+                    self.bad_record("garbage bytes skipped while looking for a record");
+                    pos += n.max(1);
+                }
+                Split::Record {
+                    consumed,
+                    start,
+                    end,
+                } => {
+                    self.record(&data[pos + start..pos + end]);
+                    pos += consumed.max(1);
+                }
+            }
+        }
+        pos
+    }
+
+    fn end_of_stream(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        if self.cx.splitter_common.deliver_incomplete_final {
+            self.record(rest);
+        } else {
+            self.bad_record("incomplete record at end of stream dropped");
+        }
+    }
+
+    /// Drops (or truncates, with `keep_truncated`) a partial record that already exceeds
+    /// the largest record allowed.
+    fn check_oversize(&mut self) {
+        let max = self.cx.globals.max_record_size();
+        if self.buf.len() <= max {
+            return;
+        }
+        if self.cx.splitter_common.keep_truncated {
+            let head = self.buf[..max].to_vec();
+            self.record(&head);
+        } else {
+            self.bad_record("record larger than max_message_size dropped");
+        }
+        self.buf.clear();
+    }
+
+    fn record(&mut self, rec: &[u8]) {
+        if rec.len() > self.cx.globals.max_message_size as usize {
+            return self.bad_record("record larger than max_message_size dropped");
+        }
+        self.base.uuid = *uuid::Uuid::new_v4().as_bytes();
+        self.base.timestamp = now_ns();
+        let result = match self.decoder.as_mut() {
+            Some(d) => d.decode(rec, &self.base, &mut self.decoded),
+            None => payload_message(rec, &self.base).map(|m| self.decoded.push(m)),
+        };
+        match result {
+            Ok(()) => self.batch.extend(self.decoded.drain(..).map(Pack::new)),
+            Err(e) => self.decode_failure(rec, e),
+        }
+    }
+
+    fn decode_failure(&mut self, rec: &[u8], e: DecodeError) {
+        self.decoded.clear();
+        PluginStats::add(&self.cx.stats.decode_failures, 1);
+        if self.cx.common.log_decode_failures {
+            if let Some(suppressed) = self.log.check() {
+                tracing::warn!(error = %e, suppressed, "Decode failure; record skipped.");
+            }
+        }
+        if self.cx.common.send_decode_failures {
+            let mut m = self.base.clone();
+            m.payload = String::from_utf8_lossy(rec).into_owned();
+            let mut reason = e.0;
+            truncate_utf8(&mut reason, MAX_DECODE_ERROR_LEN);
+            m.add_field(Field::boolean("decode_failure", true));
+            m.add_field(Field::string("decode_error", reason));
+            self.batch.push(Pack::new(m));
+        }
+    }
+
+    fn bad_record(&mut self, what: &'static str) {
+        PluginStats::add(&self.cx.stats.dropped, 1);
+        if let Some(suppressed) = self.log.check() {
+            tracing::warn!(suppressed, "{what}");
+        }
+    }
+}
+
+/// A record with no decoder becomes the Payload; it must be valid UTF-8.
+fn payload_message(rec: &[u8], base: &Message) -> Result<Message, DecodeError> {
+    let payload = std::str::from_utf8(rec)
+        .map_err(|e| DecodeError::new(format!("invalid UTF-8 in record: {e}")))?;
+    let mut m = base.clone();
+    m.payload = payload.to_string();
+    Ok(m)
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
