@@ -31,3 +31,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod splitters;
 pub mod stats;
+pub mod buffer;
+pub mod matcher;
+pub mod registry;

@@ -3,5 +3,8 @@
 
 use crate::plugin::{BuildInput, Registration};
 
+mod tcp_input;
+mod udp_input;
+
 /// Every registered input type.
-pub const INPUTS: &[Registration<BuildInput>] = &[];
+pub const INPUTS: &[Registration<BuildInput>] = &[tcp_input::PLUGIN, udp_input::PLUGIN];

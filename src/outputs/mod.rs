@@ -3,5 +3,9 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+mod file_output;
+mod log_output;
+mod tcp_output;
+
 /// Every registered output type.
-pub const OUTPUTS: &[Registration<BuildOutput>] = &[];
+pub const OUTPUTS: &[Registration<BuildOutput>] = &[file_output::PLUGIN, log_output::PLUGIN, tcp_output::PLUGIN];

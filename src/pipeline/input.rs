@@ -166,9 +166,20 @@ impl RecordStream {
     /// Feeds one datagram: its records are processed and any remainder is treated as the
     /// end of the stream.
     pub async fn feed_datagram(&mut self, data: &[u8]) -> Result<(), Closed> {
+        self.push_datagram(data);
+        self.flush().await
+    }
+
+    /// Like [`RecordStream::feed_datagram`] but keeps the decoded messages for the next
+    /// [`RecordStream::flush`], so a burst of datagrams costs one router send.
+    pub fn push_datagram(&mut self, data: &[u8]) {
         let used = self.split_from(data);
         self.end_of_stream(&data[used..]);
-        self.flush().await
+    }
+
+    /// Messages decoded and not yet sent.
+    pub fn batched(&self) -> usize {
+        self.batch.len()
     }
 
     /// Signals the end of the stream: a trailing partial record is delivered when the

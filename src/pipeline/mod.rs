@@ -1,6 +1,14 @@
 //! Building and running the pipeline: config → plugins → runners, the router, and the
 //! ordered shutdown.
 
+pub mod build;
+pub mod filter_runner;
 pub mod input;
+pub mod output_runner;
 pub mod router;
+pub mod run;
 pub mod shutdown;
+pub mod supervise;
+
+pub use build::{build, Pipeline, Wiring};
+pub use run::{RunError, Running};

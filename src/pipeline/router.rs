@@ -2,9 +2,17 @@
 //! message and hands matches to the subscriber's bounded queue, applying that queue's
 //! `full_action`. Messages are shared as `Arc`s; fan-out never copies a message.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
+use crate::buffer::Queue;
+use crate::config::FullAction;
+use crate::matcher::Matcher;
 use crate::message::Pack;
+use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::stats::{LogLimiter, PluginStats};
 
 /// The router's input channel has closed: hekate is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +26,8 @@ pub enum RouterEvent {
     Batch(Vec<Pack>),
     /// Every input has stopped: once everything before this is routed, filter queues close.
     InputsDone,
+    /// Every filter has finished: route what is left, close output queues and stop.
+    FiltersDone,
 }
 
 /// The sending side of the router's bounded channel.
@@ -40,5 +50,114 @@ impl RouterSender {
         self.tx
             .blocking_send(RouterEvent::Batch(batch))
             .map_err(|_| Closed)
+    }
+}
+
+/// One filter or output as the router sees it: its compiled matcher and its queue.
+pub(crate) struct Subscriber {
+    pub name: Arc<str>,
+    /// `None` matches nothing (an empty `message_matcher`, as in Heka).
+    pub matcher: Option<Matcher>,
+    pub queue: Arc<Queue<Pack>>,
+    pub full_action: FullAction,
+    pub stats: Arc<PluginStats>,
+    pub is_filter: bool,
+    pending: Vec<Pack>,
+}
+
+impl Subscriber {
+    pub fn new(
+        name: Arc<str>,
+        matcher: Option<Matcher>,
+        queue: Arc<Queue<Pack>>,
+        full_action: FullAction,
+        stats: Arc<PluginStats>,
+        is_filter: bool,
+    ) -> Self {
+        Subscriber { name, matcher, queue, full_action, stats, is_filter, pending: Vec::new() }
+    }
+}
+
+/// The router's state: every subscriber plus the loop limit.
+pub struct Router {
+    subs: Vec<Subscriber>,
+    max_loops: u32,
+    stats: Arc<PluginStats>,
+    loop_drops: Arc<AtomicU64>,
+    shutdown: ShutdownTrigger,
+    log: LogLimiter,
+}
+
+impl Router {
+    pub(crate) fn new(subs: Vec<Subscriber>, max_loops: u32, stats: Arc<PluginStats>, shutdown: ShutdownTrigger) -> Self {
+        let loop_drops = stats.counter("max_message_loops_dropped");
+        Router { subs, max_loops: max_loops.max(1), stats, loop_drops, shutdown, log: LogLimiter::default() }
+    }
+
+    /// Routes one batch: every pack goes to every subscriber whose matcher accepts it.
+    pub fn route(&mut self, batch: Vec<Pack>) {
+        PluginStats::add(&self.stats.processed, batch.len() as u64);
+        for pack in batch {
+            if u32::from(pack.loop_count) > self.max_loops {
+                PluginStats::add(&self.stats.dropped, 1);
+                PluginStats::add(&self.loop_drops, 1);
+                continue;
+            }
+            for sub in &mut self.subs {
+                if sub.matcher.as_ref().is_some_and(|m| m.matches(&pack.msg)) {
+                    sub.pending.push(pack.clone());
+                }
+            }
+        }
+        for i in 0..self.subs.len() {
+            self.deliver(i);
+        }
+    }
+
+    fn deliver(&mut self, i: usize) {
+        let sub = &mut self.subs[i];
+        if sub.pending.is_empty() {
+            return;
+        }
+        let outcome = sub.queue.push_batch(sub.pending.drain(..), sub.full_action);
+        sub.stats.queue_len.store(sub.queue.len() as u64, Ordering::Relaxed);
+        if outcome.refused == 0 {
+            return;
+        }
+        PluginStats::add(&sub.stats.dropped, outcome.refused as u64);
+        let (name, action) = (sub.name.clone(), sub.full_action);
+        if action == FullAction::Shutdown && !sub.queue.is_abandoned() {
+            tracing::error!(plugin = %name, "Queue full and full_action = \"shutdown\"; stopping hekate.");
+            self.shutdown.trigger();
+        } else if let Some(suppressed) = self.log.check() {
+            tracing::warn!(plugin = %name, dropped = outcome.refused, suppressed, "Queue full or plugin gone; messages dropped.");
+        }
+    }
+
+    /// Closes the queues of filters (`filters = true`) or outputs.
+    fn close(&self, filters: bool) {
+        self.subs.iter().filter(|s| s.is_filter == filters).for_each(|s| s.queue.close());
+    }
+
+    /// The router thread's loop. Returns after `FiltersDone` (or when every sender is gone),
+    /// having closed every queue.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<RouterEvent>) {
+        let span = tracing::info_span!("router");
+        let _enter = span.enter();
+        while let Some(ev) = rx.blocking_recv() {
+            match ev {
+                RouterEvent::Batch(b) => self.route(b),
+                RouterEvent::InputsDone => self.close(true),
+                RouterEvent::FiltersDone => break,
+            }
+        }
+        // Whatever filters injected while finishing is still queued: route it.
+        while let Ok(ev) = rx.try_recv() {
+            if let RouterEvent::Batch(b) = ev {
+                self.route(b);
+            }
+        }
+        self.close(true);
+        self.close(false);
     }
 }

@@ -1,0 +1,172 @@
+//! `TcpInput`: accepts TCP connections; each connection is its own record stream through
+//! the input's splitter (default `HekaFramingSplitter`) and decoder (default
+//! `ProtobufDecoder`). Built by the registry, run by the input supervisor. At shutdown it
+//! stops accepting, lets every connection flush what it has decoded, and returns.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::config::PluginConfig;
+use crate::error::{BoxError, ConfigError};
+use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
+
+const READ_BUF: usize = 64 * 1024;
+
+/// Configuration of `TcpInput`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TcpInputConfig {
+    /// `ip:port` to listen on. Default `127.0.0.1:5565`.
+    pub address: String,
+    /// `tcp`, `tcp4` or `tcp6`. Default `tcp`.
+    pub net: String,
+    /// Enable TCP keep-alive on accepted connections. Default false.
+    pub keep_alive: bool,
+    /// Keep-alive period in seconds. Default 7200.
+    pub keep_alive_period: u64,
+    /// TLS is not supported yet; `true` is rejected.
+    pub use_tls: bool,
+    /// Stamp the peer's IP address as the message Hostname. Default false.
+    pub set_hostname: bool,
+    /// Most connections served at once; further ones wait in the backlog. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for TcpInputConfig {
+    fn default() -> Self {
+        TcpInputConfig {
+            address: "127.0.0.1:5565".into(),
+            net: "tcp".into(),
+            keep_alive: false,
+            keep_alive_period: 7200,
+            use_tls: false,
+            set_hostname: false,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// The running input.
+pub struct TcpInput {
+    config: TcpInputConfig,
+    address: SocketAddr,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
+    name: "TcpInput",
+    description: "Accept TCP connections; Heka-framed protobuf by default, any splitter/decoder.",
+    build,
+    defaults: Defaults { splitter: "HekaFramingSplitter", decoder: Some("ProtobufDecoder"), ..Defaults::HEKA },
+};
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
+    let c: TcpInputConfig = p.parse()?;
+    let mut errs = Vec::new();
+    if c.use_tls {
+        errs.push(p.error("use_tls", "TLS is not supported yet"));
+    }
+    if !matches!(c.net.as_str(), "tcp" | "tcp4" | "tcp6") {
+        errs.push(p.error("net", format!("unsupported network {:?} (tcp, tcp4, tcp6)", c.net)));
+    }
+    let address = c.address.parse().map_err(|e| p.error("address", format!("{e}: {:?}", c.address)));
+    match address {
+        Ok(address) if errs.is_empty() => Ok(Box::new(TcpInput { config: c, address })),
+        Ok(_) => Err(errs),
+        Err(e) => Err(errs.into_iter().chain([e]).collect()),
+    }
+}
+
+impl Input for TcpInput {
+    fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let listener = TcpListener::bind(self.address).await?;
+            tracing::info!(address = %self.address, "Listening for TCP.");
+            let mut conns = JoinSet::new();
+            let mut shutdown = cx.shutdown();
+            loop {
+                while conns.try_join_next().is_some() {}
+                let (sock, peer) = tokio::select! {
+                    r = listener.accept() => r?,
+                    _ = shutdown.wait() => break,
+                };
+                if conns.len() >= self.config.max_connections {
+                    tracing::warn!(%peer, "Connection limit reached; refusing connection.");
+                    continue;
+                }
+                self.tune(&sock);
+                conns.spawn(serve(sock, peer, cx.clone(), self.config.set_hostname));
+            }
+            drop(listener);
+            while conns.join_next().await.is_some() {}
+            Ok(())
+        })
+    }
+}
+
+impl TcpInput {
+    fn tune(&self, sock: &TcpStream) {
+        if !self.config.keep_alive {
+            return;
+        }
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(self.config.keep_alive_period));
+        if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
+            tracing::warn!(error = %e, "Cannot enable keep-alive.");
+        }
+    }
+}
+
+/// Reads one connection until EOF, error or shutdown, then flushes its stream.
+async fn serve(mut sock: TcpStream, peer: SocketAddr, cx: InputContext, set_hostname: bool) {
+    let mut stream = cx.stream();
+    if set_hostname {
+        stream.set_hostname(peer.ip().to_string());
+    }
+    let mut buf = vec![0u8; READ_BUF];
+    let mut shutdown = cx.shutdown();
+    loop {
+        let n = tokio::select! {
+            r = sock.read(&mut buf) => match r {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "Connection read failed.");
+                    break;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        if stream.feed(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+    let _ = stream.finish().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml: &str) -> PluginConfig {
+        PluginConfig {
+            name: "tcp".into(),
+            type_name: "TcpInput".into(),
+            category: crate::config::Category::Input,
+            file: "t.toml".into(),
+            table: toml.parse().expect("toml"),
+        }
+    }
+
+    #[test]
+    fn config_parses_and_reports_all_errors() {
+        let cx = crate::plugin::BuildContext::new(Default::default(), Default::default(), Default::default());
+        assert!(build(&section("address = '127.0.0.1:0'\nkeep_alive = true"), &cx).is_ok());
+        let errs = build(&section("use_tls = true\nnet = 'unix'\naddress = 'x'"), &cx).err().expect("errors");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["use_tls", "net", "address"]);
+    }
+}

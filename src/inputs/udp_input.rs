@@ -1,0 +1,119 @@
+//! `UdpInput`: receives datagrams; each goes through the input's splitter (default
+//! `NullSplitter`: one datagram, one record) and decoder. Built by the registry, run by
+//! the input supervisor. Bursts are drained without waiting and sent to the router as one
+//! batch.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use tokio::net::UdpSocket;
+
+use crate::config::PluginConfig;
+use crate::error::{BoxError, ConfigError};
+use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
+
+/// Largest datagram read.
+const RECV_BUF: usize = 65_536;
+/// Datagrams drained per wake-up before handing the batch to the router.
+const BURST: usize = 256;
+
+/// Configuration of `UdpInput`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UdpInputConfig {
+    /// `ip:port` to listen on. Default `127.0.0.1:5565`.
+    pub address: String,
+    /// `udp`, `udp4` or `udp6`. Default `udp`.
+    pub net: String,
+    /// Stamp the sender's IP address as the message Hostname. Default false.
+    pub set_hostname: bool,
+}
+
+impl Default for UdpInputConfig {
+    fn default() -> Self {
+        UdpInputConfig { address: "127.0.0.1:5565".into(), net: "udp".into(), set_hostname: false }
+    }
+}
+
+/// The running input.
+pub struct UdpInput {
+    address: SocketAddr,
+    set_hostname: bool,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
+    name: "UdpInput",
+    description: "Receive records in UDP datagrams (one per datagram by default).",
+    build,
+    defaults: Defaults::HEKA,
+};
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
+    let c: UdpInputConfig = p.parse()?;
+    if !matches!(c.net.as_str(), "udp" | "udp4" | "udp6") {
+        return Err(vec![p.error("net", format!("unsupported network {:?} (udp, udp4, udp6)", c.net))]);
+    }
+    let address = c.address.parse().map_err(|e| vec![p.error("address", format!("{e}: {:?}", c.address))])?;
+    Ok(Box::new(UdpInput { address, set_hostname: c.set_hostname }))
+}
+
+impl Input for UdpInput {
+    fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let sock = UdpSocket::bind(self.address).await?;
+            tracing::info!(address = %self.address, "Listening for UDP.");
+            let mut stream = cx.stream();
+            let mut buf = vec![0u8; RECV_BUF];
+            let mut shutdown = cx.shutdown();
+            loop {
+                let (n, peer) = tokio::select! {
+                    r = sock.recv_from(&mut buf) => r?,
+                    _ = shutdown.wait() => return Ok(()),
+                };
+                self.take(&mut stream, &buf[..n], peer);
+                for _ in 1..BURST {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, peer)) => self.take(&mut stream, &buf[..n], peer),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                stream.flush().await?;
+            }
+        })
+    }
+}
+
+impl UdpInput {
+    fn take(&self, stream: &mut crate::plugin::RecordStream, data: &[u8], peer: SocketAddr) {
+        if self.set_hostname {
+            stream.set_hostname(peer.ip().to_string());
+        }
+        stream.push_datagram(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml: &str) -> PluginConfig {
+        PluginConfig {
+            name: "udp".into(),
+            type_name: "UdpInput".into(),
+            category: crate::config::Category::Input,
+            file: "t.toml".into(),
+            table: toml.parse().expect("toml"),
+        }
+    }
+
+    #[test]
+    fn config_parses_and_rejects_unknown_keys() {
+        let cx = crate::plugin::BuildContext::new(Default::default(), Default::default(), Default::default());
+        assert!(build(&section("address = '127.0.0.1:0'\nset_hostname = true"), &cx).is_ok());
+        let errs = build(&section("adress = 'x'"), &cx).err().expect("unknown key");
+        assert_eq!(errs[0].key, "adress");
+        let errs = build(&section("address = 'nope'"), &cx).err().expect("bad address");
+        assert_eq!(errs[0].key, "address");
+    }
+}

@@ -1,0 +1,194 @@
+//! `FileOutput`: appends encoded messages to a file (Heka's FileOutput). Default encoder
+//! `PayloadEncoder`; with `ProtobufEncoder`, records are Heka-framed. Run by the output
+//! runner, which calls `flush` whenever its queue runs empty, so data reaches the OS
+//! within one idle moment (and at least every `flush_interval`). SIGHUP reopens the file,
+//! for logrotate.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, ProcessError};
+use crate::message::Pack;
+use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
+
+/// Configuration of `FileOutput`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FileOutputConfig {
+    /// File to append to (required). Relative paths are relative to the working directory.
+    pub path: String,
+    /// File permissions, octal string. Default "644".
+    pub perm: String,
+    /// Permissions of folders created for the file, octal string. Default "700".
+    pub folder_perm: String,
+    /// Most milliseconds data may wait in memory before being written. Default 1000.
+    pub flush_interval: u64,
+    /// Messages that may wait in memory before being written. Default 1.
+    pub flush_count: u64,
+    /// How `flush_interval` and `flush_count` combine: "AND" or "OR". Default "AND".
+    pub flush_operator: String,
+    /// Hours between file rotations; only 0 (no rotation) is supported.
+    pub rotation_interval: u32,
+}
+
+impl Default for FileOutputConfig {
+    fn default() -> Self {
+        FileOutputConfig {
+            path: String::new(),
+            perm: "644".into(),
+            folder_perm: "700".into(),
+            flush_interval: 1000,
+            flush_count: 1,
+            flush_operator: "AND".into(),
+            rotation_interval: 0,
+        }
+    }
+}
+
+/// The running output.
+pub struct FileOutput {
+    path: PathBuf,
+    perm: u32,
+    file: BufWriter<File>,
+    flush_interval: Duration,
+    flush_count: u64,
+    flush_and: bool,
+    pending: u64,
+    last_flush: Instant,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration {
+    name: "FileOutput",
+    description: "Append encoded messages to a file; reopens it on SIGHUP.",
+    build,
+    defaults: Defaults { encoder: Some("PayloadEncoder"), ..Defaults::HEKA },
+};
+
+fn octal(p: &PluginConfig, key: &str, v: &str) -> Result<u32, ConfigError> {
+    u32::from_str_radix(v, 8).map_err(|_| p.error(key, format!("not an octal permission: {v:?}")))
+}
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
+    let c: FileOutputConfig = p.parse()?;
+    let mut errs = Vec::new();
+    if c.path.is_empty() {
+        errs.push(p.error("path", "required"));
+    }
+    if c.rotation_interval != 0 {
+        errs.push(p.error("rotation_interval", "rotation is not supported yet; use 0 and logrotate with SIGHUP"));
+    }
+    let flush_and = match c.flush_operator.as_str() {
+        "AND" => true,
+        "OR" => false,
+        other => {
+            errs.push(p.error("flush_operator", format!("must be \"AND\" or \"OR\", not {other:?}")));
+            true
+        }
+    };
+    let perm = octal(p, "perm", &c.perm).map_err(|e| errs.push(e)).unwrap_or(0o644);
+    let folder_perm = octal(p, "folder_perm", &c.folder_perm).map_err(|e| errs.push(e)).unwrap_or(0o700);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let path = PathBuf::from(&c.path);
+    let file = open(&path, perm, folder_perm).map_err(|e| vec![p.error("path", format!("cannot open {}: {e}", path.display()))])?;
+    Ok(Box::new(FileOutput {
+        path,
+        perm,
+        file: BufWriter::with_capacity(64 * 1024, file),
+        flush_interval: Duration::from_millis(c.flush_interval),
+        flush_count: c.flush_count.max(1),
+        flush_and,
+        pending: 0,
+        last_flush: Instant::now(),
+    }))
+}
+
+fn open(path: &std::path::Path, perm: u32, folder_perm: u32) -> std::io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(folder_perm).create(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).mode(perm).open(path)
+}
+
+impl FileOutput {
+    fn due(&self) -> bool {
+        let by_count = self.pending >= self.flush_count;
+        let by_time = self.last_flush.elapsed() >= self.flush_interval;
+        if self.flush_and {
+            by_count && by_time
+        } else {
+            by_count || by_time
+        }
+    }
+
+    fn write_out(&mut self) -> Result<(), ProcessError> {
+        self.file.flush().map_err(ProcessError::retry)?;
+        self.pending = 0;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+}
+
+impl Output for FileOutput {
+    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+        let bytes = cx.encode(&pack.msg)?;
+        self.file.write_all(bytes).map_err(ProcessError::retry)?;
+        self.pending += 1;
+        if self.due() {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Called when the queue is idle, on ticks and at shutdown: nothing waits longer.
+    fn flush(&mut self, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+        self.write_out()
+    }
+
+    fn reopen(&mut self) -> Result<(), ProcessError> {
+        self.write_out()?;
+        let f = OpenOptions::new().create(true).append(true).mode(self.perm).open(&self.path).map_err(ProcessError::retry)?;
+        self.file = BufWriter::with_capacity(64 * 1024, f);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml: &str) -> PluginConfig {
+        PluginConfig {
+            name: "file".into(),
+            type_name: "FileOutput".into(),
+            category: crate::config::Category::Output,
+            file: "t.toml".into(),
+            table: toml.parse().expect("toml"),
+        }
+    }
+
+    #[test]
+    fn config_errors_are_all_reported() {
+        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let errs = build(&section("perm = '9z'\nflush_operator = 'XOR'\nrotation_interval = 4"), &cx).err().expect("errors");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["path", "rotation_interval", "flush_operator", "perm"]);
+    }
+
+    #[test]
+    fn creates_folders_and_reopens() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("sub/out.log");
+        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let mut out = build(&section(&format!("path = '{}'", path.display())), &cx).ok().expect("build");
+        out.reopen().expect("reopen");
+        assert!(path.exists());
+    }
+}

@@ -1,0 +1,342 @@
+//! Stage two of configuration: turn a [`LoadedConfig`] into a [`Pipeline`] plan.
+//!
+//! Every section's type is looked up in the registry and built; references (`decoder`,
+//! `splitter`, `encoder`, `stat_accum_name`) are resolved; matchers are compiled. Every
+//! problem is collected so `hekate check` and startup report them all at once. Nothing
+//! runs here: `Pipeline::start` does that.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::load::SectionCommon;
+use crate::config::{Category, CommonFo, CommonInput, CommonSplitter, Globals, LoadedConfig, PluginConfig, Section};
+use crate::error::ConfigError;
+use crate::matcher::Matcher;
+use crate::pipeline::supervise::RestartPolicy;
+use crate::plugin::{
+    BuildContext, BuildFilter, BuildInput, BuildOutput, DecoderFactory, Defaults, EncoderFactory, Filter, Input,
+    Output, SplitterFactory,
+};
+use crate::registry::{find, unknown_type_message};
+use crate::stats::{PluginStats, Report};
+use crate::{decoders, encoders, filters, inputs, outputs, splitters};
+
+/// Recipes Heka registers even when no section names them.
+/// hekate adds `PayloadEncoder` and `JsonEncoder` so outputs can name them without a section.
+const DEFAULT_RECIPES: &[&str] = &[
+    "ProtobufDecoder",
+    "ProtobufEncoder",
+    "PayloadEncoder",
+    "JsonEncoder",
+    "NullSplitter",
+    "TokenSplitter",
+    "HekaFramingSplitter",
+];
+
+/// A built, not yet running, pipeline.
+pub struct Pipeline {
+    pub(crate) globals: Arc<Globals>,
+    pub(crate) report: Report,
+    pub(crate) bcx: BuildContext,
+    pub(crate) inputs: Vec<InputPlan>,
+    pub(crate) filters: Vec<FilterPlan>,
+    pub(crate) outputs: Vec<OutputPlan>,
+    pub(crate) router_stats: Arc<PluginStats>,
+    wiring: Vec<Wiring>,
+}
+
+/// One line of `hekate check`: a plugin and where its messages come from or go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wiring {
+    /// The plugin's category.
+    pub category: Category,
+    /// Instance name.
+    pub name: String,
+    /// Registered type.
+    pub type_name: String,
+    /// Human-readable wiring: splitter/decoder for inputs, matcher/encoder/queue otherwise.
+    pub detail: String,
+}
+
+pub(crate) struct InputPlan {
+    pub config: PluginConfig,
+    pub build: BuildInput,
+    pub input: Box<dyn Input>,
+    pub common: CommonInput,
+    pub splitter: SplitterFactory,
+    pub splitter_common: CommonSplitter,
+    pub decoder: Option<DecoderFactory>,
+    pub ticker_interval: Option<u64>,
+    pub can_exit: bool,
+    pub stats: Arc<PluginStats>,
+}
+
+/// What filters and outputs share.
+pub(crate) struct FoPlan {
+    pub config: PluginConfig,
+    pub common: CommonFo,
+    pub matcher: Option<Matcher>,
+    pub ticker: Option<Duration>,
+    pub capacity: usize,
+    pub can_exit: bool,
+    pub stats: Arc<PluginStats>,
+}
+
+impl FoPlan {
+    pub fn policy(&self) -> RestartPolicy {
+        RestartPolicy::new(self.common.retries.clone())
+    }
+}
+
+pub(crate) struct FilterPlan {
+    pub fo: FoPlan,
+    pub build: BuildFilter,
+    pub filter: Box<dyn Filter>,
+}
+
+pub(crate) struct OutputPlan {
+    pub fo: FoPlan,
+    pub build: BuildOutput,
+    pub output: Box<dyn Output>,
+    pub encoder: Option<EncoderFactory>,
+    pub use_framing: bool,
+}
+
+/// Recipes (splitters, decoders, encoders) by section name, with their type names.
+#[derive(Default)]
+struct Recipes {
+    splitters: HashMap<String, (SplitterFactory, CommonSplitter)>,
+    decoders: HashMap<String, DecoderFactory>,
+    encoders: HashMap<String, (EncoderFactory, String)>,
+}
+
+/// Builds every plugin of `cfg`, or returns every error found.
+pub fn build(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
+    let mut errors = cfg.errors;
+    let globals = Arc::new(cfg.globals);
+    let report = Report::default();
+    let bcx = BuildContext::new(globals.clone(), cfg.config_dir, report.clone());
+    let recipes = build_recipes(&cfg.sections, &bcx, &mut errors);
+    check_stat_accum_refs(&cfg.sections, &mut errors);
+    let mut p = Pipeline {
+        globals,
+        report: report.clone(),
+        bcx: bcx.clone(),
+        inputs: Vec::new(),
+        filters: Vec::new(),
+        outputs: Vec::new(),
+        router_stats: report.register("Router", "Router", "Router"),
+        wiring: Vec::new(),
+    };
+    for s in &cfg.sections {
+        let result = match (&s.common, s.plugin.category) {
+            (SectionCommon::Input(c), _) => p.add_input(&s.plugin, c, &recipes),
+            (SectionCommon::Fo(c), Category::Filter) => p.add_filter(&s.plugin, c),
+            (SectionCommon::Fo(c), _) => p.add_output(&s.plugin, c, &recipes),
+            _ => Ok(()),
+        };
+        if let Err(errs) = result {
+            errors.extend(errs);
+        }
+    }
+    if errors.is_empty() {
+        Ok(p)
+    } else {
+        Err(errors)
+    }
+}
+
+fn build_recipes(sections: &[Section], bcx: &BuildContext, errors: &mut Vec<ConfigError>) -> Recipes {
+    let mut r = Recipes::default();
+    let configured: Vec<&str> = sections.iter().map(|s| s.plugin.name.as_str()).collect();
+    let defaults = DEFAULT_RECIPES.iter().filter(|n| !configured.contains(n)).map(|n| default_section(n));
+    let recipe_sections = sections.iter().cloned().chain(defaults.flatten());
+    for s in recipe_sections {
+        let name = s.plugin.name.clone();
+        let res = match (s.plugin.category, &s.common) {
+            (Category::Splitter, SectionCommon::Splitter(c)) => lookup(splitters::SPLITTERS, &s.plugin)
+                .and_then(|reg| (reg.build)(&s.plugin, bcx))
+                .map(|f| {
+                    r.splitters.insert(name, (f, c.clone()));
+                }),
+            (Category::Decoder, _) => lookup(decoders::DECODERS, &s.plugin)
+                .and_then(|reg| (reg.build)(&s.plugin, bcx))
+                .map(|f| {
+                    r.decoders.insert(name, f);
+                }),
+            (Category::Encoder, _) => lookup(encoders::ENCODERS, &s.plugin)
+                .and_then(|reg| (reg.build)(&s.plugin, bcx))
+                .map(|f| {
+                    r.encoders.insert(name, (f, s.plugin.type_name.clone()));
+                }),
+            _ => Ok(()),
+        };
+        if let Err(e) = res {
+            errors.extend(e);
+        }
+    }
+    r
+}
+
+/// A section for a default recipe, if that type is registered.
+fn default_section(name: &str) -> Option<Section> {
+    let category = Category::from_type_name(name)?;
+    let registered = crate::registry::all().iter().any(|t| t.name == name);
+    let common = match category {
+        Category::Splitter => SectionCommon::Splitter(CommonSplitter::default()),
+        _ => SectionCommon::None,
+    };
+    let plugin = PluginConfig {
+        name: name.into(),
+        type_name: name.into(),
+        category,
+        file: Default::default(),
+        table: Default::default(),
+    };
+    registered.then_some(Section { plugin, common })
+}
+
+fn lookup<B>(
+    slice: &'static [crate::plugin::Registration<B>],
+    p: &PluginConfig,
+) -> Result<&'static crate::plugin::Registration<B>, Vec<ConfigError>> {
+    find(slice, &p.type_name).ok_or_else(|| vec![p.error("type", unknown_type_message(p.category, &p.type_name))])
+}
+
+/// `stat_accum_name` (StatsdInput, StatFilter) must name a configured StatAccumInput.
+fn check_stat_accum_refs(sections: &[Section], errors: &mut Vec<ConfigError>) {
+    let accums: Vec<&str> =
+        sections.iter().filter(|s| s.plugin.type_name == "StatAccumInput").map(|s| s.plugin.name.as_str()).collect();
+    for s in sections.iter().filter(|s| matches!(s.plugin.type_name.as_str(), "StatsdInput" | "StatFilter")) {
+        let target = s.plugin.table.get("stat_accum_name").and_then(|v| v.as_str()).unwrap_or("StatAccumInput");
+        if !accums.contains(&target) {
+            let msg = format!("no StatAccumInput section named {target:?}");
+            errors.push(s.plugin.error("stat_accum_name", msg));
+        }
+    }
+}
+
+impl Pipeline {
+    fn add_input(&mut self, p: &PluginConfig, c: &CommonInput, r: &Recipes) -> Result<(), Vec<ConfigError>> {
+        let reg = lookup(inputs::INPUTS, p)?;
+        let d = reg.defaults;
+        let splitter_name = c.splitter.as_deref().unwrap_or(d.splitter);
+        let decoder_name = c.decoder.as_deref().or(d.decoder).filter(|n| !n.is_empty());
+        let mut errs = Vec::new();
+        let splitter = r.splitters.get(splitter_name);
+        if splitter.is_none() {
+            errs.push(p.error("splitter", format!("no splitter section named {splitter_name:?}")));
+        }
+        let decoder = decoder_name.map(|n| r.decoders.get(n).cloned().ok_or(n));
+        if let Some(Err(n)) = decoder {
+            errs.push(p.error("decoder", format!("no decoder section named {n:?}")));
+        }
+        let input = (reg.build)(p, &self.bcx);
+        let (Some((split, split_common)), Ok(input)) = (splitter, input.map_err(|e| errs.extend(e))) else {
+            return Err(errs);
+        };
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let detail = format!("splitter {splitter_name}, decoder {}", decoder_name.unwrap_or("(none: record becomes Payload)"));
+        self.wire(p, detail);
+        self.inputs.push(InputPlan {
+            config: p.clone(),
+            build: reg.build,
+            input,
+            common: c.clone(),
+            splitter: split.clone(),
+            splitter_common: split_common.clone(),
+            decoder: decoder.and_then(Result::ok),
+            ticker_interval: c.ticker_interval.or(d.ticker_interval),
+            can_exit: c.can_exit,
+            stats: self.report.register(&p.name, "Input", &p.type_name),
+        });
+        Ok(())
+    }
+
+    fn fo_plan(&self, p: &PluginConfig, c: &CommonFo, d: &Defaults) -> Result<FoPlan, Vec<ConfigError>> {
+        let src = c.message_matcher.as_deref().or(d.message_matcher).unwrap_or("");
+        let matcher = if src.trim().is_empty() {
+            None
+        } else {
+            Some(Matcher::parse(src).map_err(|e| vec![p.error("message_matcher", format!("{e} in {src:?}"))])?)
+        };
+        let ticker = c.ticker_interval.or(d.ticker_interval).filter(|t| *t > 0).map(Duration::from_secs);
+        let capacity = match c.buffering.max_buffer_size {
+            0 => self.globals.plugin_chansize,
+            n => n,
+        };
+        Ok(FoPlan {
+            config: p.clone(),
+            common: c.clone(),
+            matcher,
+            ticker,
+            capacity,
+            can_exit: c.can_exit.unwrap_or(d.can_exit),
+            stats: self.report.register(&p.name, p.category.as_str(), &p.type_name),
+        })
+    }
+
+    fn add_filter(&mut self, p: &PluginConfig, c: &CommonFo) -> Result<(), Vec<ConfigError>> {
+        let reg = lookup(filters::FILTERS, p)?;
+        let fo = self.fo_plan(p, c, &reg.defaults);
+        let filter = (reg.build)(p, &self.bcx);
+        let (fo, filter) = join_errors(fo, filter)?;
+        self.wire(p, fo_detail(&fo, None));
+        self.filters.push(FilterPlan { fo, build: reg.build, filter });
+        Ok(())
+    }
+
+    fn add_output(&mut self, p: &PluginConfig, c: &CommonFo, r: &Recipes) -> Result<(), Vec<ConfigError>> {
+        let reg = lookup(outputs::OUTPUTS, p)?;
+        let enc_name = c.encoder.as_deref().or(reg.defaults.encoder).filter(|n| !n.is_empty());
+        let encoder = match enc_name {
+            None => Ok(None),
+            Some(n) => r.encoders.get(n).cloned().map(Some).ok_or_else(|| vec![p.error("encoder", format!("no encoder section named {n:?}"))]),
+        };
+        let fo = self.fo_plan(p, c, &reg.defaults);
+        let output = (reg.build)(p, &self.bcx);
+        let (fo, output) = join_errors(fo, output)?;
+        let encoder = encoder?;
+        let use_framing = c.use_framing.unwrap_or(encoder.as_ref().is_some_and(|(_, t)| t == "ProtobufEncoder"));
+        self.wire(p, fo_detail(&fo, enc_name.map(|n| (n, use_framing))));
+        self.outputs.push(OutputPlan { fo, build: reg.build, output, encoder: encoder.map(|(f, _)| f), use_framing });
+        Ok(())
+    }
+
+    fn wire(&mut self, p: &PluginConfig, detail: String) {
+        self.wiring.push(Wiring { category: p.category, name: p.name.clone(), type_name: p.type_name.clone(), detail });
+    }
+
+    /// What `hekate check` prints: every input, filter and output with its wiring.
+    pub fn wiring(&self) -> &[Wiring] {
+        &self.wiring
+    }
+
+    /// The counters registry (live once the pipeline runs).
+    pub fn report(&self) -> Report {
+        self.report.clone()
+    }
+
+    /// The globals in force.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+}
+
+fn fo_detail(fo: &FoPlan, encoder: Option<(&str, bool)>) -> String {
+    let m = fo.matcher.as_ref().map_or("(matches nothing)".to_string(), |m| format!("matcher {:?}", m.source()));
+    let q = format!("queue {} ({:?} when full)", fo.capacity, fo.common.buffering.full_action).to_lowercase();
+    let t = fo.ticker.map(|t| format!(", ticker {}s", t.as_secs())).unwrap_or_default();
+    let e = encoder.map(|(n, f)| format!(", encoder {n}{}", if f { " + framing" } else { "" })).unwrap_or_default();
+    format!("{m}, {q}{t}{e}")
+}
+
+fn join_errors<A, B>(a: Result<A, Vec<ConfigError>>, b: Result<B, Vec<ConfigError>>) -> Result<(A, B), Vec<ConfigError>> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),
+    }
+}

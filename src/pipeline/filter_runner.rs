@@ -1,0 +1,222 @@
+//! The filter runner: one OS thread per filter, fed by the filter's bounded queue.
+//!
+//! It owns the loop: pop a batch, call `process_message` per pack, send what the filter
+//! injected to the router in one batch, call `timer_event` every `ticker_interval`. A
+//! `Fatal` error or a panic restarts the filter (rebuilt from its config) under
+//! `[name.retries]`. At shutdown the router closes the queue; the runner drains it, gives
+//! the filter a last `timer_event`, calls `stop` and returns.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::buffer::{Pop, Queue};
+use crate::config::{Globals, PluginConfig};
+use crate::error::ProcessError;
+use crate::matcher::Matcher;
+use crate::message::{now_ns, Message, Pack};
+use crate::pipeline::router::RouterSender;
+use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
+use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
+use crate::stats::PluginStats;
+
+/// Most packs taken from the queue at once.
+const POP_BATCH: usize = 256;
+
+/// Everything a filter thread needs.
+pub(crate) struct FilterRunner {
+    pub name: Arc<str>,
+    pub config: PluginConfig,
+    pub build: BuildFilter,
+    pub bcx: BuildContext,
+    pub filter: Box<dyn Filter>,
+    pub queue: Arc<Queue<Pack>>,
+    pub matcher: Option<Matcher>,
+    pub router: RouterSender,
+    pub stats: Arc<PluginStats>,
+    pub globals: Arc<Globals>,
+    pub ticker: Option<Duration>,
+    pub policy: RestartPolicy,
+    pub can_exit: bool,
+    pub shutdown: ShutdownTrigger,
+    pub exits: Exits,
+}
+
+/// What the last call asked the runner to do.
+enum Next {
+    Continue,
+    Restart(String),
+}
+
+impl FilterRunner {
+    /// The thread body.
+    pub fn run(mut self) {
+        let span = tracing::info_span!("filter", name = %self.name, r#type = %self.config.type_name);
+        let _enter = span.enter();
+        let mut batch = Vec::with_capacity(POP_BATCH);
+        let mut next_tick = self.ticker.map(|t| Instant::now() + t);
+        loop {
+            let wait = next_tick.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(Instant::now()));
+            let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            self.stats.queue_len.store(self.queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut next = Next::Continue;
+            if popped == Pop::Items {
+                next = self.process_batch(&mut batch);
+            }
+            if let (Next::Continue, Some(t)) = (&next, next_tick) {
+                if Instant::now() >= t {
+                    next = self.tick();
+                    next_tick = self.ticker.map(|d| Instant::now() + d);
+                }
+            }
+            if let Next::Restart(reason) = next {
+                if !self.restart(&reason) {
+                    return;
+                }
+            } else if popped == Pop::Closed {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn process_batch(&mut self, batch: &mut Vec<Pack>) -> Next {
+        let mut injected = Vec::new();
+        let mut outbound = Vec::new();
+        let mut next = Next::Continue;
+        for (i, pack) in batch.iter().enumerate() {
+            let result = self.call(&mut injected, |f, cx| f.process_message(pack, cx));
+            PluginStats::add(&self.stats.processed, 1);
+            self.collect(&mut injected, pack.loop_count.saturating_add(1), &mut outbound);
+            if let Err(reason) = result {
+                let lost = batch.len() - i - 1;
+                PluginStats::add(&self.stats.dropped, lost as u64);
+                next = Next::Restart(reason);
+                break;
+            }
+        }
+        batch.clear();
+        self.send(outbound);
+        next
+    }
+
+    fn tick(&mut self) -> Next {
+        let mut injected = Vec::new();
+        let result = self.call(&mut injected, |f, cx| f.timer_event(now_ns(), cx));
+        let mut outbound = Vec::new();
+        self.collect(&mut injected, 1, &mut outbound);
+        self.send(outbound);
+        match result {
+            Ok(()) => Next::Continue,
+            Err(reason) => Next::Restart(reason),
+        }
+    }
+
+    /// Calls the filter, turning `Drop` into a counted failure and `Fatal`/`Retry`/panics
+    /// into `Err(reason)` (a native filter cannot retry a message; it is restarted).
+    fn call(
+        &mut self,
+        injected: &mut Vec<Message>,
+        f: impl FnOnce(&mut dyn Filter, &mut FilterContext<'_>) -> Result<(), ProcessError>,
+    ) -> Result<(), String> {
+        let mut cx = FilterContext::new(&self.name, &self.globals, &self.stats, injected);
+        let filter = self.filter.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| f(filter, &mut cx))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ProcessError::Drop(why))) => {
+                PluginStats::add(&self.stats.failures, 1);
+                tracing::debug!(reason = %why, "Message processing failed; message skipped.");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the filter panicked".into()),
+        }
+    }
+
+    /// Stamps injected messages and drops the ones that would match this filter again.
+    fn collect(&self, injected: &mut Vec<Message>, loop_count: u8, out: &mut Vec<Pack>) {
+        for mut msg in injected.drain(..) {
+            stamp(&mut msg, &self.name, &self.globals);
+            if self.matcher.as_ref().is_some_and(|m| m.matches(&msg)) {
+                PluginStats::add(&self.stats.dropped, 1);
+                PluginStats::add(&self.stats.counter("circular_injects"), 1);
+                continue;
+            }
+            out.push(Pack { msg: Arc::new(msg), loop_count });
+        }
+    }
+
+    fn send(&self, outbound: Vec<Pack>) {
+        if outbound.is_empty() {
+            return;
+        }
+        let n = outbound.len() as u64;
+        match self.router.blocking_send(outbound) {
+            Ok(()) => PluginStats::add(&self.stats.injected, n),
+            Err(_) => PluginStats::add(&self.stats.dropped, n),
+        }
+    }
+
+    /// Rebuilds the filter under the retry policy; false when the filter is gone for good.
+    fn restart(&mut self, reason: &str) -> bool {
+        tracing::error!(reason, "Filter failed.");
+        loop {
+            let Some(wait) = self.policy.next_delay() else {
+                self.give_up(reason);
+                return false;
+            };
+            if !sleep_unless_shutdown(wait, &self.shutdown) && self.queue.is_empty() {
+                // Shutting down with nothing left to process: stop quietly.
+                return false;
+            }
+            match (self.build)(&self.config, &self.bcx) {
+                Ok(f) => {
+                    self.filter = f;
+                    PluginStats::add(&self.stats.restarts, 1);
+                    tracing::info!(attempt = self.policy.attempts(), "Filter restarted.");
+                    return true;
+                }
+                Err(errs) => tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Filter rebuild failed."),
+            }
+        }
+    }
+
+    fn give_up(&self, reason: &str) {
+        let lost = self.queue.abandon();
+        PluginStats::add(&self.stats.dropped, lost as u64);
+        if self.can_exit {
+            tracing::error!(reason, "Filter retries exhausted; removed (can_exit = true), the rest keep running.");
+        } else {
+            self.exits.fatal(&self.name, reason);
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.ticker.is_some() {
+            if let Next::Restart(reason) = self.tick() {
+                tracing::error!(reason, "Final timer_event failed.");
+            }
+        }
+        let filter = self.filter.as_mut();
+        if catch_unwind(AssertUnwindSafe(|| filter.stop())).is_err() {
+            tracing::error!("Filter panicked while stopping.");
+        }
+    }
+}
+
+/// Fills the headers an injecting filter left unset.
+fn stamp(msg: &mut Message, name: &str, globals: &Globals) {
+    if msg.uuid == [0; 16] {
+        msg.uuid = *uuid::Uuid::new_v4().as_bytes();
+    }
+    if msg.timestamp == 0 {
+        msg.timestamp = now_ns();
+    }
+    if msg.logger.is_empty() {
+        msg.logger = name.to_string();
+    }
+    if msg.hostname.is_empty() {
+        msg.hostname = globals.hostname.clone();
+    }
+}

@@ -1,0 +1,199 @@
+//! The output runner: one OS thread per output, fed by the output's bounded queue.
+//!
+//! It owns the loop: pop a batch, call `process_message` per pack (encoding goes through
+//! the output's own encoder instance via `OutputContext::encode`), call `flush` when the
+//! queue runs empty and on every tick. `Retry` backs off (10 ms doubling to 1 s) and
+//! offers the same pack again, so while a remote end is down messages wait in the queue
+//! and its `full_action` decides what the router does. `Fatal` and panics rebuild the
+//! output under `[name.retries]`. At shutdown the queue is drained and flushed; if the
+//! remote end stays down, the runner gives up after a grace period and counts the loss.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::buffer::{Pop, Queue};
+use crate::config::{Globals, PluginConfig};
+use crate::error::ProcessError;
+use crate::message::{now_ns, Pack};
+use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
+use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
+use crate::stats::{LogLimiter, PluginStats};
+
+const POP_BATCH: usize = 256;
+const RETRY_MIN: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+/// How long a retrying output may hold up a shutdown before its backlog is given up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything an output thread needs.
+pub(crate) struct OutputRunner {
+    pub name: Arc<str>,
+    pub config: PluginConfig,
+    pub build: BuildOutput,
+    pub bcx: BuildContext,
+    pub output: Box<dyn Output>,
+    pub encoder: Option<EncoderFactory>,
+    pub use_framing: bool,
+    pub queue: Arc<Queue<Pack>>,
+    pub stats: Arc<PluginStats>,
+    pub globals: Arc<Globals>,
+    pub ticker: Option<Duration>,
+    pub policy: RestartPolicy,
+    pub can_exit: bool,
+    pub shutdown: ShutdownTrigger,
+    pub exits: Exits,
+    pub reopen: Arc<AtomicBool>,
+}
+
+/// The output plus its encoder and scratch buffers, so a call can borrow them together.
+struct Io {
+    encoder: Option<Box<dyn Encoder>>,
+    buf: Vec<u8>,
+    frame: Vec<u8>,
+    log: LogLimiter,
+    shutdown_since: Option<Instant>,
+}
+
+enum Outcome {
+    Done,
+    Failed(String),
+    GaveUp,
+}
+
+impl OutputRunner {
+    /// The thread body.
+    pub fn run(mut self) {
+        let span = tracing::info_span!("output", name = %self.name, r#type = %self.config.type_name);
+        let _enter = span.enter();
+        let mut io = Io { encoder: self.encoder.as_ref().map(|f| f()), buf: Vec::new(), frame: Vec::new(), log: LogLimiter::default(), shutdown_since: None };
+        let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
+        let mut next_tick = self.ticker.map(|t| Instant::now() + t);
+        loop {
+            self.check_reopen();
+            let wait = next_tick.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(Instant::now()));
+            let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            self.stats.queue_len.store(self.queue.len() as u64, Ordering::Relaxed);
+            let mut outcome = Outcome::Done;
+            if popped == Pop::Items {
+                outcome = self.process_batch(&mut io, &mut batch);
+                if matches!(outcome, Outcome::Done) && self.queue.is_empty() {
+                    outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
+                }
+            }
+            if let (Outcome::Done, Some(t)) = (&outcome, next_tick) {
+                if Instant::now() >= t {
+                    outcome = self.with_retry(&mut io, |o, cx| o.timer_event(now_ns(), cx));
+                    if matches!(outcome, Outcome::Done) {
+                        outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
+                    }
+                    next_tick = self.ticker.map(|d| Instant::now() + d);
+                }
+            }
+            match outcome {
+                Outcome::Failed(reason) if !self.restart(&reason) => return,
+                Outcome::GaveUp => return self.abandon("shutdown grace period over while retrying"),
+                _ if popped == Pop::Closed => break,
+                _ => {}
+            }
+        }
+        if let Outcome::Failed(reason) = self.with_retry(&mut io, |o, cx| o.flush(cx)) {
+            tracing::error!(reason, "Final flush failed.");
+        }
+    }
+
+    fn process_batch(&mut self, io: &mut Io, batch: &mut Vec<Pack>) -> Outcome {
+        let mut outcome = Outcome::Done;
+        let total = batch.len();
+        for (i, pack) in batch.iter().enumerate() {
+            outcome = self.with_retry(io, |o, cx| o.process_message(pack, cx));
+            PluginStats::add(&self.stats.processed, 1);
+            if !matches!(outcome, Outcome::Done) {
+                PluginStats::add(&self.stats.dropped, (total - i - 1) as u64);
+                break;
+            }
+        }
+        batch.clear();
+        outcome
+    }
+
+    /// Calls the output until it stops asking for a retry.
+    fn with_retry(
+        &mut self,
+        io: &mut Io,
+        mut f: impl FnMut(&mut dyn Output, &mut OutputContext<'_>) -> Result<(), ProcessError>,
+    ) -> Outcome {
+        let mut backoff = RETRY_MIN;
+        loop {
+            let mut cx = OutputContext::new(&self.name, &self.globals, &self.stats, io.encoder.as_deref_mut(), self.use_framing, &mut io.buf, &mut io.frame);
+            let output = self.output.as_mut();
+            match catch_unwind(AssertUnwindSafe(|| f(output, &mut cx))) {
+                Ok(Ok(())) => return Outcome::Done,
+                Ok(Err(ProcessError::Drop(why))) => {
+                    PluginStats::add(&self.stats.failures, 1);
+                    PluginStats::add(&self.stats.dropped, 1);
+                    if let Some(suppressed) = io.log.check() {
+                        tracing::warn!(reason = %why, suppressed, "Message dropped by output.");
+                    }
+                    return Outcome::Done;
+                }
+                Ok(Err(ProcessError::Retry(why))) => {
+                    if let Some(suppressed) = io.log.check() {
+                        tracing::warn!(reason = %why, suppressed, "Output not ready; retrying the same message.");
+                    }
+                }
+                Ok(Err(ProcessError::Fatal(why))) => return Outcome::Failed(why.to_string()),
+                Err(_) => return Outcome::Failed("the output panicked".into()),
+            }
+            if self.shutdown.is_set() {
+                let since = *io.shutdown_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SHUTDOWN_GRACE {
+                    return Outcome::GaveUp;
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn check_reopen(&mut self) {
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            if let Err(e) = self.output.reopen() {
+                tracing::error!(error = %e, "Reopen after SIGHUP failed.");
+            }
+        }
+    }
+
+    /// Rebuilds the output under the retry policy; false when it is gone for good.
+    fn restart(&mut self, reason: &str) -> bool {
+        tracing::error!(reason, "Output failed.");
+        loop {
+            let Some(wait) = self.policy.next_delay() else {
+                self.abandon(reason);
+                return false;
+            };
+            sleep_unless_shutdown(wait, &self.shutdown);
+            match (self.build)(&self.config, &self.bcx) {
+                Ok(o) => {
+                    self.output = o;
+                    PluginStats::add(&self.stats.restarts, 1);
+                    tracing::info!(attempt = self.policy.attempts(), "Output restarted.");
+                    return true;
+                }
+                Err(errs) => tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Output rebuild failed."),
+            }
+        }
+    }
+
+    fn abandon(&self, reason: &str) {
+        let lost = self.queue.abandon();
+        PluginStats::add(&self.stats.dropped, lost as u64);
+        if self.can_exit {
+            tracing::error!(reason, lost, "Output removed (can_exit = true); the rest keep running.");
+        } else {
+            self.exits.fatal(&self.name, reason);
+        }
+    }
+}
