@@ -1,1 +1,118 @@
-fn main() {}
+//! The `hekate` binary: command-line parsing, logging set-up, and dispatch to the
+//! library. `anyhow` lives here only.
+//!
+//! Heka's single-dash long flags (`-config=PATH`, `-version`) are accepted alongside the
+//! modern `--config`/`-c`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hekate::config::load;
+use hekate::error::ConfigError;
+use hekate::pipeline::{self, Pipeline};
+
+/// A Heka-compatible stream processor.
+#[derive(Debug, Parser)]
+#[command(name = "hekate", version, about, long_about = None)]
+struct Cli {
+    /// A TOML file or a `.d` folder of them (default `./config.d`).
+    #[arg(short = 'c', long = "config", global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipeline (the default when no command is given).
+    Run,
+    /// Validate the config and print the wired pipeline; exit 1 on any error.
+    Check,
+    /// List every plugin type with a one-line description.
+    Plugins,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(heka_style_args(std::env::args()));
+    init_logging();
+    let config = cli.config.unwrap_or_else(|| PathBuf::from("config.d"));
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&config),
+        Command::Check => check(&config),
+        Command::Plugins => plugins(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hekate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rewrites Heka's `-config`/`-version` spellings into clap's `--config`/`--version`.
+fn heka_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|a| match a.as_str() {
+        "-config" | "-version" | "-help" => format!("-{a}"),
+        _ if a.starts_with("-config=") => format!("-{a}"),
+        _ => a,
+    })
+    .collect()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Loads and builds, printing every config error at once.
+fn build(config: &Path) -> Result<Pipeline, ExitCode> {
+    let loaded = load(config).and_then(pipeline::build);
+    loaded.map_err(|errors| {
+        print_errors(&errors);
+        ExitCode::FAILURE
+    })
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    let mut err = std::io::stderr().lock();
+    for e in errors {
+        let _ = writeln!(err, "error: {e}");
+    }
+    let _ = writeln!(err, "{} error(s) loading configuration", errors.len());
+}
+
+fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let p = match build(config) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    tracing::info!(config = %config.display(), "Starting hekate {}.", env!("CARGO_PKG_VERSION"));
+    p.run()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: &Path) -> anyhow::Result<ExitCode> {
+    let p = match build(config) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Configuration {} is valid.", config.display())?;
+    for w in p.wiring() {
+        writeln!(out, "{:<7} {:<24} {:<22} {}", w.category.as_str(), w.name, w.type_name, w.detail)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugins() -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    for t in hekate::registry::all() {
+        writeln!(out, "{:<8} {:<22} {}", t.category.as_str(), t.name, t.description)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -68,7 +68,14 @@ impl Input for UdpInput {
             loop {
                 let (n, peer) = tokio::select! {
                     r = sock.recv_from(&mut buf) => r?,
-                    _ = shutdown.wait() => return Ok(()),
+                    _ = shutdown.wait() => {
+                        // Datagrams already queued in the socket were sent before we stopped.
+                        while let Ok((n, peer)) = sock.try_recv_from(&mut buf) {
+                            self.take(&mut stream, &buf[..n], peer);
+                        }
+                        stream.flush().await?;
+                        return Ok(());
+                    }
                 };
                 self.take(&mut stream, &buf[..n], peer);
                 for _ in 1..BURST {

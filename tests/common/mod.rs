@@ -1,0 +1,176 @@
+//! Shared harness for end-to-end tests: start the real `hekate` binary on a config
+//! written to a temp folder, talk to it over loopback, signal it, and read its log.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running hekate process.
+pub struct Hekate {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A loopback UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Writes `files` (name, text) into a fresh `config.d` under a temp folder. `{dir}` in
+/// the text is replaced by the temp folder's path.
+pub fn write_config(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("config.d");
+    std::fs::create_dir_all(&conf).expect("mkdir");
+    for (name, text) in files {
+        let text = text.replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(conf.join(name), text).expect("write config");
+    }
+    dir
+}
+
+impl Hekate {
+    /// Starts hekate on a single config file's text.
+    pub fn start(config: &str) -> Hekate {
+        Self::start_files(&[("10-test.toml", config)])
+    }
+
+    /// Starts hekate on several config files.
+    pub fn start_files(files: &[(&str, &str)]) -> Hekate {
+        let dir = write_config(files);
+        Self::start_in(dir)
+    }
+
+    /// Starts hekate on the `config.d` of an existing temp folder.
+    pub fn start_in(dir: tempfile::TempDir) -> Hekate {
+        let log = dir.path().join("hekate.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_hekate"))
+            .arg("-config")
+            .arg(dir.path().join("config.d"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn hekate");
+        Hekate { child, dir, log }
+    }
+
+    /// The temp folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything hekate logged so far.
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || self.log_text().contains(needle))
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Asks for the all-report (SIGUSR1) and returns the counters of `plugin`.
+    pub fn counters(&self, plugin: &str) -> std::collections::HashMap<String, u64> {
+        let before = self.log_text().matches("heka.all-report").count();
+        self.signal(libc::SIGUSR1);
+        wait_for(Duration::from_secs(5), || self.log_text().matches("heka.all-report").count() > before);
+        parse_report(&self.log_text(), plugin)
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s).
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(30));
+        let log = self.log_text();
+        (status, log)
+    }
+
+    /// Waits for the process to exit on its own; kills it after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("hekate did not exit in {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hekate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the last all-report block for `plugin` out of a log.
+pub fn parse_report(log: &str, plugin: &str) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Some(block) = log.rsplit("heka.all-report").next() else { return out };
+    let mut inside = false;
+    for line in block.lines() {
+        if !line.starts_with(' ') {
+            inside = line.starts_with(&format!("{plugin} ("));
+            continue;
+        }
+        if inside {
+            if let Some((k, v)) = line.trim().split_once(": ") {
+                if let Ok(v) = v.parse() {
+                    out.insert(k.to_string(), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Lines of a file (empty if it does not exist yet).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Waits until hekate accepts TCP connections on `port`.
+pub fn wait_tcp(port: u16) -> bool {
+    wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+}
