@@ -55,7 +55,9 @@ impl Default for FileOutputConfig {
 pub struct FileOutput {
     path: PathBuf,
     perm: u32,
-    file: BufWriter<File>,
+    folder_perm: u32,
+    /// Opened on first write, so `hekate check` has no side effects.
+    file: Option<BufWriter<File>>,
     flush_interval: Duration,
     flush_count: u64,
     flush_and: bool,
@@ -96,12 +98,11 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     if !errs.is_empty() {
         return Err(errs);
     }
-    let path = PathBuf::from(&c.path);
-    let file = open(&path, perm, folder_perm).map_err(|e| vec![p.error("path", format!("cannot open {}: {e}", path.display()))])?;
     Ok(Box::new(FileOutput {
-        path,
+        path: PathBuf::from(&c.path),
         perm,
-        file: BufWriter::with_capacity(64 * 1024, file),
+        folder_perm,
+        file: None,
         flush_interval: Duration::from_millis(c.flush_interval),
         flush_count: c.flush_count.max(1),
         flush_and,
@@ -128,8 +129,19 @@ impl FileOutput {
         }
     }
 
+    fn writer(&mut self) -> Result<&mut BufWriter<File>, ProcessError> {
+        if self.file.is_none() {
+            let f = open(&self.path, self.perm, self.folder_perm)
+                .map_err(|e| ProcessError::retry(format!("cannot open {}: {e}", self.path.display())))?;
+            self.file = Some(BufWriter::with_capacity(64 * 1024, f));
+        }
+        self.file.as_mut().ok_or_else(|| ProcessError::retry("file not open"))
+    }
+
     fn write_out(&mut self) -> Result<(), ProcessError> {
-        self.file.flush().map_err(ProcessError::retry)?;
+        if let Some(f) = self.file.as_mut() {
+            f.flush().map_err(ProcessError::retry)?;
+        }
         self.pending = 0;
         self.last_flush = Instant::now();
         Ok(())
@@ -139,7 +151,7 @@ impl FileOutput {
 impl Output for FileOutput {
     fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
         let bytes = cx.encode(&pack.msg)?;
-        self.file.write_all(bytes).map_err(ProcessError::retry)?;
+        self.writer()?.write_all(bytes).map_err(ProcessError::retry)?;
         self.pending += 1;
         if self.due() {
             self.write_out()?;
@@ -154,9 +166,8 @@ impl Output for FileOutput {
 
     fn reopen(&mut self) -> Result<(), ProcessError> {
         self.write_out()?;
-        let f = OpenOptions::new().create(true).append(true).mode(self.perm).open(&self.path).map_err(ProcessError::retry)?;
-        self.file = BufWriter::with_capacity(64 * 1024, f);
-        Ok(())
+        self.file = None;
+        self.writer().map(|_| ())
     }
 }
 
