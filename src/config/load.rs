@@ -105,6 +105,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
         }
     }
     cfg.files = files;
+    resolve_globals(&mut cfg.globals, path);
     if cfg.sections.is_empty() && cfg.errors.is_empty() {
         cfg.errors.push(ConfigError::new(
             path,
@@ -114,6 +115,19 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
         ));
     }
     Ok(cfg)
+}
+
+/// Relative `base_dir`/`share_dir` are taken relative to the folder that holds the config
+/// (the parent of a `.d` folder, or a file's own folder), so `base_dir = "data"` means a
+/// `data/` folder next to `config.d/`.
+fn resolve_globals(g: &mut Globals, path: &Path) {
+    let home = path.parent().unwrap_or(Path::new("."));
+    let home = if home.as_os_str().is_empty() { Path::new(".") } else { home };
+    for p in [&mut g.base_dir, &mut g.share_dir] {
+        if p.is_relative() {
+            *p = home.join(&*p);
+        }
+    }
 }
 
 /// The `*.toml` files of a folder, sorted lexically; other entries are ignored.
@@ -295,6 +309,7 @@ fn check_fo(
 }
 
 /// Replaces `%ENV[NAME]` with the variable's value (unset → empty), as Heka's `EnvSub`.
+/// hekate also accepts `%ENV[NAME:-default]`, used when the variable is unset or empty.
 pub fn env_substitute(text: &str) -> Result<String, String> {
     const OPEN: &str = "%ENV[";
     let mut out = String::with_capacity(text.len());
@@ -307,7 +322,8 @@ pub fn env_substitute(text: &str) -> Result<String, String> {
         if name.contains(['\n', '\r', '\t', ' ']) || name.contains(OPEN) {
             return Err(format!("invalid characters in %ENV[{name}]"));
         }
-        out.push_str(&std::env::var(name).unwrap_or_default());
+        let (name, default) = name.split_once(":-").unwrap_or((name, ""));
+        out.push_str(&std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string()));
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -335,6 +351,8 @@ mod tests {
             Ok("a=")
         );
         assert_eq!(env_substitute("100%").as_deref(), Ok("100%"));
+        assert_eq!(env_substitute("d=%ENV[HEKATE_UNSET_X:-data]").as_deref(), Ok("d=data"));
+        assert_eq!(env_substitute("p=%ENV[HEKATE_TEST_PORT:-1]").as_deref(), Ok("p=5565"));
         assert!(env_substitute("%ENV[OOPS").is_err());
         assert!(env_substitute("%ENV[A B]").is_err());
     }

@@ -53,19 +53,25 @@ impl RouterSender {
     }
 }
 
-/// One filter or output as the router sees it: its compiled matcher and its queue.
-pub(crate) struct Subscriber {
+/// One filter or output as the router sees it (public for benchmarks and tests).
+pub struct Subscriber {
+    /// Plugin instance name.
     pub name: Arc<str>,
     /// `None` matches nothing (an empty `message_matcher`, as in Heka).
     pub matcher: Option<Matcher>,
+    /// The plugin's bounded queue.
     pub queue: Arc<Queue<Pack>>,
+    /// What to do when the queue is full.
     pub full_action: FullAction,
+    /// The plugin's counters (drops are counted here).
     pub stats: Arc<PluginStats>,
+    /// Filters' queues close before outputs' at shutdown.
     pub is_filter: bool,
     pending: Vec<Pack>,
 }
 
 impl Subscriber {
+    /// A subscriber with its matcher (`None` matches nothing), queue and full policy.
     pub fn new(
         name: Arc<str>,
         matcher: Option<Matcher>,
@@ -89,7 +95,8 @@ pub struct Router {
 }
 
 impl Router {
-    pub(crate) fn new(subs: Vec<Subscriber>, max_loops: u32, stats: Arc<PluginStats>, shutdown: ShutdownTrigger) -> Self {
+    /// A router over `subs`, dropping packs re-injected more than `max_loops` times.
+    pub fn new(subs: Vec<Subscriber>, max_loops: u32, stats: Arc<PluginStats>, shutdown: ShutdownTrigger) -> Self {
         let loop_drops = stats.counter("max_message_loops_dropped");
         Router { subs, max_loops: max_loops.max(1), stats, loop_drops, shutdown, log: LogLimiter::default() }
     }
