@@ -40,17 +40,29 @@ fn router(matchers: &[String]) -> (Router, Vec<Arc<Queue<Pack>>>) {
             let q = Arc::new(Queue::new(BATCH * 2));
             queues.push(q.clone());
             let matcher = Matcher::parse(m).expect("valid matcher");
-            Subscriber::new(format!("out{i}").into(), Some(matcher), q, FullAction::Drop, Arc::new(PluginStats::default()), false)
+            Subscriber::new(
+                format!("out{i}").into(),
+                Some(matcher),
+                q,
+                FullAction::Drop,
+                Arc::new(PluginStats::default()),
+                false,
+            )
         })
         .collect();
-    (Router::new(subs, 4, Arc::new(PluginStats::default()), trigger), queues)
+    (
+        Router::new(subs, 4, Arc::new(PluginStats::default()), trigger),
+        queues,
+    )
 }
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("router");
     g.throughput(Throughput::Elements(BATCH as u64));
     let one = vec!["TRUE".to_string()];
-    let ten: Vec<String> = (0..10).map(|i| format!("Type == 'app.type{i}' && Fields[status] >= 200")).collect();
+    let ten: Vec<String> = (0..10)
+        .map(|i| format!("Type == 'app.type{i}' && Fields[status] >= 200"))
+        .collect();
     for (label, matchers) in [("1 output", one), ("10 outputs", ten)] {
         let (mut r, queues) = router(&matchers);
         let input = batch();

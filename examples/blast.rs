@@ -13,7 +13,9 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("send-tcp") if args.len() == 5 => send_tcp(&args[2], args[3].parse()?, args[4].parse()?),
+        Some("send-tcp") if args.len() == 5 => {
+            send_tcp(&args[2], args[3].parse()?, args[4].parse()?)
+        }
         Some("sink-tcp") if args.len() == 4 => sink_tcp(&args[2], &args[3]),
         _ => Err("usage: blast send-tcp ADDR LINES LEN | blast sink-tcp ADDR FILE".into()),
     }
@@ -52,6 +54,9 @@ fn sink_tcp(addr: &str, file: &str) -> Result<(), Box<dyn std::error::Error>> {
         total += n as u64;
     }
     out.flush()?;
-    println!("received {total} bytes in {:.3} s", t.elapsed().as_secs_f64());
+    println!(
+        "received {total} bytes in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

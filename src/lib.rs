@@ -19,18 +19,18 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod buffer;
 pub mod config;
 pub mod decoders;
 pub mod encoders;
 pub mod error;
 pub mod filters;
 pub mod inputs;
+pub mod matcher;
 pub mod message;
 pub mod outputs;
 pub mod pipeline;
 pub mod plugin;
+pub mod registry;
 pub mod splitters;
 pub mod stats;
-pub mod buffer;
-pub mod matcher;
-pub mod registry;

@@ -66,7 +66,10 @@ fn heka_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Loads and builds, printing every config error at once.
@@ -104,7 +107,14 @@ fn check(config: &Path) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "Configuration {} is valid.", config.display())?;
     for w in p.wiring() {
-        writeln!(out, "{:<7} {:<24} {:<22} {}", w.category.as_str(), w.name, w.type_name, w.detail)?;
+        writeln!(
+            out,
+            "{:<7} {:<24} {:<22} {}",
+            w.category.as_str(),
+            w.name,
+            w.type_name,
+            w.detail
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -112,7 +122,13 @@ fn check(config: &Path) -> anyhow::Result<ExitCode> {
 fn plugins() -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for t in hekate::registry::all() {
-        writeln!(out, "{:<8} {:<22} {}", t.category.as_str(), t.name, t.description)?;
+        writeln!(
+            out,
+            "{:<8} {:<22} {}",
+            t.category.as_str(),
+            t.name,
+            t.description
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

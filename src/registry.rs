@@ -25,14 +25,29 @@ pub fn find<B>(slice: &'static [Registration<B>], name: &str) -> Option<&'static
 
 /// The message for an unknown type: what was asked for and what exists in that category.
 pub fn unknown_type_message(category: Category, name: &str) -> String {
-    let valid: Vec<&str> = all().into_iter().filter(|t| t.category == category).map(|t| t.name).collect();
-    format!("unknown {} type {name:?}; available: {}", category.as_str().to_lowercase(), valid.join(", "))
+    let valid: Vec<&str> = all()
+        .into_iter()
+        .filter(|t| t.category == category)
+        .map(|t| t.name)
+        .collect();
+    format!(
+        "unknown {} type {name:?}; available: {}",
+        category.as_str().to_lowercase(),
+        valid.join(", ")
+    )
 }
 
 /// Every registered type, by category then name.
 pub fn all() -> Vec<TypeInfo> {
-    fn rows<B>(category: Category, slice: &'static [Registration<B>]) -> impl Iterator<Item = TypeInfo> {
-        slice.iter().map(move |r| TypeInfo { category, name: r.name, description: r.description })
+    fn rows<B>(
+        category: Category,
+        slice: &'static [Registration<B>],
+    ) -> impl Iterator<Item = TypeInfo> {
+        slice.iter().map(move |r| TypeInfo {
+            category,
+            name: r.name,
+            description: r.description,
+        })
     }
     let mut v: Vec<TypeInfo> = rows(Category::Input, inputs::INPUTS)
         .chain(rows(Category::Splitter, splitters::SPLITTERS))
@@ -53,9 +68,18 @@ mod tests {
     fn names_are_unique_and_carry_their_category_suffix() {
         let all = all();
         for (i, t) in all.iter().enumerate() {
-            assert_eq!(Category::from_type_name(t.name), Some(t.category), "{}", t.name);
+            assert_eq!(
+                Category::from_type_name(t.name),
+                Some(t.category),
+                "{}",
+                t.name
+            );
             assert!(!t.description.is_empty(), "{} has no description", t.name);
-            assert!(all[i + 1..].iter().all(|o| o.name != t.name), "duplicate {}", t.name);
+            assert!(
+                all[i + 1..].iter().all(|o| o.name != t.name),
+                "duplicate {}",
+                t.name
+            );
         }
     }
 }

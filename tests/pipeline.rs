@@ -38,10 +38,15 @@ encoder = "enc"
     assert!(h.wait_log("Listening for UDP", LONG), "{}", h.log_text());
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for i in 0..200 {
-        sock.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port)).expect("send");
+        sock.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port))
+            .expect("send");
     }
     let out = h.path().join("out.log");
-    assert!(wait_for(LONG, || lines(&out).len() >= 200), "got {}", lines(&out).len());
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 200),
+        "got {}",
+        lines(&out).len()
+    );
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
     let mut got = lines(&out);
@@ -87,12 +92,19 @@ encoder = "raw"
     assert!(wait_tcp(port), "{}", h.log_text());
     send_tcp(port, b"INFO a\nERROR b\nINFO c\nERROR d\n");
     let all = h.path().join("all.log");
-    assert!(wait_for(LONG, || lines(&all).len() >= 4), "{}", h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&all).len() >= 4),
+        "{}",
+        h.log_text()
+    );
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
     assert_eq!(lines(&all), ["INFO a", "ERROR b", "INFO c", "ERROR d"]);
     assert_eq!(lines(&h_path(&all, "errors.log")), ["ERROR b", "ERROR d"]);
-    assert_eq!(std::fs::read_to_string(h_path(&all, "none.log")).unwrap_or_default(), "");
+    assert_eq!(
+        std::fs::read_to_string(h_path(&all, "none.log")).unwrap_or_default(),
+        ""
+    );
 }
 
 fn h_path(sibling: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -139,7 +151,12 @@ address = "127.0.0.1:{p2}"
     let event = r#"{"Type":"app.event","Logger":"billing","Severity":3,"Payload":"paid","Hostname":"web7","Pid":42,"Fields":{"amount":12,"ratio":0.5,"ok":true,"tags":["a","b"]}}"#;
     send_tcp(p1, format!("{event}\n{event}\n").as_bytes());
     let out = downstream.path().join("received.json");
-    assert!(wait_for(LONG, || lines(&out).len() >= 2), "up:\n{}\ndown:\n{}", upstream.log_text(), downstream.log_text());
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 2),
+        "up:\n{}\ndown:\n{}",
+        upstream.log_text(),
+        downstream.log_text()
+    );
     let (s1, l1) = upstream.stop();
     let (s2, l2) = downstream.stop();
     assert!(s1.success() && s2.success(), "{l1}\n{l2}");

@@ -70,9 +70,17 @@ fn slow_output_with_drop_does_not_hold_back_the_others() {
     s.write_all(&lines_payload(n)).expect("send");
     drop(s);
     let fast = h.path().join("fast.log");
-    assert!(wait_for(LONG, || lines(&fast).len() == n), "fast got {} of {n}\n{}", lines(&fast).len(), h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&fast).len() == n),
+        "fast got {} of {n}\n{}",
+        lines(&fast).len(),
+        h.log_text()
+    );
     let slow = h.counters("slow");
-    assert!(slow.get("dropped").copied().unwrap_or(0) > 0, "drops must be counted: {slow:?}");
+    assert!(
+        slow.get("dropped").copied().unwrap_or(0) > 0,
+        "drops must be counted: {slow:?}"
+    );
     drop(sink);
     drop(h);
 }
@@ -91,7 +99,10 @@ fn slow_output_with_block_backpressures_then_delivers_everything() {
     let fast = h.path().join("fast.log");
     std::thread::sleep(Duration::from_secs(3));
     let stalled = lines(&fast).len();
-    assert!(stalled < n, "block must hold the router back while the sink is stuck");
+    assert!(
+        stalled < n,
+        "block must hold the router back while the sink is stuck"
+    );
     // Unstick the sink: read everything it is sent.
     let (mut conn, _) = sink.accept().expect("accept");
     let reader = std::thread::spawn(move || {
@@ -105,14 +116,22 @@ fn slow_output_with_block_backpressures_then_delivers_everything() {
         }
         total
     });
-    assert!(wait_for(LONG, || lines(&fast).len() == n), "fast got {} of {n}", lines(&fast).len());
+    assert!(
+        wait_for(LONG, || lines(&fast).len() == n),
+        "fast got {} of {n}",
+        lines(&fast).len()
+    );
     sender.join().expect("sender");
     let slow = h.counters("slow");
     assert_eq!(slow.get("dropped").copied(), Some(0), "{slow:?}");
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
     let bytes = reader.join().expect("reader");
-    assert_eq!(bytes, n * 100, "the slow sink receives every line once unblocked");
+    assert_eq!(
+        bytes,
+        n * 100,
+        "the slow sink receives every line once unblocked"
+    );
 }
 
 fn restart_config(port: u16, udp: u16, can_exit: bool) -> String {
@@ -148,8 +167,15 @@ fn failing_input_without_can_exit_stops_hekate_with_a_clear_message() {
     let status = h.wait_exit(LONG);
     let log = h.log_text();
     assert!(!status.success(), "{log}");
-    assert!(log.contains("plugin 'flaky' stopped and may not exit"), "{log}");
-    assert_eq!(log.matches("Input failed.").count(), 3, "initial failure + 2 retries:\n{log}");
+    assert!(
+        log.contains("plugin 'flaky' stopped and may not exit"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("Input failed.").count(),
+        3,
+        "initial failure + 2 retries:\n{log}"
+    );
 }
 
 #[test]
@@ -158,11 +184,20 @@ fn failing_input_with_can_exit_is_removed_and_the_rest_keep_running() {
     let port = busy.local_addr().expect("addr").port();
     let udp = free_udp_port();
     let h = Hekate::start(&restart_config(port, udp, true));
-    assert!(h.wait_log("removed (can_exit = true)", LONG), "{}", h.log_text());
+    assert!(
+        h.wait_log("removed (can_exit = true)", LONG),
+        "{}",
+        h.log_text()
+    );
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.send_to(b"still here", ("127.0.0.1", udp)).expect("send");
+    sock.send_to(b"still here", ("127.0.0.1", udp))
+        .expect("send");
     let out = h.path().join("out.log");
-    assert!(wait_for(LONG, || lines(&out) == ["still here"]), "{:?}", lines(&out));
+    assert!(
+        wait_for(LONG, || lines(&out) == ["still here"]),
+        "{:?}",
+        lines(&out)
+    );
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
 }
@@ -171,7 +206,10 @@ fn failing_input_with_can_exit_is_removed_and_the_rest_keep_running() {
 fn failing_input_recovers_when_the_cause_goes_away() {
     let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
-    let h = Hekate::start(&restart_config(port, free_udp_port(), false).replace("max_retries = 2", "max_retries = 50"));
+    let h = Hekate::start(
+        &restart_config(port, free_udp_port(), false)
+            .replace("max_retries = 2", "max_retries = 50"),
+    );
     assert!(h.wait_log("Input failed.", LONG), "{}", h.log_text());
     drop(busy);
     assert!(wait_tcp(port), "{}", h.log_text());
@@ -236,18 +274,28 @@ encoder = "enc"
     s.write_all(&stream).expect("send");
     drop(s);
     let mut s = TcpStream::connect(("127.0.0.1", json)).expect("connect");
-    s.write_all(b"{not json\n{\"Payload\":\"json ok\\n\"}\n").expect("send");
+    s.write_all(b"{not json\n{\"Payload\":\"json ok\\n\"}\n")
+        .expect("send");
     drop(s);
     let mut s = TcpStream::connect(("127.0.0.1", raw)).expect("connect");
-    s.write_all(b"\xff\xfe invalid utf-8\nraw ok\n").expect("send");
+    s.write_all(b"\xff\xfe invalid utf-8\nraw ok\n")
+        .expect("send");
     drop(s);
     let out = h.path().join("out.log");
-    assert!(wait_for(LONG, || lines(&out).len() >= 3), "{:?}\n{}", lines(&out), h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 3),
+        "{:?}\n{}",
+        lines(&out),
+        h.log_text()
+    );
     let mut got = lines(&out);
     got.sort();
     assert_eq!(got, ["framed ok", "json ok", "raw ok"]);
     let f = h.counters("framed");
-    assert!(f["dropped"] >= 2 && f["decode_failures"] >= 1, "framed: {f:?}");
+    assert!(
+        f["dropped"] >= 2 && f["decode_failures"] >= 1,
+        "framed: {f:?}"
+    );
     assert_eq!(h.counters("json")["decode_failures"], 1);
     assert_eq!(h.counters("raw")["decode_failures"], 1);
     let (status, log) = h.stop();
@@ -270,8 +318,18 @@ fn check_reports_every_mistake_with_file_and_key() {
         .expect("run check");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("10-in.toml: [udp] adress: unknown config setting"), "{err}");
-    assert!(err.contains("20-out.toml: [file] message_matcher: syntax error"), "{err}");
-    assert!(err.contains("20-out.toml: [udp]: duplicate section name, first defined in") && err.contains("10-in.toml"), "{err}");
+    assert!(
+        err.contains("10-in.toml: [udp] adress: unknown config setting"),
+        "{err}"
+    );
+    assert!(
+        err.contains("20-out.toml: [file] message_matcher: syntax error"),
+        "{err}"
+    );
+    assert!(
+        err.contains("20-out.toml: [udp]: duplicate section name, first defined in")
+            && err.contains("10-in.toml"),
+        "{err}"
+    );
     assert!(err.contains("3 error(s) loading configuration"), "{err}");
 }

@@ -54,7 +54,11 @@ impl<T> Queue<T> {
     /// A queue holding at most `capacity` items (at least 1).
     pub fn new(capacity: usize) -> Self {
         Queue {
-            state: Mutex::new(State { items: VecDeque::with_capacity(capacity.min(4096)), closed: false, abandoned: false }),
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(capacity.min(4096)),
+                closed: false,
+                abandoned: false,
+            }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity: capacity.max(1),
@@ -88,7 +92,11 @@ impl<T> Queue<T> {
     /// Pushes `items` in order under `action`: `Block` waits for room (until the consumer
     /// is abandoned); `Drop` and `Shutdown` keep what fits and refuse the rest. The caller
     /// counts refusals and, for `Shutdown`, stops the process.
-    pub fn push_batch(&self, items: impl IntoIterator<Item = T>, action: FullAction) -> PushOutcome {
+    pub fn push_batch(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        action: FullAction,
+    ) -> PushOutcome {
         let mut out = PushOutcome::default();
         let mut st = self.lock();
         for item in items {
@@ -98,7 +106,11 @@ impl<T> Queue<T> {
             }
             while st.items.len() >= self.capacity && action == FullAction::Block && !st.abandoned {
                 self.not_empty.notify_one();
-                st = self.not_full.wait_timeout(st, BLOCK_RECHECK).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+                st = self
+                    .not_full
+                    .wait_timeout(st, BLOCK_RECHECK)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
             if st.items.len() < self.capacity && !st.abandoned {
                 st.items.push_back(item);
@@ -118,7 +130,11 @@ impl<T> Queue<T> {
     pub fn pop_batch(&self, out: &mut Vec<T>, max: usize, timeout: Duration) -> Pop {
         let mut st = self.lock();
         if st.items.is_empty() && !st.closed {
-            st = self.not_empty.wait_timeout(st, timeout).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            st = self
+                .not_empty
+                .wait_timeout(st, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         if st.items.is_empty() {
             return if st.closed { Pop::Closed } else { Pop::Timeout };
@@ -159,7 +175,13 @@ mod tests {
     fn drop_policy_keeps_what_fits() {
         let q = Queue::new(3);
         let o = q.push_batch(0..5, FullAction::Drop);
-        assert_eq!(o, PushOutcome { accepted: 3, refused: 2 });
+        assert_eq!(
+            o,
+            PushOutcome {
+                accepted: 3,
+                refused: 2
+            }
+        );
         let mut out = Vec::new();
         assert_eq!(q.pop_batch(&mut out, 10, Duration::ZERO), Pop::Items);
         assert_eq!(out, [0, 1, 2]);
@@ -179,7 +201,10 @@ mod tests {
         let o = q.push_batch(0..100, FullAction::Block);
         assert_eq!(o.accepted, 100);
         q.close();
-        assert_eq!(consumer.join().expect("consumer"), (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            consumer.join().expect("consumer"),
+            (0..100).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -190,7 +215,13 @@ mod tests {
         let t = std::thread::spawn(move || q2.push_batch([2, 3], FullAction::Block));
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(q.abandon(), 1);
-        assert_eq!(t.join().expect("producer"), PushOutcome { accepted: 0, refused: 2 });
+        assert_eq!(
+            t.join().expect("producer"),
+            PushOutcome {
+                accepted: 0,
+                refused: 2
+            }
+        );
     }
 
     #[test]

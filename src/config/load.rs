@@ -122,7 +122,11 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
 /// `data/` folder next to `config.d/`.
 fn resolve_globals(g: &mut Globals, path: &Path) {
     let home = path.parent().unwrap_or(Path::new("."));
-    let home = if home.as_os_str().is_empty() { Path::new(".") } else { home };
+    let home = if home.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        home
+    };
     for p in [&mut g.base_dir, &mut g.share_dir] {
         if p.is_relative() {
             *p = home.join(&*p);
@@ -323,7 +327,12 @@ pub fn env_substitute(text: &str) -> Result<String, String> {
             return Err(format!("invalid characters in %ENV[{name}]"));
         }
         let (name, default) = name.split_once(":-").unwrap_or((name, ""));
-        out.push_str(&std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string()));
+        out.push_str(
+            &std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string()),
+        );
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -351,8 +360,14 @@ mod tests {
             Ok("a=")
         );
         assert_eq!(env_substitute("100%").as_deref(), Ok("100%"));
-        assert_eq!(env_substitute("d=%ENV[HEKATE_UNSET_X:-data]").as_deref(), Ok("d=data"));
-        assert_eq!(env_substitute("p=%ENV[HEKATE_TEST_PORT:-1]").as_deref(), Ok("p=5565"));
+        assert_eq!(
+            env_substitute("d=%ENV[HEKATE_UNSET_X:-data]").as_deref(),
+            Ok("d=data")
+        );
+        assert_eq!(
+            env_substitute("p=%ENV[HEKATE_TEST_PORT:-1]").as_deref(),
+            Ok("p=5565")
+        );
         assert!(env_substitute("%ENV[OOPS").is_err());
         assert!(env_substitute("%ENV[A B]").is_err());
     }

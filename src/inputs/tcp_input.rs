@@ -63,7 +63,11 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     name: "TcpInput",
     description: "Accept TCP connections; Heka-framed protobuf by default, any splitter/decoder.",
     build,
-    defaults: Defaults { splitter: "HekaFramingSplitter", decoder: Some("ProtobufDecoder"), ..Defaults::HEKA },
+    defaults: Defaults {
+        splitter: "HekaFramingSplitter",
+        decoder: Some("ProtobufDecoder"),
+        ..Defaults::HEKA
+    },
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
@@ -73,9 +77,15 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         errs.push(p.error("use_tls", "TLS is not supported yet"));
     }
     if !matches!(c.net.as_str(), "tcp" | "tcp4" | "tcp6") {
-        errs.push(p.error("net", format!("unsupported network {:?} (tcp, tcp4, tcp6)", c.net)));
+        errs.push(p.error(
+            "net",
+            format!("unsupported network {:?} (tcp, tcp4, tcp6)", c.net),
+        ));
     }
-    let address = c.address.parse().map_err(|e| p.error("address", format!("{e}: {:?}", c.address)));
+    let address = c
+        .address
+        .parse()
+        .map_err(|e| p.error("address", format!("{e}: {:?}", c.address)));
     match address {
         Ok(address) if errs.is_empty() => Ok(Box::new(TcpInput { config: c, address })),
         Ok(_) => Err(errs),
@@ -115,7 +125,8 @@ impl TcpInput {
         if !self.config.keep_alive {
             return;
         }
-        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(self.config.keep_alive_period));
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(self.config.keep_alive_period));
         if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
             tracing::warn!(error = %e, "Cannot enable keep-alive.");
         }
@@ -154,7 +165,11 @@ async fn serve(mut sock: TcpStream, peer: SocketAddr, cx: InputContext, set_host
 
 /// At shutdown, takes in what peers already sent: reads until EOF or until the
 /// connection has been quiet for `DRAIN_QUIET` (the input supervisor bounds the total).
-async fn drain_buffered(sock: &mut TcpStream, stream: &mut crate::plugin::RecordStream, buf: &mut [u8]) {
+async fn drain_buffered(
+    sock: &mut TcpStream,
+    stream: &mut crate::plugin::RecordStream,
+    buf: &mut [u8],
+) {
     while let Ok(Ok(n)) = tokio::time::timeout(DRAIN_QUIET, sock.read(buf)).await {
         if n == 0 || stream.feed(&buf[..n]).await.is_err() {
             return;

@@ -31,7 +31,11 @@ pub struct UdpInputConfig {
 
 impl Default for UdpInputConfig {
     fn default() -> Self {
-        UdpInputConfig { address: "127.0.0.1:5565".into(), net: "udp".into(), set_hostname: false }
+        UdpInputConfig {
+            address: "127.0.0.1:5565".into(),
+            net: "udp".into(),
+            set_hostname: false,
+        }
     }
 }
 
@@ -51,10 +55,19 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
     let c: UdpInputConfig = p.parse()?;
     if !matches!(c.net.as_str(), "udp" | "udp4" | "udp6") {
-        return Err(vec![p.error("net", format!("unsupported network {:?} (udp, udp4, udp6)", c.net))]);
+        return Err(vec![p.error(
+            "net",
+            format!("unsupported network {:?} (udp, udp4, udp6)", c.net),
+        )]);
     }
-    let address = c.address.parse().map_err(|e| vec![p.error("address", format!("{e}: {:?}", c.address))])?;
-    Ok(Box::new(UdpInput { address, set_hostname: c.set_hostname }))
+    let address = c
+        .address
+        .parse()
+        .map_err(|e| vec![p.error("address", format!("{e}: {:?}", c.address))])?;
+    Ok(Box::new(UdpInput {
+        address,
+        set_hostname: c.set_hostname,
+    }))
 }
 
 impl Input for UdpInput {
@@ -116,11 +129,23 @@ mod tests {
 
     #[test]
     fn config_parses_and_rejects_unknown_keys() {
-        let cx = crate::plugin::BuildContext::new(Default::default(), Default::default(), Default::default());
-        assert!(build(&section("address = '127.0.0.1:0'\nset_hostname = true"), &cx).is_ok());
-        let errs = build(&section("adress = 'x'"), &cx).err().expect("unknown key");
+        let cx = crate::plugin::BuildContext::new(
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        );
+        assert!(build(
+            &section("address = '127.0.0.1:0'\nset_hostname = true"),
+            &cx
+        )
+        .is_ok());
+        let errs = build(&section("adress = 'x'"), &cx)
+            .err()
+            .expect("unknown key");
         assert_eq!(errs[0].key, "adress");
-        let errs = build(&section("address = 'nope'"), &cx).err().expect("bad address");
+        let errs = build(&section("address = 'nope'"), &cx)
+            .err()
+            .expect("bad address");
         assert_eq!(errs[0].key, "address");
     }
 }

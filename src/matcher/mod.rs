@@ -38,9 +38,15 @@ impl Matcher {
         } else if let Some(rest) = t.strip_prefix("Type == ") {
             Kind::Type(rest.trim_matches(|c| c == '\'' || c == '"').to_string())
         } else {
-            return Err(MatcherError { pos: 0, last_token: t.to_string() });
+            return Err(MatcherError {
+                pos: 0,
+                last_token: t.to_string(),
+            });
         };
-        Ok(Matcher { src: src.to_string(), kind })
+        Ok(Matcher {
+            src: src.to_string(),
+            kind,
+        })
     }
 
     /// Evaluates.

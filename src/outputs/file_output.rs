@@ -69,7 +69,10 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "FileOutput",
     description: "Append encoded messages to a file; reopens it on SIGHUP.",
     build,
-    defaults: Defaults { encoder: Some("PayloadEncoder"), ..Defaults::HEKA },
+    defaults: Defaults {
+        encoder: Some("PayloadEncoder"),
+        ..Defaults::HEKA
+    },
 };
 
 fn octal(p: &PluginConfig, key: &str, v: &str) -> Result<u32, ConfigError> {
@@ -83,18 +86,28 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         errs.push(p.error("path", "required"));
     }
     if c.rotation_interval != 0 {
-        errs.push(p.error("rotation_interval", "rotation is not supported yet; use 0 and logrotate with SIGHUP"));
+        errs.push(p.error(
+            "rotation_interval",
+            "rotation is not supported yet; use 0 and logrotate with SIGHUP",
+        ));
     }
     let flush_and = match c.flush_operator.as_str() {
         "AND" => true,
         "OR" => false,
         other => {
-            errs.push(p.error("flush_operator", format!("must be \"AND\" or \"OR\", not {other:?}")));
+            errs.push(p.error(
+                "flush_operator",
+                format!("must be \"AND\" or \"OR\", not {other:?}"),
+            ));
             true
         }
     };
-    let perm = octal(p, "perm", &c.perm).map_err(|e| errs.push(e)).unwrap_or(0o644);
-    let folder_perm = octal(p, "folder_perm", &c.folder_perm).map_err(|e| errs.push(e)).unwrap_or(0o700);
+    let perm = octal(p, "perm", &c.perm)
+        .map_err(|e| errs.push(e))
+        .unwrap_or(0o644);
+    let folder_perm = octal(p, "folder_perm", &c.folder_perm)
+        .map_err(|e| errs.push(e))
+        .unwrap_or(0o700);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -113,9 +126,16 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
 
 fn open(path: &std::path::Path, perm: u32, folder_perm: u32) -> std::io::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(folder_perm).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(folder_perm)
+            .create(dir)?;
     }
-    OpenOptions::new().create(true).append(true).mode(perm).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(perm)
+        .open(path)
 }
 
 impl FileOutput {
@@ -131,11 +151,14 @@ impl FileOutput {
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, ProcessError> {
         if self.file.is_none() {
-            let f = open(&self.path, self.perm, self.folder_perm)
-                .map_err(|e| ProcessError::retry(format!("cannot open {}: {e}", self.path.display())))?;
+            let f = open(&self.path, self.perm, self.folder_perm).map_err(|e| {
+                ProcessError::retry(format!("cannot open {}: {e}", self.path.display()))
+            })?;
             self.file = Some(BufWriter::with_capacity(64 * 1024, f));
         }
-        self.file.as_mut().ok_or_else(|| ProcessError::retry("file not open"))
+        self.file
+            .as_mut()
+            .ok_or_else(|| ProcessError::retry("file not open"))
     }
 
     fn write_out(&mut self) -> Result<(), ProcessError> {
@@ -149,9 +172,15 @@ impl FileOutput {
 }
 
 impl Output for FileOutput {
-    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
         let bytes = cx.encode(&pack.msg)?;
-        self.writer()?.write_all(bytes).map_err(ProcessError::retry)?;
+        self.writer()?
+            .write_all(bytes)
+            .map_err(ProcessError::retry)?;
         self.pending += 1;
         if self.due() {
             self.write_out()?;
@@ -188,9 +217,17 @@ mod tests {
     #[test]
     fn config_errors_are_all_reported() {
         let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
-        let errs = build(&section("perm = '9z'\nflush_operator = 'XOR'\nrotation_interval = 4"), &cx).err().expect("errors");
+        let errs = build(
+            &section("perm = '9z'\nflush_operator = 'XOR'\nrotation_interval = 4"),
+            &cx,
+        )
+        .err()
+        .expect("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["path", "rotation_interval", "flush_operator", "perm"]);
+        assert_eq!(
+            keys,
+            ["path", "rotation_interval", "flush_operator", "perm"]
+        );
     }
 
     #[test]
@@ -198,7 +235,9 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let path = d.path().join("sub/out.log");
         let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
-        let mut out = build(&section(&format!("path = '{}'", path.display())), &cx).ok().expect("build");
+        let mut out = build(&section(&format!("path = '{}'", path.display())), &cx)
+            .ok()
+            .expect("build");
         out.reopen().expect("reopen");
         assert!(path.exists());
     }

@@ -23,16 +23,25 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "LogOutput",
     description: "Write encoded messages to stdout, one per line.",
     build,
-    defaults: Defaults { encoder: Some("PayloadEncoder"), ..Defaults::HEKA },
+    defaults: Defaults {
+        encoder: Some("PayloadEncoder"),
+        ..Defaults::HEKA
+    },
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let _: LogOutputConfig = p.parse()?;
-    Ok(Box::new(LogOutput { out: std::io::BufWriter::new(std::io::stdout()) }))
+    Ok(Box::new(LogOutput {
+        out: std::io::BufWriter::new(std::io::stdout()),
+    }))
 }
 
 impl Output for LogOutput {
-    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
         let bytes = cx.encode(&pack.msg)?;
         self.out.write_all(bytes).map_err(ProcessError::retry)?;
         if !bytes.ends_with(b"\n") {

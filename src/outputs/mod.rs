@@ -3,9 +3,16 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+mod carbon_output;
 mod file_output;
 mod log_output;
 mod tcp_output;
+mod tcp_sink;
 
 /// Every registered output type.
-pub const OUTPUTS: &[Registration<BuildOutput>] = &[file_output::PLUGIN, log_output::PLUGIN, tcp_output::PLUGIN];
+pub const OUTPUTS: &[Registration<BuildOutput>] = &[
+    carbon_output::PLUGIN,
+    file_output::PLUGIN,
+    log_output::PLUGIN,
+    tcp_output::PLUGIN,
+];

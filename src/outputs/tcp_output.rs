@@ -2,13 +2,10 @@
 //! Heka-framed protobuf so another hekate or Heka `TcpInput` reads them natively. Run by
 //! the output runner.
 //!
-//! Encoded bytes accumulate in a pending buffer and are written when the queue is idle
-//! or 64 KiB are waiting. If the peer is down or the connection breaks, the unwritten
-//! bytes stay pending and `Retry` is returned: the runner backs off, messages wait in the
-//! queue under its `full_action`, and the pending bytes are re-sent after reconnecting.
+//! Encoded bytes accumulate in a [`TcpSink`] and are written when the queue is idle or
+//! 64 KiB are waiting. While the peer is down, messages wait in the queue under its
+//! `full_action`, and pending bytes are re-sent after reconnecting.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -16,10 +13,8 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
+use crate::outputs::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
-
-const HIGH_WATER: usize = 64 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Configuration of `TcpOutput`.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,9 +46,8 @@ impl Default for TcpOutputConfig {
 
 /// The running output.
 pub struct TcpOutput {
-    config: TcpOutputConfig,
-    conn: Option<TcpStream>,
-    pending: Vec<u8>,
+    reconnect_after: u64,
+    sink: TcpSink,
     sent_on_conn: u64,
 }
 
@@ -61,7 +55,10 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "TcpOutput",
     description: "Stream messages to a TCP peer (Heka-framed protobuf by default); reconnects.",
     build,
-    defaults: Defaults { encoder: Some("ProtobufEncoder"), ..Defaults::HEKA },
+    defaults: Defaults {
+        encoder: Some("ProtobufEncoder"),
+        ..Defaults::HEKA
+    },
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
@@ -69,76 +66,45 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     if c.use_tls {
         return Err(vec![p.error("use_tls", "TLS is not supported yet")]);
     }
-    if c.address.rsplit_once(':').is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err()) {
-        return Err(vec![p.error("address", format!("expected host:port, got {:?}", c.address))]);
+    if !valid_host_port(&c.address) {
+        return Err(vec![p.error(
+            "address",
+            format!("expected host:port, got {:?}", c.address),
+        )]);
     }
-    Ok(Box::new(TcpOutput { config: c, conn: None, pending: Vec::new(), sent_on_conn: 0 }))
-}
-
-impl TcpOutput {
-    fn connect(&mut self) -> Result<(), ProcessError> {
-        if self.conn.is_none() {
-            let addr: SocketAddr = self
-                .config
-                .address
-                .to_socket_addrs()
-                .map_err(ProcessError::retry)?
-                .next()
-                .ok_or_else(|| ProcessError::retry(format!("cannot resolve {}", self.config.address)))?;
-            let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(ProcessError::retry)?;
-            let _ = s.set_nodelay(true);
-            if self.config.keep_alive {
-                let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(self.config.keep_alive_period));
-                let _ = socket2::SockRef::from(&s).set_tcp_keepalive(&ka);
-            }
-            tracing::info!(address = %self.config.address, "Connected.");
-            self.sent_on_conn = 0;
-            self.conn = Some(s);
-        }
-        Ok(())
-    }
-
-    /// Writes every pending byte; on failure keeps the rest and drops the connection.
-    fn send_pending(&mut self) -> Result<(), ProcessError> {
-        while !self.pending.is_empty() {
-            self.connect()?;
-            let Some(conn) = self.conn.as_mut() else { continue };
-            match conn.write(&self.pending) {
-                Ok(0) => return Err(self.broken("connection closed")),
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.broken(e)),
-            }
-        }
-        Ok(())
-    }
-
-    fn broken(&mut self, why: impl std::fmt::Display) -> ProcessError {
-        self.conn = None;
-        ProcessError::retry(format!("connection to {} lost: {why}", self.config.address))
-    }
+    let keep_alive = c
+        .keep_alive
+        .then(|| Duration::from_secs(c.keep_alive_period));
+    Ok(Box::new(TcpOutput {
+        reconnect_after: c.reconnect_after,
+        sink: TcpSink::new(c.address, keep_alive),
+        sent_on_conn: 0,
+    }))
 }
 
 impl Output for TcpOutput {
-    fn process_message(&mut self, pack: &Pack, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
-        if self.pending.len() >= HIGH_WATER {
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
+        if self.sink.pending.len() >= HIGH_WATER {
             // Back-pressure: the pending bytes must go before this message is accepted.
-            self.send_pending()?;
+            self.sink.send_pending()?;
         }
         let bytes = cx.encode(&pack.msg)?;
-        self.pending.extend_from_slice(bytes);
+        self.sink.pending.extend_from_slice(bytes);
         self.sent_on_conn += 1;
-        if self.config.reconnect_after > 0 && self.sent_on_conn >= self.config.reconnect_after {
-            self.send_pending()?;
-            self.conn = None;
+        if self.reconnect_after > 0 && self.sent_on_conn >= self.reconnect_after {
+            self.sink.send_pending()?;
+            self.sink.disconnect();
+            self.sent_on_conn = 0;
         }
         Ok(())
     }
 
     fn flush(&mut self, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
-        self.send_pending()
+        self.sink.send_pending()
     }
 }
 
@@ -160,7 +126,13 @@ mod tests {
     fn config_checks_address_and_tls() {
         let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
         assert!(build(&section("address = '127.0.0.1:5565'"), &cx).is_ok());
-        assert_eq!(build(&section("address = 'nope'"), &cx).err().expect("bad")[0].key, "address");
-        assert_eq!(build(&section("use_tls = true"), &cx).err().expect("tls")[0].key, "use_tls");
+        assert_eq!(
+            build(&section("address = 'nope'"), &cx).err().expect("bad")[0].key,
+            "address"
+        );
+        assert_eq!(
+            build(&section("use_tls = true"), &cx).err().expect("tls")[0].key,
+            "use_tls"
+        );
     }
 }

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::load::SectionCommon;
-use crate::config::{Category, CommonFo, CommonInput, CommonSplitter, Globals, LoadedConfig, PluginConfig, Section};
+use crate::config::{
+    Category, CommonFo, CommonInput, CommonSplitter, Globals, LoadedConfig, PluginConfig, Section,
+};
 use crate::error::ConfigError;
 use crate::matcher::Matcher;
 use crate::pipeline::supervise::RestartPolicy;
 use crate::plugin::{
-    BuildContext, BuildFilter, BuildInput, BuildOutput, DecoderFactory, Defaults, EncoderFactory, Filter, Input,
-    Output, SplitterFactory,
+    BuildContext, BuildFilter, BuildInput, BuildOutput, DecoderFactory, Defaults, EncoderFactory,
+    Filter, Input, Output, SplitterFactory,
 };
 use crate::registry::{find, unknown_type_message};
 use crate::stats::{PluginStats, Report};
@@ -147,19 +149,28 @@ pub fn build(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
     }
 }
 
-fn build_recipes(sections: &[Section], bcx: &BuildContext, errors: &mut Vec<ConfigError>) -> Recipes {
+fn build_recipes(
+    sections: &[Section],
+    bcx: &BuildContext,
+    errors: &mut Vec<ConfigError>,
+) -> Recipes {
     let mut r = Recipes::default();
     let configured: Vec<&str> = sections.iter().map(|s| s.plugin.name.as_str()).collect();
-    let defaults = DEFAULT_RECIPES.iter().filter(|n| !configured.contains(n)).map(|n| default_section(n));
+    let defaults = DEFAULT_RECIPES
+        .iter()
+        .filter(|n| !configured.contains(n))
+        .map(|n| default_section(n));
     let recipe_sections = sections.iter().cloned().chain(defaults.flatten());
     for s in recipe_sections {
         let name = s.plugin.name.clone();
         let res = match (s.plugin.category, &s.common) {
-            (Category::Splitter, SectionCommon::Splitter(c)) => lookup(splitters::SPLITTERS, &s.plugin)
-                .and_then(|reg| (reg.build)(&s.plugin, bcx))
-                .map(|f| {
-                    r.splitters.insert(name, (f, c.clone()));
-                }),
+            (Category::Splitter, SectionCommon::Splitter(c)) => {
+                lookup(splitters::SPLITTERS, &s.plugin)
+                    .and_then(|reg| (reg.build)(&s.plugin, bcx))
+                    .map(|f| {
+                        r.splitters.insert(name, (f, c.clone()));
+                    })
+            }
             (Category::Decoder, _) => lookup(decoders::DECODERS, &s.plugin)
                 .and_then(|reg| (reg.build)(&s.plugin, bcx))
                 .map(|f| {
@@ -201,15 +212,27 @@ fn lookup<B>(
     slice: &'static [crate::plugin::Registration<B>],
     p: &PluginConfig,
 ) -> Result<&'static crate::plugin::Registration<B>, Vec<ConfigError>> {
-    find(slice, &p.type_name).ok_or_else(|| vec![p.error("type", unknown_type_message(p.category, &p.type_name))])
+    find(slice, &p.type_name)
+        .ok_or_else(|| vec![p.error("type", unknown_type_message(p.category, &p.type_name))])
 }
 
 /// `stat_accum_name` (StatsdInput, StatFilter) must name a configured StatAccumInput.
 fn check_stat_accum_refs(sections: &[Section], errors: &mut Vec<ConfigError>) {
-    let accums: Vec<&str> =
-        sections.iter().filter(|s| s.plugin.type_name == "StatAccumInput").map(|s| s.plugin.name.as_str()).collect();
-    for s in sections.iter().filter(|s| matches!(s.plugin.type_name.as_str(), "StatsdInput" | "StatFilter")) {
-        let target = s.plugin.table.get("stat_accum_name").and_then(|v| v.as_str()).unwrap_or("StatAccumInput");
+    let accums: Vec<&str> = sections
+        .iter()
+        .filter(|s| s.plugin.type_name == "StatAccumInput")
+        .map(|s| s.plugin.name.as_str())
+        .collect();
+    for s in sections
+        .iter()
+        .filter(|s| matches!(s.plugin.type_name.as_str(), "StatsdInput" | "StatFilter"))
+    {
+        let target = s
+            .plugin
+            .table
+            .get("stat_accum_name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("StatAccumInput");
         if !accums.contains(&target) {
             let msg = format!("no StatAccumInput section named {target:?}");
             errors.push(s.plugin.error("stat_accum_name", msg));
@@ -218,7 +241,12 @@ fn check_stat_accum_refs(sections: &[Section], errors: &mut Vec<ConfigError>) {
 }
 
 impl Pipeline {
-    fn add_input(&mut self, p: &PluginConfig, c: &CommonInput, r: &Recipes) -> Result<(), Vec<ConfigError>> {
+    fn add_input(
+        &mut self,
+        p: &PluginConfig,
+        c: &CommonInput,
+        r: &Recipes,
+    ) -> Result<(), Vec<ConfigError>> {
         let reg = lookup(inputs::INPUTS, p)?;
         let d = reg.defaults;
         let splitter_name = c.splitter.as_deref().unwrap_or(d.splitter);
@@ -226,20 +254,28 @@ impl Pipeline {
         let mut errs = Vec::new();
         let splitter = r.splitters.get(splitter_name);
         if splitter.is_none() {
-            errs.push(p.error("splitter", format!("no splitter section named {splitter_name:?}")));
+            errs.push(p.error(
+                "splitter",
+                format!("no splitter section named {splitter_name:?}"),
+            ));
         }
         let decoder = decoder_name.map(|n| r.decoders.get(n).cloned().ok_or(n));
         if let Some(Err(n)) = decoder {
             errs.push(p.error("decoder", format!("no decoder section named {n:?}")));
         }
         let input = (reg.build)(p, &self.bcx);
-        let (Some((split, split_common)), Ok(input)) = (splitter, input.map_err(|e| errs.extend(e))) else {
+        let (Some((split, split_common)), Ok(input)) =
+            (splitter, input.map_err(|e| errs.extend(e)))
+        else {
             return Err(errs);
         };
         if !errs.is_empty() {
             return Err(errs);
         }
-        let detail = format!("splitter {splitter_name}, decoder {}", decoder_name.unwrap_or("(none: record becomes Payload)"));
+        let detail = format!(
+            "splitter {splitter_name}, decoder {}",
+            decoder_name.unwrap_or("(none: record becomes Payload)")
+        );
         self.wire(p, detail);
         self.inputs.push(InputPlan {
             config: p.clone(),
@@ -256,14 +292,30 @@ impl Pipeline {
         Ok(())
     }
 
-    fn fo_plan(&self, p: &PluginConfig, c: &CommonFo, d: &Defaults) -> Result<FoPlan, Vec<ConfigError>> {
-        let src = c.message_matcher.as_deref().or(d.message_matcher).unwrap_or("");
+    fn fo_plan(
+        &self,
+        p: &PluginConfig,
+        c: &CommonFo,
+        d: &Defaults,
+    ) -> Result<FoPlan, Vec<ConfigError>> {
+        let src = c
+            .message_matcher
+            .as_deref()
+            .or(d.message_matcher)
+            .unwrap_or("");
         let matcher = if src.trim().is_empty() {
             None
         } else {
-            Some(Matcher::parse(src).map_err(|e| vec![p.error("message_matcher", format!("{e} in {src:?}"))])?)
+            Some(
+                Matcher::parse(src)
+                    .map_err(|e| vec![p.error("message_matcher", format!("{e} in {src:?}"))])?,
+            )
         };
-        let ticker = c.ticker_interval.or(d.ticker_interval).filter(|t| *t > 0).map(Duration::from_secs);
+        let ticker = c
+            .ticker_interval
+            .or(d.ticker_interval)
+            .filter(|t| *t > 0)
+            .map(Duration::from_secs);
         let capacity = match c.buffering.max_buffer_size {
             0 => self.globals.plugin_chansize,
             n => n,
@@ -275,7 +327,9 @@ impl Pipeline {
             ticker,
             capacity,
             can_exit: c.can_exit.unwrap_or(d.can_exit),
-            stats: self.report.register(&p.name, p.category.as_str(), &p.type_name),
+            stats: self
+                .report
+                .register(&p.name, p.category.as_str(), &p.type_name),
         })
     }
 
@@ -285,29 +339,60 @@ impl Pipeline {
         let filter = (reg.build)(p, &self.bcx);
         let (fo, filter) = join_errors(fo, filter)?;
         self.wire(p, fo_detail(&fo, None));
-        self.filters.push(FilterPlan { fo, build: reg.build, filter });
+        self.filters.push(FilterPlan {
+            fo,
+            build: reg.build,
+            filter,
+        });
         Ok(())
     }
 
-    fn add_output(&mut self, p: &PluginConfig, c: &CommonFo, r: &Recipes) -> Result<(), Vec<ConfigError>> {
+    fn add_output(
+        &mut self,
+        p: &PluginConfig,
+        c: &CommonFo,
+        r: &Recipes,
+    ) -> Result<(), Vec<ConfigError>> {
         let reg = lookup(outputs::OUTPUTS, p)?;
-        let enc_name = c.encoder.as_deref().or(reg.defaults.encoder).filter(|n| !n.is_empty());
-        let encoder = match enc_name {
-            None => Ok(None),
-            Some(n) => r.encoders.get(n).cloned().map(Some).ok_or_else(|| vec![p.error("encoder", format!("no encoder section named {n:?}"))]),
-        };
+        let enc_name = c
+            .encoder
+            .as_deref()
+            .or(reg.defaults.encoder)
+            .filter(|n| !n.is_empty());
+        let encoder =
+            match enc_name {
+                None => Ok(None),
+                Some(n) => r.encoders.get(n).cloned().map(Some).ok_or_else(|| {
+                    vec![p.error("encoder", format!("no encoder section named {n:?}"))]
+                }),
+            };
         let fo = self.fo_plan(p, c, &reg.defaults);
         let output = (reg.build)(p, &self.bcx);
         let (fo, output) = join_errors(fo, output)?;
         let encoder = encoder?;
-        let use_framing = c.use_framing.unwrap_or(encoder.as_ref().is_some_and(|(_, t)| t == "ProtobufEncoder"));
+        let use_framing = c.use_framing.unwrap_or(
+            encoder
+                .as_ref()
+                .is_some_and(|(_, t)| t == "ProtobufEncoder"),
+        );
         self.wire(p, fo_detail(&fo, enc_name.map(|n| (n, use_framing))));
-        self.outputs.push(OutputPlan { fo, build: reg.build, output, encoder: encoder.map(|(f, _)| f), use_framing });
+        self.outputs.push(OutputPlan {
+            fo,
+            build: reg.build,
+            output,
+            encoder: encoder.map(|(f, _)| f),
+            use_framing,
+        });
         Ok(())
     }
 
     fn wire(&mut self, p: &PluginConfig, detail: String) {
-        self.wiring.push(Wiring { category: p.category, name: p.name.clone(), type_name: p.type_name.clone(), detail });
+        self.wiring.push(Wiring {
+            category: p.category,
+            name: p.name.clone(),
+            type_name: p.type_name.clone(),
+            detail,
+        });
     }
 
     /// What `hekate check` prints: every input, filter and output with its wiring.
@@ -327,14 +412,31 @@ impl Pipeline {
 }
 
 fn fo_detail(fo: &FoPlan, encoder: Option<(&str, bool)>) -> String {
-    let m = fo.matcher.as_ref().map_or("(matches nothing)".to_string(), |m| format!("matcher {:?}", m.source()));
-    let q = format!("queue {} ({:?} when full)", fo.capacity, fo.common.buffering.full_action).to_lowercase();
-    let t = fo.ticker.map(|t| format!(", ticker {}s", t.as_secs())).unwrap_or_default();
-    let e = encoder.map(|(n, f)| format!(", encoder {n}{}", if f { " + framing" } else { "" })).unwrap_or_default();
+    let m = fo
+        .matcher
+        .as_ref()
+        .map_or("(matches nothing)".to_string(), |m| {
+            format!("matcher {:?}", m.source())
+        });
+    let q = format!(
+        "queue {} ({:?} when full)",
+        fo.capacity, fo.common.buffering.full_action
+    )
+    .to_lowercase();
+    let t = fo
+        .ticker
+        .map(|t| format!(", ticker {}s", t.as_secs()))
+        .unwrap_or_default();
+    let e = encoder
+        .map(|(n, f)| format!(", encoder {n}{}", if f { " + framing" } else { "" }))
+        .unwrap_or_default();
     format!("{m}, {q}{t}{e}")
 }
 
-fn join_errors<A, B>(a: Result<A, Vec<ConfigError>>, b: Result<B, Vec<ConfigError>>) -> Result<(A, B), Vec<ConfigError>> {
+fn join_errors<A, B>(
+    a: Result<A, Vec<ConfigError>>,
+    b: Result<B, Vec<ConfigError>>,
+) -> Result<(A, B), Vec<ConfigError>> {
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),
         (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),

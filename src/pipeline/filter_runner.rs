@@ -16,8 +16,8 @@ use crate::error::ProcessError;
 use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
 use crate::pipeline::router::RouterSender;
-use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
 use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
 use crate::stats::PluginStats;
 
@@ -52,14 +52,20 @@ enum Next {
 impl FilterRunner {
     /// The thread body.
     pub fn run(mut self) {
-        let span = tracing::info_span!("filter", name = %self.name, r#type = %self.config.type_name);
+        let span =
+            tracing::info_span!("filter", name = %self.name, r#type = %self.config.type_name);
         let _enter = span.enter();
         let mut batch = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
         loop {
-            let wait = next_tick.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(Instant::now()));
+            let wait = next_tick.map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
             let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
-            self.stats.queue_len.store(self.queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.stats.queue_len.store(
+                self.queue.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let mut next = Next::Continue;
             if popped == Pop::Items {
                 next = self.process_batch(&mut batch);
@@ -88,7 +94,11 @@ impl FilterRunner {
         for (i, pack) in batch.iter().enumerate() {
             let result = self.call(&mut injected, |f, cx| f.process_message(pack, cx));
             PluginStats::add(&self.stats.processed, 1);
-            self.collect(&mut injected, pack.loop_count.saturating_add(1), &mut outbound);
+            self.collect(
+                &mut injected,
+                pack.loop_count.saturating_add(1),
+                &mut outbound,
+            );
             if let Err(reason) = result {
                 let lost = batch.len() - i - 1;
                 PluginStats::add(&self.stats.dropped, lost as u64);
@@ -143,7 +153,10 @@ impl FilterRunner {
                 PluginStats::add(&self.stats.counter("circular_injects"), 1);
                 continue;
             }
-            out.push(Pack { msg: Arc::new(msg), loop_count });
+            out.push(Pack {
+                msg: Arc::new(msg),
+                loop_count,
+            });
         }
     }
 
@@ -177,7 +190,9 @@ impl FilterRunner {
                     tracing::info!(attempt = self.policy.attempts(), "Filter restarted.");
                     return true;
                 }
-                Err(errs) => tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Filter rebuild failed."),
+                Err(errs) => {
+                    tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Filter rebuild failed.")
+                }
             }
         }
     }
@@ -186,7 +201,10 @@ impl FilterRunner {
         let lost = self.queue.abandon();
         PluginStats::add(&self.stats.dropped, lost as u64);
         if self.can_exit {
-            tracing::error!(reason, "Filter retries exhausted; removed (can_exit = true), the rest keep running.");
+            tracing::error!(
+                reason,
+                "Filter retries exhausted; removed (can_exit = true), the rest keep running."
+            );
         } else {
             self.exits.fatal(&self.name, reason);
         }

@@ -66,16 +66,27 @@ enum Outcome {
 impl OutputRunner {
     /// The thread body.
     pub fn run(mut self) {
-        let span = tracing::info_span!("output", name = %self.name, r#type = %self.config.type_name);
+        let span =
+            tracing::info_span!("output", name = %self.name, r#type = %self.config.type_name);
         let _enter = span.enter();
-        let mut io = Io { encoder: self.encoder.as_ref().map(|f| f()), buf: Vec::new(), frame: Vec::new(), log: LogLimiter::default(), shutdown_since: None };
+        let mut io = Io {
+            encoder: self.encoder.as_ref().map(|f| f()),
+            buf: Vec::new(),
+            frame: Vec::new(),
+            log: LogLimiter::default(),
+            shutdown_since: None,
+        };
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
         loop {
             self.check_reopen();
-            let wait = next_tick.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(Instant::now()));
+            let wait = next_tick.map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
             let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
-            self.stats.queue_len.store(self.queue.len() as u64, Ordering::Relaxed);
+            self.stats
+                .queue_len
+                .store(self.queue.len() as u64, Ordering::Relaxed);
             let mut outcome = Outcome::Done;
             if popped == Pop::Items {
                 outcome = self.process_batch(&mut io, &mut batch);
@@ -94,7 +105,9 @@ impl OutputRunner {
             }
             match outcome {
                 Outcome::Failed(reason) if !self.restart(&reason) => return,
-                Outcome::GaveUp => return self.abandon("shutdown grace period over while retrying"),
+                Outcome::GaveUp => {
+                    return self.abandon("shutdown grace period over while retrying")
+                }
                 _ if popped == Pop::Closed => break,
                 _ => {}
             }
@@ -127,7 +140,15 @@ impl OutputRunner {
     ) -> Outcome {
         let mut backoff = RETRY_MIN;
         loop {
-            let mut cx = OutputContext::new(&self.name, &self.globals, &self.stats, io.encoder.as_deref_mut(), self.use_framing, &mut io.buf, &mut io.frame);
+            let mut cx = OutputContext::new(
+                &self.name,
+                &self.globals,
+                &self.stats,
+                io.encoder.as_deref_mut(),
+                self.use_framing,
+                &mut io.buf,
+                &mut io.frame,
+            );
             let output = self.output.as_mut();
             match catch_unwind(AssertUnwindSafe(|| f(output, &mut cx))) {
                 Ok(Ok(())) => return Outcome::Done,
@@ -182,7 +203,9 @@ impl OutputRunner {
                     tracing::info!(attempt = self.policy.attempts(), "Output restarted.");
                     return true;
                 }
-                Err(errs) => tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Output rebuild failed."),
+                Err(errs) => {
+                    tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Output rebuild failed.")
+                }
             }
         }
     }
@@ -191,7 +214,11 @@ impl OutputRunner {
         let lost = self.queue.abandon();
         PluginStats::add(&self.stats.dropped, lost as u64);
         if self.can_exit {
-            tracing::error!(reason, lost, "Output removed (can_exit = true); the rest keep running.");
+            tracing::error!(
+                reason,
+                lost,
+                "Output removed (can_exit = true); the rest keep running."
+            );
         } else {
             self.exits.fatal(&self.name, reason);
         }

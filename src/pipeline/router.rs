@@ -80,7 +80,15 @@ impl Subscriber {
         stats: Arc<PluginStats>,
         is_filter: bool,
     ) -> Self {
-        Subscriber { name, matcher, queue, full_action, stats, is_filter, pending: Vec::new() }
+        Subscriber {
+            name,
+            matcher,
+            queue,
+            full_action,
+            stats,
+            is_filter,
+            pending: Vec::new(),
+        }
     }
 }
 
@@ -96,9 +104,21 @@ pub struct Router {
 
 impl Router {
     /// A router over `subs`, dropping packs re-injected more than `max_loops` times.
-    pub fn new(subs: Vec<Subscriber>, max_loops: u32, stats: Arc<PluginStats>, shutdown: ShutdownTrigger) -> Self {
+    pub fn new(
+        subs: Vec<Subscriber>,
+        max_loops: u32,
+        stats: Arc<PluginStats>,
+        shutdown: ShutdownTrigger,
+    ) -> Self {
         let loop_drops = stats.counter("max_message_loops_dropped");
-        Router { subs, max_loops: max_loops.max(1), stats, loop_drops, shutdown, log: LogLimiter::default() }
+        Router {
+            subs,
+            max_loops: max_loops.max(1),
+            stats,
+            loop_drops,
+            shutdown,
+            log: LogLimiter::default(),
+        }
     }
 
     /// Routes one batch: every pack goes to every subscriber whose matcher accepts it.
@@ -127,7 +147,9 @@ impl Router {
             return;
         }
         let outcome = sub.queue.push_batch(sub.pending.drain(..), sub.full_action);
-        sub.stats.queue_len.store(sub.queue.len() as u64, Ordering::Relaxed);
+        sub.stats
+            .queue_len
+            .store(sub.queue.len() as u64, Ordering::Relaxed);
         if outcome.refused == 0 {
             return;
         }
@@ -143,7 +165,10 @@ impl Router {
 
     /// Closes the queues of filters (`filters = true`) or outputs.
     fn close(&self, filters: bool) {
-        self.subs.iter().filter(|s| s.is_filter == filters).for_each(|s| s.queue.close());
+        self.subs
+            .iter()
+            .filter(|s| s.is_filter == filters)
+            .for_each(|s| s.queue.close());
     }
 
     /// The router thread's loop. Returns after `FiltersDone` (or when every sender is gone),

@@ -67,7 +67,9 @@ impl Running {
 
     /// Waits until the pipeline has stopped.
     pub fn wait(self) -> Result<(), RunError> {
-        self.handle.join().unwrap_or_else(|_| Err(RunError::Fatal(vec!["pipeline thread panicked".into()])))
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Fatal(vec!["pipeline thread panicked".into()])))
     }
 }
 
@@ -78,8 +80,14 @@ impl Pipeline {
         let (trigger, _) = shutdown::channel();
         let report = self.report.clone();
         let t = trigger.clone();
-        let handle = std::thread::Builder::new().name("hekate-main".into()).spawn(move || self.run_inner(t, signals))?;
-        Ok(Running { shutdown: trigger, report, handle })
+        let handle = std::thread::Builder::new()
+            .name("hekate-main".into())
+            .spawn(move || self.run_inner(t, signals))?;
+        Ok(Running {
+            shutdown: trigger,
+            report,
+            handle,
+        })
     }
 
     /// Runs in the foreground until shutdown, with signal handling.
@@ -100,11 +108,23 @@ impl Pipeline {
         let mut reopen = Vec::new();
         let outputs = self.spawn_outputs(&trigger, &exits, &mut subs, &mut reopen)?;
         let filters = self.spawn_filters(&trigger, &exits, &router, &mut subs)?;
-        let core = Router::new(subs, self.globals.max_message_loops, self.router_stats.clone(), trigger.clone());
-        let router_thread = std::thread::Builder::new().name("hekate-router".into()).spawn(move || core.run(rx))?;
+        let core = Router::new(
+            subs,
+            self.globals.max_message_loops,
+            self.router_stats.clone(),
+            trigger.clone(),
+        );
+        let router_thread = std::thread::Builder::new()
+            .name("hekate-router".into())
+            .spawn(move || core.run(rx))?;
         let inputs = self.spawn_inputs(&rt, &trigger, &exits, &router);
         drop(router);
-        rt.block_on(wait_for_stop(trigger.clone(), signals, self.report.clone(), reopen));
+        rt.block_on(wait_for_stop(
+            trigger.clone(),
+            signals,
+            self.report.clone(),
+            reopen,
+        ));
         rt.block_on(stop_inputs(inputs));
         tracing::info!("Inputs stopped; draining filters.");
         let _ = tx.blocking_send(RouterEvent::InputsDone);
@@ -130,10 +150,23 @@ impl Pipeline {
     ) -> std::io::Result<Vec<JoinHandle<()>>> {
         let mut handles = Vec::new();
         for plan in std::mem::take(&mut self.outputs) {
-            let OutputPlan { fo, build, output, encoder, use_framing } = plan;
+            let OutputPlan {
+                fo,
+                build,
+                output,
+                encoder,
+                use_framing,
+            } = plan;
             let name: Arc<str> = fo.config.name.as_str().into();
             let queue = Arc::new(Queue::new(fo.capacity));
-            subs.push(Subscriber::new(name.clone(), fo.matcher.clone(), queue.clone(), fo.common.buffering.full_action, fo.stats.clone(), false));
+            subs.push(Subscriber::new(
+                name.clone(),
+                fo.matcher.clone(),
+                queue.clone(),
+                fo.common.buffering.full_action,
+                fo.stats.clone(),
+                false,
+            ));
             let flag = Arc::new(AtomicBool::new(false));
             reopen.push(flag.clone());
             let runner = OutputRunner {
@@ -154,7 +187,11 @@ impl Pipeline {
                 exits: exits.clone(),
                 reopen: flag,
             };
-            handles.push(std::thread::Builder::new().name(format!("out-{name}")).spawn(move || runner.run())?);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("out-{name}"))
+                    .spawn(move || runner.run())?,
+            );
         }
         Ok(handles)
     }
@@ -170,7 +207,14 @@ impl Pipeline {
         for FilterPlan { fo, build, filter } in std::mem::take(&mut self.filters) {
             let name: Arc<str> = fo.config.name.as_str().into();
             let queue = Arc::new(Queue::new(fo.capacity));
-            subs.push(Subscriber::new(name.clone(), fo.matcher.clone(), queue.clone(), fo.common.buffering.full_action, fo.stats.clone(), true));
+            subs.push(Subscriber::new(
+                name.clone(),
+                fo.matcher.clone(),
+                queue.clone(),
+                fo.common.buffering.full_action,
+                fo.stats.clone(),
+                true,
+            ));
             let runner = FilterRunner {
                 name: name.clone(),
                 policy: fo.policy(),
@@ -188,7 +232,11 @@ impl Pipeline {
                 shutdown: trigger.clone(),
                 exits: exits.clone(),
             };
-            handles.push(std::thread::Builder::new().name(format!("flt-{name}")).spawn(move || runner.run())?);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("flt-{name}"))
+                    .spawn(move || runner.run())?,
+            );
         }
         Ok(handles)
     }
@@ -223,8 +271,21 @@ impl Pipeline {
 }
 
 /// Runs one input, restarting it under its retry policy.
-async fn supervise_input(plan: InputPlan, cx: InputContext, bcx: crate::plugin::BuildContext, exits: Exits) {
-    let InputPlan { config, build, input, common, can_exit, stats, .. } = plan;
+async fn supervise_input(
+    plan: InputPlan,
+    cx: InputContext,
+    bcx: crate::plugin::BuildContext,
+    exits: Exits,
+) {
+    let InputPlan {
+        config,
+        build,
+        input,
+        common,
+        can_exit,
+        stats,
+        ..
+    } = plan;
     let mut policy = RestartPolicy::new(common.retries.clone());
     let mut next = Some(input);
     loop {
@@ -243,7 +304,10 @@ async fn supervise_input(plan: InputPlan, cx: InputContext, bcx: crate::plugin::
         tracing::error!(reason, "Input failed.");
         let Some(wait) = policy.next_delay() else {
             if can_exit {
-                tracing::error!(reason, "Input retries exhausted; removed (can_exit = true).");
+                tracing::error!(
+                    reason,
+                    "Input retries exhausted; removed (can_exit = true)."
+                );
             } else {
                 exits.fatal(&config.name, reason);
             }
@@ -259,14 +323,21 @@ async fn supervise_input(plan: InputPlan, cx: InputContext, bcx: crate::plugin::
                 PluginStats::add(&stats.restarts, 1);
                 next = Some(i);
             }
-            Err(errs) => tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Input rebuild failed."),
+            Err(errs) => {
+                tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Input rebuild failed.")
+            }
         }
     }
 }
 
 /// Resolves when shutdown is triggered; with `signals`, also handles SIGINT/SIGTERM,
 /// SIGUSR1 (log the report) and SIGHUP (reopen outputs).
-async fn wait_for_stop(trigger: ShutdownTrigger, signals: bool, report: Report, reopen: Vec<Arc<AtomicBool>>) {
+async fn wait_for_stop(
+    trigger: ShutdownTrigger,
+    signals: bool,
+    report: Report,
+    reopen: Vec<Arc<AtomicBool>>,
+) {
     let mut sd = trigger.subscribe();
     if !signals {
         return sd.wait().await;

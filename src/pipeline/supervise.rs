@@ -26,12 +26,19 @@ pub struct RestartPolicy {
 impl RestartPolicy {
     /// A policy with no failures yet.
     pub fn new(retries: Retries) -> Self {
-        RestartPolicy { retries, attempts: 0, last_restart: None }
+        RestartPolicy {
+            retries,
+            attempts: 0,
+            last_restart: None,
+        }
     }
 
     /// After a failure: the wait before the next attempt, or `None` if retries are spent.
     pub fn next_delay(&mut self) -> Option<Duration> {
-        if self.last_restart.is_some_and(|t| t.elapsed() >= HEALTHY_RESET) {
+        if self
+            .last_restart
+            .is_some_and(|t| t.elapsed() >= HEALTHY_RESET)
+        {
             self.attempts = 0;
         }
         self.attempts += 1;
@@ -53,7 +60,11 @@ fn jitter(max: Duration) -> Duration {
     if nanos == 0 {
         return Duration::ZERO;
     }
-    let r = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let r = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
     Duration::from_nanos(r % nanos)
 }
 
@@ -67,14 +78,21 @@ pub struct Exits {
 impl Exits {
     /// Records exits against this shutdown trigger.
     pub fn new(shutdown: ShutdownTrigger) -> Self {
-        Exits { fatal: Default::default(), shutdown }
+        Exits {
+            fatal: Default::default(),
+            shutdown,
+        }
     }
 
     /// A plugin with `can_exit = false` has stopped for good: record why and stop hekate.
     pub fn fatal(&self, plugin: &str, reason: impl std::fmt::Display) {
-        let msg = format!("plugin '{plugin}' stopped and may not exit (can_exit = false): {reason}");
+        let msg =
+            format!("plugin '{plugin}' stopped and may not exit (can_exit = false): {reason}");
         tracing::error!("{msg}");
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg);
         self.shutdown.trigger();
     }
 
@@ -102,7 +120,11 @@ mod tests {
 
     #[test]
     fn policy_stops_after_max_retries() {
-        let r = Retries { max_retries: 2, max_jitter: Duration::ZERO, ..Retries::default() };
+        let r = Retries {
+            max_retries: 2,
+            max_jitter: Duration::ZERO,
+            ..Retries::default()
+        };
         let mut p = RestartPolicy::new(r);
         assert_eq!(p.next_delay(), Some(Duration::from_millis(250)));
         assert_eq!(p.next_delay(), Some(Duration::from_millis(500)));

@@ -18,12 +18,20 @@ pub struct Hekate {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A loopback UDP port that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
@@ -109,7 +117,9 @@ impl Hekate {
     pub fn counters(&self, plugin: &str) -> std::collections::HashMap<String, u64> {
         let before = self.log_text().matches("heka.all-report").count();
         self.signal(libc::SIGUSR1);
-        wait_for(Duration::from_secs(5), || self.log_text().matches("heka.all-report").count() > before);
+        wait_for(Duration::from_secs(5), || {
+            self.log_text().matches("heka.all-report").count() > before
+        });
         parse_report(&self.log_text(), plugin)
     }
 
@@ -130,7 +140,10 @@ impl Hekate {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("hekate did not exit in {timeout:?}; log:\n{}", self.log_text());
+                panic!(
+                    "hekate did not exit in {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -147,7 +160,9 @@ impl Drop for Hekate {
 /// Reads the last all-report block for `plugin` out of a log.
 pub fn parse_report(log: &str, plugin: &str) -> std::collections::HashMap<String, u64> {
     let mut out = std::collections::HashMap::new();
-    let Some(block) = log.rsplit("heka.all-report").next() else { return out };
+    let Some(block) = log.rsplit("heka.all-report").next() else {
+        return out;
+    };
     let mut inside = false;
     for line in block.lines() {
         if !line.starts_with(' ') {
@@ -167,10 +182,14 @@ pub fn parse_report(log: &str, plugin: &str) -> std::collections::HashMap<String
 
 /// Lines of a file (empty if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Waits until hekate accepts TCP connections on `port`.
 pub fn wait_tcp(port: u16) -> bool {
-    wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+    wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
 }

@@ -1,0 +1,254 @@
+//! `CarbonOutput`: sends the carbon lines in `heka.statmetric` payloads (from
+//! `StatAccumInput`) to a Graphite carbon server over TCP or UDP (Heka's CarbonOutput).
+//! Run by the output runner. Over TCP it reconnects with back-off; while carbon is down
+//! points wait in the queue under its `full_action`. Over UDP, payloads are cut at line
+//! boundaries into datagrams of at most 62 KiB, as Heka did.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, ProcessError};
+use crate::message::Pack;
+use crate::outputs::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
+use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
+
+/// Largest UDP datagram sent (Heka: 62 KiB).
+const MAX_DATAGRAM: usize = 62 * 1024;
+
+/// Configuration of `CarbonOutput`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CarbonOutputConfig {
+    /// Carbon's plaintext listener, `host:port`. Default `localhost:2003`.
+    pub address: String,
+    /// `tcp` or `udp`. Default `tcp`.
+    pub protocol: String,
+    /// TCP keep-alive. Default false.
+    pub tcp_keep_alive: bool,
+}
+
+impl Default for CarbonOutputConfig {
+    fn default() -> Self {
+        CarbonOutputConfig {
+            address: "localhost:2003".into(),
+            protocol: "tcp".into(),
+            tcp_keep_alive: false,
+        }
+    }
+}
+
+enum Transport {
+    Tcp(TcpSink),
+    Udp {
+        address: String,
+        socket: Option<UdpSocket>,
+    },
+}
+
+/// The running output.
+pub struct CarbonOutput {
+    transport: Transport,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration {
+    name: "CarbonOutput",
+    description: "Send statmetric carbon lines to a Graphite carbon server (TCP or UDP).",
+    build,
+    defaults: Defaults {
+        message_matcher: Some("Type == 'heka.statmetric'"),
+        ..Defaults::HEKA
+    },
+};
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
+    let c: CarbonOutputConfig = p.parse()?;
+    let mut errs = Vec::new();
+    if !valid_host_port(&c.address) {
+        errs.push(p.error(
+            "address",
+            format!("expected host:port, got {:?}", c.address),
+        ));
+    }
+    let transport = match c.protocol.as_str() {
+        "tcp" => Transport::Tcp(TcpSink::new(
+            c.address,
+            c.tcp_keep_alive.then(|| Duration::from_secs(7200)),
+        )),
+        "udp" => Transport::Udp {
+            address: c.address,
+            socket: None,
+        },
+        other => {
+            errs.push(p.error(
+                "protocol",
+                format!("must be \"tcp\" or \"udp\", not {other:?}"),
+            ));
+            return Err(errs);
+        }
+    };
+    if errs.is_empty() {
+        Ok(Box::new(CarbonOutput { transport }))
+    } else {
+        Err(errs)
+    }
+}
+
+/// The non-empty lines of a statmetric payload.
+fn lines_of(payload: &str) -> impl Iterator<Item = &str> {
+    payload.lines().filter(|l| !l.trim().is_empty())
+}
+
+fn send_udp(
+    address: &str,
+    socket: &mut Option<UdpSocket>,
+    payload: &str,
+) -> Result<(), ProcessError> {
+    if socket.is_none() {
+        let s = UdpSocket::bind("0.0.0.0:0").map_err(ProcessError::retry)?;
+        s.connect(address).map_err(ProcessError::retry)?;
+        *socket = Some(s);
+    }
+    let Some(s) = socket.as_ref() else {
+        return Ok(());
+    };
+    let mut dgram = String::with_capacity(MAX_DATAGRAM.min(payload.len() + 1));
+    for line in lines_of(payload) {
+        if !dgram.is_empty() && dgram.len() + line.len() + 1 > MAX_DATAGRAM {
+            s.send(dgram.as_bytes()).map_err(ProcessError::retry)?;
+            dgram.clear();
+        }
+        dgram.push_str(line);
+        dgram.push('\n');
+    }
+    if !dgram.is_empty() {
+        s.send(dgram.as_bytes()).map_err(ProcessError::retry)?;
+    }
+    Ok(())
+}
+
+impl Output for CarbonOutput {
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        _cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
+        match &mut self.transport {
+            Transport::Tcp(sink) => {
+                if sink.pending.len() >= HIGH_WATER {
+                    sink.send_pending()?;
+                }
+                for line in lines_of(&pack.msg.payload) {
+                    sink.pending.extend_from_slice(line.as_bytes());
+                    sink.pending.push(b'\n');
+                }
+                Ok(())
+            }
+            Transport::Udp { address, socket } => send_udp(address, socket, &pack.msg.payload),
+        }
+    }
+
+    fn flush(&mut self, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+        match &mut self.transport {
+            Transport::Tcp(sink) => sink.send_pending(),
+            Transport::Udp { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use std::io::Read;
+
+    fn section(toml: &str) -> PluginConfig {
+        PluginConfig {
+            name: "carbon".into(),
+            type_name: "CarbonOutput".into(),
+            category: crate::config::Category::Output,
+            file: "t.toml".into(),
+            table: toml.parse().expect("toml"),
+        }
+    }
+
+    fn pack(payload: &str) -> Pack {
+        Pack::new(Message {
+            payload: payload.into(),
+            ..Message::new()
+        })
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        assert!(build(
+            &section("address = '127.0.0.1:2003'\nprotocol = 'udp'"),
+            &cx
+        )
+        .is_ok());
+        let errs = build(&section("address = 'x'\nprotocol = 'sctp'"), &cx)
+            .err()
+            .expect("errors");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["address", "protocol"]);
+    }
+
+    #[test]
+    fn tcp_lines_wait_while_carbon_is_down_then_arrive() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let mut out = build(&section(&format!("address = '127.0.0.1:{port}'")), &cx)
+            .ok()
+            .expect("build");
+        let (globals, stats) = (
+            crate::config::Globals::default(),
+            crate::stats::PluginStats::default(),
+        );
+        let (mut b1, mut b2) = (Vec::new(), Vec::new());
+        let mut ocx = OutputContext::new("carbon", &globals, &stats, None, false, &mut b1, &mut b2);
+        out.process_message(&pack("a.b 1 100\nc.d 2.5 100\n"), &mut ocx)
+            .expect("buffered");
+        assert!(
+            matches!(out.flush(&mut ocx), Err(ProcessError::Retry(_))),
+            "carbon is down"
+        );
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("carbon up");
+        out.flush(&mut ocx).expect("sent after reconnect");
+        drop(out);
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = String::new();
+        conn.read_to_string(&mut got).expect("read");
+        assert_eq!(got, "a.b 1 100\nc.d 2.5 100\n");
+    }
+
+    #[test]
+    fn udp_lines_arrive() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = rx.local_addr().expect("addr");
+        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let mut out = build(
+            &section(&format!("address = '{addr}'\nprotocol = 'udp'")),
+            &cx,
+        )
+        .ok()
+        .expect("build");
+        let (globals, stats) = (
+            crate::config::Globals::default(),
+            crate::stats::PluginStats::default(),
+        );
+        let (mut b1, mut b2) = (Vec::new(), Vec::new());
+        let mut ocx = OutputContext::new("carbon", &globals, &stats, None, false, &mut b1, &mut b2);
+        out.process_message(&pack("x 1 2\n"), &mut ocx)
+            .expect("sent");
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"x 1 2\n");
+    }
+}
