@@ -193,3 +193,63 @@ impl Router {
         self.close(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use std::time::Duration;
+
+    fn sub(name: &str, matcher: &str, cap: usize, action: FullAction) -> Subscriber {
+        let m = Matcher::parse(matcher).expect("matcher");
+        Subscriber::new(name.into(), Some(m), Arc::new(Queue::new(cap)), action, Arc::new(PluginStats::default()), false)
+    }
+
+    fn pack(t: &str, loops: u8) -> Pack {
+        Pack { msg: Arc::new(Message { msg_type: t.into(), ..Message::new() }), loop_count: loops }
+    }
+
+    fn drain(q: &Queue<Pack>) -> Vec<Pack> {
+        let mut v = Vec::new();
+        q.pop_batch(&mut v, 1000, Duration::ZERO);
+        v
+    }
+
+    #[test]
+    fn fans_out_shared_messages_to_matching_subscribers_only() {
+        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let subs = vec![sub("all", "TRUE", 10, FullAction::Block), sub("a", "Type == 'a'", 10, FullAction::Block)];
+        let (qa, qb) = (subs[0].queue.clone(), subs[1].queue.clone());
+        let mut r = Router::new(subs, 4, Arc::new(PluginStats::default()), trigger);
+        r.route(vec![pack("a", 0), pack("b", 0)]);
+        let (all, a) = (drain(&qa), drain(&qb));
+        assert_eq!(all.len(), 2);
+        assert_eq!(a.len(), 1);
+        assert!(Arc::ptr_eq(&all[0].msg, &a[0].msg), "fan-out shares, never copies");
+    }
+
+    #[test]
+    fn drops_messages_past_max_message_loops_and_counts_them() {
+        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let stats = Arc::new(PluginStats::default());
+        let s = sub("all", "TRUE", 10, FullAction::Block);
+        let q = s.queue.clone();
+        let mut r = Router::new(vec![s], 2, stats.clone(), trigger);
+        r.route(vec![pack("x", 2), pack("x", 3)]);
+        assert_eq!(drain(&q).len(), 1);
+        assert_eq!(stats.get("max_message_loops_dropped"), Some(1));
+    }
+
+    #[test]
+    fn full_queue_drop_is_counted_and_shutdown_triggers() {
+        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let d = sub("d", "TRUE", 1, FullAction::Drop);
+        let s = sub("s", "TRUE", 1, FullAction::Shutdown);
+        let (ds, ss) = (d.stats.clone(), s.stats.clone());
+        let mut r = Router::new(vec![d, s], 4, Arc::new(PluginStats::default()), trigger.clone());
+        r.route(vec![pack("x", 0), pack("x", 0), pack("x", 0)]);
+        assert_eq!(ds.get("dropped"), Some(2));
+        assert_eq!(ss.get("dropped"), Some(2));
+        assert!(trigger.is_set());
+    }
+}
