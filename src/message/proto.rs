@@ -129,7 +129,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 #[inline]
 fn varint_len(v: u64) -> usize {
     // 1 byte per started group of 7 bits; 0 still takes one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A read cursor over a protobuf buffer; every read checks bounds.
