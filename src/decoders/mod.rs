@@ -3,5 +3,9 @@
 
 use crate::plugin::{BuildDecoder, Registration};
 
+mod json_decoder;
+mod protobuf_decoder;
+
 /// Every registered decoder type.
-pub const DECODERS: &[Registration<BuildDecoder>] = &[];
+pub const DECODERS: &[Registration<BuildDecoder>] =
+    &[json_decoder::PLUGIN, protobuf_decoder::PLUGIN];

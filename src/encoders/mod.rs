@@ -3,5 +3,13 @@
 
 use crate::plugin::{BuildEncoder, Registration};
 
+mod json_encoder;
+mod payload_encoder;
+mod protobuf_encoder;
+
 /// Every registered encoder type.
-pub const ENCODERS: &[Registration<BuildEncoder>] = &[];
+pub const ENCODERS: &[Registration<BuildEncoder>] = &[
+    json_encoder::PLUGIN,
+    payload_encoder::PLUGIN,
+    protobuf_encoder::PLUGIN,
+];

@@ -38,11 +38,26 @@ fn put_varint(mut v: u64, buf: &mut [u8]) -> usize {
     }
 }
 
+/// What a frame header says about the message that follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Length of the message bytes after the unit separator.
+    pub message_length: usize,
+    /// True when the header carries an HMAC signature (field 6).
+    pub signed: bool,
+}
+
 /// Parses a frame header's protobuf, returning `message_length`, or `None` if it is not a
 /// valid header (field 1 is required).
 pub fn parse_header(header: &[u8]) -> Option<usize> {
+    parse_header_info(header).map(|h| h.message_length)
+}
+
+/// Parses a frame header's protobuf: `message_length` (required) and whether it is signed.
+pub fn parse_header_info(header: &[u8]) -> Option<HeaderInfo> {
     let mut i = 0;
     let mut length = None;
+    let mut signed = false;
     while i < header.len() {
         let (key, n) = get_varint(&header[i..])?;
         i += n;
@@ -54,17 +69,21 @@ pub fn parse_header(header: &[u8]) -> Option<usize> {
                     length = Some(usize::try_from(v).ok()?);
                 }
             }
-            (_, 2) => {
+            (field, 2) => {
                 let (len, n) = get_varint(&header[i..])?;
-                i += n + usize::try_from(len).ok()?;
+                i = i.checked_add(n)?.checked_add(usize::try_from(len).ok()?)?;
                 if i > header.len() {
                     return None;
                 }
+                signed |= field == 6;
             }
             _ => return None,
         }
     }
-    length
+    length.map(|message_length| HeaderInfo {
+        message_length,
+        signed,
+    })
 }
 
 fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {

@@ -8,6 +8,8 @@
 //! [`Message::field`] and the header accessors here, so there is one path-resolution rule.
 
 pub mod framing;
+pub mod json;
+pub mod proto;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

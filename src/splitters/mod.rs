@@ -3,5 +3,17 @@
 
 use crate::plugin::{BuildSplitter, Registration};
 
+mod heka_framing_splitter;
+mod null_splitter;
+mod regex_splitter;
+#[cfg(test)]
+pub(crate) mod testing;
+mod token_splitter;
+
 /// Every registered splitter type.
-pub const SPLITTERS: &[Registration<BuildSplitter>] = &[];
+pub const SPLITTERS: &[Registration<BuildSplitter>] = &[
+    heka_framing_splitter::PLUGIN,
+    null_splitter::PLUGIN,
+    regex_splitter::PLUGIN,
+    token_splitter::PLUGIN,
+];

@@ -1,0 +1,121 @@
+//! `JsonDecoder`: turns a record holding one message in hekate's JSON form
+//! (`message::json`) into that message. Surrounding whitespace (e.g. the newline a
+//! `TokenSplitter` leaves) is ignored. Type, Logger and Hostname the record leaves empty
+//! are taken from what the input stamped. Each input stream gets its own instance.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, DecodeError};
+use crate::message::{json, Message};
+use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+
+/// Registration of `JsonDecoder`.
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
+    name: "JsonDecoder",
+    description: "Decodes messages in hekate's JSON form, one per record.",
+    build,
+    defaults: Defaults::HEKA,
+};
+
+/// `JsonDecoder` has no keys of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct JsonDecoderConfig {}
+
+fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {
+    let _: JsonDecoderConfig = cfg.parse()?;
+    Ok(Arc::new(|| Box::new(JsonDecoder)))
+}
+
+/// Decodes JSON records.
+#[derive(Debug, Default)]
+pub struct JsonDecoder;
+
+impl Decoder for JsonDecoder {
+    fn decode(
+        &mut self,
+        record: &[u8],
+        base: &Message,
+        out: &mut Vec<Message>,
+    ) -> Result<(), DecodeError> {
+        let text = std::str::from_utf8(record)
+            .map_err(|e| DecodeError::new(format!("json: invalid UTF-8: {e}")))?;
+        let mut m = json::from_json(text)?;
+        fill(&mut m.msg_type, &base.msg_type);
+        fill(&mut m.logger, &base.logger);
+        fill(&mut m.hostname, &base.hostname);
+        out.push(m);
+        Ok(())
+    }
+}
+
+fn fill(field: &mut String, from: &str) {
+    if field.is_empty() {
+        from.clone_into(field);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Field, ValueRef};
+    use crate::splitters::testing::{build_context, plugin_config};
+
+    fn decoder() -> Box<dyn Decoder> {
+        build(&plugin_config("JsonDecoder", ""), &build_context()).expect("valid")()
+    }
+
+    #[test]
+    fn config_has_no_keys() {
+        let errs = build(&plugin_config("JsonDecoder", "x = 1"), &build_context())
+            .err()
+            .expect("unknown key");
+        assert_eq!(errs[0].key, "x");
+    }
+
+    #[test]
+    fn decodes_a_line_and_fills_from_base() {
+        let base = Message {
+            logger: "input".into(),
+            hostname: "peer".into(),
+            ..Message::default()
+        };
+        let mut out = Vec::new();
+        let rec = br#"{"Logger":"app","Payload":"hi","Fields":{"n":3}}"#.to_vec();
+        let mut line = rec.clone();
+        line.extend_from_slice(b"\r\n");
+        decoder().decode(&line, &base, &mut out).expect("decodes");
+        let m = &out[0];
+        assert_eq!((m.logger.as_str(), m.hostname.as_str()), ("app", "peer"));
+        assert_eq!(m.payload, "hi");
+        assert_eq!(m.field_value("n", 0, 0), Some(ValueRef::Int(3)));
+        assert_ne!(m.uuid, [0; 16]);
+    }
+
+    #[test]
+    fn round_trips_what_the_json_form_writes() {
+        let mut m = Message::new();
+        m.logger = "l".into();
+        m.hostname = "h".into();
+        m.add_field(Field::double("d", 2.0));
+        let mut out = Vec::new();
+        decoder()
+            .decode(json::to_json(&m).as_bytes(), &Message::default(), &mut out)
+            .expect("decodes");
+        assert_eq!(out, vec![m]);
+    }
+
+    #[test]
+    fn rejects_bad_records() {
+        let mut out = Vec::new();
+        for bad in [&b"\xff"[..], b"not json", b"{\"Fields\":{\"a\":[1,\"x\"]}}"] {
+            assert!(decoder()
+                .decode(bad, &Message::default(), &mut out)
+                .is_err());
+        }
+        assert!(out.is_empty());
+    }
+}

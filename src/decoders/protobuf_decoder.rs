@@ -1,0 +1,83 @@
+//! `ProtobufDecoder`: turns a record holding one Heka protobuf message (as cut by the
+//! `HekaFramingSplitter`) into that message. The record replaces everything the input
+//! stamped, as in Heka. Each input stream gets its own (stateless) instance.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, DecodeError};
+use crate::message::{proto, Message};
+use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+
+/// Registration of `ProtobufDecoder`.
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
+    name: "ProtobufDecoder",
+    description: "Decodes Heka protobuf messages (pair with HekaFramingSplitter).",
+    build,
+    defaults: Defaults::HEKA,
+};
+
+/// `ProtobufDecoder` has no keys of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProtobufDecoderConfig {}
+
+fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {
+    let _: ProtobufDecoderConfig = cfg.parse()?;
+    Ok(Arc::new(|| Box::new(ProtobufDecoder)))
+}
+
+/// Decodes protobuf records.
+#[derive(Debug, Default)]
+pub struct ProtobufDecoder;
+
+impl Decoder for ProtobufDecoder {
+    fn decode(
+        &mut self,
+        record: &[u8],
+        _base: &Message,
+        out: &mut Vec<Message>,
+    ) -> Result<(), DecodeError> {
+        out.push(proto::decode(record)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Field;
+    use crate::splitters::testing::{build_context, plugin_config};
+
+    fn decoder() -> Box<dyn Decoder> {
+        build(&plugin_config("ProtobufDecoder", ""), &build_context()).expect("valid")()
+    }
+
+    #[test]
+    fn config_has_no_keys() {
+        let errs = build(&plugin_config("ProtobufDecoder", "x = 1"), &build_context())
+            .err()
+            .expect("unknown key");
+        assert_eq!(errs[0].key, "x");
+    }
+
+    #[test]
+    fn decodes_records_and_rejects_garbage() {
+        let mut m = Message::new();
+        m.payload = "p".into();
+        m.add_field(Field::integer("n", 1));
+        let base = Message {
+            logger: "input".into(),
+            ..Message::default()
+        };
+        let mut out = Vec::new();
+        decoder()
+            .decode(&proto::encode_to_vec(&m), &base, &mut out)
+            .expect("decodes");
+        assert_eq!(out, vec![m]);
+        assert!(decoder().decode(b"\xff\xff", &base, &mut out).is_err());
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,79 @@
+//! Test helpers for splitter, decoder and encoder unit tests: build a `PluginConfig` from
+//! inline TOML and drive a splitter the way `RecordStream` does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{Category, Globals, PluginConfig};
+use crate::plugin::{BuildContext, Split, Splitter};
+use crate::stats::Report;
+
+/// A plugin section of type `type_name` holding the keys in `toml`.
+pub(crate) fn plugin_config(type_name: &str, toml: &str) -> PluginConfig {
+    PluginConfig {
+        name: format!("test_{type_name}"),
+        type_name: type_name.to_string(),
+        category: Category::from_type_name(type_name).expect("known category suffix"),
+        file: PathBuf::from("test.toml"),
+        table: toml.parse().expect("valid TOML in test"),
+    }
+}
+
+/// A build context with default globals.
+pub(crate) fn build_context() -> BuildContext {
+    BuildContext::new(
+        Arc::new(Globals::default()),
+        PathBuf::from("."),
+        Report::default(),
+    )
+}
+
+/// What splitting a buffer produced.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Outcome {
+    /// Records in order.
+    pub records: Vec<Vec<u8>>,
+    /// Number of `Skip` results.
+    pub skips: usize,
+    /// Bytes left over (an incomplete record).
+    pub rest: Vec<u8>,
+}
+
+/// Splits `data` fed in chunks of `chunk` bytes, buffering like `RecordStream::feed`.
+pub(crate) fn split_chunked(s: &mut dyn Splitter, data: &[u8], chunk: usize) -> Outcome {
+    let mut out = Outcome::default();
+    let mut buf = Vec::new();
+    for piece in data.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        let mut pos = 0;
+        while pos < buf.len() {
+            match s.find_record(&buf[pos..]) {
+                Split::NeedMore => break,
+                Split::Skip(n) => {
+                    out.skips += 1;
+                    pos += n.max(1);
+                }
+                Split::Record {
+                    consumed,
+                    start,
+                    end,
+                } => {
+                    assert!(
+                        start <= end && end <= buf.len() - pos,
+                        "record within buffer"
+                    );
+                    out.records.push(buf[pos + start..pos + end].to_vec());
+                    pos += consumed.max(1);
+                }
+            }
+        }
+        buf.drain(..pos.min(buf.len()));
+    }
+    out.rest = buf;
+    out
+}
+
+/// Splits `data` in one piece.
+pub(crate) fn split_all(s: &mut dyn Splitter, data: &[u8]) -> Outcome {
+    split_chunked(s, data, data.len())
+}
