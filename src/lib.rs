@@ -25,6 +25,7 @@ pub mod encoders;
 pub mod error;
 pub mod filters;
 pub mod inputs;
+pub mod matcher;
 pub mod message;
 pub mod outputs;
 pub mod pipeline;
