@@ -47,7 +47,7 @@ pub(crate) enum StrCmp {
     /// A relational comparison with a string literal.
     Rel(RelOp, Box<[u8]>),
     /// `=~` (`negate == false`) or `!~` (`negate == true`).
-    Re(Box<Pattern>, bool),
+    Re(Pattern, bool),
 }
 
 /// `Fields[name][fi][ai]`.

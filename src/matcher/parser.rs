@@ -227,10 +227,10 @@ impl Parser<'_> {
     }
 
     /// The `/regex/` operand after `=~` or `!~`.
-    fn regex(&mut self) -> Result<Box<super::pattern::Pattern>, MatcherError> {
+    fn regex(&mut self) -> Result<super::pattern::Pattern, MatcherError> {
         let v = self.advance();
         match v.tok {
-            Tok::Regex(p) => Ok(p),
+            Tok::Regex(p) => Ok(*p),
             _ => Err(unexpected(&v, "a /regex/")),
         }
     }

@@ -25,7 +25,7 @@ pub(crate) enum Pattern {
     /// `/literal$/`.
     Suffix(Box<[u8]>),
     /// `/literal/`.
-    Contains(memmem::Finder<'static>),
+    Contains(Box<memmem::Finder<'static>>),
     /// Anything else.
     Regex(Regex),
 }
@@ -45,9 +45,9 @@ pub(crate) fn compile(src: &str) -> Result<Pattern, regex::Error> {
         return Ok(Pattern::Suffix(lit.into_bytes().into()));
     }
     if let Some(lit) = plain_literal(src) {
-        return Ok(Pattern::Contains(
+        return Ok(Pattern::Contains(Box::new(
             memmem::Finder::new(lit.as_bytes()).into_owned(),
-        ));
+        )));
     }
     RegexBuilder::new(&to_rust_syntax(src))
         .octal(true)
