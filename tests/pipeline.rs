@@ -19,7 +19,7 @@ fn send_tcp(port: u16, data: &[u8]) {
 #[test]
 fn udp_datagrams_reach_a_file_exactly() {
     let port = free_udp_port();
-    let h = Hekate::start(&format!(
+    let mut h = Hekate::start(&format!(
         r#"
 [udp]
 type = "UdpInput"
@@ -58,7 +58,7 @@ encoder = "enc"
 #[test]
 fn tcp_lines_are_routed_by_matcher() {
     let port = free_port();
-    let h = Hekate::start(&format!(
+    let mut h = Hekate::start(&format!(
         r#"
 [lines]
 type = "TcpInput"
@@ -114,7 +114,7 @@ fn h_path(sibling: &std::path::Path, name: &str) -> std::path::PathBuf {
 #[test]
 fn heka_framing_between_two_hekates_keeps_every_field() {
     let (p1, p2) = (free_port(), free_port());
-    let downstream = Hekate::start(&format!(
+    let mut downstream = Hekate::start(&format!(
         r#"
 [framed]
 type = "TcpInput"
@@ -131,7 +131,7 @@ encoder = "json"
 "#
     ));
     assert!(wait_tcp(p2), "{}", downstream.log_text());
-    let upstream = Hekate::start(&format!(
+    let mut upstream = Hekate::start(&format!(
         r#"
 [json_in]
 type = "TcpInput"
@@ -178,7 +178,7 @@ address = "127.0.0.1:{p2}"
 #[test]
 fn clean_shutdown_loses_nothing() {
     let port = free_port();
-    let h = Hekate::start(&format!(
+    let mut h = Hekate::start(&format!(
         r#"
 [lines]
 type = "TcpInput"

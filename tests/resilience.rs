@@ -63,7 +63,7 @@ fn stuck_sink() -> (TcpListener, u16) {
 fn slow_output_with_drop_does_not_hold_back_the_others() {
     let (sink, sink_port) = stuck_sink();
     let port = free_port();
-    let h = Hekate::start(&slow_output_config(port, sink_port, "drop"));
+    let mut h = Hekate::start(&slow_output_config(port, sink_port, "drop"));
     assert!(wait_tcp(port), "{}", h.log_text());
     let n = 200_000;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -89,7 +89,7 @@ fn slow_output_with_drop_does_not_hold_back_the_others() {
 fn slow_output_with_block_backpressures_then_delivers_everything() {
     let (sink, sink_port) = stuck_sink();
     let port = free_port();
-    let h = Hekate::start(&slow_output_config(port, sink_port, "block"));
+    let mut h = Hekate::start(&slow_output_config(port, sink_port, "block"));
     assert!(wait_tcp(port), "{}", h.log_text());
     let n = 200_000;
     let sender = std::thread::spawn(move || {
@@ -183,7 +183,7 @@ fn failing_input_with_can_exit_is_removed_and_the_rest_keep_running() {
     let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
     let udp = free_udp_port();
-    let h = Hekate::start(&restart_config(port, udp, true));
+    let mut h = Hekate::start(&restart_config(port, udp, true));
     assert!(
         h.wait_log("removed (can_exit = true)", LONG),
         "{}",
@@ -206,7 +206,7 @@ fn failing_input_with_can_exit_is_removed_and_the_rest_keep_running() {
 fn failing_input_recovers_when_the_cause_goes_away() {
     let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
-    let h = Hekate::start(
+    let mut h = Hekate::start(
         &restart_config(port, free_udp_port(), false)
             .replace("max_retries = 2", "max_retries = 50"),
     );
@@ -222,7 +222,7 @@ fn failing_input_recovers_when_the_cause_goes_away() {
 #[test]
 fn bad_input_is_counted_and_skipped_and_serving_continues() {
     let (framed, json, raw) = (free_port(), free_port(), free_port());
-    let h = Hekate::start(&format!(
+    let mut h = Hekate::start(&format!(
         r#"
 [hekad]
 max_message_size = 2048

@@ -124,7 +124,7 @@ impl Hekate {
     }
 
     /// SIGTERM, then waits for the exit (at most 30 s).
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(&mut self) -> (ExitStatus, String) {
         self.signal(libc::SIGTERM);
         let status = self.wait_exit(Duration::from_secs(30));
         let log = self.log_text();
