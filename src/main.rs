@@ -33,6 +33,13 @@ enum Command {
     Check,
     /// List every plugin type with a one-line description.
     Plugins,
+    /// Evaluate a message matcher against JSON messages read one per line from stdin;
+    /// prints `true` or `false` per line (`invalid` for a line that is not a message).
+    /// Exits 2 on a bad expression, naming the position.
+    Match {
+        /// The matcher expression, e.g. `Type == 'app' && Fields[status] >= 500`.
+        expr: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +50,7 @@ fn main() -> ExitCode {
         Command::Run => run(&config),
         Command::Check => check(&config),
         Command::Plugins => plugins(),
+        Command::Match { expr } => match_stdin(&expr),
     };
     match result {
         Ok(code) => code,
@@ -130,5 +138,31 @@ fn plugins() -> anyhow::Result<ExitCode> {
             t.description
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn match_stdin(expr: &str) -> anyhow::Result<ExitCode> {
+    let matcher = match hekate::matcher::Matcher::parse(expr) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("hekate match: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (i, line) in std::io::stdin().lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match hekate::message::json::from_json(&line) {
+            Ok(msg) => writeln!(out, "{}", matcher.matches(&msg))?,
+            Err(e) => {
+                writeln!(out, "invalid")?;
+                eprintln!("line {}: not a message: {e}", i + 1);
+            }
+        }
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -202,11 +202,24 @@ mod tests {
 
     fn sub(name: &str, matcher: &str, cap: usize, action: FullAction) -> Subscriber {
         let m = Matcher::parse(matcher).expect("matcher");
-        Subscriber::new(name.into(), Some(m), Arc::new(Queue::new(cap)), action, Arc::new(PluginStats::default()), false)
+        Subscriber::new(
+            name.into(),
+            Some(m),
+            Arc::new(Queue::new(cap)),
+            action,
+            Arc::new(PluginStats::default()),
+            false,
+        )
     }
 
     fn pack(t: &str, loops: u8) -> Pack {
-        Pack { msg: Arc::new(Message { msg_type: t.into(), ..Message::new() }), loop_count: loops }
+        Pack {
+            msg: Arc::new(Message {
+                msg_type: t.into(),
+                ..Message::new()
+            }),
+            loop_count: loops,
+        }
     }
 
     fn drain(q: &Queue<Pack>) -> Vec<Pack> {
@@ -218,14 +231,20 @@ mod tests {
     #[test]
     fn fans_out_shared_messages_to_matching_subscribers_only() {
         let (trigger, _) = crate::pipeline::shutdown::channel();
-        let subs = vec![sub("all", "TRUE", 10, FullAction::Block), sub("a", "Type == 'a'", 10, FullAction::Block)];
+        let subs = vec![
+            sub("all", "TRUE", 10, FullAction::Block),
+            sub("a", "Type == 'a'", 10, FullAction::Block),
+        ];
         let (qa, qb) = (subs[0].queue.clone(), subs[1].queue.clone());
         let mut r = Router::new(subs, 4, Arc::new(PluginStats::default()), trigger);
         r.route(vec![pack("a", 0), pack("b", 0)]);
         let (all, a) = (drain(&qa), drain(&qb));
         assert_eq!(all.len(), 2);
         assert_eq!(a.len(), 1);
-        assert!(Arc::ptr_eq(&all[0].msg, &a[0].msg), "fan-out shares, never copies");
+        assert!(
+            Arc::ptr_eq(&all[0].msg, &a[0].msg),
+            "fan-out shares, never copies"
+        );
     }
 
     #[test]
@@ -246,7 +265,12 @@ mod tests {
         let d = sub("d", "TRUE", 1, FullAction::Drop);
         let s = sub("s", "TRUE", 1, FullAction::Shutdown);
         let (ds, ss) = (d.stats.clone(), s.stats.clone());
-        let mut r = Router::new(vec![d, s], 4, Arc::new(PluginStats::default()), trigger.clone());
+        let mut r = Router::new(
+            vec![d, s],
+            4,
+            Arc::new(PluginStats::default()),
+            trigger.clone(),
+        );
         r.route(vec![pack("x", 0), pack("x", 0), pack("x", 0)]);
         assert_eq!(ds.get("dropped"), Some(2));
         assert_eq!(ss.get("dropped"), Some(2));

@@ -1,0 +1,101 @@
+//! The command line: `match`, `plugins`, `check` on a valid config, `--version` and
+//! Heka's single-dash flags.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn hekate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hekate"))
+}
+
+#[test]
+fn match_prints_true_or_false_per_json_line() {
+    let mut child = hekate()
+        .args(["match", "Type == 'nginx' && Fields[status] >= 500"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let input = "{\"Type\":\"nginx\",\"Fields\":{\"status\":502}}\n{\"Type\":\"nginx\",\"Fields\":{\"status\":200}}\n{\"Type\":\"nginx\"}\n{oops\n";
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "true\nfalse\nfalse\ninvalid\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4"));
+}
+
+#[test]
+fn match_exits_2_with_the_position_of_a_bad_expression() {
+    let out = hekate()
+        .args(["match", "Severity < -1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pos:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn plugins_lists_every_kind() {
+    let out = hekate().arg("plugins").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for t in [
+        "UdpInput",
+        "TcpInput",
+        "HekaFramingSplitter",
+        "ProtobufDecoder",
+        "JsonEncoder",
+        "FileOutput",
+        "TcpOutput",
+    ] {
+        assert!(text.contains(t), "{t} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn check_prints_the_wired_pipeline_with_heka_style_flag() {
+    let dir = common::write_config(&[(
+        "a.toml",
+        "[in]\ntype = 'TcpInput'\naddress = '127.0.0.1:1'\n[out]\ntype = 'TcpOutput'\nmessage_matcher = 'Type =~ /^app/'\naddress = '127.0.0.1:2'\n",
+    )]);
+    let out = hekate()
+        .arg("check")
+        .arg(format!("-config={}", dir.path().join("config.d").display()))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("HekaFramingSplitter") && text.contains("ProtobufDecoder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Type =~ /^app/") && text.contains("ProtobufEncoder + framing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn version_flag_in_heka_spelling() {
+    let out = hekate().arg("-version").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hekate "));
+}
