@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -c 'import whisper, sys; sys.exit(whisper.__version__ != "1.1.10")' 2>/dev/null \
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
   || .venv/bin/pip install -q whisper==1.1.10

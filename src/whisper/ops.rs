@@ -313,7 +313,7 @@ fn archive_update_many(
         intervals.sort_unstable();
         intervals.dedup();
         let mut further = false;
-        for interval in intervals {
+        for interval in python_set_order(&intervals) {
             further |= propagate(file, header, interval, higher, lower)?;
         }
         if !further {
@@ -322,6 +322,61 @@ fn archive_update_many(
         higher = lower;
     }
     Ok(())
+}
+
+/// The distinct `keys` in the order CPython iterates `set(keys)` (non-negative ints hash
+/// to themselves). Whisper propagates in that order, and the first interval propagated
+/// into an empty archive becomes its base, so byte-identical files need the same order.
+fn python_set_order(keys: &[i64]) -> Vec<i64> {
+    let mut table: Vec<Option<i64>> = vec![None; 8];
+    let mut fill = 0usize;
+    for &key in keys {
+        if !set_insert(&mut table, key) {
+            continue;
+        }
+        fill += 1;
+        let mask = table.len() - 1;
+        if fill * 5 >= mask * 3 {
+            let min_used = if fill > 50_000 { fill * 2 } else { fill * 4 };
+            let mut size = 8;
+            while size <= min_used {
+                size <<= 1;
+            }
+            let old = std::mem::replace(&mut table, vec![None; size]);
+            for k in old.into_iter().flatten() {
+                set_insert(&mut table, k);
+            }
+        }
+    }
+    table.into_iter().flatten().collect()
+}
+
+/// CPython's set probe sequence (9 linear probes, then perturbation); false if present.
+fn set_insert(table: &mut [Option<i64>], key: i64) -> bool {
+    const LINEAR_PROBES: usize = 9;
+    let mask = table.len() - 1;
+    let hash = key as u64 as usize;
+    let mut perturb = hash;
+    let mut i = hash & mask;
+    loop {
+        let probes = if i + LINEAR_PROBES <= mask {
+            LINEAR_PROBES
+        } else {
+            0
+        };
+        for slot in table.iter_mut().skip(i).take(probes + 1) {
+            match slot {
+                None => {
+                    *slot = Some(key);
+                    return true;
+                }
+                Some(k) if *k == key => return false,
+                Some(_) => {}
+            }
+        }
+        perturb >>= 5;
+        i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb)) & mask;
+    }
 }
 
 /// Reads `[from, until]` like whisper's `fetch`: the range is clamped to
@@ -389,4 +444,28 @@ fn archive_fetch(file: &File, a: &ArchiveInfo, from: i64, until: i64) -> Result<
         step,
         values,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_order_matches_cpython() {
+        // `list(set([...]))` as printed by CPython 3.11.
+        let keys = [1_700_000_100, 1_699_999_800, 1_700_000_400, 1_699_999_500];
+        assert_eq!(
+            python_set_order(&keys),
+            vec![1_699_999_800, 1_699_999_500, 1_700_000_100, 1_700_000_400]
+        );
+        let many: Vec<i64> = (1_699_990_000..1_700_009_000).step_by(300).collect();
+        let order = python_set_order(&many);
+        assert_eq!(order.len(), many.len());
+        assert_eq!(
+            &order[..4],
+            &[1_699_993_600, 1_700_003_200, 1_699_994_500, 1_700_004_100]
+        );
+        assert_eq!(&order[order.len() - 2..], &[1_699_991_800, 1_699_992_700]);
+        assert_eq!(python_set_order(&[5, 5, 5]), vec![5]);
+    }
 }
