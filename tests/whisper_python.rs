@@ -82,13 +82,16 @@ impl Lcg {
     }
 }
 
+/// One update call: `(now, points, single)`; `single` uses `update` with the first point.
+type Op = (i64, Vec<(i64, f64)>, bool);
+
 /// One create + update sequence, run by both implementations.
 struct Scenario {
     archives: Vec<(u32, u32)>,
     xff: f32,
     method: AggregationMethod,
     /// `(now, points)`: one `update_many` each; a single point with `single` uses `update`.
-    ops: Vec<(i64, Vec<(i64, f64)>, bool)>,
+    ops: Vec<Op>,
     /// `(from, until, now)` reads compared after the updates.
     fetches: Vec<(i64, i64, i64)>,
 }

@@ -3,5 +3,7 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+mod whisper_output;
+
 /// Every registered output type.
-pub const OUTPUTS: &[Registration<BuildOutput>] = &[];
+pub const OUTPUTS: &[Registration<BuildOutput>] = &[whisper_output::PLUGIN];

@@ -246,6 +246,10 @@ pub fn parse_retentions(s: &str) -> Result<Vec<Retention>> {
 
 /// Sorts `archives` by precision and checks them like whisper's `validateArchiveList`.
 pub fn validate_archive_list(archives: &mut [Retention]) -> Result<()> {
+    validate(archives, true)
+}
+
+fn validate(archives: &mut [Retention], strict: bool) -> Result<()> {
     if archives.is_empty() {
         return Err(WhisperError::InvalidConfiguration(
             "You must specify at least one archive configuration!".into(),
@@ -253,12 +257,12 @@ pub fn validate_archive_list(archives: &mut [Retention]) -> Result<()> {
     }
     archives.sort_by_key(|a| a.seconds_per_point);
     for (i, pair) in archives.windows(2).enumerate() {
-        check_archive_pair(i, &pair[0], &pair[1])?;
+        check_archive_pair(i, &pair[0], &pair[1], strict)?;
     }
     Ok(())
 }
 
-fn check_archive_pair(i: usize, a: &Retention, next: &Retention) -> Result<()> {
+fn check_archive_pair(i: usize, a: &Retention, next: &Retention, strict: bool) -> Result<()> {
     let invalid = |m: String| Err(WhisperError::InvalidConfiguration(m));
     let (j, (sa, pa), (sn, pn)) = (
         i + 1,
@@ -278,7 +282,7 @@ fn check_archive_pair(i: usize, a: &Retention, next: &Retention) -> Result<()> {
         ));
     }
     let (ra, rn) = (a.retention(), next.retention());
-    if rn <= ra {
+    if strict && rn <= ra {
         return invalid(format!(
             "Lower precision archives must cover larger time intervals than higher precision \
              archives (archive{i}: {ra} seconds, archive{j}: {rn} seconds)"
@@ -331,8 +335,35 @@ pub fn create(
     x_files_factor: f32,
     method: AggregationMethod,
 ) -> Result<()> {
+    create_checked(path, archives, x_files_factor, method, true)
+}
+
+/// [`create`] without whisper's "each archive must cover more time than the previous"
+/// rule, which Heka's own `default_archive_info` breaks (60 s × 1440 then 900 s × 8).
+/// Whisper reads and updates such files correctly; only its `create` refuses them.
+pub fn create_lenient(
+    path: &Path,
+    archives: &[Retention],
+    x_files_factor: f32,
+    method: AggregationMethod,
+) -> Result<()> {
+    create_checked(path, archives, x_files_factor, method, false)
+}
+
+/// [`validate_archive_list`] without the growing-retention rule (see [`create_lenient`]).
+pub fn validate_archive_list_lenient(archives: &mut [Retention]) -> Result<()> {
+    validate(archives, false)
+}
+
+fn create_checked(
+    path: &Path,
+    archives: &[Retention],
+    x_files_factor: f32,
+    method: AggregationMethod,
+    strict: bool,
+) -> Result<()> {
     let mut archives = archives.to_vec();
-    validate_archive_list(&mut archives)?;
+    validate(&mut archives, strict)?;
     if !(0.0..=1.0).contains(&x_files_factor) {
         return Err(WhisperError::InvalidXFilesFactor(f64::from(x_files_factor)));
     }

@@ -195,7 +195,7 @@ pub fn update_many(path: &Path, points: &[(i64, f64)], now: i64) -> Result<()> {
     }
     let mut sorted = points.to_vec();
     // Stable, newest first: equal timestamps keep their given order, as in Python.
-    sorted.sort_by(|a, b| b.0.cmp(&a.0));
+    sorted.sort_by_key(|p| std::cmp::Reverse(p.0));
     let file = open_rw(path)?;
     let header = read_header(&file)?;
     let mut idx = 0;
