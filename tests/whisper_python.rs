@@ -447,3 +447,32 @@ fn cli_output_equals_python_tools() {
         }
     }
 }
+
+#[test]
+fn future_points_collide_in_small_rings_like_python() {
+    let mut rng = Lcg(19);
+    let mut scenarios = Vec::new();
+    for method in [
+        AggregationMethod::Last,
+        AggregationMethod::Sum,
+        AggregationMethod::AbsMin,
+    ] {
+        let mut ops = Vec::new();
+        let mut now = NOW;
+        for round in 0..6 {
+            let mut pts: Vec<(i64, f64)> =
+                (0..25).map(|k| (now + k * 70 - 50, rng.value())).collect();
+            pts.extend(random_points(&mut rng, now, 120, 10));
+            ops.push((now, pts, round % 3 == 2));
+            now += 900;
+        }
+        scenarios.push(Scenario {
+            archives: vec![(10, 6), (60, 5), (300, 4)],
+            xff: 0.0,
+            method,
+            ops,
+            fetches: standard_fetches(now),
+        });
+    }
+    compare(&scenarios);
+}

@@ -17,13 +17,15 @@
 pub mod cli;
 mod ops;
 pub mod pyfmt;
+mod write;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-pub use ops::{fetch, update, update_many, Fetched};
+pub use ops::{fetch, Fetched};
+pub use write::{update, update_many};
 
 /// Size of the metadata block: aggregation type, max retention, xFilesFactor, count.
 pub const METADATA_SIZE: u64 = 16;
