@@ -408,24 +408,51 @@ fn write_new_file(file: &mut File, header: &[u8], data: u64) -> std::io::Result<
 
 /// Reads and checks the header of an open file (whisper's `__readHeader`).
 pub(crate) fn read_header(file: &File) -> Result<Header> {
+    read_header_prefix(file).map(|(h, _)| h)
+}
+
+/// Reads up to `len` bytes from the start of `file` (fewer at end of file).
+fn read_prefix(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// [`read_header`] from one read of the file's first bytes, which are returned too (so
+/// writers get the first archive's base point without another read).
+pub(crate) fn read_header_prefix(file: &File) -> Result<(Header, Vec<u8>)> {
     let corrupt = |m: &str| WhisperError::Corrupt(m.to_string());
-    let mut meta = [0u8; 16];
-    file.read_exact_at(&mut meta, 0)
-        .map_err(|_| corrupt("Unable to read header"))?;
+    let mut prefix = read_prefix(file, 512)?;
+    let meta = prefix
+        .get(..16)
+        .ok_or_else(|| corrupt("Unable to read header"))?;
     let word = |i: usize| u32::from_be_bytes([meta[i], meta[i + 1], meta[i + 2], meta[i + 3]]);
     let method =
         AggregationMethod::from_code(word(0)).ok_or_else(|| corrupt("Unable to read header"))?;
-    let xff = f32::from_bits(word(8));
+    let (max_retention, xff, count) = (word(4), f32::from_bits(word(8)), word(12) as usize);
     if !(0.0..=1.0).contains(&xff) {
         return Err(corrupt("Unable to read header"));
     }
-    let count = word(12) as usize;
-    let mut raw = vec![0u8; count.min(1 << 16) * ARCHIVE_INFO_SIZE as usize];
-    if raw.len() != count * ARCHIVE_INFO_SIZE as usize {
+    let need = METADATA_SIZE as usize + count.min(1 << 16) * ARCHIVE_INFO_SIZE as usize;
+    if count > 1 << 16 {
         return Err(corrupt("Unable to read archive0 metadata"));
     }
-    file.read_exact_at(&mut raw, METADATA_SIZE)
-        .map_err(|_| corrupt("Unable to read archive metadata"))?;
+    if prefix.len() < need {
+        prefix = read_prefix(file, need)?;
+    }
+    let raw = prefix
+        .get(METADATA_SIZE as usize..need)
+        .filter(|r| r.len() == need - METADATA_SIZE as usize)
+        .ok_or_else(|| corrupt("Unable to read archive metadata"))?;
     let archives = raw
         .chunks_exact(12)
         .map(|c| ArchiveInfo {
@@ -440,12 +467,13 @@ pub(crate) fn read_header(file: &File) -> Result<Header> {
     {
         return Err(corrupt("Unable to read archive metadata"));
     }
-    Ok(Header {
+    let header = Header {
         aggregation_method: method,
-        max_retention: word(4),
+        max_retention,
         x_files_factor: xff,
         archives,
-    })
+    };
+    Ok((header, prefix))
 }
 
 /// Reads a file's header (whisper's `info`).

@@ -159,3 +159,42 @@ fn aggregation_names_and_codes() {
     }
     assert_eq!(AggregationMethod::from_code(0), None);
 }
+
+#[test]
+fn corrupt_headers_are_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = dir.path().join("short.wsp");
+    std::fs::write(&short, [0u8; 10]).expect("write");
+    assert!(matches!(info(&short), Err(WhisperError::Corrupt(_))));
+    let (_d, path) = new_file(&[r(60, 5)], 0.5, AggregationMethod::Average);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[3] = 9; // aggregation type 9
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(matches!(info(&path), Err(WhisperError::Corrupt(_))));
+    bytes[3] = 1;
+    bytes.truncate(30); // archive list cut short
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(matches!(info(&path), Err(WhisperError::Corrupt(_))));
+    assert!(matches!(
+        update_many(&path, &[(1, 1.0)], 2),
+        Err(WhisperError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn lenient_create_accepts_heka_default_archives() {
+    let heka = [r(60, 1440), r(900, 8), r(3600, 168), r(43200, 1456)];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.wsp");
+    assert!(create(&path, &heka, 0.5, AggregationMethod::Average).is_err());
+    create_lenient(&path, &heka, 0.5, AggregationMethod::Average).expect("lenient");
+    let now = 1_700_000_000;
+    update_many(&path, &[(now - 7200 * 3, 2.0), (now - 60, 1.0)], now).expect("update");
+    let f = fetch(&path, now - 120, now, now)
+        .expect("fetch")
+        .expect("data");
+    assert_eq!(
+        f.values.iter().flatten().copied().collect::<Vec<_>>(),
+        vec![1.0]
+    );
+}

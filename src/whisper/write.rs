@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::ops::{base_interval, decode_point, encode_point, read_ring, slot_offset};
 use super::{
-    read_header, AggregationMethod, ArchiveInfo, Header, Result, WhisperError, POINT_SIZE,
+    read_header_prefix, AggregationMethod, ArchiveInfo, Header, Result, WhisperError, POINT_SIZE,
 };
 
 const PS: usize = POINT_SIZE as usize;
@@ -88,11 +88,20 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(file: &'a File, header: &'a Header) -> Self {
+    /// A writer whose base cache is seeded from the file's first bytes.
+    fn new(file: &'a File, header: &'a Header, prefix: &[u8]) -> Self {
+        let bases = header
+            .archives
+            .iter()
+            .map(|a| {
+                let at = a.offset as usize;
+                prefix.get(at..at + PS).map(|p| decode_point(p).0)
+            })
+            .collect();
         Writer {
             file,
             header,
-            bases: vec![None; header.archives.len()],
+            bases,
         }
     }
 
@@ -216,7 +225,7 @@ fn open_rw(path: &Path) -> Result<File> {
 /// archive does not take it. `timestamp` must satisfy `0 ≤ now − timestamp < maxRetention`.
 pub fn update(path: &Path, value: f64, timestamp: i64, now: i64) -> Result<()> {
     let file = open_rw(path)?;
-    let header = read_header(&file)?;
+    let (header, prefix) = read_header_prefix(&file)?;
     let diff = now - timestamp;
     if !(diff >= 0 && diff < i64::from(header.max_retention)) {
         return Err(WhisperError::TimestampNotCovered);
@@ -226,7 +235,7 @@ pub fn update(path: &Path, value: f64, timestamp: i64, now: i64) -> Result<()> {
         .iter()
         .position(|a| a.retention() >= diff)
         .ok_or(WhisperError::TimestampNotCovered)?;
-    let mut w = Writer::new(&file, &header);
+    let mut w = Writer::new(&file, &header, &prefix);
     let step = i64::from(header.archives[idx].seconds_per_point);
     let interval = timestamp - timestamp.rem_euclid(step);
     let mut point = Vec::with_capacity(PS);
@@ -252,8 +261,8 @@ pub fn update_many(path: &Path, points: &[(i64, f64)], now: i64) -> Result<()> {
     // Stable, newest first: equal timestamps keep their given order, as in Python.
     sorted.sort_by_key(|p| std::cmp::Reverse(p.0));
     let file = open_rw(path)?;
-    let header = read_header(&file)?;
-    let mut w = Writer::new(&file, &header);
+    let (header, prefix) = read_header_prefix(&file)?;
+    let mut w = Writer::new(&file, &header, &prefix);
     let mut idx = 0;
     let mut current: Vec<(i64, f64)> = Vec::new();
     for &point in &sorted {
@@ -321,18 +330,38 @@ fn pack_runs(aligned: &[(i64, f64)], step: i64) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-fn write_run(file: &File, a: &ArchiveInfo, base: i64, run: &Run) -> Result<()> {
+/// What a run left in its archive's slot 0.
+enum SlotZero {
+    /// Not touched.
+    Untouched,
+    /// Now holds this interval.
+    Holds(i64),
+    /// The run was longer than the ring and spilled past the archive (as Python does):
+    /// other archives' base points may have changed too.
+    Spilled,
+}
+
+/// Writes a run where Python writes it: up to the ring's end, the rest from slot 0.
+fn write_run(file: &File, a: &ArchiveInfo, base: i64, run: &Run) -> Result<SlotZero> {
     let at = slot_offset(a, base, run.start);
-    let end = u64::from(a.offset) + a.size() as u64;
+    let start = u64::from(a.offset);
+    let end = start + a.size() as u64;
     let len = run.bytes.len() as u64;
-    if at + len > end {
-        let head = (end - at) as usize;
-        file.write_all_at(&run.bytes[..head], at)?;
-        file.write_all_at(&run.bytes[head..], u64::from(a.offset))?;
-    } else {
+    if at + len <= end {
         file.write_all_at(&run.bytes, at)?;
+        return Ok(if at == start {
+            SlotZero::Holds(run.start)
+        } else {
+            SlotZero::Untouched
+        });
     }
-    Ok(())
+    let head = (end - at) as usize;
+    file.write_all_at(&run.bytes[..head], at)?;
+    file.write_all_at(&run.bytes[head..], start)?;
+    if run.bytes.len() - head > a.size() as usize {
+        return Ok(SlotZero::Spilled);
+    }
+    Ok(SlotZero::Holds(decode_point(&run.bytes[head..head + PS]).0))
 }
 
 fn archive_update_many(w: &mut Writer<'_>, idx: usize, points: &[(i64, f64)]) -> Result<()> {
@@ -348,10 +377,12 @@ fn archive_update_many(w: &mut Writer<'_>, idx: usize, points: &[(i64, f64)]) ->
         base = runs.first().map_or(0, |r| r.start);
     }
     for run in &runs {
-        write_run(w.file, &archive, base, run)?;
+        match write_run(w.file, &archive, base, run)? {
+            SlotZero::Untouched => {}
+            SlotZero::Holds(interval) => w.bases[idx] = Some(interval),
+            SlotZero::Spilled => w.bases.iter_mut().for_each(|b| *b = None),
+        }
     }
-    // Runs may have rewritten slot 0 anywhere in the ring: read it again when needed.
-    w.bases[idx] = None;
     let mut higher = idx;
     let lowers: Vec<usize> = (0..w.header.archives.len())
         .filter(|&j| w.header.archives[j].seconds_per_point > archive.seconds_per_point)
