@@ -508,14 +508,6 @@ impl Output for WhisperOutput {
         Ok(())
     }
 
-    fn timer_event(
-        &mut self,
-        _now_ns: i64,
-        cx: &mut OutputContext<'_>,
-    ) -> Result<(), ProcessError> {
-        self.flush(cx)
-    }
-
     fn flush(&mut self, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
         self.bind_counters(cx.stats);
         if self.pending.is_empty() {
