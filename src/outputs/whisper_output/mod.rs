@@ -55,8 +55,8 @@ impl CreateLimiter {
         }
     }
 
-    /// Takes a token if one is available at `now` (seconds).
-    fn allow(&mut self, now: i64) -> bool {
+    /// True if a token is available at `now` (seconds), after refilling.
+    fn has_token(&mut self, now: i64) -> bool {
         if self.per_minute == 0 {
             return true;
         }
@@ -65,12 +65,16 @@ impl CreateLimiter {
             self.tokens = (self.tokens + (now - self.last) as f64 * cap / 60.0).min(cap);
         }
         self.last = self.last.max(now);
-        if self.tokens >= 1.0 {
+        self.tokens >= 1.0
+    }
+
+    /// Takes a token if one is available at `now` (seconds).
+    fn allow(&mut self, now: i64) -> bool {
+        let ok = self.has_token(now);
+        if ok && self.per_minute != 0 {
             self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
+        ok
     }
 }
 
@@ -109,6 +113,7 @@ pub struct WhisperOutput {
     max_pending: usize,
     next_seq: u64,
     existing: HashSet<String>,
+    missing: HashSet<String>,
     counters: Counters,
     clock: fn() -> i64,
 }
@@ -167,6 +172,7 @@ impl WhisperOutput {
             max_pending: c.max_pending_points,
             next_seq: 0,
             existing: HashSet::new(),
+            missing: HashSet::new(),
             counters: Counters::default(),
             clock: wall_clock,
         })
@@ -267,14 +273,25 @@ impl WhisperOutput {
     }
 
     /// Makes sure the metric's file exists. `Ok(false)`: the create budget is spent.
+    /// Files seen missing are not checked again while the create budget is spent, so a
+    /// backlog of new metrics costs no `stat` per flush.
     fn ensure_file(&mut self, name: &str, path: &Path, now: i64) -> Result<bool, WhisperError> {
-        if self.existing.contains(name) || path.exists() {
+        if self.existing.contains(name) {
+            return Ok(true);
+        }
+        let seen_missing = self.missing.contains(name);
+        if (!seen_missing || self.limiter.has_token(now)) && path.exists() {
+            self.missing.remove(name);
             self.existing.insert(name.to_string());
             return Ok(true);
         }
         if !self.limiter.allow(now) {
+            if !seen_missing {
+                self.missing.insert(name.to_string());
+            }
             return Ok(false);
         }
+        self.missing.remove(name);
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)

@@ -189,20 +189,37 @@ fn creates_are_rate_limited_and_points_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut out = build_in(
         dir.path(),
-        "max_creates_per_minute = 2\nmax_pending_points = 4",
+        "max_creates_per_minute = 2\nmax_pending_points = 5",
     )
     .expect("build");
     out.clock = || CLOCK.load(Ordering::Relaxed);
     let stats = PluginStats::default();
     let t = NOW - 60;
-    let p = format!("a 1 {t}\nb 2 {t}\nc 3 {t}\nc 4 {}\n", t - 60);
-    feed(&mut out, &stats, &[&p]).expect("flush");
     let base = dir.path().join("whisper");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    let pre = base.join("pre.wsp");
+    let one_day = [Retention {
+        seconds_per_point: 60,
+        points: 1440,
+    }];
+    whisper::create(&pre, &one_day, 0.5, AggregationMethod::Average).expect("create");
+    let p = format!("a 1 {t}\nb 2 {t}\nc 3 {t}\nc 4 {}\npre 9 {t}\n", t - 60);
+    feed(&mut out, &stats, &[&p]).expect("flush");
+    assert_eq!(
+        values(&pre, t - 60),
+        vec![9.0],
+        "existing files need no budget"
+    );
     assert!(base.join("a.wsp").exists() && base.join("b.wsp").exists());
     assert!(!base.join("c.wsp").exists(), "third create waits");
     assert_eq!(out.pending_points, 2);
-    // The bound: 2 pending + 2 new fit, the 5th point is dropped.
-    feed(&mut out, &stats, &[&format!("d 1 {t}\nd 2 {t}\nd 3 {t}\n")]).expect("flush");
+    // The bound: 2 pending + 3 new fit, the 6th point is dropped.
+    feed(
+        &mut out,
+        &stats,
+        &[&format!("d 1 {t}\nd 2 {t}\nd 3 {t}\nd 4 {t}\n")],
+    )
+    .expect("flush");
     assert_eq!(stats.get("dropped"), Some(1));
     CLOCK.store(NOW + 30, Ordering::Relaxed);
     feed(&mut out, &stats, &[]).expect("flush");
@@ -214,7 +231,7 @@ fn creates_are_rate_limited_and_points_wait() {
         f.values.into_iter().flatten().collect::<Vec<_>>(),
         vec![4.0, 3.0]
     );
-    assert_eq!(out.pending_points, 2, "d still waits");
+    assert_eq!(out.pending_points, 3, "d still waits");
 }
 
 #[test]
