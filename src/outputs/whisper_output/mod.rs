@@ -100,21 +100,31 @@ struct Counters {
 
 /// The running output.
 pub struct WhisperOutput {
+    /// Root of the whisper tree (`base_path` resolved against `base_dir`).
     base: PathBuf,
+    /// Mode of created folders.
     folder_mode: u32,
+    /// Compiled `[name.schemas]`, in config order.
     schemas: Vec<(Regex, Vec<Retention>)>,
+    /// `default_archive_info`, validated leniently (Heka's default needs it).
     default_archives: Vec<Retention>,
+    /// Compiled `[name.aggregations]`, in config order.
     aggregations: Vec<AggregationRule>,
     default_method: AggregationMethod,
     default_xff: f32,
     limiter: CreateLimiter,
+    /// Points per metric name, written at the next flush.
     pending: HashMap<String, Pending>,
+    /// Sum of the points in `pending`, bounded by `max_pending`.
     pending_points: usize,
     max_pending: usize,
     next_seq: u64,
+    /// Metrics whose file is known to exist (no `stat` needed).
     existing: HashSet<String>,
+    /// Metrics whose file was seen missing while waiting for the create budget.
     missing: HashSet<String>,
     counters: Counters,
+    /// Seconds since the epoch; replaced in tests.
     clock: fn() -> i64,
 }
 
