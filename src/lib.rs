@@ -34,3 +34,4 @@ pub mod plugin;
 pub mod registry;
 pub mod splitters;
 pub mod stats;
+pub mod whisper;

@@ -8,6 +8,7 @@ mod file_output;
 mod log_output;
 mod tcp_output;
 mod tcp_sink;
+mod whisper_output;
 
 /// Every registered output type.
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
@@ -15,4 +16,5 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     file_output::PLUGIN,
     log_output::PLUGIN,
     tcp_output::PLUGIN,
+    whisper_output::PLUGIN,
 ];

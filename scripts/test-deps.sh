@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need beside cargo: a Python venv at <repo>/.venv
+# with Graphite's whisper 1.1.10 (the reference implementation tests/whisper_python.rs
+# compares against). Idempotent: re-running only checks what is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
+  || .venv/bin/pip install -q whisper==1.1.10
