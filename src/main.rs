@@ -40,6 +40,13 @@ enum Command {
         /// The matcher expression, e.g. `Type == 'app' && Fields[status] >= 500`.
         expr: String,
     },
+    /// Inspect whisper files like Graphite's tools: `info FILE [--json]`,
+    /// `fetch FILE [--from=TS] [--until=TS] [--json]`, `dump FILE [--raw]`.
+    Whisper {
+        /// The whisper subcommand and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +58,7 @@ fn main() -> ExitCode {
         Command::Check => check(&config),
         Command::Plugins => plugins(),
         Command::Match { expr } => match_stdin(&expr),
+        Command::Whisper { args } => whisper(&args),
     };
     match result {
         Ok(code) => code,
@@ -165,4 +173,11 @@ fn match_stdin(expr: &str) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn whisper(args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let code = hekate::whisper::cli::run(args, &mut out);
+    out.flush()?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
