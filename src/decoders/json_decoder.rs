@@ -118,4 +118,28 @@ mod tests {
         }
         assert!(out.is_empty());
     }
+
+    #[tokio::test]
+    async fn json_lines_through_record_stream() {
+        use crate::splitters::testing::{received, record_stream, registered};
+        let cx = build_context();
+        let split = registered(crate::splitters::SPLITTERS, "TokenSplitter");
+        let dec = registered(crate::decoders::DECODERS, "JsonDecoder");
+        let (mut stream, mut rx, stats) = record_stream(
+            split(&plugin_config("TokenSplitter", ""), &cx).expect("splitter"),
+            Some(dec(&plugin_config("JsonDecoder", ""), &cx).expect("decoder")),
+        );
+        let data = b"{\"Payload\":\"a\"}\n{bad}\n{\"Payload\":\"b\"}\n{\"Payload\":";
+        for chunk in data.chunks(7) {
+            stream.feed(chunk).await.expect("router open");
+        }
+        let got: Vec<_> = received(&mut rx).into_iter().map(|m| m.payload).collect();
+        assert_eq!(got, ["a", "b"]);
+        assert_eq!(stats.get("decode_failures"), Some(1));
+        assert_eq!(
+            stream.pending(),
+            br#"{"Payload":"#.len(),
+            "the incomplete last line is held back"
+        );
+    }
 }
