@@ -1,6 +1,6 @@
 //! `JsonDecoder`: turns a record holding one message in hekate's JSON form
 //! (`message::json`) into that message. Surrounding whitespace (e.g. the newline a
-//! `TokenSplitter` leaves) is ignored. Type, Logger and Hostname the record leaves empty
+//! `TokenSplitter` leaves) is ignored, and a blank record yields no message. Type, Logger and Hostname the record leaves empty
 //! are taken from what the input stamped. Each input stream gets its own instance.
 
 use std::sync::Arc;
@@ -43,6 +43,9 @@ impl Decoder for JsonDecoder {
     ) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(record)
             .map_err(|e| DecodeError::new(format!("json: invalid UTF-8: {e}")))?;
+        if text.trim().is_empty() {
+            return Ok(());
+        }
         let mut m = json::from_json(text)?;
         fill(&mut m.msg_type, &base.msg_type);
         fill(&mut m.logger, &base.logger);
@@ -106,6 +109,15 @@ mod tests {
             .decode(json::to_json(&m).as_bytes(), &Message::default(), &mut out)
             .expect("decodes");
         assert_eq!(out, vec![m]);
+    }
+
+    #[test]
+    fn blank_records_yield_nothing() {
+        let mut out = Vec::new();
+        decoder()
+            .decode(b" \r\n", &Message::default(), &mut out)
+            .expect("not an error");
+        assert!(out.is_empty());
     }
 
     #[test]
