@@ -1,6 +1,6 @@
 //! `JsonDecoder`: turns a record holding one message in hekate's JSON form
 //! (`message::json`) into that message. Surrounding whitespace (e.g. the newline a
-//! `TokenSplitter` leaves) is ignored. Type, Logger and Hostname the record leaves empty
+//! `TokenSplitter` leaves) is ignored, and a blank record yields no message. Type, Logger and Hostname the record leaves empty
 //! are taken from what the input stamped. Each input stream gets its own instance.
 
 use std::sync::Arc;
@@ -43,6 +43,9 @@ impl Decoder for JsonDecoder {
     ) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(record)
             .map_err(|e| DecodeError::new(format!("json: invalid UTF-8: {e}")))?;
+        if text.trim().is_empty() {
+            return Ok(());
+        }
         let mut m = json::from_json(text)?;
         fill(&mut m.msg_type, &base.msg_type);
         fill(&mut m.logger, &base.logger);
@@ -109,6 +112,15 @@ mod tests {
     }
 
     #[test]
+    fn blank_records_yield_nothing() {
+        let mut out = Vec::new();
+        decoder()
+            .decode(b" \r\n", &Message::default(), &mut out)
+            .expect("not an error");
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn rejects_bad_records() {
         let mut out = Vec::new();
         for bad in [&b"\xff"[..], b"not json", b"{\"Fields\":{\"a\":[1,\"x\"]}}"] {
@@ -117,5 +129,29 @@ mod tests {
                 .is_err());
         }
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn json_lines_through_record_stream() {
+        use crate::splitters::testing::{received, record_stream, registered};
+        let cx = build_context();
+        let split = registered(crate::splitters::SPLITTERS, "TokenSplitter");
+        let dec = registered(crate::decoders::DECODERS, "JsonDecoder");
+        let (mut stream, mut rx, stats) = record_stream(
+            split(&plugin_config("TokenSplitter", ""), &cx).expect("splitter"),
+            Some(dec(&plugin_config("JsonDecoder", ""), &cx).expect("decoder")),
+        );
+        let data = b"{\"Payload\":\"a\"}\n{bad}\n{\"Payload\":\"b\"}\n{\"Payload\":";
+        for chunk in data.chunks(7) {
+            stream.feed(chunk).await.expect("router open");
+        }
+        let got: Vec<_> = received(&mut rx).into_iter().map(|m| m.payload).collect();
+        assert_eq!(got, ["a", "b"]);
+        assert_eq!(stats.get("decode_failures"), Some(1));
+        assert_eq!(
+            stream.pending(),
+            br#"{"Payload":"#.len(),
+            "the incomplete last line is held back"
+        );
     }
 }

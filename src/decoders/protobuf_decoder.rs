@@ -80,4 +80,36 @@ mod tests {
         assert!(decoder().decode(b"\xff\xff", &base, &mut out).is_err());
         assert_eq!(out.len(), 1);
     }
+
+    #[tokio::test]
+    async fn framed_stream_through_record_stream() {
+        use crate::message::framing::write_frame;
+        use crate::splitters::testing::{received, record_stream, registered};
+        let cx = build_context();
+        let split = registered(crate::splitters::SPLITTERS, "HekaFramingSplitter");
+        let dec = registered(crate::decoders::DECODERS, "ProtobufDecoder");
+        let (mut stream, mut rx, stats) = record_stream(
+            split(&plugin_config("HekaFramingSplitter", ""), &cx).expect("splitter"),
+            Some(dec(&plugin_config("ProtobufDecoder", ""), &cx).expect("decoder")),
+        );
+        let msgs: Vec<Message> = (0..3)
+            .map(|i| {
+                let mut m = Message::new();
+                m.add_field(Field::integer("i", i));
+                m
+            })
+            .collect();
+        let mut data = b"noise".to_vec();
+        for m in &msgs {
+            write_frame(&proto::encode_to_vec(m), &mut data);
+        }
+        write_frame(b"not protobuf", &mut data);
+        for chunk in data.chunks(5) {
+            stream.feed(chunk).await.expect("router open");
+        }
+        assert_eq!(received(&mut rx), msgs);
+        assert_eq!(stats.get("decode_failures"), Some(1));
+        assert_eq!(stats.get("dropped"), Some(1), "the leading noise");
+        assert_eq!(stream.pending(), 0);
+    }
 }

@@ -173,7 +173,7 @@ fn push_values(out: &mut Vec<u8>, v: &FieldValue) {
         }
         match v {
             FieldValue::String(s) => push_str(out, &s[i]),
-            FieldValue::Bytes(b) => push_str(out, &BASE64.encode(&b[i])),
+            FieldValue::Bytes(b) => push_base64(out, &b[i]),
             FieldValue::Integer(x) => push_display(out, x[i]),
             FieldValue::Double(x) => push_double(out, x[i]),
             FieldValue::Bool(x) => push_display(out, x[i]),
@@ -182,6 +182,16 @@ fn push_values(out: &mut Vec<u8>, v: &FieldValue) {
     if n != 1 {
         out.push(b']');
     }
+}
+
+/// Appends `b` as a quoted base64 string (base64 never needs JSON escaping).
+fn push_base64(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'"');
+    let at = out.len();
+    out.resize(at + b.len().div_ceil(3) * 4, 0);
+    let n = BASE64.encode_slice(b, &mut out[at..]).unwrap_or(0);
+    out.truncate(at + n);
+    out.push(b'"');
 }
 
 fn push_double(out: &mut Vec<u8>, d: f64) {

@@ -59,6 +59,7 @@ pub struct HekaFramingSplitter {
 impl crate::plugin::Splitter for HekaFramingSplitter {
     fn find_record(&mut self, buf: &[u8]) -> Split {
         match memchr::memchr(RECORD_SEPARATOR, buf) {
+            None if buf.is_empty() => return Split::NeedMore,
             None => return Split::Skip(buf.len()),
             Some(0) => {}
             Some(garbage) => return Split::Skip(garbage),

@@ -69,4 +69,12 @@ mod tests {
         assert!(out.rest.is_empty());
         assert_eq!(NullSplitter.find_record(b""), Split::NeedMore);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_takes_everything(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..100)) {
+            let out = split_all(&mut NullSplitter, &data);
+            proptest::prop_assert_eq!(out.records, vec![data]);
+        }
+    }
 }

@@ -77,3 +77,52 @@ pub(crate) fn split_chunked(s: &mut dyn Splitter, data: &[u8], chunk: usize) -> 
 pub(crate) fn split_all(s: &mut dyn Splitter, data: &[u8]) -> Outcome {
     split_chunked(s, data, data.len())
 }
+
+/// Builds the registered plugin `type_name` of a kind from an inline TOML section.
+pub(crate) fn registered<B: Copy>(slice: &[crate::plugin::Registration<B>], type_name: &str) -> B {
+    slice
+        .iter()
+        .find(|r| r.name == type_name)
+        .map(|r| r.build)
+        .expect("plugin is registered")
+}
+
+/// A real `RecordStream` using `splitter` and `decoder`, and the router end it sends to.
+pub(crate) fn record_stream(
+    splitter: crate::plugin::SplitterFactory,
+    decoder: Option<crate::plugin::DecoderFactory>,
+) -> (
+    crate::plugin::RecordStream,
+    tokio::sync::mpsc::Receiver<crate::pipeline::router::RouterEvent>,
+    Arc<crate::stats::PluginStats>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (_trigger, shutdown) = crate::pipeline::shutdown::channel();
+    let stats = Arc::new(crate::stats::PluginStats::default());
+    let cx = crate::plugin::InputContext {
+        name: "test_input".into(),
+        globals: Arc::new(Globals::default()),
+        stats: stats.clone(),
+        shutdown,
+        router: crate::pipeline::router::RouterSender { tx },
+        splitter,
+        splitter_common: Default::default(),
+        decoder,
+        common: Default::default(),
+        ticker_interval: None,
+    };
+    (cx.stream(), rx, stats)
+}
+
+/// Every message the router end has received so far.
+pub(crate) fn received(
+    rx: &mut tokio::sync::mpsc::Receiver<crate::pipeline::router::RouterEvent>,
+) -> Vec<crate::message::Message> {
+    let mut out = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let crate::pipeline::router::RouterEvent::Batch(b) = ev {
+            out.extend(b.into_iter().map(|p| (*p.msg).clone()));
+        }
+    }
+    out
+}
