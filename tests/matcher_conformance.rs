@@ -300,6 +300,8 @@ const QUIRKS: &[(&str, char, Want)] = &[
     ("Payload =~ /^a\\\\nb\\/c$/", 'O', M(true)),
     ("Fields[digits] =~ /\\d/", 'O', M(false)),
     ("Type =~ /(/", 'H', E("(", 11)),
+    ("Fields[Payload] =~ /^{?name=test;/", 'H', M(true)),
+    ("Fields[Payload] =~ /{,3}/", 'H', M(false)),
     // String escapes: only the quote is escaped.
     ("Payload == 'a\\nb/c'", 'O', M(true)),
     ("Type == 'TE\\ST'", 'H', M(false)),
@@ -595,6 +597,11 @@ mod props {
         #[test]
         fn parse_never_panics_on_token_soup(src in soup()) {
             exercise(&src);
+        }
+
+        #[test]
+        fn regex_operands_never_panic(re in r"[a-z0-9{}()\[\]^$.*+?|,:\\dDwWsSbBpPQEx/-]{0,24}") {
+            exercise(&format!("Type =~ /{re}/ || Fields[foo] !~ /{re}/"));
         }
 
         #[test]
