@@ -72,27 +72,36 @@ pub(crate) enum FieldCmp {
 }
 
 impl Node {
-    /// Evaluates the expression.
+    /// Evaluates the expression. Lists recurse through the out-of-line [`all`] and
+    /// [`any`], so this match can be inlined into them and into `Matcher::matches`.
+    #[inline]
     pub(crate) fn eval(&self, msg: &Message) -> bool {
         match self {
             Node::Const(b) => *b,
-            Node::And(children) => children.iter().all(|c| c.eval(msg)),
-            Node::Or(children) => children.iter().any(|c| c.eval(msg)),
             Node::Test(t) => t.eval(msg),
+            Node::And(children) => all(children, msg),
+            Node::Or(children) => any(children, msg),
         }
     }
 }
 
+/// True when every child matches, left to right, stopping at the first false.
+#[inline(never)]
+fn all(children: &[Node], msg: &Message) -> bool {
+    children.iter().all(|c| c.eval(msg))
+}
+
+/// True when some child matches, left to right, stopping at the first true.
+#[inline(never)]
+fn any(children: &[Node], msg: &Message) -> bool {
+    children.iter().any(|c| c.eval(msg))
+}
+
 impl Test {
+    #[inline]
     fn eval(&self, msg: &Message) -> bool {
         match self {
-            Test::Header(StrVar::Uuid, cmp) => {
-                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                let s = uuid::Uuid::from_bytes(msg.uuid)
-                    .hyphenated()
-                    .encode_lower(&mut buf);
-                cmp.eval(s.as_bytes())
-            }
+            Test::Header(StrVar::Uuid, cmp) => uuid_test(msg, cmp),
             Test::Header(var, cmp) => cmp.eval(header_str(msg, *var).as_bytes()),
             Test::Number(var, op, v) => op.eval(&header_num(msg, *var), v),
             Test::Field(r, cmp) => match msg.field_value(&r.name, r.fi, r.ai) {
@@ -103,7 +112,19 @@ impl Test {
     }
 }
 
+/// Tests the UUID's hyphenated lower-case text, formatted on the stack (kept out of
+/// line so the common tests stay small).
+#[inline(never)]
+fn uuid_test(msg: &Message, cmp: &StrCmp) -> bool {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let s = uuid::Uuid::from_bytes(msg.uuid)
+        .hyphenated()
+        .encode_lower(&mut buf);
+    cmp.eval(s.as_bytes())
+}
+
 /// The string header `var`; `Uuid` is handled by the caller.
+#[inline]
 fn header_str(msg: &Message, var: StrVar) -> &str {
     match var {
         StrVar::Uuid => "",
@@ -117,6 +138,7 @@ fn header_str(msg: &Message, var: StrVar) -> &str {
 
 /// The numeric header `var` as Heka sees it; an absent `Pid` reads as 0 (Go's getter
 /// returns the zero value for an unset optional field).
+#[inline]
 fn header_num(msg: &Message, var: NumVar) -> f64 {
     match var {
         NumVar::Timestamp => msg.timestamp as f64,
@@ -136,6 +158,7 @@ impl StrCmp {
 }
 
 impl FieldCmp {
+    #[inline]
     fn eval(&self, v: ValueRef<'_>) -> bool {
         match (self, v) {
             (FieldCmp::Nil(is_eq), _) => !*is_eq,

@@ -43,11 +43,17 @@
 //! * Heka compares a STRING field with `TRUE`/`FALSE` as the text `"TRUE"`/`"FALSE"`, and
 //!   a BOOL field compared with a number, string or regex matches when the bool is
 //!   false; here both are type mismatches (false).
-//! * Perl classes `\d \w \s \b` keep RE2's ASCII meaning (the `regex` crate's would be
-//!   Unicode-aware), and `\Q..\E` works as in RE2.
 //!
-//! Like Heka, `Type == NIL` (NIL on a header) and `Fields[x] > NIL` are syntax errors.
-//! Parenthesised nesting is limited to 200 levels.
+//! Regexes keep their RE2 meaning where the `regex` crate would differ: `\d \w \s \b`
+//! stay ASCII, `\Q..\E` quotes, and a `{` that does not start a repeat (`{"k"`,
+//! `a{,3}`) is a literal brace. The `regex` crate accepts a few patterns RE2 rejects
+//! (`a**`, `a{1001}`, `(?x)`); those compile here.
+//!
+//! Like Heka (and unlike heka.md §2.3's reading of its evaluator), `Type == NIL` (NIL on
+//! a header) is a syntax error, as Heka's own test suite asserts; so is
+//! `Fields[x] > NIL`. A string ending in a backslash-escaped newline is an error here
+//! (Heka would read on past the newline). Parenthesised nesting is limited to 200
+//! levels.
 
 mod eval;
 mod lexer;

@@ -102,37 +102,81 @@ fn plain_literal(src: &str) -> Option<String> {
 /// Rewrites RE2-only or RE2-different syntax into `regex` crate syntax (module docs).
 fn to_rust_syntax(src: &str) -> String {
     let mut out = String::with_capacity(src.len() + 16);
-    let mut rest = src;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let Some(e) = after.chars().next() else {
-            out.push('\\');
-            return out;
-        };
-        rest = &after[e.len_utf8()..];
-        match e {
-            'd' => out.push_str("[0-9]"),
-            'D' => out.push_str("[^0-9]"),
-            'w' => out.push_str("[0-9A-Za-z_]"),
-            'W' => out.push_str("[^0-9A-Za-z_]"),
-            's' => out.push_str(r"[\t\n\x0C\r ]"),
-            'S' => out.push_str(r"[^\t\n\x0C\r ]"),
-            'b' => out.push_str(r"(?-u:\b)"),
-            'B' => out.push_str(r"(?-u:\B)"),
-            'Q' => {
-                let end = rest.find(r"\E").unwrap_or(rest.len());
-                out.push_str(&regex::escape(&rest[..end]));
-                rest = rest.get(end + 2..).unwrap_or("");
-            }
+    let mut i = 0;
+    while let Some(c) = src[i..].chars().next() {
+        i = match c {
+            '\\' => rewrite_escape(src, i, &mut out),
+            '{' => match repeat_len(&src[i..]) {
+                Some(n) => {
+                    out.push_str(&src[i..i + n]);
+                    i + n
+                }
+                None => {
+                    out.push_str("\\{");
+                    i + 1
+                }
+            },
             _ => {
-                out.push('\\');
-                out.push(e);
+                out.push(c);
+                i + c.len_utf8()
             }
-        }
+        };
     }
-    out.push_str(rest);
     out
+}
+
+/// Rewrites the escape starting at `src[i]` (a backslash); returns the index after it.
+fn rewrite_escape(src: &str, i: usize, out: &mut String) -> usize {
+    let Some(e) = src[i + 1..].chars().next() else {
+        out.push('\\');
+        return src.len();
+    };
+    let after = i + 1 + e.len_utf8();
+    let ascii_class = match e {
+        'd' => "[0-9]",
+        'D' => "[^0-9]",
+        'w' => "[0-9A-Za-z_]",
+        'W' => "[^0-9A-Za-z_]",
+        's' => r"[\t\n\x0C\r ]",
+        'S' => r"[^\t\n\x0C\r ]",
+        'b' => r"(?-u:\b)",
+        'B' => r"(?-u:\B)",
+        _ => "",
+    };
+    if !ascii_class.is_empty() {
+        out.push_str(ascii_class);
+        return after;
+    }
+    let end = match e {
+        'Q' => {
+            let text_end = src[after..].find(r"\E").map_or(src.len(), |j| after + j);
+            out.push_str(&regex::escape(&src[after..text_end]));
+            return (text_end + 2).min(src.len());
+        }
+        // `\p{Greek}`, `\x{263a}`: copy through the closing brace.
+        'p' | 'P' | 'x' if src[after..].starts_with('{') => {
+            src[after..].find('}').map_or(src.len(), |j| after + j + 1)
+        }
+        _ => after,
+    };
+    out.push_str(&src[i..end]);
+    end
+}
+
+/// Length of a Go repeat operator (`{n}`, `{n,}`, `{n,m}`) at the start of `s`, if
+/// there is one. RE2 reads any other `{` as a literal brace.
+fn repeat_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let min = digits(1);
+    if min == 0 {
+        return None;
+    }
+    let mut j = 1 + min;
+    if b.get(j) == Some(&b',') {
+        j += 1 + digits(j + 1);
+    }
+    (b.get(j) == Some(&b'}')).then_some(j + 1)
 }
 
 #[cfg(test)]
@@ -183,6 +227,18 @@ mod tests {
         assert!(m(r"^\Qa.b\E$", "a.b"));
         assert!(!m(r"^\Qa.b\E$", "axb"));
         assert!(m(r"\Q*", "x*"));
+    }
+
+    #[test]
+    fn braces_that_are_not_repeats_are_literal_as_in_re2() {
+        assert!(m(r#"^{"k"#, r#"{"k":1}"#));
+        assert!(m("a{", "a{"));
+        assert!(m("^a{,3}$", "a{,3}"));
+        assert!(m("^a{ 2}$", "a{ 2}"));
+        assert!(m("^a{1,2$", "a{1,2"));
+        assert!(m("^a{2}$", "aa"));
+        assert!(m("^a{1,}$", "aaa"));
+        assert!(m(r"^\p{Greek}\x{41}$", "αA"));
     }
 
     #[test]
