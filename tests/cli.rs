@@ -105,17 +105,47 @@ fn whisper_subcommand_reads_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.wsp");
     let archives = hekate::whisper::parse_retentions("10s:1h").expect("retentions");
-    hekate::whisper::create(&path, &archives, 0.5, hekate::whisper::AggregationMethod::Average).expect("create");
+    hekate::whisper::create(
+        &path,
+        &archives,
+        0.5,
+        hekate::whisper::AggregationMethod::Average,
+    )
+    .expect("create");
     hekate::whisper::update(&path, 42.0, 1_700_000_000, 1_700_000_005).expect("update");
-    let out = hekate().args(["whisper", "info"]).arg(&path).output().expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("aggregationMethod: average") && text.contains("secondsPerPoint: 10"), "{text}");
     let out = hekate()
-        .args(["whisper", "fetch", "--from=1699999990", "--until=1700000010", "--now=1700000005", "--json"])
+        .args(["whisper", "info"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("aggregationMethod: average") && text.contains("secondsPerPoint: 10"),
+        "{text}"
+    );
+    let out = hekate()
+        .args([
+            "whisper",
+            "fetch",
+            "--from=1699999990",
+            "--until=1700000010",
+            "--now=1700000005",
+            "--json",
+        ])
         .arg(&path)
         .output()
         .expect("run");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(v["values"].as_array().expect("values").contains(&serde_json::json!(42.0)), "{v}");
+    assert!(
+        v["values"]
+            .as_array()
+            .expect("values")
+            .contains(&serde_json::json!(42.0)),
+        "{v}"
+    );
 }

@@ -25,6 +25,10 @@ struct State<T> {
     items: VecDeque<T>,
     closed: bool,
     abandoned: bool,
+    /// The consumer is parked in `pop_batch`: producers must wake it.
+    consumer_waiting: bool,
+    /// Producers parked in `push_batch` under `Block`: the consumer must wake them.
+    producers_waiting: usize,
 }
 
 /// What happened to a pushed batch.
@@ -53,12 +57,15 @@ const BLOCK_RECHECK: Duration = Duration::from_millis(100);
 impl<T> Queue<T> {
     /// A queue holding at most `capacity` items (at least 1).
     pub fn new(capacity: usize) -> Self {
+        let state = State {
+            items: VecDeque::with_capacity(capacity.min(4096)),
+            closed: false,
+            abandoned: false,
+            consumer_waiting: false,
+            producers_waiting: 0,
+        };
         Queue {
-            state: Mutex::new(State {
-                items: VecDeque::with_capacity(capacity.min(4096)),
-                closed: false,
-                abandoned: false,
-            }),
+            state: Mutex::new(state),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity: capacity.max(1),
@@ -91,7 +98,8 @@ impl<T> Queue<T> {
 
     /// Pushes `items` in order under `action`: `Block` waits for room (until the consumer
     /// is abandoned); `Drop` and `Shutdown` keep what fits and refuse the rest. The caller
-    /// counts refusals and, for `Shutdown`, stops the process.
+    /// counts refusals and, for `Shutdown`, stops the process. Condition variables are only
+    /// signalled when someone is parked, so a busy queue costs no wake-up syscalls.
     pub fn push_batch(
         &self,
         items: impl IntoIterator<Item = T>,
@@ -105,12 +113,12 @@ impl<T> Queue<T> {
                 continue;
             }
             while st.items.len() >= self.capacity && action == FullAction::Block && !st.abandoned {
-                self.not_empty.notify_one();
-                st = self
-                    .not_full
-                    .wait_timeout(st, BLOCK_RECHECK)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0);
+                if st.consumer_waiting {
+                    self.not_empty.notify_one();
+                }
+                st.producers_waiting += 1;
+                st = wait(&self.not_full, st, BLOCK_RECHECK);
+                st.producers_waiting -= 1;
             }
             if st.items.len() < self.capacity && !st.abandoned {
                 st.items.push_back(item);
@@ -119,8 +127,9 @@ impl<T> Queue<T> {
                 out.refused += 1;
             }
         }
+        let wake = out.accepted > 0 && st.consumer_waiting;
         drop(st);
-        if out.accepted > 0 {
+        if wake {
             self.not_empty.notify_one();
         }
         out
@@ -129,20 +138,21 @@ impl<T> Queue<T> {
     /// Moves up to `max` items into `out`, waiting up to `timeout` for the first one.
     pub fn pop_batch(&self, out: &mut Vec<T>, max: usize, timeout: Duration) -> Pop {
         let mut st = self.lock();
-        if st.items.is_empty() && !st.closed {
-            st = self
-                .not_empty
-                .wait_timeout(st, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+        if st.items.is_empty() && !st.closed && !timeout.is_zero() {
+            st.consumer_waiting = true;
+            st = wait(&self.not_empty, st, timeout);
+            st.consumer_waiting = false;
         }
         if st.items.is_empty() {
             return if st.closed { Pop::Closed } else { Pop::Timeout };
         }
         let n = st.items.len().min(max.max(1));
         out.extend(st.items.drain(..n));
+        let wake = st.producers_waiting > 0;
         drop(st);
-        self.not_full.notify_all();
+        if wake {
+            self.not_full.notify_all();
+        }
         Pop::Items
     }
 
@@ -164,6 +174,12 @@ impl<T> Queue<T> {
         self.not_full.notify_all();
         n
     }
+}
+
+fn wait<'a, S>(cv: &Condvar, guard: MutexGuard<'a, S>, timeout: Duration) -> MutexGuard<'a, S> {
+    cv.wait_timeout(guard, timeout)
+        .map(|(g, _)| g)
+        .unwrap_or_else(|p| p.into_inner().0)
 }
 
 #[cfg(test)]
