@@ -31,3 +31,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod splitters;
 pub mod stats;
+pub mod statsd;
