@@ -1,7 +1,10 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod stat_accum_input;
+mod statsd_input;
+
 use crate::plugin::{BuildInput, Registration};
 
 /// Every registered input type.
-pub const INPUTS: &[Registration<BuildInput>] = &[];
+pub const INPUTS: &[Registration<BuildInput>] = &[stat_accum_input::PLUGIN, statsd_input::PLUGIN];

@@ -71,3 +71,51 @@ impl Drop for FeederGuard {
         self.0.idle.notify_waiters();
     }
 }
+
+/// Test helpers: an [`crate::plugin::InputContext`] wired to a plain channel.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use crate::config::{CommonInput, CommonSplitter, Globals};
+    use crate::pipeline::router::{RouterEvent, RouterSender};
+    use crate::pipeline::shutdown::{self, ShutdownTrigger};
+    use crate::plugin::{InputContext, Split, Splitter};
+    use crate::stats::PluginStats;
+
+    struct Whole;
+    impl Splitter for Whole {
+        fn find_record(&mut self, buf: &[u8]) -> Split {
+            Split::Record {
+                consumed: buf.len(),
+                start: 0,
+                end: buf.len(),
+            }
+        }
+    }
+
+    /// A context for an input called `name`, its router receiver and shutdown trigger.
+    pub(crate) fn input_context(
+        name: &str,
+        globals: Globals,
+        ticker_interval: Option<u64>,
+    ) -> (InputContext, mpsc::Receiver<RouterEvent>, ShutdownTrigger) {
+        let (tx, rx) = mpsc::channel(64);
+        let (trigger, shutdown) = shutdown::channel();
+        let cx = InputContext {
+            name: name.into(),
+            globals: Arc::new(globals),
+            stats: Arc::new(PluginStats::default()),
+            shutdown,
+            router: RouterSender { tx },
+            splitter: Arc::new(|| Box::new(Whole) as Box<dyn Splitter>),
+            splitter_common: CommonSplitter::default(),
+            decoder: None,
+            common: CommonInput::default(),
+            ticker_interval,
+        };
+        (cx, rx, trigger)
+    }
+}
