@@ -189,7 +189,7 @@ fn is_js_space(c: char) -> bool {
 
 /// Etsy's key sanitising, on the text as Node decodes it (invalid UTF-8 → U+FFFD):
 /// runs of whitespace → `_`, `/` → `-`, then anything outside `[a-zA-Z_\-0-9.;=]` dropped.
-fn sanitize(src: &[u8], out: &mut Vec<u8>) {
+pub fn sanitize(src: &[u8], out: &mut Vec<u8>) {
     let mut in_space = false;
     for chunk in src.utf8_chunks() {
         for c in chunk.valid().chars() {
