@@ -11,13 +11,79 @@ use std::fmt::Write as _;
 
 use super::parse::{Metric, Value};
 
+/// A map keyed by statsd key.
+type Map<V> = HashMap<Box<str>, V, KeyHash>;
+
 /// Accumulated stats between two flushes.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    counters: HashMap<Box<str>, f64>,
-    timers: HashMap<Box<str>, Timer>,
-    gauges: HashMap<Box<str>, f64>,
-    sets: HashMap<Box<str>, HashSet<Box<str>>>,
+    counters: Map<f64>,
+    timers: Map<Timer>,
+    gauges: Map<f64>,
+    sets: Map<HashSet<Box<str>, KeyHash>>,
+}
+
+/// A multiply-rotate string hasher (the FxHash scheme) with a per-map random seed: keys
+/// are short and hashed once per metric, where SipHash would cost as much as parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHash {
+    seed: u64,
+}
+
+impl Default for KeyHash {
+    fn default() -> Self {
+        use std::hash::BuildHasher as _;
+        KeyHash {
+            seed: std::hash::RandomState::new().hash_one(0u8),
+        }
+    }
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+/// The hasher of [`KeyHash`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table indexes with them.
+        self.0.rotate_left(26)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -87,7 +153,8 @@ impl Aggregator {
                 }
             }
             None => {
-                let s = HashSet::from([Box::<str>::from(member.as_ref())]);
+                let mut s = HashSet::default();
+                s.insert(Box::<str>::from(member.as_ref()));
                 self.sets.insert(key.into(), s);
             }
         }

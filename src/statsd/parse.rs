@@ -93,7 +93,7 @@ impl Parser {
 
     fn parse_line(&mut self, line: &[u8], st: &mut ParseStats, f: &mut impl FnMut(Metric<'_>)) {
         let (body, tags) = split_tags(line);
-        let colon = memchr::memchr(b':', body).unwrap_or(body.len());
+        let colon = body.iter().position(|&b| b == b':').unwrap_or(body.len());
         let key = self.key(&body[..colon], tags);
         if colon == body.len() {
             // Etsy pushes "1" as the only group, which then lacks a type: a bad line.
@@ -108,7 +108,7 @@ impl Parser {
     /// in the scratch buffer.
     fn key<'s>(&'s mut self, raw: &'s [u8], tags: Option<&[u8]>) -> &'s str {
         if tags.is_none() && raw.iter().all(|&b| is_key_byte(b)) {
-            return std::str::from_utf8(raw).unwrap_or_default();
+            return ascii_str(raw);
         }
         self.raw.clear();
         self.raw.extend_from_slice(raw);
@@ -118,10 +118,22 @@ impl Parser {
                 push_tag(&mut self.raw, tag);
             }
         }
+        if self.raw.iter().all(|&b| is_key_byte(b)) {
+            return ascii_str(&self.raw);
+        }
         self.key.clear();
         sanitize(&self.raw, &mut self.key);
-        std::str::from_utf8(&self.key).unwrap_or_default()
+        ascii_str(&self.key)
     }
+}
+
+/// A key made only of [`is_key_byte`] bytes as `&str`, without a second UTF-8 scan.
+#[inline]
+fn ascii_str(key: &[u8]) -> &str {
+    debug_assert!(key.iter().all(|&b| is_key_byte(b)));
+    // SAFETY: every caller passes bytes that passed `is_key_byte` (raw keys) or came out
+    // of `sanitize`, which only emits such bytes; all of them are ASCII, hence UTF-8.
+    unsafe { std::str::from_utf8_unchecked(key) }
 }
 
 fn emit(key: &str, group: &[u8], st: &mut ParseStats, f: &mut impl FnMut(Metric<'_>)) {
@@ -150,7 +162,8 @@ fn split_tags(line: &[u8]) -> (&[u8], Option<&[u8]>) {
 }
 
 fn find_pipe_hash(s: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'|', s).find(|&i| s.get(i + 1) == Some(&b'#'))
+    // Lines are short: a plain scan beats setting up a vectorised search.
+    s.windows(2).position(|w| w == b"|#")
 }
 
 /// Etsy's tag rewrite: the first `;` becomes `_`, then the first `:` becomes `=`.
@@ -166,10 +179,21 @@ fn push_tag(out: &mut Vec<u8>, tag: &[u8]) {
     }
 }
 
-/// Bytes Etsy's key sanitising keeps unchanged: `[a-zA-Z_\-0-9.;=]`.
+/// Bytes Etsy's key sanitising keeps unchanged: `[a-zA-Z_\-0-9.;=]`, as a lookup table.
+static KEY_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b';' | b'=');
+        b += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b';' | b'=')
+    KEY_BYTES[b as usize]
 }
 
 /// JavaScript's `\s` (what `String.prototype.trim` and `/\s+/` treat as blank).
@@ -229,7 +253,11 @@ fn parse_group(group: &[u8]) -> Option<(Value<'_>, f64)> {
         b"ms" => Some(js_number_nonempty(raw_value).filter(|n| *n >= 0.0)?),
         _ => Some(js_number_nonempty(raw_value)?),
     };
-    let value = match (trim_js(raw_type), number) {
+    let ty = match raw_type {
+        b"c" | b"ms" | b"g" | b"s" => raw_type,
+        _ => trim_js(raw_type),
+    };
+    let value = match (ty, number) {
         (b"s", _) | (_, None) => Value::Set(if raw_value.is_empty() {
             b"0"
         } else {
@@ -315,13 +343,37 @@ pub fn js_number(s: &[u8]) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-/// Plain unsigned integers with up to 15 digits: the common case, exact in f64.
+/// `[-]digits[.digits]` with at most 15 digits, the common case: the mantissa and the
+/// power of ten are exact in f64, so one division rounds correctly (Clinger's fast path).
 #[inline]
 fn fast_decimal(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() > 15 || !s.iter().all(u8::is_ascii_digit) {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    Some(s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64)
+    let (mut mantissa, mut scale, mut seen_dot, mut n_digits) = (0u64, 0usize, false, 0);
+    for &d in digits {
+        match d {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(d - b'0');
+                n_digits += 1;
+                scale += usize::from(seen_dot);
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return None,
+        }
+    }
+    if n_digits == 0 || n_digits > 15 || (seen_dot && scale == 0) {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[scale];
+    Some(if negative { -v } else { v })
 }
 
 fn radix_number(digits: &str, radix: u32) -> Option<f64> {
@@ -486,6 +538,19 @@ mod tests {
         assert_eq!(one("a:+5|c").1, Own::C(5.0));
         assert_eq!(one("a:5.|c").1, Own::C(5.0));
         assert_eq!(one("a:Infinity|c").1, Own::C(f64::INFINITY));
+        // The fast path agrees with the general parser.
+        for t in [
+            "0.1",
+            "-0.3",
+            "123.456",
+            "999999999999999",
+            "1.00000000000001",
+            "5.",
+            "-7",
+        ] {
+            assert_eq!(js_number(t.as_bytes()), t.parse::<f64>().ok(), "{t}");
+        }
+        assert_eq!(one("a:-0|c").1, Own::C(-0.0));
         for b in [
             "a:inf|c",
             "a:nan|c",
