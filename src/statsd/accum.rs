@@ -871,6 +871,23 @@ mod tests {
         assert_eq!(flush(&mut agg, &c, true)[0], "stats.gauges.g -2");
     }
 
+    /// `testdata/etsy_packets.txt` was sent as one datagram to Etsy statsd 0.9.0
+    /// (flushInterval 10 s, percentThreshold [90, 99.9, -10], graphite backend, legacy
+    /// names); `testdata/etsy_0.9.0_flush.txt` is its flush, sorted, without Etsy's own
+    /// `statsd.*` stats. hekate must print the same lines.
+    #[test]
+    fn matches_a_recorded_etsy_flush() {
+        let mut agg = Aggregator::new();
+        feed(&mut agg, include_str!("testdata/etsy_packets.txt"));
+        let mut lines = flush(&mut agg, &cfg(&[90.0, 99.9, -10.0], true), false);
+        assert_eq!(lines.pop().as_deref(), Some("statsd.numStats 16"));
+        lines.sort();
+        let want: Vec<&str> = include_str!("testdata/etsy_0.9.0_flush.txt")
+            .lines()
+            .collect();
+        assert_eq!(lines, want);
+    }
+
     #[test]
     fn counter_reset_after_nan_like_etsy() {
         let mut agg = Aggregator::new();

@@ -595,6 +595,18 @@ mod tests {
         assert_eq!((v.len(), st.lines), (0, 0));
     }
 
+    /// The same packet sent to Etsy statsd 0.9.0 gave `bad_lines_seen` 11,
+    /// `metrics_received` 12, `stats_counts.k` 3 and `stats_counts.ok` 1.
+    #[test]
+    fn bad_line_count_matches_etsy() {
+        let packet = "nocolon\na:1\na:x|c\nt:-1|ms\na:1|c|@-1\na:1|c|@x\ng:|g\nk:1|c:x|c:2|c\n\
+                      a:inf|c\na:1|c|\ns:abc| s\nok:1|c\n";
+        let (v, st) = parse(packet.as_bytes());
+        assert_eq!((st.lines, st.bad_lines, st.metrics), (12, 11, 3));
+        let keys: Vec<_> = v.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(keys, ["k", "k", "ok"]);
+    }
+
     #[test]
     fn empty_key_is_allowed() {
         assert_eq!(one(":1|c").0, "");
