@@ -34,4 +34,5 @@ pub mod plugin;
 pub mod registry;
 pub mod splitters;
 pub mod stats;
+pub mod statsd;
 pub mod whisper;

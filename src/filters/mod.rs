@@ -1,7 +1,9 @@
 //! Filter plugins, one file per type. [`FILTERS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod stat_filter;
+
 use crate::plugin::{BuildFilter, Registration};
 
 /// Every registered filter type.
-pub const FILTERS: &[Registration<BuildFilter>] = &[];
+pub const FILTERS: &[Registration<BuildFilter>] = &[stat_filter::PLUGIN];

@@ -1,10 +1,18 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod stat_accum_input;
+mod statsd_input;
+
 use crate::plugin::{BuildInput, Registration};
 
 mod tcp_input;
 mod udp_input;
 
 /// Every registered input type.
-pub const INPUTS: &[Registration<BuildInput>] = &[tcp_input::PLUGIN, udp_input::PLUGIN];
+pub const INPUTS: &[Registration<BuildInput>] = &[
+    stat_accum_input::PLUGIN,
+    statsd_input::PLUGIN,
+    tcp_input::PLUGIN,
+    udp_input::PLUGIN,
+];
