@@ -135,6 +135,7 @@ impl StatsdInput {
             let rx = UdpReceiver::new(sock, &self, counters.clone());
             tasks.spawn(rx.run(cx.shutdown()));
         }
+        tracing::info!(address = %self.config.address, sockets, "Listening for statsd over UDP.");
         if let Some(addr) = &self.config.tcp_address {
             let listener = TcpListener::bind(addr.as_str()).await?;
             let tcp = TcpServer {

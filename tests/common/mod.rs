@@ -73,11 +73,17 @@ impl Hekate {
 
     /// Starts hekate on the `config.d` of an existing temp folder.
     pub fn start_in(dir: tempfile::TempDir) -> Hekate {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// Starts hekate on the `config.d` of `dir` with extra environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, String)]) -> Hekate {
         let log = dir.path().join("hekate.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_hekate"))
             .arg("-config")
             .arg(dir.path().join("config.d"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -1,0 +1,114 @@
+//! The main job end to end: the bundled `config.d/` (StatsdInput → StatAccumInput →
+//! WhisperOutput), real UDP packets, real whisper files, values checked against Etsy
+//! statsd's semantics.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+/// Copies the repository's bundled config.d into a temp folder.
+fn bundled_config() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.d");
+    let dst = dir.path().join("config.d");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("config.d") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, dst.join(p.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+/// The newest non-empty value of a whisper file, or None.
+fn latest(path: &Path) -> Option<f64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    let f = hekate::whisper::fetch(path, now - 600, now + 60, now + 60).ok()??;
+    f.values.iter().rev().find_map(|v| *v)
+}
+
+fn wsp(base: &Path, metric: &str) -> PathBuf {
+    base.join("whisper")
+        .join(format!("{}.wsp", metric.replace('.', "/")))
+}
+
+#[test]
+fn bundled_config_writes_etsy_exact_values_to_whisper() {
+    let dir = bundled_config();
+    let base = dir.path().join("data");
+    let port = free_udp_port();
+    let env = [
+        ("HEKATE_BASE_DIR", base.display().to_string()),
+        ("HEKATE_STATSD_ADDRESS", format!("127.0.0.1:{port}")),
+    ];
+    let mut h = Hekate::start_with_env(dir, &env);
+    assert!(
+        h.wait_log("Listening for statsd", Duration::from_secs(10)),
+        "{}",
+        h.log_text()
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let timers: String = (1..=10).map(|i| format!("lat:{i}|ms\n")).collect();
+    let packets: Vec<String> = vec![
+        "hits:1|c".into(),
+        "hits:2|c|@0.5".into(),
+        "multi:1|c:2|c".into(),
+        timers,
+        "slow:100|ms|@0.1".into(),
+        "temp:20|g\ntemp:+5|g\ntemp:-3|g".into(),
+        "users:a|s\nusers:b|s\nusers:a|s".into(),
+        "garbage\nbad:abc|c\n".into(),
+    ];
+    for p in &packets {
+        sock.send_to(p.as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+    }
+    let probe = wsp(&base, "stats.gauges.temp");
+    assert!(
+        wait_for(Duration::from_secs(25), || latest(&probe).is_some()),
+        "no flush written\n{}",
+        h.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let want: HashMap<&str, f64> = HashMap::from([
+        ("stats.counters.hits.count", 5.0),
+        ("stats.counters.hits.rate", 0.5),
+        ("stats.counters.multi.count", 3.0),
+        ("stats.timers.lat.count", 10.0),
+        ("stats.timers.lat.count_ps", 1.0),
+        ("stats.timers.lat.lower", 1.0),
+        ("stats.timers.lat.upper", 10.0),
+        ("stats.timers.lat.sum", 55.0),
+        ("stats.timers.lat.sum_squares", 385.0),
+        ("stats.timers.lat.mean", 5.5),
+        ("stats.timers.lat.median", 5.5),
+        ("stats.timers.lat.std", 8.25f64.sqrt()),
+        ("stats.timers.lat.count_90", 9.0),
+        ("stats.timers.lat.upper_90", 9.0),
+        ("stats.timers.lat.mean_90", 5.0),
+        ("stats.timers.lat.sum_90", 45.0),
+        ("stats.timers.lat.sum_squares_90", 285.0),
+        ("stats.timers.slow.count", 10.0),
+        ("stats.gauges.temp", 22.0),
+        ("stats.sets.users.count", 2.0),
+    ]);
+    let mut wrong = Vec::new();
+    for (metric, expected) in &want {
+        match latest(&wsp(&base, metric)) {
+            Some(v) if (v - expected).abs() < 1e-9 => {}
+            got => wrong.push(format!("{metric}: want {expected}, got {got:?}")),
+        }
+    }
+    let c = h.counters("StatsdInput");
+    let (status, log) = h.stop();
+    assert!(wrong.is_empty(), "{wrong:#?}\n{log}");
+    assert_eq!(c.get("bad_lines_seen").copied(), Some(2), "{c:?}");
+    assert!(status.success(), "{log}");
+}
