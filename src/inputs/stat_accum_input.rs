@@ -174,25 +174,32 @@ impl StatAccumInput {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = cx.shutdown();
+        let mut last_flush = now_ns();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = ticker.tick() => {
-                    if self.flush(&cx, &flush).await.is_err() {
+                    last_flush = now_ns();
+                    if self.flush(&cx, &flush, last_flush).await.is_err() {
                         return Ok(());
                     }
                 }
             }
         }
         self.bus.wait_idle(FEEDER_GRACE).await;
-        // The router may already be gone at shutdown; the drop is then counted.
-        let _ = self.flush(&cx, &flush).await;
+        // The final flush carries only what arrived since the last tick, stamped with the
+        // time the next tick would have had: stamping it "now" would put it in the same
+        // whisper slot as the last flush and overwrite that one.
+        if self.bus.lock().touched() {
+            let due = last_flush + period.as_nanos() as i64;
+            // The router may already be gone at shutdown; the drop is then counted.
+            let _ = self.flush(&cx, &flush, due).await;
+        }
         Ok(())
     }
 
-    async fn flush(&self, cx: &InputContext, flush: &FlushConfig) -> Result<(), Closed> {
+    async fn flush(&self, cx: &InputContext, flush: &FlushConfig, now: i64) -> Result<(), Closed> {
         let mut snapshot = self.bus.lock().snapshot(self.config.delete_idle_stats);
-        let now = now_ns();
         let msg = self.message(&mut snapshot, flush, now);
         let sent = cx.deliver(msg).await;
         if sent.is_err() {
@@ -350,7 +357,7 @@ mod tests {
     fn payloads(ev: RouterEvent) -> Vec<String> {
         match ev {
             RouterEvent::Batch(b) => b.iter().map(|p| p.msg.payload.clone()).collect(),
-            RouterEvent::InputsDone => vec![],
+            RouterEvent::InputsDone | RouterEvent::FiltersDone => vec![],
         }
     }
 
@@ -371,6 +378,34 @@ mod tests {
         task.await.expect("joins").expect("clean stop");
         let last = payloads(rx.recv().await.expect("final flush"));
         assert!(last[0].contains("stats.counters.a.count 7 "), "{last:?}");
+        // Stamped with the next tick's time, so it cannot overwrite the first flush's slot.
+        let ts = |p: &str| {
+            p.lines()
+                .next()
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|t| t.parse::<i64>().ok())
+        };
+        assert_eq!(
+            ts(&last[0]).zip(ts(&first[0])).map(|(l, f)| l - f),
+            Some(10),
+            "{first:?} {last:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_final_flush_when_nothing_arrived_since_the_last_tick() {
+        let (input, bus) = accum("");
+        let (cx, mut rx, trigger) = input_context("StatAccumInput", Globals::default(), Some(10));
+        let task = tokio::spawn(input.run(cx));
+        feed(&bus, "a:1|c");
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(!payloads(rx.recv().await.expect("tick flush")).is_empty());
+        trigger.trigger();
+        task.await.expect("joins").expect("clean stop");
+        assert!(
+            rx.try_recv().is_err(),
+            "an idle final flush would overwrite the last slot with zeros"
+        );
     }
 
     #[tokio::test]

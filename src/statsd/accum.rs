@@ -21,6 +21,8 @@ pub struct Aggregator {
     timers: Map<Timer>,
     gauges: Map<f64>,
     sets: Map<HashSet<Box<str>, KeyHash>>,
+    /// A metric arrived since the last snapshot.
+    touched: bool,
 }
 
 /// A multiply-rotate string hasher (the FxHash scheme) with a per-map random seed: keys
@@ -106,6 +108,7 @@ impl Aggregator {
 
     /// Adds one metric, as Etsy's `handlePacket` does.
     pub fn add(&mut self, m: &Metric<'_>) {
+        self.touched = true;
         let scale = 1.0 / m.sample_rate;
         match m.value {
             Value::Counter(v) => match self.counters.get_mut(m.key) {
@@ -165,6 +168,11 @@ impl Aggregator {
         self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len()
     }
 
+    /// True when a metric arrived since the last snapshot.
+    pub fn touched(&self) -> bool {
+        self.touched
+    }
+
     /// True when no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -174,6 +182,7 @@ impl Aggregator {
     /// timers → no samples, sets → empty, gauges kept. With `delete_idle` every key is
     /// removed instead (Etsy `deleteIdleStats` with `gaugesMaxTTL` 1).
     pub fn snapshot(&mut self, delete_idle: bool) -> Snapshot {
+        self.touched = false;
         let mut s = if delete_idle {
             self.drain()
         } else {
