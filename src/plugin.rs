@@ -51,6 +51,9 @@ pub struct Defaults {
     pub can_exit: bool,
     /// Inputs/filters/outputs: `ticker_interval` when not configured.
     pub ticker_interval: Option<u64>,
+    /// Inputs: stop only after the filters have drained, because filters feed this input
+    /// (e.g. `StatFilter` → `StatAccumInput`), so its final flush sees everything.
+    pub stop_after_filters: bool,
 }
 
 impl Defaults {
@@ -62,6 +65,7 @@ impl Defaults {
         message_matcher: None,
         can_exit: false,
         ticker_interval: None,
+        stop_after_filters: false,
     };
 }
 

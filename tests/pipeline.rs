@@ -211,3 +211,54 @@ encoder = "raw"
     assert_eq!(got.len(), n, "lines lost on shutdown");
     assert_eq!(got[n - 1], format!("line {}", n - 1));
 }
+
+#[test]
+fn stat_filter_stats_reach_the_final_flush_at_shutdown() {
+    let port = free_port();
+    let mut h = Hekate::start(&format!(
+        r#"
+[json]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = "JsonDecoder"
+
+[JsonDecoder]
+
+[status_codes]
+type = "StatFilter"
+message_matcher = "Type == 'nginx.access'"
+[status_codes.Metric.hits]
+type = "Counter"
+name = "http.%Fields[status]%"
+value = "1"
+
+[StatAccumInput]
+ticker_interval = 3600
+
+[stats]
+type = "FileOutput"
+message_matcher = "Type == 'heka.statmetric'"
+path = "{{dir}}/stats.txt"
+encoder = "PayloadEncoder"
+"#
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let line = |s: u32| format!("{{\"Type\":\"nginx.access\",\"Fields\":{{\"status\":{s}}}}}\n");
+    let body: String = (0..20_000)
+        .map(|i| line(if i % 4 == 0 { 500 } else { 200 }))
+        .collect();
+    send_tcp(port, body.as_bytes());
+    // Stop at once: messages still queued for the filter must make the final flush.
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    let stats = std::fs::read_to_string(h.path().join("stats.txt")).unwrap_or_default();
+    assert!(
+        stats.contains("stats.counters.http.200.count 15000 "),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("stats.counters.http.500.count 5000 "),
+        "{stats}"
+    );
+}

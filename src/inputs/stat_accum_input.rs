@@ -27,6 +27,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     build,
     defaults: Defaults {
         ticker_interval: Some(10),
+        stop_after_filters: true,
         ..Defaults::HEKA
     },
 };

@@ -71,6 +71,7 @@ pub(crate) struct InputPlan {
     pub decoder: Option<DecoderFactory>,
     pub ticker_interval: Option<u64>,
     pub can_exit: bool,
+    pub stop_after_filters: bool,
     pub stats: Arc<PluginStats>,
 }
 
@@ -287,6 +288,7 @@ impl Pipeline {
             decoder: decoder.and_then(Result::ok),
             ticker_interval: c.ticker_interval.or(d.ticker_interval),
             can_exit: c.can_exit,
+            stop_after_filters: d.stop_after_filters,
             stats: self.report.register(&p.name, "Input", &p.type_name),
         });
         Ok(())

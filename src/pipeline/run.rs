@@ -117,7 +117,9 @@ impl Pipeline {
         let router_thread = std::thread::Builder::new()
             .name("hekate-router".into())
             .spawn(move || core.run(rx))?;
-        let inputs = self.spawn_inputs(&rt, &trigger, &exits, &router);
+        let (late_trigger, _) = shutdown::channel();
+        let (inputs, late_inputs) =
+            self.spawn_inputs(&rt, &trigger, &late_trigger, &exits, &router);
         drop(router);
         rt.block_on(wait_for_stop(
             trigger.clone(),
@@ -129,6 +131,9 @@ impl Pipeline {
         tracing::info!("Inputs stopped; draining filters.");
         let _ = tx.blocking_send(RouterEvent::InputsDone);
         join_all(filters);
+        // Inputs that filters feed (StatAccumInput) stop last, after the filters drained.
+        late_trigger.trigger();
+        rt.block_on(stop_inputs(late_inputs));
         let _ = tx.blocking_send(RouterEvent::FiltersDone);
         drop(tx);
         let _ = router_thread.join();
@@ -241,20 +246,31 @@ impl Pipeline {
         Ok(handles)
     }
 
+    /// Spawns every input; returns the handles of those that stop first and of those
+    /// that stop after the filters (`stop_after_filters`).
     fn spawn_inputs(
         &mut self,
         rt: &tokio::runtime::Runtime,
         trigger: &ShutdownTrigger,
+        late_trigger: &ShutdownTrigger,
         exits: &Exits,
         router: &RouterSender,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles = Vec::new();
+    ) -> (
+        Vec<tokio::task::JoinHandle<()>>,
+        Vec<tokio::task::JoinHandle<()>>,
+    ) {
+        let (mut handles, mut late) = (Vec::new(), Vec::new());
         for plan in std::mem::take(&mut self.inputs) {
+            let stop = if plan.stop_after_filters {
+                late_trigger
+            } else {
+                trigger
+            };
             let cx = InputContext {
                 name: plan.config.name.as_str().into(),
                 globals: self.globals.clone(),
                 stats: plan.stats.clone(),
-                shutdown: trigger.subscribe(),
+                shutdown: stop.subscribe(),
                 router: router.clone(),
                 splitter: plan.splitter.clone(),
                 splitter_common: plan.splitter_common.clone(),
@@ -263,10 +279,16 @@ impl Pipeline {
                 ticker_interval: plan.ticker_interval,
             };
             let span = tracing::info_span!("input", name = %plan.config.name, r#type = %plan.config.type_name);
+            let is_late = plan.stop_after_filters;
             let sup = supervise_input(plan, cx, self.bcx.clone(), exits.clone());
-            handles.push(rt.spawn(sup.instrument(span)));
+            let handle = rt.spawn(sup.instrument(span));
+            if is_late {
+                late.push(handle);
+            } else {
+                handles.push(handle);
+            }
         }
-        handles
+        (handles, late)
     }
 }
 
