@@ -112,3 +112,71 @@ fn bundled_config_writes_etsy_exact_values_to_whisper() {
     assert_eq!(c.get("bad_lines_seen").copied(), Some(2), "{c:?}");
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn malformed_packets_are_counted_and_never_crash_the_process() {
+    let port = free_udp_port();
+    let mut h = Hekate::start(&format!(
+        r#"
+[StatsdInput]
+address = "127.0.0.1:{port}"
+
+[StatAccumInput]
+ticker_interval = 1
+
+[stats]
+type = "FileOutput"
+message_matcher = "Type == 'heka.statmetric'"
+path = "{{dir}}/stats.txt"
+encoder = "PayloadEncoder"
+"#
+    ));
+    assert!(
+        h.wait_log("Listening for statsd", Duration::from_secs(10)),
+        "{}",
+        h.log_text()
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // Deterministic garbage: random bytes, statsd-looking fragments, huge and empty packets.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: [&[u8]; 12] = [
+        b":", b"|", b"@", b"#", b"c", b"ms", b"g", b"s", b"-", b"+", b"\n", b"1e309",
+    ];
+    for i in 0..3000 {
+        let len = (next() % 300) as usize;
+        let pkt: Vec<u8> = if i % 2 == 0 {
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            (0..len / 3)
+                .flat_map(|_| pieces[(next() % 12) as usize].iter().copied())
+                .collect()
+        };
+        let _ = sock.send_to(&pkt, ("127.0.0.1", port));
+    }
+    let _ = sock.send_to(&vec![b'x'; 65_000], ("127.0.0.1", port));
+    let _ = sock.send_to(b"", ("127.0.0.1", port));
+    // The burst may overflow the socket buffer (the kernel drops those, not hekate), so
+    // the probe is re-sent until a flush shows it.
+    let stats = h.path().join("stats.txt");
+    let seen = || {
+        let text = std::fs::read_to_string(&stats).unwrap_or_default();
+        text.lines()
+            .any(|l| l.starts_with("stats.counters.still.alive.count ") && !l.contains(".count 0 "))
+    };
+    let alive = wait_for(Duration::from_secs(20), || {
+        let _ = sock.send_to(b"still.alive:1|c", ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(200));
+        seen()
+    });
+    assert!(alive, "{}", h.log_text());
+    let c = h.counters("StatsdInput");
+    assert!(c.get("bad_lines_seen").copied().unwrap_or(0) > 100, "{c:?}");
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+}
