@@ -49,7 +49,7 @@ encoder = "raw"
 TOML
 /usr/bin/time -v $BIN -config "$WORK/config.d" 2> "$WORK/hekate.err" &
 HPID=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 t0=$(date +%s.%N)
 $BLAST send-tcp 127.0.0.1:$PORT "$LINES" "$LEN" > /dev/null
 wait_size "$WORK/hekate.out" "$BYTES"
@@ -58,7 +58,7 @@ HEKATE_S=$(echo "$t1 - $t0" | bc -l)
 kill -TERM "$(pgrep -P $HPID hekate || echo $HPID)"
 wait $HPID || true
 RSS_KB=$(grep 'Maximum resident set size' "$WORK/hekate.err" | awk '{print $NF}')
-cmp -s "$WORK/limit.out" "$WORK/hekate.out" && SAME=identical || SAME=DIFFERENT
+if cmp -s "$WORK/limit.out" "$WORK/hekate.out"; then SAME=identical; else SAME="DIFFERENT ($(stat -c %s "$WORK/limit.out") vs $(stat -c %s "$WORK/hekate.out") bytes)"; fi
 
 printf 'machine: %s cores, %s\n' "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf 'workload: %d lines x %d B = %d MB over loopback TCP\n' "$LINES" "$LEN" $((BYTES / 1000000))
