@@ -17,7 +17,7 @@ use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
 use crate::pipeline::router::RouterSender;
 use crate::pipeline::shutdown::ShutdownTrigger;
-use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
+use crate::pipeline::supervise::{rebuild, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
 use crate::stats::PluginStats;
 
@@ -174,25 +174,20 @@ impl FilterRunner {
     /// Rebuilds the filter under the retry policy; false when the filter is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Filter failed.");
-        loop {
-            let Some(wait) = self.policy.next_delay() else {
-                self.give_up(reason);
-                return false;
-            };
-            if !sleep_unless_shutdown(wait, &self.shutdown) && self.queue.is_empty() {
-                // Shutting down with nothing left to process: stop quietly.
-                return false;
+        let (config, bcx, build, queue) = (&self.config, &self.bcx, self.build, &self.queue);
+        // Shutting down with nothing left to process: stop quietly.
+        let idle = || queue.is_empty();
+        match rebuild(&mut self.policy, &self.shutdown, &self.stats, idle, || {
+            build(config, bcx)
+        }) {
+            Some(f) => {
+                self.filter = f;
+                true
             }
-            match (self.build)(&self.config, &self.bcx) {
-                Ok(f) => {
-                    self.filter = f;
-                    PluginStats::add(&self.stats.restarts, 1);
-                    tracing::info!(attempt = self.policy.attempts(), "Filter restarted.");
-                    return true;
-                }
-                Err(errs) => {
-                    tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Filter rebuild failed.")
-                }
+            None if self.shutdown.is_set() && self.queue.is_empty() => false,
+            None => {
+                self.give_up(reason);
+                false
             }
         }
     }

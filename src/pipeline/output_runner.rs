@@ -18,7 +18,7 @@ use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
 use crate::message::{now_ns, Pack};
 use crate::pipeline::shutdown::ShutdownTrigger;
-use crate::pipeline::supervise::{sleep_unless_shutdown, Exits, RestartPolicy};
+use crate::pipeline::supervise::{rebuild, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
 use crate::stats::{LogLimiter, PluginStats};
 
@@ -190,22 +190,21 @@ impl OutputRunner {
     /// Rebuilds the output under the retry policy; false when it is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Output failed.");
-        loop {
-            let Some(wait) = self.policy.next_delay() else {
+        let (config, bcx, build) = (&self.config, &self.bcx, self.build);
+        match rebuild(
+            &mut self.policy,
+            &self.shutdown,
+            &self.stats,
+            || false,
+            || build(config, bcx),
+        ) {
+            Some(o) => {
+                self.output = o;
+                true
+            }
+            None => {
                 self.abandon(reason);
-                return false;
-            };
-            sleep_unless_shutdown(wait, &self.shutdown);
-            match (self.build)(&self.config, &self.bcx) {
-                Ok(o) => {
-                    self.output = o;
-                    PluginStats::add(&self.stats.restarts, 1);
-                    tracing::info!(attempt = self.policy.attempts(), "Output restarted.");
-                    return true;
-                }
-                Err(errs) => {
-                    tracing::error!(error = %errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), "Output rebuild failed.")
-                }
+                false
             }
         }
     }

@@ -102,6 +102,39 @@ impl Exits {
     }
 }
 
+/// Rebuilds a failed plugin under `policy`: waits the back-off, calls `build`, and tries
+/// again while retries remain. `None` when the retries are spent, or when shutdown came
+/// during a wait and `stop_on_shutdown` says there is nothing left to do.
+pub fn rebuild<T>(
+    policy: &mut RestartPolicy,
+    shutdown: &ShutdownTrigger,
+    stats: &crate::stats::PluginStats,
+    stop_on_shutdown: impl Fn() -> bool,
+    mut build: impl FnMut() -> Result<T, Vec<crate::error::ConfigError>>,
+) -> Option<T> {
+    loop {
+        let wait = policy.next_delay()?;
+        if !sleep_unless_shutdown(wait, shutdown) && stop_on_shutdown() {
+            return None;
+        }
+        match build() {
+            Ok(plugin) => {
+                crate::stats::PluginStats::add(&stats.restarts, 1);
+                tracing::info!(attempt = policy.attempts(), "Plugin restarted.");
+                return Some(plugin);
+            }
+            Err(errs) => {
+                let error = errs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::error!(%error, "Plugin rebuild failed.");
+            }
+        }
+    }
+}
+
 /// Sleeps for `wait` in small steps, returning early (false) if shutdown is requested.
 pub fn sleep_unless_shutdown(wait: Duration, shutdown: &ShutdownTrigger) -> bool {
     let deadline = Instant::now() + wait;
