@@ -116,34 +116,21 @@ impl UdpInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "udp".into(),
-            type_name: "UdpInput".into(),
-            category: crate::config::Category::Input,
-            file: "t.toml".into(),
-            table: toml.parse().expect("toml"),
-        }
-    }
+    use crate::splitters::testing::{build_context, plugin_config};
 
     #[test]
     fn config_parses_and_rejects_unknown_keys() {
-        let cx = crate::plugin::BuildContext::new(
-            Default::default(),
-            Default::default(),
-            Default::default(),
-        );
+        let cx = build_context();
         assert!(build(
-            &section("address = '127.0.0.1:0'\nset_hostname = true"),
+            &plugin_config("UdpInput", "address = '127.0.0.1:0'\nset_hostname = true"),
             &cx
         )
         .is_ok());
-        let errs = build(&section("adress = 'x'"), &cx)
+        let errs = build(&plugin_config("UdpInput", "adress = 'x'"), &cx)
             .err()
             .expect("unknown key");
         assert_eq!(errs[0].key, "adress");
-        let errs = build(&section("address = 'nope'"), &cx)
+        let errs = build(&plugin_config("UdpInput", "address = 'nope'"), &cx)
             .err()
             .expect("bad address");
         assert_eq!(errs[0].key, "address");

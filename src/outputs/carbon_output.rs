@@ -162,17 +162,8 @@ impl Output for CarbonOutput {
 mod tests {
     use super::*;
     use crate::message::Message;
+    use crate::splitters::testing::{build_context, plugin_config};
     use std::io::Read;
-
-    fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "carbon".into(),
-            type_name: "CarbonOutput".into(),
-            category: crate::config::Category::Output,
-            file: "t.toml".into(),
-            table: toml.parse().expect("toml"),
-        }
-    }
 
     fn pack(payload: &str) -> Pack {
         Pack::new(Message {
@@ -183,15 +174,21 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let cx = build_context();
         assert!(build(
-            &section("address = '127.0.0.1:2003'\nprotocol = 'udp'"),
+            &plugin_config(
+                "CarbonOutput",
+                "address = '127.0.0.1:2003'\nprotocol = 'udp'"
+            ),
             &cx
         )
         .is_ok());
-        let errs = build(&section("address = 'x'\nprotocol = 'sctp'"), &cx)
-            .err()
-            .expect("errors");
+        let errs = build(
+            &plugin_config("CarbonOutput", "address = 'x'\nprotocol = 'sctp'"),
+            &cx,
+        )
+        .err()
+        .expect("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["address", "protocol"]);
     }
@@ -203,10 +200,13 @@ mod tests {
             .local_addr()
             .expect("addr")
             .port();
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
-        let mut out = build(&section(&format!("address = '127.0.0.1:{port}'")), &cx)
-            .ok()
-            .expect("build");
+        let cx = build_context();
+        let mut out = build(
+            &plugin_config("CarbonOutput", &format!("address = '127.0.0.1:{port}'")),
+            &cx,
+        )
+        .ok()
+        .expect("build");
         let (globals, stats) = (
             crate::config::Globals::default(),
             crate::stats::PluginStats::default(),
@@ -232,9 +232,12 @@ mod tests {
     fn udp_lines_arrive() {
         let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let addr = rx.local_addr().expect("addr");
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let cx = build_context();
         let mut out = build(
-            &section(&format!("address = '{addr}'\nprotocol = 'udp'")),
+            &plugin_config(
+                "CarbonOutput",
+                &format!("address = '{addr}'\nprotocol = 'udp'"),
+            ),
             &cx,
         )
         .ok()

@@ -203,22 +203,16 @@ impl Output for FileOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "file".into(),
-            type_name: "FileOutput".into(),
-            category: crate::config::Category::Output,
-            file: "t.toml".into(),
-            table: toml.parse().expect("toml"),
-        }
-    }
+    use crate::splitters::testing::{build_context, plugin_config};
 
     #[test]
     fn config_errors_are_all_reported() {
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
+        let cx = build_context();
         let errs = build(
-            &section("perm = '9z'\nflush_operator = 'XOR'\nrotation_interval = 4"),
+            &plugin_config(
+                "FileOutput",
+                "perm = '9z'\nflush_operator = 'XOR'\nrotation_interval = 4",
+            ),
             &cx,
         )
         .err()
@@ -234,10 +228,13 @@ mod tests {
     fn creates_folders_and_reopens() {
         let d = tempfile::tempdir().expect("tempdir");
         let path = d.path().join("sub/out.log");
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
-        let mut out = build(&section(&format!("path = '{}'", path.display())), &cx)
-            .ok()
-            .expect("build");
+        let cx = build_context();
+        let mut out = build(
+            &plugin_config("FileOutput", &format!("path = '{}'", path.display())),
+            &cx,
+        )
+        .ok()
+        .expect("build");
         out.reopen().expect("reopen");
         assert!(path.exists());
     }

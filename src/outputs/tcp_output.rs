@@ -111,27 +111,28 @@ impl Output for TcpOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "tcp".into(),
-            type_name: "TcpOutput".into(),
-            category: crate::config::Category::Output,
-            file: "t.toml".into(),
-            table: toml.parse().expect("toml"),
-        }
-    }
+    use crate::splitters::testing::{build_context, plugin_config};
 
     #[test]
     fn config_checks_address_and_tls() {
-        let cx = BuildContext::new(Default::default(), Default::default(), Default::default());
-        assert!(build(&section("address = '127.0.0.1:5565'"), &cx).is_ok());
+        let cx = build_context();
+        assert!(build(
+            &plugin_config("TcpOutput", "address = '127.0.0.1:5565'"),
+            &cx
+        )
+        .is_ok());
         assert_eq!(
-            build(&section("address = 'nope'"), &cx).err().expect("bad")[0].key,
+            build(&plugin_config("TcpOutput", "address = 'nope'"), &cx)
+                .err()
+                .expect("bad")[0]
+                .key,
             "address"
         );
         assert_eq!(
-            build(&section("use_tls = true"), &cx).err().expect("tls")[0].key,
+            build(&plugin_config("TcpOutput", "use_tls = true"), &cx)
+                .err()
+                .expect("tls")[0]
+                .key,
             "use_tls"
         );
     }
