@@ -413,7 +413,7 @@ impl Tailer {
             .pending
             .iter()
             .rposition(|p| p.token.strong_count() == 0)?;
-        self.pending.drain(..=newest).last().map(|p| p.cp)
+        self.pending.drain(..=newest).next_back().map(|p| p.cp)
     }
 
     fn save(&mut self, cp: &Checkpoint) {
