@@ -297,3 +297,50 @@ encoder = "enc"
     got.sort();
     assert_eq!(got, ["new a", "old a", "old b"]);
 }
+
+#[test]
+fn regex_splitter_gives_multi_line_records() {
+    let dir = write_config(&[(
+        "10-test.toml",
+        r#"
+[hekad]
+base_dir = "{dir}/base"
+
+[stack_split]
+type = "RegexSplitter"
+delimiter = '\n(\d{4}-)'
+delimiter_eol = false
+
+[app]
+type = "LogstreamerInput"
+log_directory = "{dir}/logs"
+file_match = 'app\.log'
+splitter = "stack_split"
+check_data_interval = "20ms"
+
+[enc]
+type = "PayloadEncoder"
+
+[traces]
+type = "FileOutput"
+message_matcher = "Payload =~ /\\n  at /"
+path = "{dir}/traces.log"
+encoder = "enc"
+"#,
+    )]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(
+        logs.join("app.log"),
+        "2026-01-01 ok\n2026-01-02 boom\n  at a\n  at b\n2026-01-03 ok\n2026-01-04 next\n",
+    )
+    .expect("write");
+    let h = Hekate::start_in(dir);
+    let traces = h.path().join("traces.log");
+    assert!(
+        wait_for(LONG, || lines(&traces).len() >= 3),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(lines(&traces), ["2026-01-02 boom", "  at a", "  at b"]);
+}

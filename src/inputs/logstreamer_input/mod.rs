@@ -29,6 +29,10 @@ pub use journal::Checkpoint;
 pub use scan::{ScanResult, StreamPattern};
 use tail::{Counters, TailConfig, Tailer};
 
+/// At shutdown, how long to wait for the pipeline to take in what was sent (the input
+/// supervisor allows 5 s).
+const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(3);
+
 /// The message Type of every record (as Heka).
 const MESSAGE_TYPE: &str = "logfile";
 
@@ -206,8 +210,9 @@ impl LogstreamerInput {
                 last_checkpoint = Instant::now();
             }
         }
+        let deadline = Instant::now() + SHUTDOWN_ACK_WAIT;
         for t in tailers.values_mut() {
-            t.shutdown().await;
+            t.shutdown(deadline).await;
         }
         Ok(())
     }

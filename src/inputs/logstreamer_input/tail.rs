@@ -24,8 +24,6 @@ const READ_BUF: usize = 64 * 1024;
 const READ_BUDGET: u64 = 8 * 1024 * 1024;
 /// Bytes before the read offset remembered to recognise the same file content later.
 const TAIL_LEN: u64 = 256;
-/// At shutdown, how long to wait for the pipeline to take in what was sent.
-const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(3);
 
 /// The input's plugin-specific counters, shared by its tailers.
 pub(super) struct Counters {
@@ -423,14 +421,13 @@ impl Tailer {
         }
     }
 
-    /// At shutdown: sends what was decoded, waits (bounded) for the pipeline to take it
-    /// in, and writes the final checkpoint. A trailing partial record stays unread; the
-    /// journal points before it.
-    pub async fn shutdown(&mut self) {
+    /// At shutdown: sends what was decoded, waits until `deadline` at most for the
+    /// pipeline to take it in, and writes the final checkpoint. A trailing partial record
+    /// stays unread; the journal points before it.
+    pub async fn shutdown(&mut self, deadline: Instant) {
         if self.stream.flush().await.is_err() {
             return;
         }
-        let deadline = Instant::now() + SHUTDOWN_ACK_WAIT;
         while self
             .pending
             .back()
