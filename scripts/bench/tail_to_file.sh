@@ -13,7 +13,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 BYTES=$((LINES * LEN))
 mkdir -p "$WORK/logs" "$WORK/config.d"
-yes "$(printf '%*s' $((LEN - 1)) '' | tr ' ' x)" | head -n "$LINES" > "$WORK/logs/big.log"
+yes "$(printf '%*s' $((LEN - 1)) '' | tr ' ' x)" | head -n "$LINES" > "$WORK/logs/big.log" || true  # yes dies of SIGPIPE
 
 secs() { echo "$2 - $1" | bc -l; }
 

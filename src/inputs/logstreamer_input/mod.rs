@@ -184,7 +184,7 @@ impl LogstreamerInput {
         let interval = self.config.check_data_interval;
         let mut shutdown = cx.shutdown();
         let (mut last_rescan, mut last_checkpoint) = (Instant::now(), Instant::now());
-        let mut more = false;
+        let mut more = true; // first poll right away
         loop {
             if !more {
                 tokio::select! {
