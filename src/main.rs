@@ -45,6 +45,9 @@ enum Command {
         /// The matcher expression, e.g. `Type == 'app' && Fields[status] >= 500`.
         expr: String,
     },
+    /// Print every LogstreamerInput's streams and their files, oldest first (Heka's
+    /// `heka-logstreamer`).
+    Logstreamer,
     /// Inspect whisper files like Graphite's tools: `info FILE [--json]`,
     /// `fetch FILE [--from=TS] [--until=TS] [--json]`, `dump FILE [--raw]`.
     Whisper {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Plugins => plugins(),
         Command::Match { expr } => match_stdin(&expr),
         Command::Whisper { args } => whisper(&args),
+        Command::Logstreamer => logstreamer(&config),
     };
     match result {
         Ok(code) => code,
@@ -140,6 +144,19 @@ fn check(config: &Path) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn logstreamer(config: &Path) -> anyhow::Result<ExitCode> {
+    match hekate::inputs::logstreamer_input::describe_streams(config) {
+        Ok(text) => {
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn plugins() -> anyhow::Result<ExitCode> {

@@ -149,3 +149,63 @@ fn whisper_subcommand_reads_a_file() {
         "{v}"
     );
 }
+
+#[test]
+fn logstreamer_prints_streams_oldest_first_and_rejects_bad_sections() {
+    let dir = common::write_config(&[(
+        "10-tail.toml",
+        r#"
+[tail]
+type = "LogstreamerInput"
+log_directory = "{dir}/logs"
+file_match = '(?P<Site>[a-z]+)\.log(\.(?P<Seq>\d+))?'
+priority = ["^Seq"]
+differentiator = ["Site", "-logs"]
+"#,
+    )]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    for f in ["a.log", "a.log.1", "a.log.2", "b.log"] {
+        std::fs::write(logs.join(f), "x\n").expect("write");
+    }
+    let out = hekate()
+        .arg("-config")
+        .arg(dir.path().join("config.d"))
+        .arg("logstreamer")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let l = |f: &str| format!("    {}\n", logs.join(f).display());
+    let want = format!(
+        "Input tail: 2 stream(s) under {}\n  Stream \"a-logs\" (oldest first):\n{}{}{}  Stream \"b-logs\" (oldest first):\n{}",
+        logs.display(),
+        l("a.log.2"),
+        l("a.log.1"),
+        l("a.log"),
+        l("b.log")
+    );
+    assert_eq!(text, want);
+
+    std::fs::write(
+        dir.path().join("config.d/10-tail.toml"),
+        "[tail]\ntype = \"LogstreamerInput\"\nfile_mach = 'x'\n",
+    )
+    .expect("write");
+    let out = hekate()
+        .arg("-config")
+        .arg(dir.path().join("config.d"))
+        .arg("logstreamer")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[tail] file_mach: unknown config setting"),
+        "{err}"
+    );
+}

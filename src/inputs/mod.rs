@@ -1,6 +1,7 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+pub mod logstreamer_input;
 mod stat_accum_input;
 mod statsd_input;
 
@@ -11,6 +12,7 @@ mod udp_input;
 
 /// Every registered input type.
 pub const INPUTS: &[Registration<BuildInput>] = &[
+    logstreamer_input::PLUGIN,
     stat_accum_input::PLUGIN,
     statsd_input::PLUGIN,
     tcp_input::PLUGIN,

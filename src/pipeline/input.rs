@@ -8,7 +8,7 @@
 //! decoder, garbage between frames) are counted on the input's stats, logged at most once
 //! per burst, and skipped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
@@ -77,6 +77,7 @@ impl InputContext {
             batch: Vec::new(),
             decoded: Vec::new(),
             log: LogLimiter::default(),
+            last_sent: Weak::new(),
             cx: self.clone(),
         }
     }
@@ -123,6 +124,7 @@ pub struct RecordStream {
     batch: Vec<Pack>,
     decoded: Vec<Message>,
     log: LogLimiter,
+    last_sent: Weak<Message>,
     cx: InputContext,
 }
 
@@ -177,6 +179,14 @@ impl RecordStream {
         self.end_of_stream(&data[used..]);
     }
 
+    /// A handle on the last message this stream sent. Once it no longer upgrades, the
+    /// router and every filter and output have let go of it, and (queues being FIFO) of
+    /// everything the stream sent before: inputs use this to checkpoint only what the
+    /// pipeline has taken in. Never upgrades when nothing was sent yet.
+    pub fn delivery_token(&self) -> Weak<Message> {
+        self.last_sent.clone()
+    }
+
     /// Messages decoded and not yet sent.
     pub fn batched(&self) -> usize {
         self.batch.len()
@@ -197,6 +207,9 @@ impl RecordStream {
         }
         let batch = std::mem::take(&mut self.batch);
         let n = batch.len() as u64;
+        if let Some(last) = batch.last() {
+            self.last_sent = Arc::downgrade(&last.msg);
+        }
         self.cx.router.send(batch).await?;
         PluginStats::add(&self.cx.stats.processed, n);
         Ok(())
