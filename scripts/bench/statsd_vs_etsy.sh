@@ -9,6 +9,7 @@
 # Env:   RATES="50000 100000 200000 400000" DURATION=10 PER_PACKET=20 KEYS=100
 #        ETSY_DIR=/tmp/etsy (npm install statsd@0.9.0 is run there if missing)
 #        HEKATE=target/release/hekate  MAXPROCS=1
+#        RCVBUF=0 (hekate's SO_RCVBUF in bytes; raise net.core.rmem_max to allow it)
 set -euo pipefail
 
 WHICH=${1:-both}
@@ -100,6 +101,7 @@ base_dir = "$WORK/base"
 
 [StatsdInput]
 address = "127.0.0.1:$HEKATE_PORT"
+receive_buffer_size = ${RCVBUF:-0}
 
 [StatAccumInput]
 ticker_interval = 1
