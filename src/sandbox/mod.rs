@@ -51,10 +51,6 @@ pub struct SandboxSettings {
     pub module_directories: Vec<PathBuf>,
     /// The `[name.config]` table, read with `read_config`.
     pub config: toml::Table,
-    /// Messages one `process_message` call may inject.
-    pub max_process_inject: u32,
-    /// Messages one `timer_event` call may inject.
-    pub max_timer_inject: u32,
 }
 
 impl SandboxSettings {
@@ -67,8 +63,6 @@ impl SandboxSettings {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             module_directories: Vec::new(),
             config: toml::Table::new(),
-            max_process_inject: 1,
-            max_timer_inject: 10,
         }
     }
 }
