@@ -6,22 +6,28 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::output::append_values;
-use super::CallState;
+use std::sync::MutexGuard;
+
+use super::{CallState, Shared};
 use crate::message::{proto, Field, FieldValue, Message, ValueRef};
 
 /// Registers the API functions.
-pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
+pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
     let g = lua.globals();
     g.raw_set(
         "read_message",
-        lua.create_function(|lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
-            read_message(lua, &var, fi.unwrap_or(0), ai.unwrap_or(0))
+        lua.create_function({
+            let s = shared.clone();
+            // `String` is read straight off the Lua stack (cheaper than a `LuaString` ref).
+            move |lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
+                read_message(lua, &s, &var, fi.unwrap_or(0), ai.unwrap_or(0))
+            }
         })?,
     )?;
-    g.raw_set(
-        "read_config",
-        lua.create_function(|lua, name: String| read_config(lua, &name))?,
-    )?;
+    g.raw_set("read_config", {
+        let s = shared.clone();
+        lua.create_function(move |lua, name: String| read_config(lua, &s, &name))?
+    })?;
     g.raw_set(
         "decode_message",
         lua.create_function(|lua, pb: mlua::LuaString| {
@@ -30,13 +36,22 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
             message_table(lua, &msg)
         })?,
     )?;
-    g.raw_set("inject_message", lua.create_function(inject_message)?)?;
-    g.raw_set("inject_payload", lua.create_function(inject_payload)?)?;
+    let s = shared.clone();
+    g.raw_set(
+        "inject_message",
+        lua.create_function(move |lua, v: Value| inject_message(lua, &s, v))?,
+    )?;
+    let s = shared.clone();
+    g.raw_set(
+        "inject_payload",
+        lua.create_function(move |lua, a: MultiValue| inject_payload(lua, &s, a))?,
+    )?;
+    let s = shared.clone();
     g.raw_set(
         "add_to_payload",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |_, args: MultiValue| {
             let (limit, term, mut buf) = {
-                let mut st = state_mut(lua)?;
+                let mut st = lock(&s)?;
                 (
                     st.output_limit,
                     st.term.clone(),
@@ -45,7 +60,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
             };
             let res = append_values(&mut buf, args.iter());
             let over = limit > 0 && buf.len() > limit;
-            state_mut(lua)?.payload = buf;
+            lock(&s)?.payload = buf;
             res?;
             if over {
                 return Err(term.error("output_limit exceeded"));
@@ -56,32 +71,27 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
-fn state(lua: &Lua) -> mlua::Result<mlua::AppDataRef<'_, CallState>> {
-    lua.app_data_ref::<CallState>()
-        .ok_or_else(|| mlua::Error::runtime("sandbox state missing"))
-}
-
-fn state_mut(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, CallState>> {
-    lua.app_data_mut::<CallState>()
-        .ok_or_else(|| mlua::Error::runtime("sandbox state missing"))
+/// Locks the call state (never held across a call back into Lua).
+pub(crate) fn lock(s: &Shared) -> mlua::Result<MutexGuard<'_, CallState>> {
+    Ok(s.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// `read_message(var, fi, ai)`: a header, `Fields[name]` or `raw`, or nil.
-fn read_message(lua: &Lua, var: &str, fi: i64, ai: i64) -> mlua::Result<Value> {
+fn read_message(lua: &Lua, s: &Shared, var: &str, fi: i64, ai: i64) -> mlua::Result<Value> {
     if fi < 0 || ai < 0 {
         return Err(mlua::Error::runtime(
             "read_message() field and array index must be >= 0",
         ));
     }
     if var == "raw" {
-        let mut st = state_mut(lua)?;
+        let mut st = lock(s)?;
         let Some(msg) = st.current.clone() else {
             return Ok(Value::Nil);
         };
         let raw = st.raw.get_or_insert_with(|| proto::encode_to_vec(&msg));
         return Ok(Value::String(lua.create_string(&raw[..])?));
     }
-    let st = state(lua)?;
+    let st = lock(s)?;
     let Some(msg) = st.current.as_deref() else {
         return Ok(Value::Nil);
     };
@@ -120,8 +130,8 @@ fn value_ref(lua: &Lua, v: ValueRef<'_>) -> mlua::Result<Value> {
 }
 
 /// `read_config(name)`: a value of `[name.config]`, or nil.
-fn read_config(lua: &Lua, name: &str) -> mlua::Result<Value> {
-    let st = state(lua)?;
+fn read_config(lua: &Lua, s: &Shared, name: &str) -> mlua::Result<Value> {
+    let st = lock(s)?;
     match st.config.get(name) {
         Some(v) => toml_value(lua, v),
         None => Ok(Value::Nil),
@@ -153,8 +163,8 @@ fn toml_value(lua: &Lua, v: &toml::Value) -> mlua::Result<Value> {
 }
 
 /// Counts one injection against the call's limit, terminating past it.
-fn count_inject(lua: &Lua, what: &str) -> mlua::Result<()> {
-    let mut st = state_mut(lua)?;
+fn count_inject(s: &Shared, what: &str) -> mlua::Result<()> {
+    let mut st = lock(s)?;
     st.inject_count += 1;
     if st.inject_count > st.inject_limit {
         let term = st.term.clone();
@@ -165,8 +175,8 @@ fn count_inject(lua: &Lua, what: &str) -> mlua::Result<()> {
 }
 
 /// Queues a message, enforcing the output limit on its protobuf size.
-fn push(lua: &Lua, msg: Message) -> mlua::Result<()> {
-    let mut st = state_mut(lua)?;
+fn push(s: &Shared, msg: Message) -> mlua::Result<()> {
+    let mut st = lock(s)?;
     if st.output_limit > 0 && proto::encode_to_vec(&msg).len() > st.output_limit {
         let term = st.term.clone();
         drop(st);
@@ -177,8 +187,8 @@ fn push(lua: &Lua, msg: Message) -> mlua::Result<()> {
 }
 
 /// `inject_message(table | pb_string)`.
-fn inject_message(lua: &Lua, arg: Value) -> mlua::Result<()> {
-    count_inject(lua, "inject_message")?;
+fn inject_message(_lua: &Lua, s: &Shared, arg: Value) -> mlua::Result<()> {
+    count_inject(s, "inject_message")?;
     let mut msg = match arg {
         Value::Table(t) => table_message(&t)?,
         Value::String(s) => proto::decode(&s.as_bytes()).map_err(|e| {
@@ -191,25 +201,25 @@ fn inject_message(lua: &Lua, arg: Value) -> mlua::Result<()> {
             )))
         }
     };
-    let name = state(lua)?.name.clone();
+    let name = lock(s)?.name.clone();
     msg.msg_type = format!("heka.sandbox.{}", msg.msg_type);
     msg.logger = name;
     msg.hostname.clear();
-    push(lua, msg)
+    push(s, msg)
 }
 
 /// `inject_payload(type="txt", name="", ...)`.
-fn inject_payload(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
-    count_inject(lua, "inject_payload")?;
+fn inject_payload(_lua: &Lua, s: &Shared, args: MultiValue) -> mlua::Result<()> {
+    count_inject(s, "inject_payload")?;
     let mut it = args.iter();
     let kind = opt_string(it.next())?
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "txt".into());
     let name = opt_string(it.next())?.unwrap_or_default();
-    let mut buf = std::mem::take(&mut state_mut(lua)?.payload);
+    let mut buf = std::mem::take(&mut lock(s)?.payload);
     let res = append_values(&mut buf, it);
     res?;
-    let logger = state(lua)?.name.clone();
+    let logger = lock(s)?.name.clone();
     let mut msg = Message {
         msg_type: "heka.sandbox-output".into(),
         logger,
@@ -218,7 +228,7 @@ fn inject_payload(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     };
     msg.add_field(Field::string("payload_type", kind).with_representation("file-extension"));
     msg.add_field(Field::string("payload_name", name));
-    push(lua, msg)
+    push(s, msg)
 }
 
 fn opt_string(v: Option<&Value>) -> mlua::Result<Option<String>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mlua::{LightUserData, Lua, Table, Value};
 use serde_json::Value as Json;
 
-use super::CallState;
+use super::Shared;
 
 /// Deepest nesting encoded or decoded.
 const MAX_DEPTH: usize = 1000;
@@ -21,7 +21,7 @@ fn null() -> Value {
 }
 
 /// Builds the module table.
-pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
+pub(crate) fn module(lua: &Lua, shared: &Shared) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let keep_null = Arc::new(AtomicBool::new(false));
     let k = keep_null.clone();
@@ -43,17 +43,19 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "encode",
-        lua.create_function(|lua, v: Value| {
-            let json = to_json(&v, 0)?;
-            let text = serde_json::to_string(&json).map_err(mlua::Error::runtime)?;
-            if let Some(st) = lua.app_data_ref::<CallState>() {
+        lua.create_function({
+            let shared = shared.clone();
+            move |_, v: Value| {
+                let json = to_json(&v, 0)?;
+                let text = serde_json::to_string(&json).map_err(mlua::Error::runtime)?;
+                let st = super::api::lock(&shared)?;
                 if st.output_limit > 0 && text.len() > st.output_limit {
                     let term = st.term.clone();
                     drop(st);
                     return Err(term.error("output_limit exceeded"));
                 }
+                Ok(text)
             }
-            Ok(text)
         })?,
     )?;
     t.raw_set("null", null())?;

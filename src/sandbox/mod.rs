@@ -148,10 +148,14 @@ pub enum Status {
     Failed(String),
 }
 
+/// The call state shared by the host and the API closures.
+pub(crate) type Shared = Arc<Mutex<CallState>>;
+
 /// A loaded script in its own Lua state.
 pub struct Sandbox {
     lua: Lua,
     term: Arc<Termination>,
+    shared: Shared,
     counter: Arc<AtomicU64>,
     process: Option<Function>,
     timer: Option<Function>,
@@ -175,12 +179,25 @@ impl Sandbox {
         chunk_name: &str,
     ) -> Result<Sandbox, SandboxError> {
         let term = Arc::new(Termination::default());
-        let lua =
-            restricted_state(settings, &term).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let shared: Shared = Arc::new(Mutex::new(CallState {
+            current: None,
+            raw: None,
+            injected: Vec::new(),
+            inject_limit: 0,
+            inject_count: 0,
+            payload: String::new(),
+            name: settings.name.clone(),
+            output_limit: settings.output_limit,
+            config: settings.config.clone(),
+            term: term.clone(),
+        }));
+        let lua = restricted_state(settings, &term, &shared)
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let counter = Arc::new(AtomicU64::new(0));
         let mut sb = Sandbox {
             lua,
             term,
+            shared,
             counter,
             process: None,
             timer: None,
@@ -260,12 +277,13 @@ impl Sandbox {
         inject_limit: u32,
         injected: &mut Vec<Message>,
     ) -> Result<Status, String> {
-        let f = self
-            .process
-            .clone()
-            .ok_or_else(|| "process_message() function was not found".to_string())?;
         self.begin(Some(pack.msg.clone()), inject_limit);
-        let res = f.call::<MultiValue>(());
+        let res = match &self.process {
+            Some(f) => f.call::<(Value, Value)>(()),
+            None => Err(mlua::Error::runtime(
+                "process_message() function was not found",
+            )),
+        };
         self.end(injected);
         self.status("process_message", res)
     }
@@ -294,7 +312,8 @@ impl Sandbox {
 
     fn begin(&mut self, current: Option<Arc<Message>>, inject_limit: u32) {
         self.counter.store(0, Ordering::Relaxed);
-        if let Some(mut st) = self.lua.app_data_mut::<CallState>() {
+        {
+            let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             st.current = current;
             st.raw = None;
             st.inject_limit = inject_limit;
@@ -303,7 +322,8 @@ impl Sandbox {
     }
 
     fn end(&mut self, injected: &mut Vec<Message>) {
-        if let Some(mut st) = self.lua.app_data_mut::<CallState>() {
+        {
+            let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             st.current = None;
             st.raw = None;
             injected.append(&mut st.injected);
@@ -311,22 +331,23 @@ impl Sandbox {
     }
 
     /// Maps Heka's `process_message` return convention.
-    fn status(&self, entry: &str, res: mlua::Result<MultiValue>) -> Result<Status, String> {
-        if let Some(reason) = self.term.reason() {
-            self.term.terminate(reason.clone());
-            return Err(format!("{entry}() {reason}"));
+    fn status(&self, entry: &str, res: mlua::Result<(Value, Value)>) -> Result<Status, String> {
+        if self.term.is_set() {
+            return Err(format!(
+                "{entry}() {}",
+                self.term.reason().unwrap_or_default()
+            ));
         }
-        let values = res.map_err(|e| self.fatal(format!("{entry}() {}", first_line(&e))))?;
-        let mut it = values.into_iter();
-        let code = match it.next() {
-            Some(Value::Integer(n)) => n as f64,
-            Some(Value::Number(n)) => n,
+        let (code, msg) = res.map_err(|e| self.fatal(format!("{entry}() {}", first_line(&e))))?;
+        let code = match code {
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
             _ => return Err(self.fatal(format!("{entry}() must return a numeric status code"))),
         };
-        let msg = match it.next() {
-            None | Some(Value::Nil) => String::new(),
-            Some(Value::String(s)) => s.to_string_lossy(),
-            Some(_) => {
+        let msg = match msg {
+            Value::Nil => String::new(),
+            Value::String(s) => s.to_string_lossy(),
+            _ => {
                 return Err(self.fatal(format!(
                     "{entry}() must return a nil or string error message"
                 )))
@@ -366,7 +387,11 @@ fn first_line(e: &mlua::Error) -> String {
 
 /// Builds the state: allowed libraries, removed functions, restricted `os`, the
 /// `pcall`/`xpcall` guards, `require` and Heka's API.
-fn restricted_state(settings: &SandboxSettings, term: &Arc<Termination>) -> mlua::Result<Lua> {
+fn restricted_state(
+    settings: &SandboxSettings,
+    term: &Arc<Termination>,
+    shared: &Shared,
+) -> mlua::Result<Lua> {
     let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let g = lua.globals();
@@ -391,20 +416,8 @@ fn restricted_state(settings: &SandboxSettings, term: &Arc<Termination>) -> mlua
     }
     g.raw_set("os", os)?;
     install_pcall_guards(&lua, term)?;
-    lua.set_app_data(CallState {
-        current: None,
-        raw: None,
-        injected: Vec::new(),
-        inject_limit: 0,
-        inject_count: 0,
-        payload: String::new(),
-        name: settings.name.clone(),
-        output_limit: settings.output_limit,
-        config: settings.config.clone(),
-        term: term.clone(),
-    });
-    require::install(&lua, settings.module_directories.clone())?;
-    api::install(&lua)?;
+    require::install(&lua, settings.module_directories.clone(), shared.clone())?;
+    api::install(&lua, shared)?;
     Ok(lua)
 }
 

@@ -8,17 +8,20 @@ use std::path::{Path, PathBuf};
 use mlua::chunk::ChunkMode;
 use mlua::{Lua, Table, Value};
 
+use super::Shared;
+
 /// Registry key of the table of loaded modules.
 const LOADED: &str = "hekate.loaded";
 
 /// Installs `require`.
-pub(crate) fn install(lua: &Lua, dirs: Vec<PathBuf>) -> mlua::Result<()> {
+pub(crate) fn install(lua: &Lua, dirs: Vec<PathBuf>, shared: Shared) -> mlua::Result<()> {
     lua.set_named_registry_value(LOADED, lua.create_table()?)?;
-    let require = lua.create_function(move |lua, name: String| require(lua, &dirs, &name))?;
+    let require =
+        lua.create_function(move |lua, name: String| require(lua, &dirs, &shared, &name))?;
     lua.globals().raw_set("require", require)
 }
 
-fn require(lua: &Lua, dirs: &[PathBuf], name: &str) -> mlua::Result<Value> {
+fn require(lua: &Lua, dirs: &[PathBuf], shared: &Shared, name: &str) -> mlua::Result<Value> {
     let loaded: Table = lua.named_registry_value(LOADED)?;
     let cached: Value = loaded.raw_get(name)?;
     if !cached.is_nil() {
@@ -26,7 +29,7 @@ fn require(lua: &Lua, dirs: &[PathBuf], name: &str) -> mlua::Result<Value> {
     }
     let module = match name {
         "string" | "table" | "math" | "os" | "utf8" => lua.globals().raw_get(name)?,
-        "cjson" => Value::Table(super::cjson::module(lua)?),
+        "cjson" => Value::Table(super::cjson::module(lua, shared)?),
         "circular_buffer" => Value::Table(super::circular_buffer::module(lua)?),
         "lpeg" | "re" => {
             return Err(mlua::Error::runtime(format!(
