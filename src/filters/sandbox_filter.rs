@@ -47,7 +47,8 @@ pub struct SandboxFilterConfig {
     pub instruction_limit: u64,
     /// Largest payload or injected message, in bytes; 0 = none. Default 63 KiB.
     pub output_limit: u64,
-    /// Accepted; global-state preservation is not implemented yet. Default false.
+    /// Save the script's globals at clean shutdown to
+    /// `<base_dir>/sandbox_preservation/<name>.data` and restore them at start. Default false.
     pub preserve_data: bool,
     /// Script language; only `lua`. Default `lua`.
     pub script_type: String,
@@ -81,6 +82,8 @@ impl Default for SandboxFilterConfig {
 #[derive(Debug)]
 pub struct SandboxFilter {
     sandbox: Sandbox,
+    /// Where globals are preserved, when `preserve_data`.
+    preserve: Option<PathBuf>,
 }
 
 /// Builds the filter: parses keys, reads and compiles the script, runs its top level.
@@ -100,8 +103,22 @@ pub(crate) fn build(
     let source = std::fs::read_to_string(&path)
         .map_err(|e| vec![cfg.error("filename", format!("{}: {e}", path.display()))])?;
     let settings = settings(cfg, &c, bcx);
-    let sandbox = Sandbox::new(&settings, &source, &path.display().to_string())
-        .map_err(|e| vec![cfg.error("filename", e.to_string())])?;
+    let name = path.display().to_string();
+    let load = || {
+        Sandbox::new(&settings, &source, &name)
+            .map_err(|e| vec![cfg.error("filename", e.to_string())])
+    };
+    let mut sandbox = load()?;
+    let preserve = c.preserve_data.then(|| {
+        bcx.base_path(Path::new("sandbox_preservation"))
+            .join(format!("{}.data", cfg.name))
+    });
+    if let Some(data_path) = preserve.as_ref().filter(|p| p.is_file()) {
+        if let Err(e) = restore(&mut sandbox, data_path) {
+            tracing::warn!(plugin = %cfg.name, error = %e, "Preserved data not restored; starting clean.");
+            sandbox = load()?;
+        }
+    }
     if !sandbox.has_process_message() {
         return Err(vec![cfg.error(
             "filename",
@@ -111,7 +128,7 @@ pub(crate) fn build(
             ),
         )]);
     }
-    Ok(Box::new(SandboxFilter { sandbox }))
+    Ok(Box::new(SandboxFilter { sandbox, preserve }))
 }
 
 fn settings(cfg: &PluginConfig, c: &SandboxFilterConfig, bcx: &BuildContext) -> SandboxSettings {
@@ -158,6 +175,25 @@ fn resolve_dir(dir: &str, bcx: &BuildContext) -> PathBuf {
     }
 }
 
+fn restore(sandbox: &mut Sandbox, path: &Path) -> Result<(), String> {
+    let data = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    sandbox
+        .restore(&data, &path.display().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Writes `data` to `path` atomically, creating the folder (mode 0700).
+fn write_preserved(path: &Path, data: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let tmp = path.with_extension("data.tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
 impl SandboxFilter {
     /// Injects `heka.sandbox-terminated` and asks the runner to restart the filter.
     fn terminate(&self, cx: &mut FilterContext<'_>, reason: String) -> ProcessError {
@@ -195,6 +231,21 @@ impl Filter for SandboxFilter {
             std::sync::atomic::Ordering::Relaxed,
         );
         res.map_err(|reason| self.terminate(cx, reason))
+    }
+
+    fn stop(&mut self) {
+        let Some(path) = &self.preserve else { return };
+        if self.sandbox.termination().is_some() {
+            return;
+        }
+        let result = self
+            .sandbox
+            .preserve()
+            .map_err(|e| e.to_string())
+            .and_then(|data| write_preserved(path, &data).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::error!(path = %path.display(), error = %e, "Could not preserve sandbox data.");
+        }
     }
 }
 
@@ -306,6 +357,32 @@ mod tests {
             "script_type = 'js'",
         );
         assert_eq!(build_err(&cfg, &bcx)[0].key, "script_type");
+    }
+
+    #[test]
+    fn preserve_data_survives_a_restart() {
+        let (d, cfg, bcx) = setup(
+            "n = 0 function process_message() n = n + 1 inject_payload('txt', '', n) return 0 end",
+            "preserve_data = true",
+        );
+        let globals = Globals {
+            base_dir: d.path().join("base"),
+            ..(*bcx.globals).clone()
+        };
+        let bcx = BuildContext::new(Arc::new(globals), bcx.config_dir.clone(), Report::default());
+        let mut f = build(&cfg, &bcx).expect("builds");
+        assert!(call(f.as_mut(), &bcx.globals).0.is_ok());
+        assert!(call(f.as_mut(), &bcx.globals).0.is_ok());
+        f.stop();
+        let data = d.path().join("base/sandbox_preservation/sb.data");
+        assert!(std::fs::read_to_string(&data)
+            .expect("written")
+            .contains("_G[\"n\"] = 2"));
+        let mut f = build(&cfg, &bcx).expect("rebuilds");
+        assert_eq!(call(f.as_mut(), &bcx.globals).1[0].payload, "3");
+        std::fs::write(&data, "this is not lua").expect("corrupt");
+        let mut f = build(&cfg, &bcx).expect("starts clean");
+        assert_eq!(call(f.as_mut(), &bcx.globals).1[0].payload, "1");
     }
 
     #[test]

@@ -291,6 +291,54 @@ impl CircularBuffer {
     }
 }
 
+impl CircularBuffer {
+    /// Writes Lua that rebuilds this buffer at `path` (for `preserve_data`); the
+    /// caller has written `path = `. Pending cbufd deltas are not kept.
+    pub(crate) fn write_restore(&self, path: &str, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "circular_buffer.new({}, {}, {}, {})",
+            self.rows,
+            self.columns,
+            self.spr,
+            self.delta.is_some()
+        );
+        for (i, h) in self.headers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{path}:set_header({}, {}, {}, {})",
+                i + 1,
+                super::preserve::quote(h.name.as_bytes()),
+                super::preserve::quote(h.unit.as_bytes()),
+                super::preserve::quote(h.agg.name().as_bytes())
+            );
+        }
+        let mut data = format!("{} {}", self.current_time, self.current_row);
+        for v in &self.values {
+            let _ = write!(data, " {v:?}");
+        }
+        let _ = writeln!(out, "{path}:fromstring(\"{data}\")");
+    }
+
+    /// Restores `current_time current_row v v ...` written by `write_restore`.
+    fn fromstring(&mut self, s: &str) -> mlua::Result<()> {
+        let bad = || err("fromstring() invalid data");
+        let mut it = s.split_ascii_whitespace();
+        let time: i64 = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+        let row: usize = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+        let values: Vec<f64> = it
+            .map(|t| t.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        if row >= self.rows || values.len() != self.values.len() {
+            return Err(bad());
+        }
+        self.current_time = time;
+        self.current_row = row;
+        self.values = values;
+        Ok(())
+    }
+}
+
 /// Keeps `max` chars, replacing those `keep` rejects with `_`.
 fn sanitize(s: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
     s.chars()
@@ -317,6 +365,7 @@ impl UserData for CircularBuffer {
                 })
             },
         );
+        m.add_method_mut("fromstring", |_, cb, s: String| cb.fromstring(&s));
         m.add_method("current_time", |_, cb, ()| {
             Ok(cb.current_time * 1_000_000_000)
         });

@@ -15,6 +15,7 @@ mod api;
 pub mod circular_buffer;
 mod cjson;
 mod output;
+mod preserve;
 mod require;
 
 use std::path::PathBuf;
@@ -159,7 +160,7 @@ pub struct Sandbox {
     counter: Arc<AtomicU64>,
     process: Option<Function>,
     timer: Option<Function>,
-    instruction_limit: u64,
+    instruction_limit: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -201,7 +202,7 @@ impl Sandbox {
             counter,
             process: None,
             timer: None,
-            instruction_limit: settings.instruction_limit,
+            instruction_limit: Arc::new(AtomicU64::new(settings.instruction_limit)),
         };
         sb.install_hook()
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -218,7 +219,7 @@ impl Sandbox {
         let (term, counter, limit) = (
             self.term.clone(),
             self.counter.clone(),
-            self.instruction_limit,
+            self.instruction_limit.clone(),
         );
         self.lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_STEP),
@@ -228,6 +229,7 @@ impl Sandbox {
                 }
                 let used =
                     counter.fetch_add(HOOK_STEP as u64, Ordering::Relaxed) + HOOK_STEP as u64;
+                let limit = limit.load(Ordering::Relaxed);
                 if limit > 0 && used > limit {
                     return Err(term.error("instruction_limit exceeded"));
                 }
@@ -252,6 +254,28 @@ impl Sandbox {
         self.process = g.get::<Option<Function>>("process_message").ok().flatten();
         self.timer = g.get::<Option<Function>>("timer_event").ok().flatten();
         Ok(())
+    }
+
+    /// The globals as Lua source that rebuilds them (`preserve_data`).
+    pub fn preserve(&self) -> Result<String, String> {
+        preserve::serialize(&self.lua).map_err(|e| first_line(&e))
+    }
+
+    /// Runs preserved-data source (from [`Sandbox::preserve`]) without an instruction
+    /// limit, after the script's top level, as Heka does.
+    pub fn restore(&mut self, data: &str, chunk_name: &str) -> Result<(), SandboxError> {
+        let limit = self.instruction_limit.swap(0, Ordering::Relaxed);
+        let res = self
+            .lua
+            .load(data)
+            .set_name(format!("@{chunk_name}"))
+            .set_mode(ChunkMode::Text)
+            .exec();
+        self.instruction_limit.store(limit, Ordering::Relaxed);
+        if let Some(reason) = self.term.reason() {
+            return Err(SandboxError::Load(format!("{chunk_name}: {reason}")));
+        }
+        res.map_err(|e| SandboxError::Load(first_line(&e)))
     }
 
     /// True when the script defines `process_message`.

@@ -11,7 +11,7 @@ use mlua::{Lua, Table, Value};
 use super::Shared;
 
 /// Registry key of the table of loaded modules.
-const LOADED: &str = "hekate.loaded";
+pub(crate) const LOADED: &str = "hekate.loaded";
 
 /// Installs `require`.
 pub(crate) fn install(lua: &Lua, dirs: Vec<PathBuf>, shared: Shared) -> mlua::Result<()> {

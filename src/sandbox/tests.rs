@@ -393,3 +393,43 @@ fn syntax_errors_name_the_file() {
     let err = Sandbox::new(&settings(), "function (", "bad.lua").expect_err("syntax");
     assert!(err.to_string().contains("bad.lua"), "{err}");
 }
+
+#[test]
+fn preserve_data_round_trips_globals() {
+    let src = r#"require "circular_buffer"
+        _PRESERVATION_VERSION = 1
+        function process_message()
+            n = 3; f = 2.5; s = "a\"b\n"; flag = true
+            t = {1, 2, x = {y = "z"}}; t.self = t; alias = t.x
+            cb = circular_buffer.new(2, 1, 1)
+            cb:set_header(1, "Hits", "count", "max")
+            cb:add(1e9, 1, 7)
+            return 0 end
+        function report()
+            inject_payload("txt", "", n, " ", f, " ", s, " ", flag, " ", t[2], " ", t.self == t,
+                " ", alias == t.x, " ", alias.y, " ", cb:get(1e9, 1), " ", select(3, cb:get_header(1)))
+            return 0 end"#;
+    let mut sb = sandbox(src);
+    let _ = run(&mut sb, &sample(), 1);
+    let data = sb.preserve().expect("serializes");
+    let restored_src = src.replace("function process_message()", "function ignored()");
+    let mut fresh = sandbox(&format!("{restored_src}\nprocess_message = report"));
+    fresh.restore(&data, "t.data").expect("restores");
+    let (r, out) = run(&mut fresh, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok), "{data}");
+    assert_eq!(
+        out[0].payload, "3 2.5 a\"b\n true 2 true true z 7 max",
+        "{data}"
+    );
+    let mut other = sandbox(&format!(
+        "{}\nprocess_message = report",
+        restored_src.replace("_PRESERVATION_VERSION = 1", "_PRESERVATION_VERSION = 2")
+    ));
+    other
+        .restore(&data, "t.data")
+        .expect("version mismatch is a clean start");
+    assert!(
+        run(&mut other, &sample(), 1).0.is_err(),
+        "n is nil after a skipped restore"
+    );
+}
