@@ -245,3 +245,49 @@ type = "PayloadEncoder"
         ]
     );
 }
+
+#[test]
+fn preserve_data_carries_counts_across_restarts() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let out = base.path().join("counter.log");
+    for (round, want) in [(1, "count=5 sum=15"), (2, "count=10 sum=55")] {
+        let port = free_port();
+        let mut h = Hekate::start(&format!(
+            r#"
+[hekad]
+base_dir = "{base}"
+{lines}
+[counter]
+type = "SandboxFilter"
+filename = "{script}"
+message_matcher = "Logger == 'lines'"
+preserve_data = true
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-output'"
+path = "{base}/counter.log"
+encoder = "raw"
+"#,
+            base = base.path().display(),
+            lines = tcp_lines(port),
+            script = script("counter.lua")
+        ));
+        assert!(wait_tcp(port), "{}", h.log_text());
+        let start = (round - 1) * 5 + 1;
+        let data: String = (start..start + 5).map(|i| format!("{i}\n")).collect();
+        send_tcp(port, data.as_bytes());
+        assert!(
+            wait_for(LONG, || lines(&out).len() >= round),
+            "{}",
+            h.log_text()
+        );
+        let (status, log) = h.stop();
+        assert!(status.success(), "{log}");
+        assert_eq!(lines(&out).last().map(String::as_str), Some(want), "{log}");
+    }
+    assert!(base
+        .path()
+        .join("sandbox_preservation/counter.data")
+        .is_file());
+}

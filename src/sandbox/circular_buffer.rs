@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(cb.add(4 * S, 1, 5.0).expect("ok"), Some(5.0));
         assert_eq!(cb.get(2 * S, 1).expect("ok"), Some(3.0));
         assert!(cb.get(3 * S, 1).expect("ok").expect("in window").is_nan());
-        assert_eq!(cb.add(1 * S, 1, 1.0).expect("ok"), None, "too old");
+        assert_eq!(cb.add(S, 1, 1.0).expect("ok"), None, "too old");
         assert_eq!(cb.add(10 * S, 1, 7.0).expect("ok"), Some(7.0));
         assert_eq!(cb.get(4 * S, 1).expect("ok"), None);
     }

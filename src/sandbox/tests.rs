@@ -275,7 +275,7 @@ fn terminated(src: &str) -> String {
     let mut sb = Sandbox::new(&s, src, "lim.lua").expect("loads");
     let (r, _) = run(&mut sb, &sample(), 1);
     let reason = r.expect_err("terminated");
-    assert_eq!(sb.termination().is_some(), true, "flag set for {src}");
+    assert!(sb.termination().is_some(), "flag set for {src}");
     reason
 }
 
