@@ -16,6 +16,7 @@
 //! * [`inputs`], [`splitters`], [`decoders`], [`filters`], [`encoders`], [`outputs`]: one
 //!   file per plugin type.
 //! * [`whisper`]: Graphite's whisper file format.
+//! * [`sandbox`]: the Lua sandbox host (limits, Heka API, cjson, circular_buffer).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -32,6 +33,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;
+pub mod sandbox;
 pub mod splitters;
 pub mod stats;
 pub mod statsd;

@@ -1,9 +1,10 @@
 //! Filter plugins, one file per type. [`FILTERS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod sandbox_filter;
 mod stat_filter;
 
 use crate::plugin::{BuildFilter, Registration};
 
 /// Every registered filter type.
-pub const FILTERS: &[Registration<BuildFilter>] = &[stat_filter::PLUGIN];
+pub const FILTERS: &[Registration<BuildFilter>] = &[stat_filter::PLUGIN, sandbox_filter::PLUGIN];

@@ -1,0 +1,435 @@
+//! Unit tests of the sandbox host: the API functions, escapes that must be denied and
+//! the limits that must terminate (even when the script catches the error).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::message::{proto, Field, FieldValue, Message, Pack};
+
+fn settings() -> SandboxSettings {
+    SandboxSettings::new("test_filter")
+}
+
+fn sandbox(src: &str) -> Sandbox {
+    Sandbox::new(&settings(), src, "test.lua").expect("script loads")
+}
+
+fn sample() -> Pack {
+    let mut m = Message::new();
+    m.msg_type = "t".into();
+    m.logger = "lg".into();
+    m.payload = "hello".into();
+    m.hostname = "h1".into();
+    m.env_version = "0.8".into();
+    m.severity = 3;
+    m.pid = Some(42);
+    m.timestamp = 1_500_000_000_000_000_000;
+    m.add_field(Field::integer("n", 5));
+    m.add_field(Field::new("arr", FieldValue::Double(vec![1.5, 2.5])));
+    m.add_field(Field::string("s", "x"));
+    m.add_field(Field::boolean("b", true));
+    m.add_field(Field::string("s", "y"));
+    Pack::new(m)
+}
+
+/// Runs `process_message` once, returning status and injected messages.
+fn run(sb: &mut Sandbox, pack: &Pack, limit: u32) -> (Result<Status, String>, Vec<Message>) {
+    let mut out = Vec::new();
+    let r = sb.process_message(pack, limit, &mut out);
+    (r, out)
+}
+
+/// Evaluates `expr` inside process_message and returns it as the payload text.
+fn eval(expr: &str) -> String {
+    let mut sb = sandbox(&format!(
+        "function process_message() inject_payload('txt', '', {expr}) return 0 end"
+    ));
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    out[0].payload.clone()
+}
+
+#[test]
+fn read_message_reads_headers_and_fields() {
+    assert_eq!(eval("read_message('Type')"), "t");
+    assert_eq!(eval("read_message('Logger')"), "lg");
+    assert_eq!(eval("read_message('Payload')"), "hello");
+    assert_eq!(eval("read_message('Hostname')"), "h1");
+    assert_eq!(eval("read_message('EnvVersion')"), "0.8");
+    assert_eq!(eval("read_message('Severity')"), "3");
+    assert_eq!(eval("read_message('Pid')"), "42");
+    assert_eq!(eval("read_message('Timestamp')"), "1500000000000000000");
+    assert_eq!(eval("read_message('Fields[n]')"), "5");
+    assert_eq!(eval("read_message('Fields[arr]', 0, 1)"), "2.5");
+    assert_eq!(eval("read_message('Fields[s]', 1)"), "y");
+    assert_eq!(eval("read_message('Fields[b]')"), "true");
+    assert_eq!(eval("read_message('Fields[missing]')"), "nil");
+    assert_eq!(eval("read_message('Nope')"), "nil");
+    assert_eq!(eval("#read_message('Uuid')"), "36");
+}
+
+#[test]
+fn read_message_raw_is_the_protobuf() {
+    let pack = sample();
+    let mut sb =
+        sandbox("function process_message() inject_message(read_message('raw')) return 0 end");
+    let (r, out) = run(&mut sb, &pack, 1);
+    assert_eq!(r, Ok(Status::Ok));
+    let want = proto::decode(&proto::encode_to_vec(&pack.msg)).expect("roundtrip");
+    assert_eq!(out[0].payload, want.payload);
+    assert_eq!(out[0].fields, want.fields);
+    assert_eq!(out[0].msg_type, "heka.sandbox.t");
+}
+
+#[test]
+fn read_config_returns_typed_values() {
+    let mut s = settings();
+    s.config = "a = 'x'\nb = 2\nc = 1.5\nd = true".parse().expect("toml");
+    let mut sb = Sandbox::new(
+        &s,
+        "function process_message() inject_payload('txt', '', read_config('a'), read_config('b'), \
+         read_config('c'), read_config('d'), read_config('e')) return 0 end",
+        "t.lua",
+    )
+    .expect("loads");
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(out[0].payload, "x21.5truenil");
+}
+
+#[test]
+fn inject_message_converts_heka_table_format() {
+    let mut sb = sandbox(
+        r#"function process_message()
+            inject_message({Type = "my", Payload = "p", Severity = 4, Pid = 9, Logger = "ignored",
+                Fields = { count = 3, ms = {value = 7, value_type = 2, representation = "ms"},
+                           list = {"a", "b"}, flag = false }})
+            return 0 end"#,
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    let m = &out[0];
+    assert_eq!(m.msg_type, "heka.sandbox.my");
+    assert_eq!(m.logger, "test_filter");
+    assert_eq!((m.payload.as_str(), m.severity, m.pid), ("p", 4, Some(9)));
+    assert_eq!(
+        m.field("count", 0).map(|f| &f.value),
+        Some(&FieldValue::Double(vec![3.0]))
+    );
+    let ms = m.field("ms", 0).expect("ms");
+    assert_eq!(
+        (&ms.value, ms.representation.as_str()),
+        (&FieldValue::Integer(vec![7]), "ms")
+    );
+    assert_eq!(
+        m.field("list", 0).map(|f| &f.value),
+        Some(&FieldValue::String(vec!["a".into(), "b".into()]))
+    );
+    assert_eq!(
+        m.field("flag", 0).map(|f| &f.value),
+        Some(&FieldValue::Bool(vec![false]))
+    );
+}
+
+#[test]
+fn inject_message_accepts_array_fields() {
+    let mut sb = sandbox(
+        r#"function process_message()
+            inject_message({Fields = {{name = "a", value = {1, 2}, value_type = 2}, {name = "a", value = "x"}}})
+            return 0 end"#,
+    );
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(out[0].fields[0].value, FieldValue::Integer(vec![1, 2]));
+    assert_eq!(out[0].fields[1].value, FieldValue::String(vec!["x".into()]));
+}
+
+#[test]
+fn inject_payload_builds_sandbox_output() {
+    let mut sb = sandbox(
+        "function process_message() add_to_payload('a', 1, ' ') inject_payload('json', 'stats', 2.5) return 0 end",
+    );
+    let (_, out) = run(&mut sb, &sample(), 1);
+    let m = &out[0];
+    assert_eq!(m.msg_type, "heka.sandbox-output");
+    assert_eq!(m.payload, "a1 2.5");
+    let pt = m.field("payload_type", 0).expect("payload_type");
+    assert_eq!(pt.value, FieldValue::String(vec!["json".into()]));
+    assert_eq!(pt.representation, "file-extension");
+    assert_eq!(
+        m.field("payload_name", 0).map(|f| &f.value),
+        Some(&FieldValue::String(vec!["stats".into()]))
+    );
+    let mut sb = sandbox("function process_message() inject_payload() return 0 end");
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(
+        out[0].field("payload_type", 0).map(|f| &f.value),
+        Some(&FieldValue::String(vec!["txt".into()]))
+    );
+}
+
+#[test]
+fn decode_message_returns_array_based_table() {
+    assert_eq!(
+        eval("decode_message(read_message('raw')).Fields[1].value[1]"),
+        "5"
+    );
+    assert_eq!(eval("decode_message(read_message('raw')).Payload"), "hello");
+}
+
+#[test]
+fn return_codes_follow_heka() {
+    let mut sb = sandbox("function process_message() return -1, 'bad' end");
+    assert_eq!(
+        run(&mut sb, &sample(), 1).0,
+        Ok(Status::Failed("bad".into()))
+    );
+    let mut sb = sandbox("function process_message() return 1, 'boom' end");
+    assert_eq!(
+        run(&mut sb, &sample(), 1).0,
+        Err("process_message() boom".into())
+    );
+    let mut sb = sandbox("function process_message() return 'x' end");
+    assert!(run(&mut sb, &sample(), 1).0.is_err());
+    let mut sb = sandbox("function process_message() error('oops') end");
+    let err = run(&mut sb, &sample(), 1).0.expect_err("error terminates");
+    assert!(
+        err.starts_with("process_message() test.lua:1: oops"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timer_event_receives_ns_and_may_inject_up_to_limit() {
+    let mut sb = sandbox(
+        "function process_message() return 0 end \
+         function timer_event(ns) for i = 1, 2 do inject_payload('txt', '', ns) end end",
+    );
+    let mut out = Vec::new();
+    assert_eq!(sb.timer_event(7, 10, &mut out), Ok(()));
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].payload, "7");
+    let mut out = Vec::new();
+    let err = sb.timer_event(7, 1, &mut out).expect_err("over limit");
+    assert!(err.contains("exceeded InjectMessage count"), "{err}");
+}
+
+#[test]
+fn process_inject_limit_terminates_even_if_caught() {
+    let mut sb =
+        sandbox("function process_message() inject_payload() pcall(inject_payload) return 0 end");
+    let (r, _) = run(&mut sb, &sample(), 1);
+    assert!(r
+        .expect_err("terminated")
+        .contains("exceeded InjectMessage count"));
+}
+
+#[test]
+fn escapes_are_denied() {
+    for src in [
+        "return io.open('/etc/passwd')",
+        "return os.execute('true')",
+        "return os.getenv('HOME')",
+        "return os.exit(1)",
+        "return load(string.dump(function() end))",
+        "return string.dump(function() end)",
+        "return debug.getinfo(1)",
+        "return collectgarbage('count')",
+        "return dofile('/etc/passwd')",
+        "return loadfile('/etc/passwd')",
+        "return loadstring('return 1')",
+        "return coroutine.create(function() end)",
+        "return package.loadlib('x', 'y')",
+        "return require('../../etc/passwd')",
+        "return require('nonexistent_module')",
+        "return require('lpeg')",
+    ] {
+        let r = Sandbox::new(&settings(), src, "esc.lua");
+        assert!(r.is_err(), "{src} must fail");
+    }
+}
+
+#[test]
+fn require_loads_text_modules_and_sets_the_global() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mymod.lua"), "return {x = 41}").expect("write");
+    std::fs::write(dir.path().join("bin.lua"), b"\x1bLua\x54\x00").expect("write");
+    let mut s = settings();
+    s.module_directories = vec![dir.path().to_path_buf()];
+    let src = "require 'mymod' function process_message() inject_payload('txt', '', mymod.x + 1) return 0 end";
+    let mut sb = Sandbox::new(&s, src, "r.lua").expect("loads");
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(out[0].payload, "42");
+    let err = Sandbox::new(&s, "require 'bin'", "r.lua").expect_err("binary chunk refused");
+    assert!(err.to_string().contains("binary"), "{err}");
+}
+
+#[test]
+fn lpeg_fails_with_a_clear_message() {
+    let err = Sandbox::new(&settings(), "require 'lpeg'", "l.lua").expect_err("no lpeg");
+    assert!(err.to_string().contains("lpeg is not implemented"), "{err}");
+}
+
+fn terminated(src: &str) -> String {
+    let mut s = settings();
+    s.memory_limit = 1024 * 1024;
+    s.output_limit = 1024;
+    let mut sb = Sandbox::new(&s, src, "lim.lua").expect("loads");
+    let (r, _) = run(&mut sb, &sample(), 1);
+    let reason = r.expect_err("terminated");
+    assert!(sb.termination().is_some(), "flag set for {src}");
+    reason
+}
+
+#[test]
+fn infinite_loop_hits_instruction_limit() {
+    let r = terminated("function process_message() while true do end end");
+    assert_eq!(r, "process_message() instruction_limit exceeded");
+}
+
+#[test]
+fn pcall_cannot_swallow_the_instruction_limit() {
+    let r = terminated(
+        "function process_message() for i = 1, 10 do pcall(function() while true do end end) end return 0 end",
+    );
+    assert_eq!(r, "process_message() instruction_limit exceeded");
+}
+
+#[test]
+fn memory_bombs_hit_memory_limit() {
+    let r = terminated("function process_message() local s = string.rep('x', 1e8) return 0 end");
+    assert!(r.contains("memory_limit exceeded"), "{r}");
+    let r = terminated(
+        "t = {} function process_message() while true do t[#t + 1] = string.rep('y', 100) .. #t end end",
+    );
+    assert!(
+        r.contains("memory_limit exceeded") || r.contains("instruction_limit"),
+        "{r}"
+    );
+    let r = terminated(
+        "function process_message() local ok = pcall(string.rep, 'x', 1e8) return 0 end",
+    );
+    assert!(r.contains("memory_limit exceeded"), "{r}");
+}
+
+#[test]
+fn output_flood_hits_output_limit() {
+    let r = terminated(
+        "function process_message() for i = 1, 1000 do pcall(add_to_payload, 'xxxxxxxxxx') end return 0 end",
+    );
+    assert_eq!(r, "process_message() output_limit exceeded");
+}
+
+#[test]
+fn limits_reset_between_calls() {
+    let mut sb = sandbox("function process_message() for i = 1, 200000 do end return 0 end");
+    for _ in 0..20 {
+        assert_eq!(run(&mut sb, &sample(), 1).0, Ok(Status::Ok));
+    }
+}
+
+#[test]
+fn cjson_round_trips_and_discards_null() {
+    let mut sb = sandbox(
+        r#"require "cjson"
+        function process_message()
+            local t = cjson.decode('{"a":1,"b":null,"c":[1,2,"x"],"d":{"e":true}}')
+            inject_payload("txt", "", tostring(t.b), " ", cjson.encode(t))
+            return 0 end"#,
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    assert_eq!(
+        out[0].payload,
+        r#"nil {"a":1,"c":[1,2,"x"],"d":{"e":true}}"#
+    );
+    let mut sb = sandbox(
+        r#"require "cjson" cjson.decode_null(true)
+        function process_message()
+            local t = cjson.decode('{"b":null}')
+            inject_payload("txt", "", tostring(t.b == cjson.null), cjson.encode({1, 2}))
+            return 0 end"#,
+    );
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(out[0].payload, "true[1,2]");
+}
+
+#[test]
+fn circular_buffer_from_lua() {
+    let mut sb = sandbox(
+        r#"require "circular_buffer"
+        cb = circular_buffer.new(2, 1, 60)
+        cb:set_header(1, "Hits!", "count")
+        function process_message()
+            cb:add(read_message("Timestamp"), 1, 1)
+            cb:add(read_message("Timestamp"), 1, 1)
+            local rows, cols, spr = cb:get_configuration()
+            local name, unit, agg = cb:get_header(1)
+            inject_payload("cbuf", "hits", rows, cols, spr, name, unit, agg, "\n",
+                cb:compute("sum", 1), "\n", cb)
+            return 0 end"#,
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    let t = 1_500_000_000 / 60 * 60;
+    assert_eq!(
+        out[0].payload,
+        format!(
+            "2160Hits_countsum\n2\n{{\"time\":{},\"rows\":2,\"columns\":1,\"seconds_per_row\":60,\
+             \"column_info\":[{{\"name\":\"Hits_\",\"unit\":\"count\",\"aggregation\":\"sum\"}}]}}\nnan\n2\n",
+            t - 60
+        )
+    );
+}
+
+#[test]
+fn current_message_is_shared_not_copied() {
+    let pack = sample();
+    let mut sb = sandbox("function process_message() return 0 end");
+    let _ = run(&mut sb, &pack, 1);
+    assert_eq!(Arc::strong_count(&pack.msg), 1, "released after the call");
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let err = Sandbox::new(&settings(), "function (", "bad.lua").expect_err("syntax");
+    assert!(err.to_string().contains("bad.lua"), "{err}");
+}
+
+#[test]
+fn preserve_data_round_trips_globals() {
+    let src = r#"require "circular_buffer"
+        _PRESERVATION_VERSION = 1
+        function process_message()
+            n = 3; f = 2.5; s = "a\"b\n"; flag = true
+            t = {1, 2, x = {y = "z"}}; t.self = t; alias = t.x
+            cb = circular_buffer.new(2, 1, 1)
+            cb:set_header(1, "Hits", "count", "max")
+            cb:add(1e9, 1, 7)
+            return 0 end
+        function report()
+            inject_payload("txt", "", n, " ", f, " ", s, " ", flag, " ", t[2], " ", t.self == t,
+                " ", alias == t.x, " ", alias.y, " ", cb:get(1e9, 1), " ", select(3, cb:get_header(1)))
+            return 0 end"#;
+    let mut sb = sandbox(src);
+    let _ = run(&mut sb, &sample(), 1);
+    let data = sb.preserve().expect("serializes");
+    let restored_src = src.replace("function process_message()", "function ignored()");
+    let mut fresh = sandbox(&format!("{restored_src}\nprocess_message = report"));
+    fresh.restore(&data, "t.data").expect("restores");
+    let (r, out) = run(&mut fresh, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok), "{data}");
+    assert_eq!(
+        out[0].payload, "3 2.5 a\"b\n true 2 true true z 7 max",
+        "{data}"
+    );
+    let mut other = sandbox(&format!(
+        "{}\nprocess_message = report",
+        restored_src.replace("_PRESERVATION_VERSION = 1", "_PRESERVATION_VERSION = 2")
+    ));
+    other
+        .restore(&data, "t.data")
+        .expect("version mismatch is a clean start");
+    assert!(
+        run(&mut other, &sample(), 1).0.is_err(),
+        "n is nil after a skipped restore"
+    );
+}

@@ -1,0 +1,293 @@
+//! End-to-end tests of `SandboxFilter`: the real binary running the Lua scripts under
+//! `sandbox/lua/testsupport/`, fed over TCP/UDP, with exact FileOutput contents.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn script(name: &str) -> String {
+    format!(
+        "{}/sandbox/lua/testsupport/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn send_tcp(port: u16, data: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(data).expect("write");
+}
+
+/// TcpInput `lines` (one message per line) plus a raw PayloadEncoder `raw`.
+fn tcp_lines(port: u16) -> String {
+    format!(
+        r#"
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = ""
+
+[raw]
+type = "PayloadEncoder"
+append_newlines = false
+"#
+    )
+}
+
+#[test]
+fn counter_script_output_reaches_a_file_exactly() {
+    let port = free_port();
+    let mut h = Hekate::start(&format!(
+        r#"{}
+[counter]
+type = "SandboxFilter"
+filename = "{}"
+message_matcher = "Logger == 'lines'"
+[counter.config]
+every = 5
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-output' && Logger == 'counter' && Fields[payload_name] == 'counter'"
+path = "{{dir}}/counter.log"
+encoder = "raw"
+"#,
+        tcp_lines(port),
+        script("counter.lua")
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let data: String = (1..=10).map(|i| format!("{i}\n")).collect();
+    send_tcp(port, data.as_bytes());
+    let out = h.path().join("counter.log");
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 2),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(lines(&out), ["count=5 sum=15", "count=10 sum=55"]);
+}
+
+#[test]
+fn counter_script_fed_over_udp() {
+    let port = free_udp_port();
+    let mut h = Hekate::start(&format!(
+        r#"
+[udp]
+type = "UdpInput"
+address = "127.0.0.1:{port}"
+
+[raw]
+type = "PayloadEncoder"
+append_newlines = false
+
+[counter]
+type = "SandboxFilter"
+filename = "{}"
+message_matcher = "Logger == 'udp'"
+[counter.config]
+every = 3
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-output'"
+path = "{{dir}}/counter.log"
+encoder = "raw"
+"#,
+        script("counter.lua")
+    ));
+    assert!(h.wait_log("Listening for UDP", LONG), "{}", h.log_text());
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in [4, 5, 6] {
+        sock.send_to(i.to_string().as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+    }
+    let out = h.path().join("counter.log");
+    assert!(
+        wait_for(LONG, || !lines(&out).is_empty()),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(lines(&out), ["count=3 sum=15"]);
+}
+
+#[test]
+fn looping_script_is_terminated_restarted_and_removed_while_others_flow() {
+    let port = free_port();
+    let mut h = Hekate::start(&format!(
+        r#"{}
+[looper]
+type = "SandboxFilter"
+filename = "{}"
+message_matcher = "Logger == 'lines'"
+instruction_limit = 100000
+[looper.retries]
+max_retries = 2
+delay = "10ms"
+max_jitter = "0s"
+
+[all]
+type = "FileOutput"
+message_matcher = "Logger == 'lines'"
+path = "{{dir}}/all.log"
+encoder = "raw"
+
+[terminated]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-terminated' && Logger == 'hekad' && Fields[plugin] == 'looper'"
+path = "{{dir}}/terminated.log"
+encoder = "terminated_enc"
+
+[terminated_enc]
+type = "PayloadEncoder"
+"#,
+        tcp_lines(port),
+        script("looping.lua")
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let term = h.path().join("terminated.log");
+    for round in 1..=3 {
+        send_tcp(port, format!("before {round}\nloop\n").as_bytes());
+        assert!(
+            wait_for(LONG, || lines(&term).len() >= round),
+            "round {round}: {}",
+            h.log_text()
+        );
+    }
+    assert!(
+        h.wait_log("Filter retries exhausted", LONG),
+        "{}",
+        h.log_text()
+    );
+    send_tcp(port, b"after\n");
+    let all = h.path().join("all.log");
+    assert!(
+        wait_for(LONG, || lines(&all).contains(&"after".to_string())),
+        "{}",
+        h.log_text()
+    );
+    let restarts = h.counters("looper").get("restarts").copied();
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        lines(&term),
+        vec!["process_message() instruction_limit exceeded"; 3]
+    );
+    assert_eq!(restarts, Some(2), "{log}");
+    assert_eq!(
+        lines(&all),
+        ["before 1", "loop", "before 2", "loop", "before 3", "loop", "after"]
+    );
+}
+
+#[test]
+fn injection_loop_is_stopped_by_max_message_loops() {
+    let port = free_port();
+    let mut h = Hekate::start(&format!(
+        r#"
+[hekad]
+max_message_loops = 4
+
+{}
+[ping]
+type = "SandboxFilter"
+filename = "{script}"
+message_matcher = "Logger == 'lines' || Logger == 'pong'"
+[ping.config]
+me = "ping"
+
+[pong]
+type = "SandboxFilter"
+filename = "{script}"
+message_matcher = "Logger == 'ping'"
+[pong.config]
+me = "pong"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type =~ /ping$/"
+path = "{{dir}}/loops.log"
+encoder = "nl"
+
+[nl]
+type = "PayloadEncoder"
+"#,
+        tcp_lines(port),
+        script = script("pingpong.lua")
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    send_tcp(port, b"x\n");
+    let out = h.path().join("loops.log");
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 4),
+        "{}",
+        h.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        lines(&out),
+        [
+            "x+ping",
+            "x+ping+pong",
+            "x+ping+pong+ping",
+            "x+ping+pong+ping+pong"
+        ]
+    );
+}
+
+#[test]
+fn preserve_data_carries_counts_across_restarts() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let out = base.path().join("counter.log");
+    for (round, want) in [(1, "count=5 sum=15"), (2, "count=10 sum=55")] {
+        let port = free_port();
+        let mut h = Hekate::start(&format!(
+            r#"
+[hekad]
+base_dir = "{base}"
+{lines}
+[counter]
+type = "SandboxFilter"
+filename = "{script}"
+message_matcher = "Logger == 'lines'"
+preserve_data = true
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-output'"
+path = "{base}/counter.log"
+encoder = "raw"
+"#,
+            base = base.path().display(),
+            lines = tcp_lines(port),
+            script = script("counter.lua")
+        ));
+        assert!(wait_tcp(port), "{}", h.log_text());
+        let start = (round - 1) * 5 + 1;
+        let data: String = (start..start + 5).map(|i| format!("{i}\n")).collect();
+        send_tcp(port, data.as_bytes());
+        assert!(
+            wait_for(LONG, || lines(&out).len() >= round),
+            "{}",
+            h.log_text()
+        );
+        let (status, log) = h.stop();
+        assert!(status.success(), "{log}");
+        assert_eq!(lines(&out).last().map(String::as_str), Some(want), "{log}");
+    }
+    assert!(base
+        .path()
+        .join("sandbox_preservation/counter.data")
+        .is_file());
+}
