@@ -8,7 +8,8 @@
 //! `pcall`/`xpcall` re-raise it, and the host checks it after every call, so a script
 //! that catches the error is still terminated.
 //!
-//! Submodules: `api` (the functions scripts call), `require` (module loading), `cjson`
+//! Submodules: `api` (the functions scripts call), `require` (module loading), `preserve`
+//! (`preserve_data` serialization), `cjson`
 //! and `circular_buffer` (native modules), `output` (payload formatting).
 
 mod api;
