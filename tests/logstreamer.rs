@@ -218,8 +218,9 @@ fn rotation_and_crash_lose_nothing_and_bound_duplicates() {
     // Caught up: rotate once each way while hekate follows live.
     assert!(
         wait_for(LONG, || counts(&out).len() as u64 >= MAIN),
-        "missing {:?}\n{}",
+        "missing {:?}\ncounters {:?}\n{}",
         missing_ranges(&counts(&out), MAIN),
+        h.counters("tail"),
         h.log_text()
     );
     w.rotate_rename();

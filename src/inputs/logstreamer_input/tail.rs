@@ -402,6 +402,12 @@ impl Tailer {
         let Some(next) = self.next_file() else {
             return Ok(());
         };
+        // A listing taken while a rotation renames files can miss one: confirm the
+        // choice with a second listing, else try again at the next poll.
+        self.rescan();
+        if self.next_file().as_ref() != Some(&next) {
+            return Ok(());
+        }
         let file = match File::open(&next) {
             Ok(f) if f.metadata().map(|m| m.len() > 0).unwrap_or(false) => f,
             _ => return Ok(()),
