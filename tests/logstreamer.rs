@@ -17,6 +17,8 @@ const TOTAL: u64 = 200_000;
 const BATCH: u64 = 1_000;
 /// Lines written by the stressed phase; the rest is written once hekate caught up.
 const MAIN: u64 = TOTAL - 10_000;
+/// Bytes per written line.
+const LINE_LEN: u64 = 31;
 const LONG: Duration = Duration::from_secs(30);
 
 const CONFIG: &str = r#"
@@ -76,6 +78,7 @@ impl Writer {
         for i in from..to {
             s.push_str(&format!("line {i:07} some padding text\n"));
         }
+        assert_eq!(s.len() as u64, (to - from) * LINE_LEN);
         self.file.write_all(s.as_bytes()).expect("append");
     }
 
@@ -114,6 +117,29 @@ fn counts(out: &Path) -> HashMap<u64, u32> {
         }
     }
     m
+}
+
+/// True when every thread of `pid` is in the stopped state.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
+    })
+}
+
+/// Missing line numbers below `upto`, as ranges.
+fn missing_ranges(got: &HashMap<u64, u32>, upto: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for n in (0..upto).filter(|n| !got.contains_key(n)) {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }
 
 /// The last line number the journal covers (-1 if none). The file is found the way
@@ -192,7 +218,9 @@ fn rotation_and_crash_lose_nothing_and_bound_duplicates() {
     // Caught up: rotate once each way while hekate follows live.
     assert!(
         wait_for(LONG, || counts(&out).len() as u64 >= MAIN),
-        "{}",
+        "missing {:?}\ncounters {:?}\n{}",
+        missing_ranges(&counts(&out), MAIN),
+        h.counters("tail"),
         h.log_text()
     );
     w.rotate_rename();
@@ -202,6 +230,8 @@ fn rotation_and_crash_lose_nothing_and_bound_duplicates() {
     // and the live file regrows to exactly the old read offset (same-length lines), so
     // only the content check can tell it was truncated.
     h.signal(libc::SIGSTOP);
+    let pid = h.child.id();
+    assert!(wait_for(LONG, || all_threads_stopped(pid)));
     w.write(MAIN + 4_000, MAIN + 6_000);
     w.rotate_copytruncate();
     w.write(MAIN + 6_000, TOTAL);
@@ -235,8 +265,8 @@ fn rotation_and_crash_lose_nothing_and_bound_duplicates() {
     assert!(got.values().all(|n| *n <= 2), "a line arrived 3+ times");
     assert!(c.get("truncations").copied().unwrap_or(0) >= 1, "{c:?}");
     assert!(
-        c.get("rescued_bytes").copied().unwrap_or(0) >= 2_000 * 35,
-        "{c:?}"
+        c.get("rescued_bytes").copied().unwrap_or(0) >= 2_000 * LINE_LEN,
+        "{c:?}\n{log}"
     );
     assert!(c.get("rotations").copied().unwrap_or(0) >= 1, "{c:?}");
     assert!(c.get("journal_writes").copied().unwrap_or(0) > 0, "{c:?}");

@@ -62,6 +62,13 @@ struct Open {
     offset: u64,
     /// The up to `TAIL_LEN` bytes before `offset`.
     tail: Vec<u8>,
+    /// The file's first bytes (up to `TAIL_LEN`) as first seen: a truncation that
+    /// happens before anything was read is still noticed.
+    head: Vec<u8>,
+    /// The file left the stream (deleted or renamed out of `file_match`).
+    gone: bool,
+    /// The file was renamed since it was opened (the listing may miss its successor).
+    renamed: bool,
 }
 
 impl Open {
@@ -69,12 +76,16 @@ impl Open {
         let m = file.metadata()?;
         let len = offset.min(TAIL_LEN);
         let tail = read_exact_at(&file, offset - len, len)?.unwrap_or_default();
+        let head = read_up_to(&file, 0, TAIL_LEN)?;
         Ok(Open {
             file,
             path,
             id: (m.dev(), m.ino()),
             offset,
             tail,
+            head,
+            gone: false,
+            renamed: false,
         })
     }
 
@@ -91,14 +102,25 @@ impl Open {
         }
     }
 
-    /// True when the bytes before `offset` are still those we read.
-    fn unchanged(&self) -> std::io::Result<bool> {
-        if self.file.metadata()?.len() < self.offset {
+    /// True when the file's head and the bytes before `offset` are still those we saw.
+    /// A head seen shorter than `TAIL_LEN` is completed once it matched.
+    fn unchanged(&mut self) -> std::io::Result<bool> {
+        if self.file.metadata()?.len() < self.offset || !self.same_content(&self.file)? {
             return Ok(false);
         }
+        if (self.head.len() as u64) < TAIL_LEN {
+            self.head = read_up_to(&self.file, 0, TAIL_LEN)?;
+        }
+        Ok(true)
+    }
+
+    /// True when `file` starts with our head and holds our tail right before `offset`.
+    fn same_content(&self, file: &File) -> std::io::Result<bool> {
         let len = self.tail.len() as u64;
-        let now = read_exact_at(&self.file, self.offset - len, len)?;
-        Ok(now.as_deref() == Some(self.tail.as_slice()))
+        let tail = read_exact_at(file, self.offset - len, len)?;
+        let head = read_exact_at(file, 0, self.head.len() as u64)?;
+        Ok(tail.as_deref() == Some(self.tail.as_slice())
+            && head.as_deref() == Some(self.head.as_slice()))
     }
 }
 
@@ -168,6 +190,7 @@ impl Tailer {
             return Ok(false);
         }
         self.check_truncation().await?;
+        self.follow_rename();
         let more = self.read_available().await?;
         if !more {
             self.check_rotation().await?;
@@ -288,7 +311,7 @@ impl Tailer {
     /// bytes of the old content are rescued from the rotated copy, then the file is read
     /// again from its start.
     async fn check_truncation(&mut self) -> Result<(), Closed> {
-        let Some(open) = self.open.as_ref() else {
+        let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
         match open.unchanged() {
@@ -300,12 +323,13 @@ impl Tailer {
             }
         }
         PluginStats::add(&self.cfg.counters.truncations, 1);
-        tracing::info!(stream = %self.name, file = %open.path.display(), "File truncated; reading it again from the start.");
+        tracing::info!(stream = %self.name, file = %open.path.display(), offset = open.offset, "File truncated; reading it again from the start.");
         self.rescan();
         self.rescue_from_copy().await?;
         if let Some(open) = self.open.as_mut() {
             open.offset = 0;
             open.tail.clear();
+            open.head = read_up_to(&open.file, 0, TAIL_LEN).unwrap_or_default();
         }
         Ok(())
     }
@@ -316,16 +340,14 @@ impl Tailer {
         let Some(open) = self.open.as_ref() else {
             return Ok(());
         };
-        let (id, offset, tail) = (open.id, open.offset, open.tail.clone());
+        let (id, offset) = (open.id, open.offset);
         let found = self.files.iter().rev().find_map(|p| {
             let f = File::open(p).ok()?;
             let m = f.metadata().ok()?;
-            if (m.dev(), m.ino()) == id || m.len() <= offset {
+            if (m.dev(), m.ino()) == id || m.len() <= offset || open.head.is_empty() {
                 return None;
             }
-            let len = tail.len() as u64;
-            let before = read_exact_at(&f, offset - len, len).ok()??;
-            (before == tail).then(|| (p.clone(), f))
+            open.same_content(&f).ok()?.then(|| (p.clone(), f))
         });
         let Some((path, file)) = found else {
             return Ok(());
@@ -337,9 +359,30 @@ impl Tailer {
                 return Ok(());
             }
         };
+        tracing::info!(stream = %self.name, copy = %copy.path.display(), offset, "Reading the unread rest of the truncated file from its copy.");
         let (n, _) = self.read_file(&mut copy, Some(u64::MAX)).await?;
         PluginStats::add(&self.cfg.counters.rescued_bytes, n);
         Ok(())
+    }
+
+    /// Keeps the open file's path current after a rename, so checkpoints name the file
+    /// that holds their bytes.
+    fn follow_rename(&mut self) {
+        match self.open.as_ref() {
+            Some(o) if !o.gone && file_id(&o.path) != Some(o.id) => {}
+            _ => return,
+        }
+        self.rescan();
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        match self.files.iter().find(|p| file_id(p) == Some(open.id)) {
+            Some(p) => {
+                open.path = p.clone();
+                open.renamed = true;
+            }
+            None => open.gone = true,
+        }
     }
 
     /// At EOF: moves to the next file when ours was rotated away (or a newer one exists)
@@ -349,15 +392,22 @@ impl Tailer {
             return Ok(());
         };
         let moved = file_id(&open.path) != Some(open.id);
-        if !moved && self.files.last() == Some(&open.path) {
+        let newest = self.files.last() == Some(&open.path);
+        if !moved && newest && !open.renamed {
             return Ok(());
         }
-        if moved {
+        if moved || open.renamed {
             self.rescan();
         }
         let Some(next) = self.next_file() else {
             return Ok(());
         };
+        // A listing taken while a rotation renames files can miss one: confirm the
+        // choice with a second listing, else try again at the next poll.
+        self.rescan();
+        if self.next_file().as_ref() != Some(&next) {
+            return Ok(());
+        }
         let file = match File::open(&next) {
             Ok(f) if f.metadata().map(|m| m.len() > 0).unwrap_or(false) => f,
             _ => return Ok(()),
@@ -448,6 +498,20 @@ impl Tailer {
             tracing::warn!(stream = %self.name, error = what, suppressed, "Logstreamer I/O problem.");
         }
     }
+}
+
+/// Up to `max` bytes at `at` (fewer at EOF).
+fn read_up_to(file: &File, at: u64, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
 }
 
 /// Device and inode of `path`, following symlinks.
