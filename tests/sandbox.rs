@@ -164,7 +164,7 @@ type = "PayloadEncoder"
         );
     }
     assert!(
-        h.wait_log("Filter retries exhausted", LONG),
+        h.wait_log("Plugin removed for good (can_exit = true)", LONG),
         "{}",
         h.log_text()
     );

@@ -17,7 +17,7 @@ use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
 use crate::pipeline::router::RouterSender;
 use crate::pipeline::shutdown::ShutdownTrigger;
-use crate::pipeline::supervise::{rebuild, Exits, RestartPolicy};
+use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
 use crate::stats::PluginStats;
 
@@ -193,16 +193,14 @@ impl FilterRunner {
     }
 
     fn give_up(&self, reason: &str) {
-        let lost = self.queue.abandon();
-        PluginStats::add(&self.stats.dropped, lost as u64);
-        if self.can_exit {
-            tracing::error!(
-                reason,
-                "Filter retries exhausted; removed (can_exit = true), the rest keep running."
-            );
-        } else {
-            self.exits.fatal(&self.name, reason);
-        }
+        retire(
+            &self.queue,
+            &self.stats,
+            self.can_exit,
+            &self.exits,
+            &self.name,
+            reason,
+        );
     }
 
     fn finish(&mut self) {

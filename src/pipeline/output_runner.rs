@@ -18,7 +18,7 @@ use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
 use crate::message::{now_ns, Pack};
 use crate::pipeline::shutdown::ShutdownTrigger;
-use crate::pipeline::supervise::{rebuild, Exits, RestartPolicy};
+use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
 use crate::stats::{LogLimiter, PluginStats};
 
@@ -210,16 +210,13 @@ impl OutputRunner {
     }
 
     fn abandon(&self, reason: &str) {
-        let lost = self.queue.abandon();
-        PluginStats::add(&self.stats.dropped, lost as u64);
-        if self.can_exit {
-            tracing::error!(
-                reason,
-                lost,
-                "Output removed (can_exit = true); the rest keep running."
-            );
-        } else {
-            self.exits.fatal(&self.name, reason);
-        }
+        retire(
+            &self.queue,
+            &self.stats,
+            self.can_exit,
+            &self.exits,
+            &self.name,
+            reason,
+        );
     }
 }

@@ -135,6 +135,30 @@ pub fn rebuild<T>(
     }
 }
 
+/// Retires a filter or output for good: its queue is abandoned (what was waiting is
+/// counted as dropped), then `can_exit` decides between removing just this plugin and
+/// stopping hekate through [`Exits::fatal`].
+pub fn retire<T>(
+    queue: &crate::buffer::Queue<T>,
+    stats: &crate::stats::PluginStats,
+    can_exit: bool,
+    exits: &Exits,
+    name: &str,
+    reason: &str,
+) {
+    let lost = queue.abandon();
+    crate::stats::PluginStats::add(&stats.dropped, lost as u64);
+    if can_exit {
+        tracing::error!(
+            reason,
+            lost,
+            "Plugin removed for good (can_exit = true); the rest keep running."
+        );
+    } else {
+        exits.fatal(name, reason);
+    }
+}
+
 /// Sleeps for `wait` in small steps, returning early (false) if shutdown is requested.
 pub fn sleep_unless_shutdown(wait: Duration, shutdown: &ShutdownTrigger) -> bool {
     let deadline = Instant::now() + wait;
