@@ -262,3 +262,44 @@ encoder = "PayloadEncoder"
         "{stats}"
     );
 }
+
+#[test]
+fn file_output_reopens_its_file_on_sighup() {
+    let port = free_port();
+    let mut h = Hekate::start(&format!(
+        r#"
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = ""
+
+[file]
+type = "FileOutput"
+message_matcher = "TRUE"
+path = "{{dir}}/app.log"
+encoder = "PayloadEncoder"
+"#
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let (log, rotated) = (h.path().join("app.log"), h.path().join("app.log.1"));
+    send_tcp(port, b"before\n");
+    assert!(
+        wait_for(LONG, || lines(&log).first().is_some_and(|l| l == "before")),
+        "{}",
+        h.log_text()
+    );
+    std::fs::rename(&log, &rotated).expect("rotate");
+    h.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    send_tcp(port, b"after\n");
+    assert!(
+        wait_for(LONG, || lines(&log).first().is_some_and(|l| l == "after")),
+        "{}",
+        h.log_text()
+    );
+    let (status, out) = h.stop();
+    assert!(status.success(), "{out}");
+    assert_eq!(lines(&rotated), ["before", ""]);
+    assert_eq!(lines(&log), ["after", ""]);
+}

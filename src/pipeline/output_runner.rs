@@ -79,11 +79,12 @@ impl OutputRunner {
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
         loop {
-            self.check_reopen();
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
             });
             let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            // After the wait, so a SIGHUP that arrived meanwhile applies to this batch.
+            self.check_reopen();
             self.stats
                 .queue_len
                 .store(self.queue.len() as u64, Ordering::Relaxed);
