@@ -63,7 +63,7 @@ fn stuck_sink() -> (TcpListener, u16) {
 fn slow_output_with_drop_does_not_hold_back_the_others() {
     let (sink, sink_port) = stuck_sink();
     let port = free_port();
-    let mut h = Hekate::start(&slow_output_config(port, sink_port, "drop"));
+    let h = Hekate::start(&slow_output_config(port, sink_port, "drop"));
     assert!(wait_tcp(port), "{}", h.log_text());
     let n = 200_000;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
