@@ -147,7 +147,7 @@ impl FileOutput {
     fn due(&self) -> bool {
         let by_count = self.pending >= self.flush_count;
         let by_time =
-            || self.pending % CLOCK_EVERY == 0 && self.last_flush.elapsed() >= self.flush_interval;
+            || self.pending.is_multiple_of(CLOCK_EVERY) && self.last_flush.elapsed() >= self.flush_interval;
         if self.flush_and {
             by_count && by_time()
         } else {
