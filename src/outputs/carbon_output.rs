@@ -205,7 +205,6 @@ mod tests {
             &plugin_config("CarbonOutput", &format!("address = '127.0.0.1:{port}'")),
             &cx,
         )
-        .ok()
         .expect("build");
         let (globals, stats) = (
             crate::config::Globals::default(),
@@ -240,7 +239,6 @@ mod tests {
             ),
             &cx,
         )
-        .ok()
         .expect("build");
         let (globals, stats) = (
             crate::config::Globals::default(),

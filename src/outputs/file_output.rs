@@ -146,8 +146,10 @@ impl FileOutput {
     /// under load the 64 KiB buffer and the runner's idle flush bound latency anyway.
     fn due(&self) -> bool {
         let by_count = self.pending >= self.flush_count;
-        let by_time =
-            || self.pending.is_multiple_of(CLOCK_EVERY) && self.last_flush.elapsed() >= self.flush_interval;
+        let by_time = || {
+            self.pending.is_multiple_of(CLOCK_EVERY)
+                && self.last_flush.elapsed() >= self.flush_interval
+        };
         if self.flush_and {
             by_count && by_time()
         } else {
@@ -239,7 +241,6 @@ mod tests {
             &plugin_config("FileOutput", &format!("path = '{}'", path.display())),
             &cx,
         )
-        .ok()
         .expect("build");
         out.reopen().expect("reopen");
         assert!(path.exists());
