@@ -166,7 +166,7 @@ fn garbage_is_counted_not_delivered() {
     send_tcp(port, format!("not syslog\n{BSD}\n").as_bytes());
     let out = h.path().join("out.json");
     assert!(
-        wait_for(LONG, || lines(&out).len() >= 1),
+        wait_for(LONG, || !lines(&out).is_empty()),
         "{}",
         h.log_text()
     );
@@ -218,5 +218,55 @@ fn messages_from_the_system_logger_are_decoded() {
         assert_eq!(v["Pid"], 4242, "{v}");
         assert_eq!(v["Fields"]["programname"], "hekatest", "{v}");
         assert_eq!(v["Fields"]["syslogfacility"], 19, "{v}");
+    }
+}
+
+#[test]
+fn system_logger_over_tcp_with_both_framings() {
+    let logger = "/usr/bin/logger";
+    assert!(
+        std::path::Path::new(logger).exists(),
+        "this test needs util-linux `logger` at {logger}"
+    );
+    let port = free_port();
+    let h = Hekate::start(&config(&format!(
+        "type = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\nsplitter = \"SyslogSplitter\""
+    )));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let port_s = port.to_string();
+    let base = [
+        "--tcp",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port_s,
+        "--rfc5424",
+    ];
+    for (framing, input) in [("--octet-count", "c1\nc2\nc3\n"), ("--rfc5424", "n1\n")] {
+        let mut child = Command::new(logger)
+            .args(base)
+            .args([framing, "-t", "tcptest", "-p", "daemon.err", "--id=77"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run logger");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write to logger");
+        assert!(child.wait().expect("logger exits").success(), "{framing}");
+    }
+    let got = collect(h, 4);
+    let payloads: Vec<&str> = got.iter().filter_map(|v| v["Payload"].as_str()).collect();
+    assert_eq!(payloads, ["c1", "c2", "c3", "n1"]);
+    for v in &got {
+        assert_eq!(
+            (v["Severity"].as_i64(), v["Pid"].as_i64()),
+            (Some(3), Some(77))
+        );
+        assert_eq!(v["Fields"]["programname"], "tcptest", "{v}");
+        assert_eq!(v["Fields"]["syslogfacility"], 3, "{v}");
+        assert_eq!(v["Fields"]["sd.timeQuality.tzKnown"], "1", "{v}");
     }
 }

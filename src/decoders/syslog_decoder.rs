@@ -7,7 +7,9 @@
 //! `hostname_keep`), app name → `Fields[programname]`, a numeric proc id → Pid (any other
 //! proc id → `Fields[procid]`), MSGID → `Fields[msgid]`, each structured-data parameter →
 //! `Fields["sd.<SD-ID>.<PARAM-NAME>"]` (a string, repeated when the parameter repeats),
-//! the message text → Payload. What the line lacks keeps what the input stamped.
+//! the message text → Payload. What the line lacks keeps what the input stamped. A line
+//! with a valid `<PRI>` (0..=191) but no parsable header yields the text after the PRI as
+//! Payload; a line without one is a decode error, and a blank record yields nothing.
 //!
 //! RFC 3164 timestamps carry no year and no zone: the zone comes from `tz`, the year is
 //! the current one, or the previous one when that would put the date more than a month
@@ -121,17 +123,18 @@ impl Decoder for SyslogDecoder {
         if line.trim().is_empty() {
             return Ok(());
         }
-        if !line.starts_with('<') {
-            return Err(DecodeError::new("syslog: line does not start with <PRI>"));
-        }
-        let parsed = self.parse(line)?;
+        let parsed = self.parse(line.trim_start())?;
         out.push(self.message(parsed, base));
         Ok(())
     }
 }
 
 impl SyslogDecoder {
+    /// Parses a line; one that has a valid PRI but no parsable header becomes a message
+    /// whose payload is the text after the PRI (as rsyslog does).
     fn parse<'a>(&self, line: &'a str) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
+        let (pri, rest) = split_pri(line)
+            .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
         let now = Utc::now();
         let (year, month) = (now.year(), now.month());
         let get_year = move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year };
@@ -149,11 +152,10 @@ impl SyslogDecoder {
                 Variant::Either,
             ),
         };
-        let msg = parsed.map_err(|e| DecodeError::new(format!("syslog: {e}")))?;
-        if msg.severity.is_none() {
-            return Err(DecodeError::new("syslog: invalid <PRI>"));
+        match parsed {
+            Ok(msg) if msg.severity.is_some() => Ok(msg),
+            _ => Ok(bare(pri, rest)),
         }
-        Ok(msg)
     }
 
     fn message(&self, p: syslog_loose::Message<&str>, base: &Message) -> Message {
@@ -192,6 +194,35 @@ impl SyslogDecoder {
         }
         m.payload = p.msg.trim_start_matches('\u{feff}').to_string();
         m
+    }
+}
+
+/// Splits `<PRI>` (1 to 3 digits, at most 191) off the start of a line.
+fn split_pri(line: &str) -> Option<(u8, &str)> {
+    let rest = line.strip_prefix('<')?;
+    let close = rest.bytes().take(4).position(|b| b == b'>')?;
+    let digits = &rest[..close];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pri: u8 = digits.parse().ok().filter(|&p| p <= 191)?;
+    Some((pri, &rest[close + 1..]))
+}
+
+/// A message holding only a PRI and free text.
+fn bare(pri: u8, text: &str) -> syslog_loose::Message<&str> {
+    let (facility, severity) = syslog_loose::decompose_pri(pri);
+    syslog_loose::Message {
+        protocol: syslog_loose::Protocol::RFC3164,
+        facility,
+        severity,
+        timestamp: None,
+        hostname: None,
+        appname: None,
+        procid: None,
+        msgid: None,
+        structured_data: Vec::new(),
+        msg: text.trim(),
     }
 }
 
@@ -394,6 +425,19 @@ mod tests {
             );
         }
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn pri_and_bare_text() {
+        for line in [&b"<13>hello world"[..], b"  <13>hello world\n"] {
+            let m = decode(line);
+            assert_eq!(
+                (m.severity, m.payload.as_str()),
+                (5, "hello world"),
+                "{m:?}"
+            );
+            assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", 42));
+        }
     }
 
     proptest! {
