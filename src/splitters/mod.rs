@@ -6,6 +6,7 @@ use crate::plugin::{BuildSplitter, Registration};
 mod heka_framing_splitter;
 mod null_splitter;
 mod regex_splitter;
+mod syslog_splitter;
 #[cfg(test)]
 pub(crate) mod testing;
 mod token_splitter;
@@ -15,5 +16,6 @@ pub const SPLITTERS: &[Registration<BuildSplitter>] = &[
     heka_framing_splitter::PLUGIN,
     null_splitter::PLUGIN,
     regex_splitter::PLUGIN,
+    syslog_splitter::PLUGIN,
     token_splitter::PLUGIN,
 ];

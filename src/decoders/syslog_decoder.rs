@@ -1,0 +1,456 @@
+//! `SyslogDecoder`: turns one syslog line (RFC 3164 "BSD" or RFC 5424, parsed by
+//! `syslog_loose`) into a message, following the mapping of Heka's rsyslog decoder.
+//! Built by the registry; each input stream gets its own instance.
+//!
+//! Mapping: PRI → Severity and `Fields[syslogfacility]` / `Fields[facility]` (both the
+//! facility number), timestamp → Timestamp, hostname → Hostname (unless
+//! `hostname_keep`), app name → `Fields[programname]`, a numeric proc id → Pid (any other
+//! proc id → `Fields[procid]`), MSGID → `Fields[msgid]`, each structured-data parameter →
+//! `Fields["sd.<SD-ID>.<PARAM-NAME>"]` (a string, repeated when the parameter repeats),
+//! the message text → Payload. What the line lacks keeps what the input stamped. A line
+//! with a valid `<PRI>` (0..=191) but no parsable header yields the text after the PRI as
+//! Payload; a line without one is a decode error, and a blank record yields nothing.
+//!
+//! RFC 3164 timestamps carry no year and no zone: the zone comes from `tz`, the year is
+//! the current one, or the previous one when that would put the date more than a month
+//! in the future (a December line read in January).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, FixedOffset, Local, Utc};
+use serde::Deserialize;
+use syslog_loose::{IncompleteDate, ProcId, Variant};
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, DecodeError};
+use crate::message::{Field, Message};
+use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+
+/// Registration of `SyslogDecoder`.
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
+    name: "SyslogDecoder",
+    description: "Decodes RFC 3164 and RFC 5424 syslog lines, one per record.",
+    build,
+    defaults: Defaults::HEKA,
+};
+
+/// `SyslogDecoder` keys.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct SyslogDecoderConfig {
+    /// The Type of decoded messages. Default `"syslog"`; `""` keeps the input's Type.
+    #[serde(rename = "type")]
+    pub msg_type: String,
+    /// Keep the Hostname the input stamped instead of the one in the line. Default false.
+    pub hostname_keep: bool,
+    /// Zone of timestamps that carry none (RFC 3164): `"UTC"` (default), `"Local"` or a
+    /// fixed offset such as `"+02:00"`.
+    pub tz: String,
+}
+
+impl Default for SyslogDecoderConfig {
+    fn default() -> Self {
+        SyslogDecoderConfig {
+            msg_type: "syslog".into(),
+            hostname_keep: false,
+            tz: "UTC".into(),
+        }
+    }
+}
+
+fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {
+    let c: SyslogDecoderConfig = cfg.parse()?;
+    let tz = parse_tz(&c.tz).ok_or_else(|| {
+        vec![cfg.error(
+            "tz",
+            "must be \"UTC\", \"Local\" or an offset such as \"+02:00\"",
+        )]
+    })?;
+    let decoder = SyslogDecoder {
+        msg_type: c.msg_type,
+        hostname_keep: c.hostname_keep,
+        tz,
+    };
+    Ok(Arc::new(move || Box::new(decoder.clone())))
+}
+
+/// The zone applied to timestamps without one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Zone {
+    /// A fixed offset (UTC is `+00:00`).
+    Fixed(FixedOffset),
+    /// The host's local zone, with its daylight-saving rules.
+    Local,
+}
+
+fn parse_tz(s: &str) -> Option<Zone> {
+    match s {
+        "UTC" | "utc" | "Z" => return FixedOffset::east_opt(0).map(Zone::Fixed),
+        "Local" | "local" => return Some(Zone::Local),
+        _ => {}
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).map(Zone::Fixed)
+}
+
+/// Decodes syslog records.
+#[derive(Debug, Clone)]
+pub struct SyslogDecoder {
+    msg_type: String,
+    hostname_keep: bool,
+    tz: Zone,
+}
+
+impl Decoder for SyslogDecoder {
+    fn decode(
+        &mut self,
+        record: &[u8],
+        base: &Message,
+        out: &mut Vec<Message>,
+    ) -> Result<(), DecodeError> {
+        let text = String::from_utf8_lossy(record);
+        let line = text.trim_end_matches(['\n', '\r', '\0']);
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let parsed = self.parse(line.trim_start())?;
+        out.push(self.message(parsed, base));
+        Ok(())
+    }
+}
+
+impl SyslogDecoder {
+    /// Parses a line; one that has a valid PRI but no parsable header becomes a message
+    /// whose payload is the text after the PRI (as rsyslog does).
+    fn parse<'a>(&self, line: &'a str) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
+        let (pri, rest) = split_pri(line)
+            .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
+        let now = Utc::now();
+        let (year, month) = (now.year(), now.month());
+        let get_year = move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year };
+        let parsed = match self.tz {
+            Zone::Fixed(off) => syslog_loose::parse_message_with_year_exact_tz(
+                line,
+                get_year,
+                Some(off),
+                Variant::Either,
+            ),
+            Zone::Local => syslog_loose::parse_message_with_year_exact_tz(
+                line,
+                get_year,
+                Some(Local),
+                Variant::Either,
+            ),
+        };
+        match parsed {
+            Ok(msg) if msg.severity.is_some() => Ok(msg),
+            _ => Ok(bare(pri, rest)),
+        }
+    }
+
+    fn message(&self, p: syslog_loose::Message<&str>, base: &Message) -> Message {
+        let mut m = base.clone();
+        if !self.msg_type.is_empty() {
+            self.msg_type.clone_into(&mut m.msg_type);
+        }
+        if let Some(ns) = p.timestamp.as_ref().and_then(DateTime::timestamp_nanos_opt) {
+            m.timestamp = ns;
+        }
+        if let Some(sev) = p.severity {
+            m.severity = sev as i32;
+        }
+        if let Some(host) = p.hostname.filter(|h| !self.hostname_keep && *h != "-") {
+            host.clone_into(&mut m.hostname);
+        }
+        if let Some(fac) = p.facility {
+            m.add_field(Field::integer("syslogfacility", fac as i64));
+            m.add_field(Field::integer("facility", fac as i64));
+        }
+        if let Some(app) = p.appname {
+            m.add_field(Field::string("programname", app));
+        }
+        match p.procid {
+            Some(ProcId::PID(pid)) => m.pid = Some(pid),
+            Some(ProcId::Name(name)) => m.add_field(Field::string("procid", name)),
+            None => {}
+        }
+        if let Some(id) = p.msgid {
+            m.add_field(Field::string("msgid", id));
+        }
+        for el in &p.structured_data {
+            for (k, v) in &el.params {
+                m.add_field(Field::string(format!("sd.{}.{k}", el.id), unescape(v)));
+            }
+        }
+        m.payload = p.msg.trim_start_matches('\u{feff}').to_string();
+        m
+    }
+}
+
+/// Splits `<PRI>` (1 to 3 digits, at most 191) off the start of a line.
+fn split_pri(line: &str) -> Option<(u8, &str)> {
+    let rest = line.strip_prefix('<')?;
+    let close = rest.bytes().take(4).position(|b| b == b'>')?;
+    let digits = &rest[..close];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pri: u8 = digits.parse().ok().filter(|&p| p <= 191)?;
+    Some((pri, &rest[close + 1..]))
+}
+
+/// A message holding only a PRI and free text.
+fn bare(pri: u8, text: &str) -> syslog_loose::Message<&str> {
+    let (facility, severity) = syslog_loose::decompose_pri(pri);
+    syslog_loose::Message {
+        protocol: syslog_loose::Protocol::RFC3164,
+        facility,
+        severity,
+        timestamp: None,
+        hostname: None,
+        appname: None,
+        procid: None,
+        msgid: None,
+        structured_data: Vec::new(),
+        msg: text.trim(),
+    }
+}
+
+/// Undoes RFC 5424 PARAM-VALUE escapes (`\"`, `\\`, `\]`).
+fn unescape(v: &str) -> Cow<'_, str> {
+    if !v.contains('\\') {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(&n @ ('"' | '\\' | ']'))) => {
+                out.push(n);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::ValueRef;
+    use crate::splitters::testing::{build_context, plugin_config};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn decoder(toml: &str) -> Box<dyn Decoder> {
+        build(&plugin_config("SyslogDecoder", toml), &build_context()).expect("valid")()
+    }
+
+    fn decode_with(toml: &str, line: &[u8], base: &Message) -> Result<Message, DecodeError> {
+        let mut out = Vec::new();
+        decoder(toml).decode(line, base, &mut out)?;
+        assert_eq!(out.len(), 1, "one message per line");
+        Ok(out.remove(0))
+    }
+
+    fn decode(line: &[u8]) -> Message {
+        decode_with("", line, &base()).expect("decodes")
+    }
+
+    fn base() -> Message {
+        Message {
+            hostname: "receiver".into(),
+            logger: "in".into(),
+            timestamp: 42,
+            ..Message::default()
+        }
+    }
+
+    fn s<'a>(m: &'a Message, name: &str) -> Option<ValueRef<'a>> {
+        m.field_value(name, 0, 0)
+    }
+
+    #[test]
+    fn config_keys_are_checked() {
+        let cx = build_context();
+        for ok in [
+            "type = 'x'",
+            "hostname_keep = true",
+            "tz = 'Local'",
+            "tz = '-05:30'",
+        ] {
+            assert!(
+                build(&plugin_config("SyslogDecoder", ok), &cx).is_ok(),
+                "{ok}"
+            );
+        }
+        for (toml, key) in [
+            ("typ = 'x'", "typ"),
+            ("tz = 'Europe/Paris'", "tz"),
+            ("tz = '+25:00'", "tz"),
+            ("hostname_keep = 'yes'", "hostname_keep"),
+        ] {
+            let errs = build(&plugin_config("SyslogDecoder", toml), &cx)
+                .err()
+                .expect("rejected");
+            assert_eq!(errs[0].key, key, "{toml}");
+        }
+    }
+
+    #[test]
+    fn rfc3164_line_as_logger_writes_it() {
+        let m = decode(b"<13>Nov 22 23:59:01 host user[123]: hello\n");
+        assert_eq!(m.payload, "hello");
+        assert_eq!((m.severity, m.pid), (5, Some(123)));
+        assert_eq!(
+            (m.hostname.as_str(), m.msg_type.as_str()),
+            ("host", "syslog")
+        );
+        assert_eq!(m.logger, "in");
+        assert_eq!(s(&m, "programname"), Some(ValueRef::Str("user")));
+        assert_eq!(s(&m, "syslogfacility"), Some(ValueRef::Int(1)));
+        assert_eq!(s(&m, "facility"), Some(ValueRef::Int(1)));
+        let ts = DateTime::from_timestamp_nanos(m.timestamp);
+        assert_eq!(
+            (ts.month(), ts.day(), ts.timestamp() % 86_400),
+            (11, 22, 86_341),
+            "Nov 22 23:59:01 in UTC"
+        );
+    }
+
+    #[test]
+    fn rfc3164_timestamp_uses_the_configured_zone() {
+        let utc = decode(b"<13>Nov 22 23:59:01 host app: x").timestamp;
+        let plus2 = decode_with("tz = '+02:00'", b"<13>Nov 22 23:59:01 host app: x", &base())
+            .expect("decodes")
+            .timestamp;
+        assert_eq!(utc - plus2, 2 * 3600 * 1_000_000_000);
+    }
+
+    #[test]
+    fn rfc5424_line_with_structured_data() {
+        let m = decode(
+            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 7 ID47 \
+[exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] An application event",
+        );
+        let want = Utc
+            .with_ymd_and_hms(2003, 10, 11, 22, 14, 15)
+            .single()
+            .expect("valid date")
+            .timestamp_nanos_opt()
+            .expect("in range")
+            + 3_000_000;
+        assert_eq!(m.timestamp, want);
+        assert_eq!((m.severity, m.pid), (5, Some(7)));
+        assert_eq!(m.hostname, "mymachine.example.com");
+        assert_eq!(m.payload, "An application event");
+        assert_eq!(s(&m, "programname"), Some(ValueRef::Str("evntslog")));
+        assert_eq!(s(&m, "syslogfacility"), Some(ValueRef::Int(20)));
+        assert_eq!(s(&m, "msgid"), Some(ValueRef::Str("ID47")));
+        assert_eq!(s(&m, "sd.exampleSDID@32473.iut"), Some(ValueRef::Str("3")));
+        assert_eq!(
+            s(&m, "sd.exampleSDID@32473.eventSource"),
+            Some(ValueRef::Str("Application"))
+        );
+    }
+
+    #[test]
+    fn rfc5424_nil_values_keep_the_input_stamps() {
+        let m = decode(b"<34>1 - - - - - - no header at all\n");
+        assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", 42));
+        assert_eq!((m.severity, m.pid), (2, None));
+        assert_eq!(m.payload, "no header at all");
+        assert_eq!(s(&m, "programname"), None);
+        assert_eq!(s(&m, "msgid"), None);
+    }
+
+    #[test]
+    fn non_numeric_procid_is_a_field_and_escapes_are_undone() {
+        let m = decode(
+            b"<14>1 2020-01-01T00:00:00+01:00 h app worker-2 - [a k=\"x\\\"y\\]z\"][b k=\"1\"][b k=\"2\"] m",
+        );
+        assert_eq!(m.pid, None);
+        assert_eq!(s(&m, "procid"), Some(ValueRef::Str("worker-2")));
+        assert_eq!(s(&m, "sd.a.k"), Some(ValueRef::Str("x\"y]z")));
+        assert_eq!(m.field_value("sd.b.k", 1, 0), Some(ValueRef::Str("2")));
+        assert_eq!(m.timestamp, 1_577_833_200 * 1_000_000_000);
+    }
+
+    #[test]
+    fn hostname_keep_and_type_options() {
+        let m = decode_with(
+            "hostname_keep = true\ntype = 'sys'",
+            b"<13>Nov 22 23:59:01 host app: x",
+            &base(),
+        )
+        .expect("decodes");
+        assert_eq!(
+            (m.hostname.as_str(), m.msg_type.as_str()),
+            ("receiver", "sys")
+        );
+        let mut b = base();
+        b.msg_type = "from-input".into();
+        let m = decode_with("type = ''", b"<13>Nov 22 23:59:01 host app: x", &b).expect("ok");
+        assert_eq!(m.msg_type, "from-input");
+    }
+
+    #[test]
+    fn blank_records_yield_nothing_and_non_syslog_is_an_error() {
+        let mut out = Vec::new();
+        decoder("")
+            .decode(b"\r\n", &base(), &mut out)
+            .expect("not an error");
+        assert!(out.is_empty());
+        for bad in [
+            &b"hello world"[..],
+            b"<999>1 - - - - - - x",
+            b"<abc> x",
+            b"{\"a\":1}",
+        ] {
+            assert!(
+                decoder("").decode(bad, &base(), &mut out).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn pri_and_bare_text() {
+        for line in [&b"<13>hello world"[..], b"  <13>hello world\n"] {
+            let m = decode(line);
+            assert_eq!(
+                (m.severity, m.payload.as_str()),
+                (5, "hello world"),
+                "{m:?}"
+            );
+            assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", 42));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(data in prop::collection::vec(any::<u8>(), 0..300)) {
+            let mut out = Vec::new();
+            let _ = decoder("").decode(&data, &base(), &mut out);
+        }
+
+        #[test]
+        fn never_panics_on_pri_prefixed_text(s in "<[0-9]{1,3}>[ -~]{0,120}") {
+            let mut out = Vec::new();
+            let _ = decoder("").decode(s.as_bytes(), &base(), &mut out);
+        }
+    }
+}
