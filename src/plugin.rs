@@ -54,6 +54,9 @@ pub struct Defaults {
     /// Inputs: stop only after the filters have drained, because filters feed this input
     /// (e.g. `StatFilter` → `StatAccumInput`), so its final flush sees everything.
     pub stop_after_filters: bool,
+    /// Inputs: false for inputs that build messages themselves and never use the
+    /// splitter/decoder path (`hekate check` then does not list one).
+    pub uses_records: bool,
 }
 
 impl Defaults {
@@ -66,6 +69,7 @@ impl Defaults {
         can_exit: false,
         ticker_interval: None,
         stop_after_filters: false,
+        uses_records: true,
     };
 }
 

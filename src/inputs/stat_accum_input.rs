@@ -28,6 +28,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     defaults: Defaults {
         ticker_interval: Some(10),
         stop_after_filters: true,
+        uses_records: false,
         ..Defaults::HEKA
     },
 };

@@ -30,7 +30,10 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     name: "StatsdInput",
     description: "Receives statsd metrics (UDP, optional TCP) for a StatAccumInput.",
     build,
-    defaults: Defaults::HEKA,
+    defaults: Defaults {
+        uses_records: false,
+        ..Defaults::HEKA
+    },
 };
 
 /// Datagrams read per `recvmmsg` call.

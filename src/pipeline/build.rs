@@ -273,10 +273,12 @@ impl Pipeline {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let detail = format!(
-            "splitter {splitter_name}, decoder {}",
-            decoder_name.unwrap_or("(none: record becomes Payload)")
-        );
+        let detail = if d.uses_records {
+            let decoder = decoder_name.unwrap_or("(none: record becomes Payload)");
+            format!("splitter {splitter_name}, decoder {decoder}")
+        } else {
+            "builds its own messages".to_string()
+        };
         self.wire(p, detail);
         self.inputs.push(InputPlan {
             config: p.clone(),
