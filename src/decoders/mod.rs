@@ -5,7 +5,11 @@ use crate::plugin::{BuildDecoder, Registration};
 
 mod json_decoder;
 mod protobuf_decoder;
+pub(crate) mod sandbox_decoder;
 
 /// Every registered decoder type.
-pub const DECODERS: &[Registration<BuildDecoder>] =
-    &[json_decoder::PLUGIN, protobuf_decoder::PLUGIN];
+pub const DECODERS: &[Registration<BuildDecoder>] = &[
+    json_decoder::PLUGIN,
+    protobuf_decoder::PLUGIN,
+    sandbox_decoder::PLUGIN,
+];
