@@ -18,6 +18,7 @@ mod cjson;
 mod output;
 mod preserve;
 mod require;
+pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
