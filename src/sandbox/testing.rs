@@ -357,7 +357,15 @@ fn matches(msg: &Message, key: &str, want: &toml::Value) -> Result<(), String> {
     if same {
         Ok(())
     } else {
-        Err(format!("expected {want}, got {got}"))
+        Err(format!("expected {}, got {}", show(want), show(&got)))
+    }
+}
+
+/// A value on one line: strings quoted with escapes, others as TOML.
+fn show(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
     }
 }
 
