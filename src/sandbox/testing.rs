@@ -177,33 +177,22 @@ fn event_message(e: &Event) -> Result<Option<Message>, String> {
 
 fn run_case(l: &Loaded, case: &Case) -> Result<Outcome, String> {
     let bcx = l.context();
-    let reg = |found: bool| {
-        if found {
-            Ok(())
-        } else {
-            Err(format!("{} is not a sandbox plugin type", l.cfg.type_name))
-        }
-    };
-    match l.cfg.category {
+    let (cfg, name) = (&l.cfg, l.cfg.type_name.as_str());
+    let unknown = || format!("{name} is not a filter, decoder or encoder type");
+    match cfg.category {
         Category::Filter => {
-            let r = crate::registry::find(crate::filters::FILTERS, &l.cfg.type_name);
-            reg(r.is_some())?;
-            let f = r.map(|r| (r.build)(&l.cfg, &bcx)).ok_or("unreachable")?;
-            run_filter(f.map_err(config_errors)?, &bcx, case)
+            let r = crate::registry::find(crate::filters::FILTERS, name).ok_or_else(unknown)?;
+            run_filter((r.build)(cfg, &bcx).map_err(config_errors)?, &bcx, case)
         }
         Category::Decoder => {
-            let r = crate::registry::find(crate::decoders::DECODERS, &l.cfg.type_name);
-            reg(r.is_some())?;
-            let f = r.map(|r| (r.build)(&l.cfg, &bcx)).ok_or("unreachable")?;
-            run_decoder(f.map_err(config_errors)?(), case)
+            let r = crate::registry::find(crate::decoders::DECODERS, name).ok_or_else(unknown)?;
+            run_decoder((r.build)(cfg, &bcx).map_err(config_errors)?(), case)
         }
         Category::Encoder => {
-            let r = crate::registry::find(crate::encoders::ENCODERS, &l.cfg.type_name);
-            reg(r.is_some())?;
-            let f = r.map(|r| (r.build)(&l.cfg, &bcx)).ok_or("unreachable")?;
-            run_encoder(f.map_err(config_errors)?(), case)
+            let r = crate::registry::find(crate::encoders::ENCODERS, name).ok_or_else(unknown)?;
+            run_encoder((r.build)(cfg, &bcx).map_err(config_errors)?(), case)
         }
-        _ => reg(false).map(|()| Outcome::default()),
+        _ => Err(unknown()),
     }
 }
 
@@ -252,8 +241,7 @@ fn run_decoder(mut d: Box<dyn crate::plugin::Decoder>, case: &Case) -> Result<Ou
         let Some(m) = event_message(e)? else {
             return Err("decoders take `message` events only".into());
         };
-        let record = std::mem::take(&mut m.clone().payload);
-        if let Err(err) = d.decode(record.as_bytes(), &m, &mut got.outputs) {
+        if let Err(err) = d.decode(m.payload.as_bytes(), &m, &mut got.outputs) {
             got.error.get_or_insert(err.0);
         }
     }

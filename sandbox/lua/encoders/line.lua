@@ -1,7 +1,8 @@
 --[[
 Line encoder (SandboxEncoder).
 
-Writes each message as one text line: `<Type> <Severity> <Payload>` followed by
+Writes each message as one text line: `<Type> <Severity> <Payload>` (without a
+trailing newline of the payload) followed by
 the fields listed in `fields` as ` name=value`, then a newline. Messages of the
 Types listed in `skip_types` produce no output (return -2).
 
@@ -32,7 +33,8 @@ function process_message()
     if skip[msg_type] then
         return -2
     end
-    add_to_payload(msg_type, " ", read_message("Severity"), " ", read_message("Payload"))
+    local payload = (read_message("Payload") or ""):gsub("\n$", "")
+    add_to_payload(msg_type, " ", read_message("Severity"), " ", payload)
     for _, name in ipairs(fields) do
         local v = read_message("Fields[" .. name .. "]")
         if v ~= nil then
