@@ -145,7 +145,7 @@ fn write_message(
 }
 
 /// Sets entry `ai` of the `fi`-th field called `name`, adding the field when `fi` is
-/// one past the existing ones and `ai` is 0.
+/// beyond the existing ones (and `ai` is 0).
 fn write_field(
     msg: &mut Message,
     name: &str,
