@@ -52,6 +52,7 @@ struct Case {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Event {
+    /// A message: a JSON string or an inline table, in `message::json`'s form.
     message: Option<toml::Value>,
     /// `timer_event(ns)` with this time in nanoseconds (filters only).
     timer: Option<i64>,
@@ -60,7 +61,9 @@ struct Event {
 /// What a case produced.
 #[derive(Debug, Default)]
 struct Outcome {
+    /// Injected (filter), decoded (decoder) or encoded-as-Payload (encoder) messages.
     outputs: Vec<Message>,
+    /// The first error.
     error: Option<String>,
 }
 
@@ -145,7 +148,9 @@ fn load(file: &Path) -> Result<(Loaded, Vec<Case>), String> {
 /// A loaded plugin section and the folder relative paths resolve under.
 #[derive(Debug)]
 struct Loaded {
+    /// The section, named `test`.
     cfg: PluginConfig,
+    /// The test file's folder: `share_dir` and config folder of the build.
     dir: PathBuf,
 }
 
