@@ -48,6 +48,13 @@ enum Command {
     /// Print every LogstreamerInput's streams and their files, oldest first (Heka's
     /// `heka-logstreamer`).
     Logstreamer,
+    /// Run Lua plugin test files (TOML; a folder means its `*.toml`): prints PASS/FAIL
+    /// per case and exits 1 on any failure.
+    Test {
+        /// Test files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Inspect whisper files like Graphite's tools: `info FILE [--json]`,
     /// `fetch FILE [--from=TS] [--until=TS] [--json]`, `dump FILE [--raw]`.
     Whisper {
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
         Command::Match { expr } => match_stdin(&expr),
         Command::Whisper { args } => whisper(&args),
         Command::Logstreamer => logstreamer(&config),
+        Command::Test { paths } => lua_tests(&paths),
     };
     match result {
         Ok(code) => code,
@@ -204,4 +212,15 @@ fn whisper(args: &[String]) -> anyhow::Result<ExitCode> {
     let code = hekate::whisper::cli::run(args, &mut out);
     out.flush()?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn lua_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let ok = hekate::sandbox::testing::run_test_files(paths, &mut out)?;
+    out.flush()?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

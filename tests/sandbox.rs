@@ -291,3 +291,56 @@ encoder = "raw"
         .join("sandbox_preservation/counter.data")
         .is_file());
 }
+
+#[test]
+fn sandbox_decoder_and_encoder_in_a_pipeline() {
+    let port = free_port();
+    let lua = format!("{}/sandbox/lua", env!("CARGO_MANIFEST_DIR"));
+    let mut h = Hekate::start(&format!(
+        r#"
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = "kv"
+
+[kv]
+type = "SandboxDecoder"
+filename = "{lua}/decoders/key_value.lua"
+[kv.config]
+type = "app.kv"
+
+[line]
+type = "SandboxEncoder"
+filename = "{lua}/encoders/line.lua"
+[line.config]
+fields = "status path"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'app.kv'"
+path = "{{dir}}/out.log"
+encoder = "line"
+"#
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    send_tcp(
+        port,
+        b"status=200 path=/a\nno pairs here\nstatus=500 path=/b\n",
+    );
+    let out = h.path().join("out.log");
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 2),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        lines(&out),
+        [
+            "app.kv 7 status=200 path=/a status=200 path=/a",
+            "app.kv 7 status=500 path=/b status=500 path=/b"
+        ]
+    );
+}

@@ -1,7 +1,7 @@
 //! Filter plugins, one file per type. [`FILTERS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
-mod sandbox_filter;
+pub(crate) mod sandbox_filter;
 mod stat_filter;
 
 use crate::plugin::{BuildFilter, Registration};

@@ -131,7 +131,12 @@ pub(crate) fn build(
     Ok(Box::new(SandboxFilter { sandbox, preserve }))
 }
 
-fn settings(cfg: &PluginConfig, c: &SandboxFilterConfig, bcx: &BuildContext) -> SandboxSettings {
+/// The host settings of a sandbox plugin section (also used by the decoder/encoder).
+pub(crate) fn settings(
+    cfg: &PluginConfig,
+    c: &SandboxFilterConfig,
+    bcx: &BuildContext,
+) -> SandboxSettings {
     let share = &bcx.globals.share_dir;
     let module_directories = match &c.module_directory {
         Some(dirs) => dirs
@@ -152,7 +157,7 @@ fn settings(cfg: &PluginConfig, c: &SandboxFilterConfig, bcx: &BuildContext) -> 
 }
 
 /// Absolute paths as given; relative ones under `share_dir`, then the config folder.
-fn resolve(file: &str, bcx: &BuildContext) -> Option<PathBuf> {
+pub(crate) fn resolve(file: &str, bcx: &BuildContext) -> Option<PathBuf> {
     let p = Path::new(file);
     if p.is_absolute() {
         return p.is_file().then(|| p.to_path_buf());

@@ -71,6 +71,147 @@ pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
     Ok(())
 }
 
+/// Registers `write_message(name, value, representation, fi, ai)` (decoders and
+/// encoders only).
+pub(crate) fn install_write_message(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
+    let s = shared.clone();
+    let f = lua.create_function(
+        move |_,
+              (name, value, rep, fi, ai): (
+            String,
+            Value,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        )| { write_message(&s, &name, &value, rep, fi.unwrap_or(0), ai.unwrap_or(0)) },
+    )?;
+    lua.globals().raw_set("write_message", f)
+}
+
+/// Sets a header or `Fields[name]` value of the current message.
+fn write_message(
+    s: &Shared,
+    var: &str,
+    value: &Value,
+    rep: Option<String>,
+    fi: i64,
+    ai: i64,
+) -> mlua::Result<()> {
+    let bad = |w: &str| mlua::Error::runtime(format!("write_message() {w}"));
+    let (Ok(fi), Ok(ai)) = (usize::try_from(fi), usize::try_from(ai)) else {
+        return Err(bad("field and array index must be >= 0"));
+    };
+    let mut st = lock(s)?;
+    let Some(cur) = st.current.as_mut() else {
+        return Err(bad("no active message"));
+    };
+    let msg = std::sync::Arc::make_mut(cur);
+    let text = || match value {
+        Value::String(v) => Ok(v.to_string_lossy()),
+        Value::Integer(n) => Ok(n.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(bad(&format!("{var} takes a string"))),
+    };
+    let num = || match value {
+        Value::Integer(n) => Ok(*n),
+        Value::Number(n) => Ok(*n as i64),
+        _ => Err(bad(&format!("{var} takes a number"))),
+    };
+    match var {
+        "Type" => msg.msg_type = text()?,
+        "Logger" => msg.logger = text()?,
+        "Payload" => msg.payload = text()?,
+        "EnvVersion" => msg.env_version = text()?,
+        "Hostname" => msg.hostname = text()?,
+        "Timestamp" => msg.timestamp = num()?,
+        "Severity" => msg.severity = num()? as i32,
+        "Pid" => msg.pid = Some(num()? as i32),
+        "Uuid" => {
+            let Value::String(v) = value else {
+                return Err(bad("Uuid takes a 16-byte string"));
+            };
+            msg.uuid = <[u8; 16]>::try_from(&v.as_bytes()[..])
+                .map_err(|_| bad("Uuid takes a 16-byte string"))?;
+        }
+        _ => {
+            let name = var
+                .strip_prefix("Fields[")
+                .and_then(|r| r.strip_suffix(']'))
+                .ok_or_else(|| bad(&format!("unknown variable {var}")))?;
+            write_field(msg, name, value, rep, fi, ai)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets entry `ai` of the `fi`-th field called `name`, adding the field when `fi` is
+/// beyond the existing ones (and `ai` is 0).
+fn write_field(
+    msg: &mut Message,
+    name: &str,
+    value: &Value,
+    rep: Option<String>,
+    fi: usize,
+    ai: usize,
+) -> mlua::Result<()> {
+    let bad = |w: &str| mlua::Error::runtime(format!("write_message() {w}"));
+    let new = field_value(name, value, None)?;
+    let Some(pos) = msg
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name == name)
+        .map(|(i, _)| i)
+        .nth(fi)
+    else {
+        if ai != 0 {
+            return Err(bad("array index out of range for a new field"));
+        }
+        msg.add_field(Field {
+            name: name.to_string(),
+            representation: rep.unwrap_or_default(),
+            value: new,
+        });
+        return Ok(());
+    };
+    let field = &mut msg.fields[pos];
+    if let Some(r) = rep {
+        field.representation = r;
+    }
+    if ai == 0 && field.value.len() <= 1 {
+        field.value = new;
+        return Ok(());
+    }
+    set_array_entry(&mut field.value, new, ai).map_err(|w| bad(&w))
+}
+
+/// Replaces or appends one entry of a same-typed array value.
+fn set_array_entry(v: &mut FieldValue, new: FieldValue, ai: usize) -> Result<(), String> {
+    fn put<T>(items: &mut Vec<T>, mut new: Vec<T>, ai: usize) -> Result<(), String> {
+        let x = new.pop().ok_or("empty value")?;
+        match ai.cmp(&items.len()) {
+            std::cmp::Ordering::Less => items[ai] = x,
+            std::cmp::Ordering::Equal => items.push(x),
+            std::cmp::Ordering::Greater => return Err("array index out of range".into()),
+        }
+        Ok(())
+    }
+    match (v, new) {
+        (FieldValue::String(a), FieldValue::String(b)) => put(a, b, ai),
+        (FieldValue::Bytes(a), FieldValue::Bytes(b)) => put(a, b, ai),
+        (FieldValue::Integer(a), FieldValue::Integer(b)) => put(a, b, ai),
+        (FieldValue::Double(a), FieldValue::Double(b)) => put(a, b, ai),
+        (FieldValue::Double(a), FieldValue::Integer(b)) => {
+            put(a, b.into_iter().map(|n| n as f64).collect(), ai)
+        }
+        (FieldValue::Integer(a), FieldValue::Double(b)) => {
+            put(a, b.into_iter().map(|n| n as i64).collect(), ai)
+        }
+        (FieldValue::Bool(a), FieldValue::Bool(b)) => put(a, b, ai),
+        _ => Err("value type differs from the field's".into()),
+    }
+}
+
 /// Locks the call state (never held across a call back into Lua).
 pub(crate) fn lock(s: &Shared) -> mlua::Result<MutexGuard<'_, CallState>> {
     Ok(s.lock().unwrap_or_else(|p| p.into_inner()))
@@ -201,7 +342,14 @@ fn inject_message(_lua: &Lua, s: &Shared, arg: Value) -> mlua::Result<()> {
             )))
         }
     };
-    let name = lock(s)?.name.clone();
+    let (name, codec) = {
+        let st = lock(s)?;
+        (st.name.clone(), st.codec)
+    };
+    if codec {
+        lock(s)?.output = Some(proto::encode_to_vec(&msg));
+        return push(s, msg);
+    }
     msg.msg_type = format!("heka.sandbox.{}", msg.msg_type);
     msg.logger = name;
     msg.hostname.clear();
@@ -228,6 +376,12 @@ fn inject_payload(_lua: &Lua, s: &Shared, args: MultiValue) -> mlua::Result<()> 
     };
     msg.add_field(Field::string("payload_type", kind).with_representation("file-extension"));
     msg.add_field(Field::string("payload_name", name));
+    {
+        let mut st = lock(s)?;
+        if st.codec {
+            st.output = Some(msg.payload.as_bytes().to_vec());
+        }
+    }
     push(s, msg)
 }
 

@@ -18,6 +18,7 @@ mod cjson;
 mod output;
 mod preserve;
 mod require;
+pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -139,6 +140,11 @@ pub(crate) struct CallState {
     pub config: toml::Table,
     /// Sticky termination flag.
     pub term: Arc<Termination>,
+    /// Decoder/encoder mode: `inject_message` keeps Type/Logger/Hostname as given and
+    /// `write_message` may change `current`.
+    pub codec: bool,
+    /// Encoder output bytes set by the last injection in codec mode.
+    pub output: Option<Vec<u8>>,
 }
 
 /// The outcome of a `process_message` call that did not terminate the sandbox.
@@ -192,6 +198,8 @@ impl Sandbox {
             output_limit: settings.output_limit,
             config: settings.config.clone(),
             term: term.clone(),
+            codec: false,
+            output: None,
         }));
         let lua = restricted_state(settings, &term, &shared)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -313,6 +321,41 @@ impl Sandbox {
         self.status("process_message", res)
     }
 
+    /// Switches to decoder/encoder mode (heka.md §3.3): installs `write_message` and
+    /// makes `inject_message` keep the message's Type, Logger and Hostname as given.
+    pub fn enable_codec(&mut self) -> Result<(), SandboxError> {
+        lock_state(&self.shared).codec = true;
+        api::install_write_message(&self.lua, &self.shared)
+            .map_err(|e| SandboxError::Setup(e.to_string()))
+    }
+
+    /// Like [`Sandbox::process_message`], but hands back the current message as
+    /// `write_message` left it (decoders and encoders).
+    pub fn process_owned(
+        &mut self,
+        msg: Message,
+        inject_limit: u32,
+        injected: &mut Vec<Message>,
+    ) -> (Result<Status, String>, Message) {
+        self.begin(Some(Arc::new(msg)), inject_limit);
+        let res = match &self.process {
+            Some(f) => f.call::<(Value, Value)>(()),
+            None => Err(mlua::Error::runtime(
+                "process_message() function was not found",
+            )),
+        };
+        let current = lock_state(&self.shared).current.take();
+        self.end(injected);
+        let msg = current.map(Arc::unwrap_or_clone).unwrap_or_default();
+        (self.status("process_message", res), msg)
+    }
+
+    /// The bytes the last injection of the previous call produced in codec mode: the
+    /// payload for `inject_payload`, the protobuf form for `inject_message`.
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        lock_state(&self.shared).output.take()
+    }
+
     /// Calls `timer_event(ns)`; a full GC follows, as in Heka.
     pub fn timer_event(
         &mut self,
@@ -397,6 +440,10 @@ impl Sandbox {
         self.term.terminate(reason.clone());
         reason
     }
+}
+
+fn lock_state(s: &Shared) -> std::sync::MutexGuard<'_, CallState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The first line of an mlua error, without mlua's "runtime error: " prefix.

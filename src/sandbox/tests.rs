@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::message::{proto, Field, FieldValue, Message, Pack};
+use crate::message::{proto, Field, FieldValue, Message, Pack, ValueRef};
 
 fn settings() -> SandboxSettings {
     SandboxSettings::new("test_filter")
@@ -432,4 +432,69 @@ fn preserve_data_round_trips_globals() {
         run(&mut other, &sample(), 1).0.is_err(),
         "n is nil after a skipped restore"
     );
+}
+
+fn codec(src: &str) -> Sandbox {
+    let mut sb = sandbox(src);
+    sb.enable_codec().expect("codec mode");
+    sb
+}
+
+#[test]
+fn write_message_sets_headers_fields_and_array_entries() {
+    let mut sb = codec(
+        "function process_message() \
+         write_message('Type', 'nt') write_message('Severity', 1) write_message('Pid', 7) \
+         write_message('Fields[n]', 9) write_message('Fields[arr]', 3.5, '', 0, 1) \
+         write_message('Fields[arr]', 4.5, '', 0, 2) write_message('Fields[s]', 'z', '', 1) \
+         write_message('Fields[new]', 'v', 'unit') write_message('Fields[new]', 'w', nil, 1) \
+         return 0 end",
+    );
+    let mut out = Vec::new();
+    let (st, m) = sb.process_owned(sample().msg.as_ref().clone(), 0, &mut out);
+    assert_eq!(st, Ok(Status::Ok));
+    assert_eq!((m.msg_type.as_str(), m.severity, m.pid), ("nt", 1, Some(7)));
+    assert_eq!(
+        m.field("n", 0).map(|f| &f.value),
+        Some(&FieldValue::Double(vec![9.0]))
+    );
+    assert_eq!(
+        m.field("arr", 0).map(|f| &f.value),
+        Some(&FieldValue::Double(vec![1.5, 3.5, 4.5]))
+    );
+    assert_eq!(m.field_value("s", 1, 0), Some(ValueRef::Str("z")));
+    assert_eq!(
+        m.field("new", 0).map(|f| f.representation.as_str()),
+        Some("unit")
+    );
+    assert_eq!(m.field_value("new", 1, 0), Some(ValueRef::Str("w")));
+    assert_eq!(m.payload, "hello", "untouched headers stay");
+}
+
+#[test]
+fn write_message_rejects_bad_input_and_is_absent_in_filters() {
+    let mut sb =
+        codec("function process_message() write_message('Fields[x]', 1, '', 0, 3) return 0 end");
+    let (st, _) = sb.process_owned(Message::new(), 0, &mut Vec::new());
+    assert!(st.expect_err("fatal").contains("array index"));
+    let mut f = sandbox("function process_message() write_message('Type', 'x') return 0 end");
+    let (r, _) = run(&mut f, &sample(), 1);
+    assert!(r.expect_err("no write_message").contains("write_message"));
+}
+
+#[test]
+fn codec_inject_message_keeps_headers_and_sets_output() {
+    let mut sb = codec(
+        "function process_message() inject_message({Type = 'raw', Logger = 'me'}) return 0 end",
+    );
+    let mut out = Vec::new();
+    let (st, _) = sb.process_owned(Message::new(), 1, &mut out);
+    assert_eq!(st, Ok(Status::Ok));
+    assert_eq!(
+        (out[0].msg_type.as_str(), out[0].logger.as_str()),
+        ("raw", "me")
+    );
+    let bytes = sb.take_output().expect("output set");
+    assert_eq!(proto::decode(&bytes).expect("pb").msg_type, "raw");
+    assert_eq!(sb.take_output(), None);
 }
