@@ -3,9 +3,19 @@
 
 use crate::plugin::{BuildDecoder, Registration};
 
+mod apache_access_decoder;
 mod json_decoder;
+mod log_format;
+mod nginx_access_decoder;
+mod payload_regex_decoder;
 mod protobuf_decoder;
+mod time_layout;
 
 /// Every registered decoder type.
-pub const DECODERS: &[Registration<BuildDecoder>] =
-    &[json_decoder::PLUGIN, protobuf_decoder::PLUGIN];
+pub const DECODERS: &[Registration<BuildDecoder>] = &[
+    json_decoder::PLUGIN,
+    protobuf_decoder::PLUGIN,
+    payload_regex_decoder::PLUGIN,
+    nginx_access_decoder::PLUGIN,
+    apache_access_decoder::PLUGIN,
+];
