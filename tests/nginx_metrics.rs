@@ -39,7 +39,7 @@ fn counter_file(base: &Path, status: &str) -> PathBuf {
 
 /// A realistic combined-format line with the given status.
 fn line(i: usize, status: u16) -> String {
-    let ip = if i % 2 == 0 {
+    let ip = if i.is_multiple_of(2) {
         format!("203.0.113.{}", i % 250)
     } else {
         format!("2001:db8::{:x}", i % 4096)
