@@ -3,10 +3,15 @@
 
 use crate::plugin::{BuildDecoder, Registration};
 
+mod apache_access_decoder;
 mod json_decoder;
+mod log_format;
+mod nginx_access_decoder;
+mod payload_regex_decoder;
 mod protobuf_decoder;
 pub(crate) mod sandbox_decoder;
 mod syslog_decoder;
+mod time_layout;
 
 /// Every registered decoder type.
 pub const DECODERS: &[Registration<BuildDecoder>] = &[
@@ -14,4 +19,7 @@ pub const DECODERS: &[Registration<BuildDecoder>] = &[
     protobuf_decoder::PLUGIN,
     sandbox_decoder::PLUGIN,
     syslog_decoder::PLUGIN,
+    payload_regex_decoder::PLUGIN,
+    nginx_access_decoder::PLUGIN,
+    apache_access_decoder::PLUGIN,
 ];
