@@ -9,28 +9,14 @@ use std::time::Duration;
 
 use common::*;
 
-/// Copies the example config.d into a temp folder.
 fn example_config() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx-metrics/config.d");
-    let dst = dir.path().join("config.d");
-    std::fs::create_dir_all(&dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("example config.d") {
-        let p = e.expect("entry").path();
-        std::fs::copy(&p, dst.join(p.file_name().expect("name"))).expect("copy");
-    }
-    dir
+    copy_repo_config("examples/nginx-metrics/config.d")
 }
 
-/// The newest non-empty value of a whisper file, or None. The window reaches two hours
-/// ahead: the final flush at shutdown is stamped with the tick it stands in for.
+/// The window reaches two hours ahead: the final flush at shutdown is stamped with the
+/// tick it stands in for.
 fn latest(path: &Path) -> Option<f64> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    let f = hekate::whisper::fetch(path, now - 600, now + 7200, now + 7200).ok()??;
-    f.values.iter().rev().find_map(|v| *v)
+    latest_whisper_value(path, 7200)
 }
 
 fn counter_file(base: &Path, status: &str) -> PathBuf {

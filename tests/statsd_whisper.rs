@@ -11,27 +11,12 @@ use std::time::Duration;
 
 use common::*;
 
-/// Copies the repository's bundled config.d into a temp folder.
 fn bundled_config() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.d");
-    let dst = dir.path().join("config.d");
-    std::fs::create_dir_all(&dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("config.d") {
-        let p = e.expect("entry").path();
-        std::fs::copy(&p, dst.join(p.file_name().expect("name"))).expect("copy");
-    }
-    dir
+    copy_repo_config("config.d")
 }
 
-/// The newest non-empty value of a whisper file, or None.
 fn latest(path: &Path) -> Option<f64> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    let f = hekate::whisper::fetch(path, now - 600, now + 60, now + 60).ok()??;
-    f.values.iter().rev().find_map(|v| *v)
+    latest_whisper_value(path, 60)
 }
 
 fn wsp(base: &Path, metric: &str) -> PathBuf {

@@ -199,3 +199,27 @@ pub fn wait_tcp(port: u16) -> bool {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
 }
+
+/// Copies a config folder of the repository (e.g. `config.d`) into a fresh temp folder's
+/// `config.d`.
+pub fn copy_repo_config(relative: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let dst = dir.path().join("config.d");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for e in std::fs::read_dir(&src).expect("config folder") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, dst.join(p.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+/// The newest non-empty value of a whisper file within `[now - 600 s, now + ahead]`.
+pub fn latest_whisper_value(path: &Path, ahead: i64) -> Option<f64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    let f = hekate::whisper::fetch(path, now - 600, now + ahead, now + ahead).ok()??;
+    f.values.iter().rev().find_map(|v| *v)
+}
