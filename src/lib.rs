@@ -17,6 +17,7 @@
 //!   file per plugin type.
 //! * [`whisper`]: Graphite's whisper file format.
 //! * [`sandbox`]: the Lua sandbox host (limits, Heka API, cjson, circular_buffer).
+//! * [`statsd`]: the statsd parser and Etsy-exact aggregator behind `StatsdInput`/`StatAccumInput`.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 

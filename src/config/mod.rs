@@ -1,6 +1,6 @@
 //! Configuration: Heka's own `config.d` format.
 //!
-//! [`load`] reads a file or a `.d` folder (`*.toml` in lexical order), interpolates
+//! [`load()`] reads a file or a `.d` folder (`*.toml` in lexical order), interpolates
 //! `%ENV[NAME]`, splits the `[hekad]` globals from plugin sections and checks the common
 //! keys of every section. Plugin-specific keys stay in [`PluginConfig::table`]; each
 //! plugin's `build` function parses them with [`PluginConfig::parse`], which reports every
