@@ -2,17 +2,18 @@
 //! registry searches; adding a plugin is one file plus one line here.
 
 pub mod logstreamer_input;
+mod process_input;
 mod stat_accum_input;
 mod statsd_input;
-
-use crate::plugin::{BuildInput, Registration};
-
 mod tcp_input;
 mod udp_input;
+
+use crate::plugin::{BuildInput, Registration};
 
 /// Every registered input type.
 pub const INPUTS: &[Registration<BuildInput>] = &[
     logstreamer_input::PLUGIN,
+    process_input::PLUGIN,
     stat_accum_input::PLUGIN,
     statsd_input::PLUGIN,
     tcp_input::PLUGIN,

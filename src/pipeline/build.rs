@@ -253,6 +253,19 @@ impl Pipeline {
         let splitter_name = c.splitter.as_deref().unwrap_or(d.splitter);
         let decoder_name = c.decoder.as_deref().or(d.decoder).filter(|n| !n.is_empty());
         let mut errs = Vec::new();
+        if !d.uses_records {
+            for (key, set) in [
+                ("splitter", c.splitter.is_some()),
+                ("decoder", c.decoder.is_some()),
+            ] {
+                if set {
+                    errs.push(p.error(
+                        key,
+                        "this input builds its own messages; it takes no splitter or decoder",
+                    ));
+                }
+            }
+        }
         let splitter = r.splitters.get(splitter_name);
         if splitter.is_none() {
             errs.push(p.error(

@@ -1,0 +1,320 @@
+//! `ProcessInput` (Heka's): runs a command — or a chain of commands, each one's stdout
+//! fed to the next one's stdin — every `ticker_interval` seconds, with a timeout, on the
+//! input's own task, so a slow command never blocks the pipeline. The last command's
+//! stdout and stderr become messages (`Type = "ProcessInput"`, `Fields[ProcessInputName]
+//! = "<name>.stdout"` / `".stderr"`, `Fields[ExitStatus]`), and the exit code is also
+//! mapped to a Nagios state (`Fields[nagios_state]`: OK, WARNING, CRITICAL, UNKNOWN)
+//! with a matching Severity, so check scripts plug straight into alerting.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::config::common::de_duration;
+use crate::config::PluginConfig;
+use crate::error::{BoxError, ConfigError};
+use crate::message::{Field, Message};
+use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
+use crate::stats::PluginStats;
+
+/// One command of the chain: `[name.command.N]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The program to run (absolute path, or looked up in `PATH`).
+    pub bin: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Working directory. Default: hekate's.
+    #[serde(default)]
+    pub directory: Option<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Configuration of `ProcessInput`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct ProcessInputConfig {
+    /// The chain, keyed `0`, `1`, ... and run in that order.
+    pub command: BTreeMap<String, CommandConfig>,
+    /// Kill the chain after this long ("0" = no limit). Default "0".
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Run once at start instead of waiting for the first tick. Default false.
+    pub immediate_start: bool,
+    /// Emit a message for stdout. Default true.
+    #[serde(default = "yes")]
+    pub stdout: bool,
+    /// Emit a message for stderr. Default true.
+    #[serde(default = "yes")]
+    pub stderr: bool,
+    /// Trim trailing whitespace from the output. Default true.
+    #[serde(default = "yes")]
+    pub trim: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The running input.
+pub struct ProcessInput {
+    chain: Vec<CommandConfig>,
+    config: ProcessInputConfig,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
+    name: "ProcessInput",
+    description:
+        "Run a command (chain) every ticker_interval; its output and exit status become messages.",
+    build,
+    defaults: Defaults {
+        ticker_interval: Some(15),
+        uses_records: false,
+        ..Defaults::HEKA
+    },
+};
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
+    let c: ProcessInputConfig = p.parse()?;
+    let mut keyed = Vec::new();
+    for (k, cmd) in &c.command {
+        let n: u32 = k.parse().map_err(|_| {
+            vec![p.error(&format!("command.{k}"), "commands are keyed 0, 1, 2, ...")]
+        })?;
+        keyed.push((n, cmd.clone()));
+    }
+    keyed.sort_by_key(|(n, _)| *n);
+    if keyed.is_empty() {
+        return Err(vec![p.error(
+            "command",
+            "at least one [name.command.0] table with `bin` is required",
+        )]);
+    }
+    Ok(Box::new(ProcessInput {
+        chain: keyed.into_iter().map(|(_, c)| c).collect(),
+        config: c,
+    }))
+}
+
+/// What one run of the chain produced.
+struct RunResult {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    exit: Option<i32>,
+    timed_out: bool,
+}
+
+impl Input for ProcessInput {
+    fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let secs = cx.ticker_interval().unwrap_or(15);
+            if secs == 0 {
+                return Err("ticker_interval must be greater than 0".into());
+            }
+            let period = Duration::from_secs(secs);
+            let start = if self.config.immediate_start {
+                tokio::time::Instant::now()
+            } else {
+                tokio::time::Instant::now() + period
+            };
+            let mut ticker = tokio::time::interval_at(start, period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut shutdown = cx.shutdown();
+            let timeouts = cx.stats().counter("timeouts");
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(()),
+                    _ = ticker.tick() => {}
+                }
+                let result = tokio::select! {
+                    r = self.run_chain() => r,
+                    _ = shutdown.wait() => return Ok(()),
+                };
+                match result {
+                    Ok(r) => {
+                        if r.timed_out {
+                            PluginStats::add(&timeouts, 1);
+                        }
+                        if cx.deliver_batch(self.messages(&cx, r)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        PluginStats::add(&cx.stats().failures, 1);
+                        tracing::warn!(error = %e, "Command could not run.");
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl ProcessInput {
+    /// Runs the chain once, stdout of each command feeding the next one's stdin.
+    async fn run_chain(&self) -> std::io::Result<RunResult> {
+        let mut input: Option<Vec<u8>> = None;
+        let mut last = None;
+        for cmd in &self.chain {
+            let r = self.run_one(cmd, input.take()).await?;
+            if r.timed_out || r.exit != Some(0) {
+                return Ok(r);
+            }
+            input = Some(r.stdout.clone());
+            last = Some(r);
+        }
+        last.ok_or_else(|| std::io::Error::other("empty command chain"))
+    }
+
+    async fn run_one(
+        &self,
+        cmd: &CommandConfig,
+        stdin: Option<Vec<u8>>,
+    ) -> std::io::Result<RunResult> {
+        let mut c = Command::new(&cmd.bin);
+        c.args(&cmd.args).envs(&cmd.environment).kill_on_drop(true);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(dir) = &cmd.directory {
+            c.current_dir(dir);
+        }
+        let mut child = c.spawn()?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // A command that does not read its stdin closes the pipe; that is not an error.
+            let _ = pipe.write_all(&data).await;
+        }
+        let wait = child.wait_with_output();
+        let out = if self.config.timeout.is_zero() {
+            wait.await?
+        } else {
+            match tokio::time::timeout(self.config.timeout, wait).await {
+                Ok(out) => out?,
+                Err(_) => {
+                    // Dropping the future dropped the child, which kill_on_drop kills.
+                    return Ok(RunResult {
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        exit: None,
+                        timed_out: true,
+                    });
+                }
+            }
+        };
+        Ok(RunResult {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit: out.status.code(),
+            timed_out: false,
+        })
+    }
+
+    fn messages(&self, cx: &InputContext, r: RunResult) -> Vec<Message> {
+        let status = if r.timed_out {
+            -1
+        } else {
+            r.exit.unwrap_or(-1)
+        };
+        let mut out = Vec::new();
+        let streams = [
+            ("stdout", self.config.stdout, &r.stdout),
+            ("stderr", self.config.stderr, &r.stderr),
+        ];
+        for (which, wanted, bytes) in streams {
+            if !wanted || (bytes.is_empty() && which == "stderr") {
+                continue;
+            }
+            let mut text = String::from_utf8_lossy(bytes).into_owned();
+            if self.config.trim {
+                text.truncate(text.trim_end().len());
+            }
+            out.push(self.message(cx.name(), which, text, status, r.timed_out));
+        }
+        out
+    }
+
+    fn message(
+        &self,
+        name: &str,
+        which: &str,
+        payload: String,
+        status: i32,
+        timed_out: bool,
+    ) -> Message {
+        let (state, severity) = nagios_state(status, timed_out);
+        let mut m = Message {
+            msg_type: "ProcessInput".into(),
+            payload,
+            severity,
+            ..Message::default()
+        };
+        m.add_field(Field::string("ProcessInputName", format!("{name}.{which}")));
+        m.add_field(Field::integer("ExitStatus", i64::from(status)));
+        m.add_field(Field::string("nagios_state", state));
+        if timed_out {
+            m.add_field(Field::boolean("timed_out", true));
+        }
+        m
+    }
+}
+
+/// Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, anything else (or a timeout)
+/// UNKNOWN; with the syslog severity hekate stamps for each.
+pub fn nagios_state(status: i32, timed_out: bool) -> (&'static str, i32) {
+    match (timed_out, status) {
+        (false, 0) => ("OK", 6),
+        (false, 1) => ("WARNING", 4),
+        (false, 2) => ("CRITICAL", 2),
+        _ => ("UNKNOWN", 3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splitters::testing::{build_context, plugin_config};
+
+    #[test]
+    fn config_needs_a_numbered_command() {
+        let cx = build_context();
+        let ok = "timeout = '2s'\n[command.0]\nbin = '/bin/echo'\nargs = ['hi']";
+        assert!(build(&plugin_config("ProcessInput", ok), &cx).is_ok());
+        let e = build(&plugin_config("ProcessInput", ""), &cx)
+            .err()
+            .expect("no command");
+        assert_eq!(e[0].key, "command");
+        let e = build(
+            &plugin_config("ProcessInput", "[command.first]\nbin = 'x'"),
+            &cx,
+        )
+        .err()
+        .expect("bad key");
+        assert_eq!(e[0].key, "command.first");
+        let e = build(
+            &plugin_config("ProcessInput", "[command.0]\nbin = 'x'\nargz = []"),
+            &cx,
+        )
+        .err()
+        .expect("unknown");
+        assert!(e[0].key.contains("argz"), "{e:?}");
+    }
+
+    #[test]
+    fn nagios_codes_map_to_states() {
+        assert_eq!(nagios_state(0, false), ("OK", 6));
+        assert_eq!(nagios_state(1, false), ("WARNING", 4));
+        assert_eq!(nagios_state(2, false), ("CRITICAL", 2));
+        assert_eq!(nagios_state(3, false), ("UNKNOWN", 3));
+        assert_eq!(nagios_state(0, true), ("UNKNOWN", 3));
+    }
+}

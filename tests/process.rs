@@ -1,0 +1,115 @@
+//! ProcessInput end to end: a check script's output, exit status and Nagios state, a
+//! command chain, a timeout, all through the real binary into a FileOutput.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn commands_become_messages_with_exit_status_and_nagios_state() {
+    let mut h = Hekate::start(
+        r#"
+[check]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+[check.command.0]
+bin = "/bin/sh"
+args = ["-c", "echo 'DISK OK - 42% used'; echo warn >&2; exit 2"]
+
+[chain]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+stderr = false
+[chain.command.0]
+bin = "/bin/echo"
+args = ["a b c"]
+[chain.command.1]
+bin = "/usr/bin/tr"
+args = ["a-z", "A-Z"]
+
+[slow]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+timeout = "300ms"
+[slow.command.0]
+bin = "/bin/sleep"
+args = ["5"]
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'ProcessInput'"
+path = "{dir}/out.json"
+encoder = "JsonEncoder"
+"#,
+    );
+    let out = h.path().join("out.json");
+    let msgs = || -> Vec<Value> {
+        lines(&out)
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let find = |name: &str| {
+        msgs()
+            .into_iter()
+            .find(|v| v["Fields"]["ProcessInputName"] == name)
+    };
+    let all_there = || {
+        [
+            "check.stdout",
+            "check.stderr",
+            "chain.stdout",
+            "slow.stdout",
+        ]
+        .iter()
+        .all(|n| find(n).is_some())
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), all_there),
+        "{:?}\n{}",
+        lines(&out),
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+
+    let check = find("check.stdout").expect("check");
+    assert_eq!(check["Payload"], "DISK OK - 42% used");
+    assert_eq!(check["Fields"]["ExitStatus"], 2);
+    assert_eq!(check["Fields"]["nagios_state"], "CRITICAL");
+    assert_eq!(check["Severity"], 2);
+    assert_eq!(find("check.stderr").expect("stderr")["Payload"], "warn");
+
+    let chain = find("chain.stdout").expect("chain");
+    assert_eq!(chain["Payload"], "A B C");
+    assert_eq!(chain["Fields"]["nagios_state"], "OK");
+    assert!(find("chain.stderr").is_none(), "stderr = false");
+
+    let slow = find("slow.stdout").expect("slow");
+    assert_eq!(slow["Fields"]["timed_out"], true);
+    assert_eq!(slow["Fields"]["ExitStatus"], -1);
+    assert_eq!(slow["Fields"]["nagios_state"], "UNKNOWN");
+}
+
+#[test]
+fn process_input_rejects_a_splitter() {
+    let dir = write_config(&[(
+        "a.toml",
+        "[p]\ntype = 'ProcessInput'\nsplitter = 'TokenSplitter'\n[p.command.0]\nbin = '/bin/true'\n",
+    )]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .arg("check")
+        .arg("-config")
+        .arg(dir.path().join("config.d"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("[p] splitter: this input builds its own messages"));
+}
