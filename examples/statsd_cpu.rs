@@ -17,29 +17,10 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn packets(n: usize) -> Vec<Vec<u8>> {
-    let mut packets = Vec::new();
-    let mut cur = Vec::new();
-    for i in 0..n {
-        let key = i % 1000;
-        let line = match i % 10 {
-            0..=4 => format!("app.web{}.requests.count:{}|c", key, i % 7 + 1),
-            5 => format!("app.web{}.hits:1|c|@0.1", key),
-            6 | 7 => format!("app.db{}.query.latency:{}.{}|ms", key, i % 250, i % 10),
-            8 => format!("app.pool{}.size:{}|g", key, i % 64),
-            _ => format!("app.users{}.uniq:{}|s|#env:prod", key % 50, i % 333),
-        };
-        if cur.len() + line.len() + 1 > 1432 {
-            packets.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(b'\n');
-        }
-        cur.extend_from_slice(line.as_bytes());
-    }
-    packets.push(cur);
-    packets
-}
+#[path = "../benches/support/statsd_workload.rs"]
+mod workload;
+
+use workload::packets;
 
 fn main() {
     let n: usize = std::env::args()

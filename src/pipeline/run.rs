@@ -163,7 +163,7 @@ impl Pipeline {
                 use_framing,
             } = plan;
             let name: Arc<str> = fo.config.name.as_str().into();
-            let queue = Arc::new(Queue::new(fo.capacity));
+            let queue = subscribe(&fo, &name, false, subs);
             subs.push(Subscriber::new(
                 name.clone(),
                 fo.matcher.clone(),
@@ -211,7 +211,7 @@ impl Pipeline {
         let mut handles = Vec::new();
         for FilterPlan { fo, build, filter } in std::mem::take(&mut self.filters) {
             let name: Arc<str> = fo.config.name.as_str().into();
-            let queue = Arc::new(Queue::new(fo.capacity));
+            let queue = subscribe(&fo, &name, true, subs);
             subs.push(Subscriber::new(
                 name.clone(),
                 fo.matcher.clone(),
@@ -290,6 +290,26 @@ impl Pipeline {
         }
         (handles, late)
     }
+}
+
+/// Creates a filter's or output's bounded queue and registers it with the router.
+fn subscribe(
+    fo: &crate::pipeline::build::FoPlan,
+    name: &Arc<str>,
+    is_filter: bool,
+    subs: &mut Vec<Subscriber>,
+) -> Arc<Queue<crate::message::Pack>> {
+    let queue = Arc::new(Queue::new(fo.capacity));
+    let action = fo.common.buffering.full_action;
+    subs.push(Subscriber::new(
+        name.clone(),
+        fo.matcher.clone(),
+        queue.clone(),
+        action,
+        fo.stats.clone(),
+        is_filter,
+    ));
+    queue
 }
 
 /// Runs one input, restarting it under its retry policy.
