@@ -164,14 +164,6 @@ impl Pipeline {
             } = plan;
             let name: Arc<str> = fo.config.name.as_str().into();
             let queue = subscribe(&fo, &name, false, subs);
-            subs.push(Subscriber::new(
-                name.clone(),
-                fo.matcher.clone(),
-                queue.clone(),
-                fo.common.buffering.full_action,
-                fo.stats.clone(),
-                false,
-            ));
             let flag = Arc::new(AtomicBool::new(false));
             reopen.push(flag.clone());
             let runner = OutputRunner {
@@ -212,14 +204,6 @@ impl Pipeline {
         for FilterPlan { fo, build, filter } in std::mem::take(&mut self.filters) {
             let name: Arc<str> = fo.config.name.as_str().into();
             let queue = subscribe(&fo, &name, true, subs);
-            subs.push(Subscriber::new(
-                name.clone(),
-                fo.matcher.clone(),
-                queue.clone(),
-                fo.common.buffering.full_action,
-                fo.stats.clone(),
-                true,
-            ));
             let runner = FilterRunner {
                 name: name.clone(),
                 policy: fo.policy(),
