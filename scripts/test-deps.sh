@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
   || .venv/bin/pip install -q whisper==1.1.10
+# aiosmtpd: the SMTP server tests/smtp.rs sends mail to.
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("aiosmtpd") != "1.4.6")' 2>/dev/null \
+  || .venv/bin/pip install -q aiosmtpd==1.4.6
