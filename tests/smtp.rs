@@ -48,7 +48,10 @@ impl Sink {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new(&python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_sink.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/smtp_sink.py"
+            ))
             .arg(port.to_string())
             .arg(dir.path())
             .args(args)
@@ -166,7 +169,10 @@ host = "127.0.0.1:{}""#,
         serde_json::json!(["ops@example.com", "dev@example.com"])
     );
     let d = data(m);
-    assert_eq!(header(d, "From"), Some("Hekate Alerts <alerts@example.com>"));
+    assert_eq!(
+        header(d, "From"),
+        Some("Hekate Alerts <alerts@example.com>")
+    );
     assert_eq!(header(d, "To"), Some("ops@example.com, dev@example.com"));
     assert_eq!(header(d, "Subject"), Some("Disk alert"));
     assert_eq!(header(d, "MIME-Version"), Some("1.0"));
@@ -229,7 +235,8 @@ host = "127.0.0.1:{}""#,
     send_json(udp, r#"{"Type":"note","Payload":"one"}"#);
     send_json(udp, r#"{"Type":"note","Payload":"two"}"#);
     assert!(
-        wait_for(LONG, || h.counters("mail").get("mails_rejected") == Some(&2)),
+        wait_for(LONG, || h.counters("mail").get("mails_rejected")
+            == Some(&2)),
         "{}",
         h.log_text()
     );
@@ -288,6 +295,35 @@ host = "127.0.0.1:{}""#,
     assert_eq!(sink.mails().len(), 2);
 }
 
+#[test]
+fn collected_mails_are_sent_at_shutdown() {
+    let sink = Sink::start(&[]);
+    let udp = free_udp_port();
+    let mut h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+subject = "Batch"
+send_interval = 3600
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    send_json(udp, r#"{"Type":"note","Payload":"now"}"#);
+    sink.wait_mails(1, LONG);
+    send_json(udp, r#"{"Type":"note","Payload":"later"}"#);
+    assert!(
+        wait_for(LONG, || h.counters("mail").get("mails_batched") == Some(&1)),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    let mails = sink.wait_mails(2, LONG);
+    assert_eq!(body(data(&mails[1])), "later\r\n");
+    assert_eq!(header(data(&mails[1]), "Subject"), Some("Batch"));
+}
+
 /// Beats for `service` every 200 ms for `beats` beats.
 fn beat(udp: u16, service: &str, beats: usize) {
     for _ in 0..beats {
@@ -325,8 +361,8 @@ message_matcher = "Type == 'heartbeat'"
 ticker_interval = 1
 [heartbeat.config]
 key_field = "Fields[service]"
-warn_timeout = 1
-down_timeout = 2
+warn_timeout = 2
+down_timeout = 4
 
 [AlertEncoder]
 type = "SandboxEncoder"
@@ -346,7 +382,7 @@ host = "127.0.0.1:{port}"
     ));
     assert!(h.wait_log("Listening for UDP.", LONG), "{}", h.log_text());
     beat(udp, "web1", 10);
-    // Silence: warn after 1 s, down after 2 s (checked every second).
+    // Silence: warn after 2 s, down after 4 s (checked every second).
     let mails = sink.wait_mails(2, LONG);
     let subjects: Vec<&str> = mails
         .iter()

@@ -352,7 +352,10 @@ mod tests {
 
     #[test]
     fn dot_stuffing_doubles_leading_dots_and_terminates() {
-        assert_eq!(dot_stuff(b".a\r\nb\r\n..c\r\n"), b"..a\r\nb\r\n...c\r\n.\r\n");
+        assert_eq!(
+            dot_stuff(b".a\r\nb\r\n..c\r\n"),
+            b"..a\r\nb\r\n...c\r\n.\r\n"
+        );
         assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n");
         assert_eq!(dot_stuff(b""), b".\r\n");
     }

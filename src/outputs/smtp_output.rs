@@ -9,7 +9,8 @@
 //! after the last one are collected (each counted in `mails_batched`) and sent as one
 //! mail when the interval is over, as Heka did; the collection is bounded by
 //! `max_batch_bytes`, beyond which messages are dropped and counted in
-//! `batch_overflow`.
+//! `batch_overflow`. What is still collected at shutdown is sent then, or counted in
+//! `mails_lost`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -97,6 +98,7 @@ struct Counters {
     rejected: Arc<AtomicU64>,
     rejected_recipients: Arc<AtomicU64>,
     batch_overflow: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
 }
 
 /// The running output.
@@ -175,7 +177,11 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         },
         envelope_from: envelope_address(&c.send_from).to_string(),
         from_header: c.send_from,
-        to: c.send_to.iter().map(|t| envelope_address(t).to_string()).collect(),
+        to: c
+            .send_to
+            .iter()
+            .map(|t| envelope_address(t).to_string())
+            .collect(),
         subject: (!c.subject.is_empty()).then_some(c.subject),
         subject_from_body: c.subject_from_body,
         interval: Duration::from_secs(c.send_interval),
@@ -210,6 +216,7 @@ impl SmtpOutput {
             rejected: stats.counter("mails_rejected"),
             rejected_recipients: stats.counter("recipients_rejected"),
             batch_overflow: stats.counter("batch_overflow"),
+            lost: stats.counter("mails_lost"),
         })
     }
 
@@ -229,8 +236,7 @@ impl SmtpOutput {
 
     /// True when a mail may go now.
     fn due(&self) -> bool {
-        self.last_sent
-            .is_none_or(|t| t.elapsed() >= self.interval)
+        self.last_sent.is_none_or(|t| t.elapsed() >= self.interval)
     }
 
     /// Sends one mail. `Retry` on transient failures; a permanent refusal is counted and
@@ -272,7 +278,11 @@ impl SmtpOutput {
                 Ok(())
             }
             Err(SmtpError::Transient(why)) => Err(ProcessError::Retry(
-                format!("SMTP delivery to {} failed, will retry: {why}", self.client.host).into(),
+                format!(
+                    "SMTP delivery to {} failed, will retry: {why}",
+                    self.client.host
+                )
+                .into(),
             )),
             Err(SmtpError::Permanent(why)) => {
                 self.last_sent = Some(Instant::now());
@@ -329,6 +339,27 @@ impl SmtpOutput {
     }
 }
 
+impl Drop for SmtpOutput {
+    /// Mails collected during `send_interval` go out at shutdown (or when the output is
+    /// rebuilt) without waiting for the interval; if that fails they are counted in
+    /// `mails_lost` and logged.
+    fn drop(&mut self) {
+        let count = self.batch.count;
+        if count == 0 {
+            return;
+        }
+        self.last_sent = None;
+        // `collect` bound the counters to the output's stats already; this one is unused.
+        let unused = PluginStats::default();
+        if let Err(e) = self.send_batch(&unused) {
+            if let Some(c) = &self.counters {
+                PluginStats::add(&c.lost, count);
+            }
+            tracing::error!(error = %e, messages = count, "Collected mails could not be sent at shutdown; lost.");
+        }
+    }
+}
+
 impl Output for SmtpOutput {
     fn process_message(
         &mut self,
@@ -369,7 +400,10 @@ mod tests {
         assert_eq!(config_error("send_to = ['a@x']\nhost = 'mail'"), "host");
         assert_eq!(config_error("send_to = ['a@x']\nauth = 'LOGIN'"), "auth");
         assert_eq!(config_error("send_to = ['a@x']\nauth = 'CRAMMD5'"), "auth");
-        assert_eq!(config_error("send_to = ['a@x']\nsend_fromm = 'x'"), "send_fromm");
+        assert_eq!(
+            config_error("send_to = ['a@x']\nsend_fromm = 'x'"),
+            "send_fromm"
+        );
     }
 
     #[test]
@@ -382,6 +416,9 @@ mod tests {
             split_subject(b"only\r\n\r\nbody"),
             ("only".to_string(), &b"body"[..])
         );
-        assert_eq!(split_subject(b"one line"), ("one line".to_string(), &b""[..]));
+        assert_eq!(
+            split_subject(b"one line"),
+            ("one line".to_string(), &b""[..])
+        );
     }
 }
