@@ -41,12 +41,12 @@ pub struct SmtpOutputConfig {
     pub subject: String,
     /// SMTP server `host:port`. Default `127.0.0.1:25`.
     pub host: String,
-    /// `none` or `Plain` (AUTH PLAIN with `user`/`password`). Heka's `CRAMMD5` is not
-    /// supported yet and rejected. Default `none`.
+    /// `none`, `Plain` (AUTH PLAIN) or `CRAMMD5` (AUTH CRAM-MD5; `CRAM-MD5` is accepted
+    /// too), with `user`/`password`. Default `none`.
     pub auth: String,
-    /// User name for `auth = "Plain"`.
+    /// User name for `Plain`/`CRAMMD5`.
     pub user: String,
-    /// Password for `auth = "Plain"`.
+    /// Password for `Plain`/`CRAMMD5`.
     pub password: String,
     /// Minimum seconds between mails; messages arriving sooner are sent together in one
     /// mail when the interval is over. 0 = a mail per message. Default 0.
@@ -145,14 +145,14 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             user: c.user.clone(),
             password: c.password.clone(),
         },
-        "CRAMMD5" | "CRAM-MD5" => {
-            errors.push(p.error("auth", "CRAMMD5 is not supported yet; use \"Plain\""));
-            Auth::None
-        }
+        "CRAMMD5" | "CRAM-MD5" => Auth::CramMd5 {
+            user: c.user.clone(),
+            password: c.password.clone(),
+        },
         other => {
             errors.push(p.error(
                 "auth",
-                format!("expected \"none\" or \"Plain\", got {other:?}"),
+                format!("expected \"none\", \"Plain\" or \"CRAMMD5\", got {other:?}"),
             ));
             Auth::None
         }
@@ -399,7 +399,7 @@ mod tests {
         assert_eq!(config_error(""), "send_to");
         assert_eq!(config_error("send_to = ['a@x']\nhost = 'mail'"), "host");
         assert_eq!(config_error("send_to = ['a@x']\nauth = 'LOGIN'"), "auth");
-        assert_eq!(config_error("send_to = ['a@x']\nauth = 'CRAMMD5'"), "auth");
+        assert_eq!(config_error("send_to = ['a@x']\nauth = 'CRAMMD5'"), "");
         assert_eq!(
             config_error("send_to = ['a@x']\nsend_fromm = 'x'"),
             "send_fromm"
