@@ -27,6 +27,10 @@ with Payload
   {"time":<timer s>,"untracked":<n>,"services":[{"name":..,"state":"up"|"warn"|"down",
    "beats":n,"last_beat":<s>,"silence":<s>,"warn_timeout":<s>,"down_timeout":<s>}, ...]}
 (services sorted by name; a timeout is absent while it is automatic and unknown).
+The document takes about 110 bytes per service: the default `max_services` keeps it
+under the default `output_limit` (64512) for names of up to ~20 characters; when
+tracking more services, raise the filter's `output_limit` too, or the tick exceeds it
+and terminates the sandbox.
 
 The beat time is the message Timestamp: the input's receive time unless the decoder
 sets one, so senders' clocks only matter when their messages carry a Timestamp.
@@ -40,7 +44,7 @@ Config ([name.config]):
   warn_timeout   = 0            -- seconds of silence before "warn" (0 = automatic)
   down_timeout   = 0            -- seconds of silence before "down" (0 = automatic)
   alert_throttle = 0            -- minimum seconds between alerts of one id
-  max_services   = 1000         -- services tracked at most
+  max_services   = 500          -- services tracked at most
   payload_name   = "heartbeat"  -- payload_name of the status document
 
 Example:
@@ -65,7 +69,7 @@ require "table"
 local key_field = read_config("key_field") or "Hostname"
 local warn_config = (read_config("warn_timeout") or 0) * 1e9
 local down_config = (read_config("down_timeout") or 0) * 1e9
-local max_services = read_config("max_services") or 1000
+local max_services = read_config("max_services") or 500
 local payload_name = read_config("payload_name") or "heartbeat"
 alert.set_throttle((read_config("alert_throttle") or 0) * 1e9)
 
