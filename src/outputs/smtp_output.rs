@@ -312,7 +312,11 @@ impl SmtpOutput {
         if self.batch.count == 0 {
             self.batch.subject = subject;
         } else {
-            self.batch.body.extend_from_slice(b"\n\n");
+            // One blank line between messages.
+            if !self.batch.body.ends_with(b"\n") {
+                self.batch.body.push(b'\n');
+            }
+            self.batch.body.push(b'\n');
         }
         self.batch.body.extend_from_slice(body);
         self.batch.count += 1;

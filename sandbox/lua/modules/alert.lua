@@ -26,7 +26,8 @@ hekate extension, for alerts about one thing (a host, a service, a metric):
   alert.notify(ns, id, summary[, detail]) -- inject an alert for `id`; true if sent
   alert.throttled(ns, id)                 -- would an alert for `id` be throttled?
 
-  The throttle is kept per `id` (in the global `_ALERT_TIMES`), so an alert about one
+  The throttle is kept per `id` (in the global `_ALERT_TIMES`; a throttle of 0 lets
+  every notify through, even when `ns` goes backwards), so an alert about one
   host never suppresses another's; use an id per state ("web1:down", "web1:up") to keep
   a recovery from being suppressed by the outage alert before it. The alert's
   `payload_name` is `id`, and its Payload is `summary` (one line; newlines become
@@ -78,7 +79,8 @@ end
 
 function M.throttled(ns, id)
     if id ~= nil then
-        return is_throttled(ns, _ALERT_TIMES[id])
+        -- Without a throttle, per-id alerts always go, even with out-of-order times.
+        return throttle > 0 and is_throttled(ns, _ALERT_TIMES[id])
     end
     return is_throttled(ns, _LAST_ALERT)
 end
