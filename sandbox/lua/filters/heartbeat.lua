@@ -80,7 +80,8 @@ local KEPT_INTERVALS = 20
 local MAX_ALERTS_PER_TICK = 9
 local RANK = { up = 0, warn = 1, down = 2 }
 
--- Preserved state: name -> {last = ns, beats = n, intervals = {ns...}, state = "up"}.
+-- Preserved state: name -> {last = ns, beats = n, intervals = {ns...}, median = ns,
+-- state = "up"}. The median is updated per beat, so a tick does not sort.
 services = services or {}
 service_count = service_count or 0
 untracked = untracked or 0
@@ -99,8 +100,8 @@ end
 -- The warn and down timeouts of a service in ns (nil while automatic and unknown).
 local function timeouts(s)
     local auto
-    if s.beats >= AUTO_BEATS and #s.intervals > 0 then
-        auto = median(s.intervals)
+    if s.beats >= AUTO_BEATS then
+        auto = s.median
     end
     local warn = warn_config > 0 and warn_config or (auto and auto * AUTO_WARN)
     local down = down_config
@@ -131,6 +132,7 @@ local function add_interval(s, interval)
     if #iv > KEPT_INTERVALS then
         table.remove(iv, 1)
     end
+    s.median = median(iv)
 end
 
 function process_message()
