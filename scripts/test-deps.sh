@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need beside cargo: a Python venv at <repo>/.venv
 # with Graphite's whisper 1.1.10 (the reference implementation tests/whisper_python.rs
-# compares against). Idempotent: re-running only checks what is installed.
+# compares against) and aiosmtpd 1.4.6 (the SMTP server tests/smtp.rs delivers to).
+# Idempotent: re-running only checks what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
   || .venv/bin/pip install -q whisper==1.1.10
+# aiosmtpd: the SMTP server tests/smtp.rs sends mail to.
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("aiosmtpd") != "1.4.6")' 2>/dev/null \
+  || .venv/bin/pip install -q aiosmtpd==1.4.6

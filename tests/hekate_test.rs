@@ -31,6 +31,19 @@ fn shipped_lua_tests_pass() {
         "{text}"
     );
     assert!(text.contains("PASS sandbox/lua/tests/line.toml"), "{text}");
+    for file in [
+        "alert.toml",
+        "alert_encoder.toml",
+        "heartbeat.toml",
+        "heartbeat_auto.toml",
+        "threshold.toml",
+        "threshold_below.toml",
+    ] {
+        assert!(
+            text.contains(&format!("PASS sandbox/lua/tests/{file}")),
+            "{text}"
+        );
+    }
     assert!(text.ends_with(" passed, 0 failed\n"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
 }

@@ -6,6 +6,8 @@ use crate::plugin::{BuildOutput, Registration};
 mod carbon_output;
 mod file_output;
 mod log_output;
+mod smtp_client;
+mod smtp_output;
 mod tcp_output;
 mod tcp_sink;
 mod whisper_output;
@@ -15,6 +17,7 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     carbon_output::PLUGIN,
     file_output::PLUGIN,
     log_output::PLUGIN,
+    smtp_output::PLUGIN,
     tcp_output::PLUGIN,
     whisper_output::PLUGIN,
 ];

@@ -1,0 +1,440 @@
+//! End-to-end tests of `SmtpOutput` against a real SMTP server on loopback: Python's
+//! `aiosmtpd` running `tests/fixtures/smtp_sink.py`, which stores every accepted mail as
+//! JSON. Also the alerting chain: heartbeats over UDP → `heartbeat.lua` → alert encoder →
+//! `SmtpOutput`.
+//!
+//! Needs `scripts/test-deps.sh` (aiosmtpd in `<repo>/.venv`, or `$HEKATE_VENV`); without it
+//! these tests fail with a message saying so.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn venv() -> PathBuf {
+    std::env::var_os("HEKATE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
+}
+
+/// A running `smtp_sink.py`; killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start(args: &[&str]) -> Sink {
+        Self::start_on(free_port(), args)
+    }
+
+    fn start_on(port: u16, args: &[&str]) -> Sink {
+        let python = venv().join("bin/python");
+        let ok = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "aiosmtpd is not installed in {}: run scripts/test-deps.sh (or set HEKATE_VENV)",
+            venv().display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/smtp_sink.py"
+            ))
+            .arg(port.to_string())
+            .arg(dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn smtp_sink.py");
+        let sink = Sink { child, port, dir };
+        assert!(wait_tcp(port), "smtp_sink.py did not listen on {port}");
+        sink
+    }
+
+    /// The stored mails, in arrival order.
+    fn mails(&self) -> Vec<serde_json::Value> {
+        let mut mails = Vec::new();
+        for n in 1.. {
+            let path = self.dir.path().join(format!("mail-{n}.json"));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                break;
+            };
+            mails.push(serde_json::from_str(&text).expect("mail json"));
+        }
+        mails
+    }
+
+    /// Waits for at least `n` mails.
+    fn wait_mails(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        wait_for(timeout, || self.mails().len() >= n);
+        let mails = self.mails();
+        assert!(mails.len() >= n, "expected {n} mails, got {mails:#?}");
+        mails
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The DATA text of a stored mail.
+fn data(mail: &serde_json::Value) -> &str {
+    mail["data"].as_str().expect("data")
+}
+
+/// A header's value (first occurrence), unfolded.
+fn header<'a>(data: &'a str, name: &str) -> Option<&'a str> {
+    let head = data.split("\r\n\r\n").next()?;
+    head.split("\r\n")
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// The body after the blank line.
+fn body(data: &str) -> &str {
+    data.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// UdpInput `in` with JsonDecoder, plus the `[mail]` SmtpOutput section `mail`.
+fn config(udp: u16, mail: &str) -> String {
+    format!(
+        r#"
+[in]
+type = "UdpInput"
+address = "127.0.0.1:{udp}"
+decoder = "JsonDecoder"
+
+[JsonDecoder]
+type = "JsonDecoder"
+
+[mail]
+type = "SmtpOutput"
+message_matcher = "Type == 'note'"
+{mail}
+"#
+    )
+}
+
+fn send_json(udp: u16, json: &str) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.send_to(json.as_bytes(), ("127.0.0.1", udp))
+        .expect("send");
+}
+
+fn start(udp: u16, mail: &str) -> Hekate {
+    let h = Hekate::start(&config(udp, mail));
+    assert!(h.wait_log("Listening for UDP.", LONG), "{}", h.log_text());
+    h
+}
+
+#[test]
+fn mail_has_rfc5322_headers_and_the_encoded_body() {
+    let sink = Sink::start(&[]);
+    let udp = free_udp_port();
+    let _h = start(
+        udp,
+        &format!(
+            r#"send_from = "Hekate Alerts <alerts@example.com>"
+send_to = ["ops@example.com", "dev@example.com"]
+subject = "Disk alert"
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send_json(
+        udp,
+        r#"{"Type":"note","Payload":"first line\n.dot line\nlast"}"#,
+    );
+    let mails = sink.wait_mails(1, LONG);
+    let m = &mails[0];
+    assert_eq!(m["mail_from"], "alerts@example.com");
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["ops@example.com", "dev@example.com"])
+    );
+    let d = data(m);
+    assert_eq!(
+        header(d, "From"),
+        Some("Hekate Alerts <alerts@example.com>")
+    );
+    assert_eq!(header(d, "To"), Some("ops@example.com, dev@example.com"));
+    assert_eq!(header(d, "Subject"), Some("Disk alert"));
+    assert_eq!(header(d, "MIME-Version"), Some("1.0"));
+    assert_eq!(header(d, "Content-Transfer-Encoding"), Some("7bit"));
+    let date = header(d, "Date").expect("Date");
+    assert!(
+        chrono::DateTime::parse_from_rfc2822(date).is_ok(),
+        "Date: {date}"
+    );
+    let id = header(d, "Message-ID").expect("Message-ID");
+    assert!(
+        id.starts_with('<') && id.ends_with('>') && id.contains('@'),
+        "{id}"
+    );
+    // The server un-stuffs the dot, so the line arrives as sent.
+    assert_eq!(body(d), "first line\r\n.dot line\r\nlast\r\n");
+    assert!(!d.contains("\n\n") && !d.replace("\r\n", "").contains('\n'));
+}
+
+#[test]
+fn auth_plain_logs_in_and_the_default_subject_names_the_output() {
+    let sink = Sink::start(&["--auth", "hekate:s3cret"]);
+    let udp = free_udp_port();
+    let _h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+auth = "Plain"
+user = "hekate"
+password = "s3cret"
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send_json(udp, r#"{"Type":"note","Payload":"hello"}"#);
+    let mails = sink.wait_mails(1, LONG);
+    assert_eq!(mails[0]["authenticated"], true);
+    assert_eq!(mails[0]["mail_from"], "heka@localhost.localdomain");
+    assert_eq!(header(data(&mails[0]), "Subject"), Some("Heka [mail]"));
+    assert_eq!(body(data(&mails[0])), "hello\r\n");
+}
+
+#[test]
+fn auth_cram_md5_logs_in() {
+    let sink = Sink::start(&["--auth", "hekate:s3cret"]);
+    let udp = free_udp_port();
+    let _h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+auth = "CRAMMD5"
+user = "hekate"
+password = "s3cret"
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    send_json(udp, r#"{"Type":"note","Payload":"hello"}"#);
+    let mails = sink.wait_mails(1, LONG);
+    assert_eq!(mails[0]["authenticated"], true);
+    assert_eq!(body(data(&mails[0])), "hello\r\n");
+}
+
+#[test]
+fn refused_mail_is_dropped_and_counted() {
+    let sink = Sink::start(&["--auth", "hekate:s3cret"]);
+    let udp = free_udp_port();
+    let h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+auth = "Plain"
+user = "hekate"
+password = "wrong"
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send_json(udp, r#"{"Type":"note","Payload":"one"}"#);
+    send_json(udp, r#"{"Type":"note","Payload":"two"}"#);
+    assert!(
+        wait_for(LONG, || h.counters("mail").get("mails_rejected")
+            == Some(&2)),
+        "{}",
+        h.log_text()
+    );
+    let c = h.counters("mail");
+    assert!(c.get("mails_sent").is_none_or(|n| *n == 0), "{c:?}");
+    assert!(sink.mails().is_empty());
+    assert!(h.log_text().contains("refused"), "{}", h.log_text());
+}
+
+#[test]
+fn server_down_then_up_delivers_after_retry() {
+    let port = free_port();
+    let udp = free_udp_port();
+    let h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+host = "127.0.0.1:{port}""#
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send_json(udp, r#"{"Type":"note","Payload":"while down"}"#);
+    assert!(h.wait_log("will retry", LONG), "{}", h.log_text());
+    let sink = Sink::start_on(port, &[]);
+    let mails = sink.wait_mails(1, LONG);
+    assert_eq!(body(data(&mails[0])), "while down\r\n");
+    // The sink stores the mail before it answers 250, so the counter may lag a little.
+    assert!(wait_for(LONG, || h.counters("mail").get("mails_sent") == Some(&1)));
+}
+
+#[test]
+fn send_interval_batches_mails_like_heka() {
+    let sink = Sink::start(&[]);
+    let udp = free_udp_port();
+    let h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+subject = "Batch"
+send_interval = 2
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for p in ["m1", "m2", "m3"] {
+        send_json(udp, &format!(r#"{{"Type":"note","Payload":"{p}"}}"#));
+    }
+    let mails = sink.wait_mails(2, LONG);
+    assert_eq!(body(data(&mails[0])), "m1\r\n");
+    assert_eq!(header(data(&mails[1]), "Subject"), Some("Batch (+1 more)"));
+    assert_eq!(body(data(&mails[1])), "m2\r\n\r\nm3\r\n");
+    assert!(wait_for(LONG, || h.counters("mail").get("mails_sent") == Some(&2)));
+    let c = h.counters("mail");
+    assert_eq!(c.get("mails_batched"), Some(&2), "{c:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(sink.mails().len(), 2);
+}
+
+#[test]
+fn collected_mails_are_sent_at_shutdown() {
+    let sink = Sink::start(&[]);
+    let udp = free_udp_port();
+    let mut h = start(
+        udp,
+        &format!(
+            r#"send_to = ["ops@example.com"]
+subject = "Batch"
+send_interval = 3600
+host = "127.0.0.1:{}""#,
+            sink.port
+        ),
+    );
+    send_json(udp, r#"{"Type":"note","Payload":"now"}"#);
+    sink.wait_mails(1, LONG);
+    send_json(udp, r#"{"Type":"note","Payload":"later"}"#);
+    assert!(
+        wait_for(LONG, || h.counters("mail").get("mails_batched") == Some(&1)),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    let mails = sink.wait_mails(2, LONG);
+    assert_eq!(body(data(&mails[1])), "later\r\n");
+    assert_eq!(header(data(&mails[1]), "Subject"), Some("Batch"));
+}
+
+/// Beats for `service` every 200 ms for `beats` beats.
+fn beat(udp: u16, service: &str, beats: usize) {
+    for _ in 0..beats {
+        send_json(
+            udp,
+            &format!(r#"{{"Type":"heartbeat","Fields":{{"service":"{service}"}}}}"#),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn heartbeat_down_and_up_alerts_arrive_by_mail() {
+    let sink = Sink::start(&[]);
+    let udp = free_udp_port();
+    let lua = concat!(env!("CARGO_MANIFEST_DIR"), "/sandbox/lua");
+    let h = Hekate::start(&format!(
+        r#"
+[hekad]
+share_dir = "{lua}"
+
+[beats]
+type = "UdpInput"
+address = "127.0.0.1:{udp}"
+decoder = "JsonDecoder"
+
+[JsonDecoder]
+type = "JsonDecoder"
+
+[heartbeat]
+type = "SandboxFilter"
+filename = "filters/heartbeat.lua"
+module_directory = "modules"
+message_matcher = "Type == 'heartbeat'"
+ticker_interval = 1
+[heartbeat.config]
+key_field = "Fields[service]"
+warn_timeout = 2
+down_timeout = 4
+
+[AlertEncoder]
+type = "SandboxEncoder"
+filename = "encoders/alert.lua"
+[AlertEncoder.config]
+subject_prefix = "[hekate] "
+
+[mail]
+type = "SmtpOutput"
+message_matcher = "Type == 'heka.sandbox-output' && Fields[payload_type] == 'alert'"
+encoder = "AlertEncoder"
+subject_from_body = true
+send_to = ["oncall@example.com"]
+host = "127.0.0.1:{port}"
+"#,
+        port = sink.port
+    ));
+    assert!(h.wait_log("Listening for UDP.", LONG), "{}", h.log_text());
+    beat(udp, "web1", 10);
+    // Silence: warn after 2 s, down after 4 s (checked every second).
+    let mails = sink.wait_mails(2, LONG);
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| header(data(m), "Subject").expect("Subject"))
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "[hekate] WARNING: web1 heartbeat late",
+            "[hekate] CRITICAL: web1 heartbeat lost"
+        ],
+        "{}",
+        h.log_text()
+    );
+    let down = body(data(&mails[1]));
+    assert!(down.starts_with("Time:     "), "{down}");
+    for line in [
+        "Severity: CRITICAL\r\n",
+        "Filter:   heartbeat\r\n",
+        "Alert:    web1:down\r\n",
+        "Summary:  web1 heartbeat lost\r\n",
+        "\r\nno heartbeat for ",
+    ] {
+        assert!(down.contains(line), "{line:?} not in {down}");
+    }
+    beat(udp, "web1", 3);
+    let mails = sink.wait_mails(3, LONG);
+    assert_eq!(
+        header(data(&mails[2]), "Subject"),
+        Some("[hekate] OK: web1 heartbeat is back")
+    );
+    assert!(body(data(&mails[2])).contains("(was down)"));
+}
