@@ -3,6 +3,7 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+pub mod cassandra_output;
 mod carbon_output;
 mod file_output;
 mod log_output;
@@ -13,6 +14,7 @@ mod whisper_output;
 /// Every registered output type.
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     carbon_output::PLUGIN,
+    cassandra_output::PLUGIN,
     file_output::PLUGIN,
     log_output::PLUGIN,
     tcp_output::PLUGIN,
