@@ -77,16 +77,18 @@ async fn plain(host: &str, keyspace: &str, rows: usize, in_flight: usize) -> Dur
     let t = target(host, keyspace);
     let s = Arc::new(connect(host).await);
     create(&s, &t).await;
-    let insert = s
-        .prepare(schema::insert_row(&t, 0))
-        .await
-        .expect("prepare");
+    let insert = s.prepare(schema::insert_row(&t, 0)).await.expect("prepare");
     let msgs: Vec<Message> = (0..rows).map(message).collect();
     let start = Instant::now();
     let mut tasks: JoinSet<Result<(), scylla::errors::ExecutionError>> = JoinSet::new();
     for m in msgs {
         if tasks.len() >= in_flight {
-            tasks.join_next().await.expect("task").expect("join").expect("insert");
+            tasks
+                .join_next()
+                .await
+                .expect("task")
+                .expect("join")
+                .expect("insert");
         }
         let (s, insert) = (s.clone(), insert.clone());
         tasks.spawn(async move {
@@ -172,7 +174,8 @@ async fn feed(host: &str, keyspace: &str, rows: usize, port: u16) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: cassandra_rows plain HOST KEYSPACE ROWS IN_FLIGHT | feed HOST KEYSPACE ROWS PORT";
+    let usage =
+        "usage: cassandra_rows plain HOST KEYSPACE ROWS IN_FLIGHT | feed HOST KEYSPACE ROWS PORT";
     if args.len() != 6 {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -188,5 +191,8 @@ async fn main() {
         }
     };
     let secs = took.as_secs_f64();
-    println!("rows={n} seconds={secs:.3} rows_per_s={:.0}", n as f64 / secs);
+    println!(
+        "rows={n} seconds={secs:.3} rows_per_s={:.0}",
+        n as f64 / secs
+    );
 }

@@ -156,10 +156,13 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
         &format!("SELECT DISTINCT hostname, type, day FROM {ks}.messages"),
     );
     assert_eq!(partitions.len(), 4);
-    let seen: BTreeSet<(String, String)> =
-        select(&rt, &cql, &format!("SELECT kind, value FROM {ks}.messages_seen"))
-            .into_iter()
-            .collect();
+    let seen: BTreeSet<(String, String)> = select(
+        &rt,
+        &cql,
+        &format!("SELECT kind, value FROM {ks}.messages_seen"),
+    )
+    .into_iter()
+    .collect();
     let want: BTreeSet<(String, String)> = [
         ("hostname", "web-1"),
         ("hostname", "web-2"),
@@ -188,7 +191,10 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
     );
     let all = all.as_array().expect("array");
     assert_eq!(all.len(), 30);
-    let payloads: Vec<&str> = all.iter().map(|m| m["Payload"].as_str().unwrap_or("")).collect();
+    let payloads: Vec<&str> = all
+        .iter()
+        .map(|m| m["Payload"].as_str().unwrap_or(""))
+        .collect();
     let want: Vec<String> = (0..60).step_by(2).map(|i| format!("line {i}")).collect();
     assert_eq!(payloads, want, "oldest first across both days");
     assert_eq!(all[0]["Timestamp"], base + 123_456);
@@ -203,7 +209,17 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
     let until = (base + 18_000_123_456).to_string();
     let some = query_cli(
         dir,
-        &["messages", "--hostname", "web-1", "--type", "cass.test", "--from", &from, "--until", &until],
+        &[
+            "messages",
+            "--hostname",
+            "web-1",
+            "--type",
+            "cass.test",
+            "--from",
+            &from,
+            "--until",
+            &until,
+        ],
     );
     let got: Vec<&str> = some
         .as_array()
@@ -212,7 +228,10 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
         .map(|m| m["Payload"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(got, ["line 10", "line 12", "line 14", "line 16"]);
-    assert_eq!(query_cli(dir, &["hostnames"]), serde_json::json!(["web-1", "web-2"]));
+    assert_eq!(
+        query_cli(dir, &["hostnames"]),
+        serde_json::json!(["web-1", "web-2"])
+    );
     assert_eq!(query_cli(dir, &["types"]), serde_json::json!(["cass.test"]));
 
     // The HTTP endpoint.
@@ -229,8 +248,14 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
         .map(|m| m["Payload"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(got, ["line 1", "line 3", "line 5", "line 7", "line 9"]);
-    assert_eq!(json_get(http, "/hostnames"), (200, serde_json::json!(["web-1", "web-2"])));
-    assert_eq!(json_get(http, "/types"), (200, serde_json::json!(["cass.test"])));
+    assert_eq!(
+        json_get(http, "/hostnames"),
+        (200, serde_json::json!(["web-1", "web-2"]))
+    );
+    assert_eq!(
+        json_get(http, "/types"),
+        (200, serde_json::json!(["cass.test"]))
+    );
     assert_eq!(json_get(http, "/messages?type=cass.test").0, 400);
     assert_eq!(json_get(http, "/metrics?name=x").0, 400);
     assert_eq!(json_get(http, "/nothing").0, 404);
@@ -271,7 +296,8 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
         ],
     );
     assert!(
-        wait_for(LONG, || h.counters("points").get("rows_written") == Some(&4)),
+        wait_for(LONG, || h.counters("points").get("rows_written")
+            == Some(&4)),
         "{:?}\n{}",
         h.counters("points"),
         h.log_text()
@@ -288,10 +314,30 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
     assert_eq!(
         rows,
         vec![
-            ("stats.counters.b.count".into(), day(1_700_000_000), CqlTimestamp(1_700_000_000_000), 3.0),
-            ("stats.gauges.a".into(), day(1_700_000_000), CqlTimestamp(1_700_000_000_000), 1.5),
-            ("stats.gauges.a".into(), day(1_700_000_010), CqlTimestamp(1_700_000_010_000), 2.5),
-            ("stats.gauges.a".into(), day(1_700_086_400), CqlTimestamp(1_700_086_400_000), 4.0),
+            (
+                "stats.counters.b.count".into(),
+                day(1_700_000_000),
+                CqlTimestamp(1_700_000_000_000),
+                3.0
+            ),
+            (
+                "stats.gauges.a".into(),
+                day(1_700_000_000),
+                CqlTimestamp(1_700_000_000_000),
+                1.5
+            ),
+            (
+                "stats.gauges.a".into(),
+                day(1_700_000_010),
+                CqlTimestamp(1_700_000_010_000),
+                2.5
+            ),
+            (
+                "stats.gauges.a".into(),
+                day(1_700_086_400),
+                CqlTimestamp(1_700_086_400_000),
+                4.0
+            ),
         ]
     );
     assert_ne!(day(1_700_000_000), day(1_700_086_400), "two day partitions");
@@ -300,12 +346,23 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
         &cql,
         &format!("SELECT TTL(value) FROM {ks}.metrics WHERE name = 'stats.counters.b.count' AND day = '2023-11-14'"),
     );
-    assert!(matches!(ttl.as_slice(), [(Some(t),)] if *t > 86_000_000), "{ttl:?}");
+    assert!(
+        matches!(ttl.as_slice(), [(Some(t),)] if *t > 86_000_000),
+        "{ttl:?}"
+    );
 
     let dir = h.path();
     let series = query_cli(
         dir,
-        &["metrics", "--name", "stats.gauges.a", "--from", "1700000000000000000", "--until", "1700090000000000000"],
+        &[
+            "metrics",
+            "--name",
+            "stats.gauges.a",
+            "--from",
+            "1700000000000000000",
+            "--until",
+            "1700090000000000000",
+        ],
     );
     assert_eq!(
         series,
@@ -321,7 +378,13 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
         http,
         "/metrics?name=stats.gauges.a&from=1700000000000000000&until=1700000010000000000",
     );
-    assert_eq!((status, v), (200, serde_json::json!([{"target": "stats.gauges.a", "datapoints": [[1.5, 1700000000]]}])));
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            serde_json::json!([{"target": "stats.gauges.a", "datapoints": [[1.5, 1700000000]]}])
+        )
+    );
     assert_eq!(
         json_get(http, "/names?limit=1"),
         (200, serde_json::json!(["stats.counters.b.count"]))
@@ -336,10 +399,99 @@ fn query_cli_fails_clearly_without_cassandra_on_the_given_host() {
     let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
         .arg("-config")
         .arg(dir.path().join("none.d"))
-        .args(["query", "--hosts", &format!("127.0.0.1:{port}"), "hostnames"])
+        .args([
+            "query",
+            "--hosts",
+            &format!("127.0.0.1:{port}"),
+            "hostnames",
+        ])
         .output()
         .expect("run hekate query");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect to Cassandra"), "{err}");
+}
+
+/// A TCP relay to Cassandra on `port`, started when called (until then the port is closed).
+fn start_relay(port: u16) {
+    let target = cassandra_addr();
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind relay");
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            let (c2, s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || pipe(client, server));
+            std::thread::spawn(move || pipe(s2, c2));
+        }
+    });
+}
+
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn messages_wait_until_cassandra_is_first_reachable() {
+    require_cassandra();
+    let rt = runtime();
+    let cql = session(&rt);
+    let ks = "hekate_test_late";
+    drop_keyspace(&rt, &cql, ks);
+    let (input, relay) = (free_port(), free_port());
+    let h = Hekate::start(&format!(
+        r#"
+[in]
+type = "TcpInput"
+address = "127.0.0.1:{input}"
+
+[late]
+type = "CassandraOutput"
+message_matcher = "Type == 'cass.late'"
+hosts = ["127.0.0.1:{relay}"]
+keyspace = "{ks}"
+"#
+    ));
+    assert!(wait_tcp(input), "{}", h.log_text());
+    let msgs: Vec<Message> = (0..20)
+        .map(|i| {
+            let mut m = Message::new();
+            m.hostname = "late".into();
+            m.msg_type = "cass.late".into();
+            m.payload = format!("late {i}");
+            m
+        })
+        .collect();
+    send(input, &msgs);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = h.counters("late");
+    assert_eq!(
+        before.get("rows_written").copied().unwrap_or(0),
+        0,
+        "{before:?}"
+    );
+    assert!(
+        before["write_failures"] > 0,
+        "connection attempts are counted: {before:?}"
+    );
+    start_relay(relay);
+    assert!(
+        wait_for(LONG, || h.counters("late").get("rows_written") == Some(&20)),
+        "{:?}\n{}",
+        h.counters("late"),
+        h.log_text()
+    );
+    assert_eq!(h.counters("late")["dropped"], 0);
+    let rows: Vec<(String,)> = select(&rt, &cql, &format!("SELECT payload FROM {ks}.messages"));
+    assert_eq!(rows.len(), 20);
+    assert!(
+        h.log_text().contains("cannot connect to Cassandra"),
+        "the wait is logged: {}",
+        h.log_text()
+    );
 }

@@ -55,7 +55,10 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
     let lock_path = std::env::temp_dir().join("hekate-cassandra-restart.lock");
     let lock = std::fs::File::create(&lock_path).expect("lock file");
     // SAFETY: flock on a file descriptor we own.
-    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
     let rt = runtime();
     let ks = "hekate_test_restart";
     {
@@ -65,12 +68,21 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
     let input = free_port();
     let h = Hekate::start(&format!(
         "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
-        output_section("cass", ks, "messages", "Type == 'cass.restart'", "batch_size = 20")
+        output_section(
+            "cass",
+            ks,
+            "messages",
+            "Type == 'cass.restart'",
+            "batch_size = 20"
+        )
     ));
     assert!(wait_tcp(input), "{}", h.log_text());
     send(input, &batch(0, 100));
     assert!(
-        wait_for(Duration::from_secs(90), || h.counters("cass").get("rows_written") == Some(&100)),
+        wait_for(Duration::from_secs(90), || h
+            .counters("cass")
+            .get("rows_written")
+            == Some(&100)),
         "{:?}\n{}",
         h.counters("cass"),
         h.log_text()
@@ -85,13 +97,22 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
         std::thread::sleep(Duration::from_secs(1));
     }
     let during = h.counters("cass");
-    assert_eq!(during["rows_written"], 100, "nothing can be written while down: {during:?}");
-    assert!(during["write_failures"] > 0, "failed attempts are counted: {during:?}");
+    assert_eq!(
+        during["rows_written"], 100,
+        "nothing can be written while down: {during:?}"
+    );
+    assert!(
+        during["write_failures"] > 0,
+        "failed attempts are counted: {during:?}"
+    );
     assert!(down_since.elapsed() >= Duration::from_secs(30));
     service("start");
     send(input, &batch(400, 50));
     assert!(
-        wait_for(Duration::from_secs(180), || h.counters("cass").get("rows_written") == Some(&450)),
+        wait_for(Duration::from_secs(180), || h
+            .counters("cass")
+            .get("rows_written")
+            == Some(&450)),
         "{:?}\n{}",
         h.counters("cass"),
         h.log_text()
@@ -106,5 +127,9 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
         .filter_map(|r| r.0.strip_prefix("msg ").and_then(|n| n.parse().ok()))
         .collect();
     got.sort_unstable();
-    assert_eq!(got, (0..450).collect::<Vec<_>>(), "every message is in the table once");
+    assert_eq!(
+        got,
+        (0..450).collect::<Vec<_>>(),
+        "every message is in the table once"
+    );
 }

@@ -3,8 +3,8 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
-pub mod cassandra_output;
 mod carbon_output;
+pub mod cassandra_output;
 mod file_output;
 mod log_output;
 mod tcp_output;

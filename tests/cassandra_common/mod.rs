@@ -92,7 +92,8 @@ pub fn send(port: u16, msgs: &[Message]) {
 /// A GET over HTTP/1.1; returns (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to query endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -115,7 +116,13 @@ pub fn service_script() -> PathBuf {
 }
 
 /// The CassandraOutput section of a test config.
-pub fn output_section(name: &str, keyspace: &str, schema: &str, matcher: &str, extra: &str) -> String {
+pub fn output_section(
+    name: &str,
+    keyspace: &str,
+    schema: &str,
+    matcher: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [{name}]

@@ -221,7 +221,9 @@ impl CassandraOutputConfig {
         }
         let query_address = self.query_address.as_deref().and_then(|a| {
             a.parse()
-                .map_err(|_| errs.push(p.error("query_address", format!("expected ip:port, got {a:?}"))))
+                .map_err(|_| {
+                    errs.push(p.error("query_address", format!("expected ip:port, got {a:?}")))
+                })
                 .ok()
         });
         if !errs.is_empty() {

@@ -41,7 +41,8 @@ const RUNTIME_THREADS: usize = 2;
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration {
     name: "CassandraOutput",
-    description: "Store messages or statmetric points in Apache Cassandra; optional JSON query endpoint.",
+    description:
+        "Store messages or statmetric points in Apache Cassandra; optional JSON query endpoint.",
     build,
     defaults: Defaults {
         ticker_interval: Some(1),
@@ -152,7 +153,11 @@ impl Output for CassandraOutput {
         Ok(())
     }
 
-    fn timer_event(&mut self, _now_ns: i64, cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
+    fn timer_event(
+        &mut self,
+        _now_ns: i64,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
         self.start(cx.stats)
     }
 
@@ -185,8 +190,18 @@ mod tests {
         .err()
         .expect("config errors");
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        for key in ["schema", "keyspace", "consistency", "batch_size", "query_address", "hosts"] {
-            assert!(text.iter().any(|t| t.contains(key)), "{key} not in {text:?}");
+        for key in [
+            "schema",
+            "keyspace",
+            "consistency",
+            "batch_size",
+            "query_address",
+            "hosts",
+        ] {
+            assert!(
+                text.iter().any(|t| t.contains(key)),
+                "{key} not in {text:?}"
+            );
         }
     }
 

@@ -51,7 +51,10 @@ pub enum QueryError {
 impl QueryError {
     /// True when the caller sent a bad request (HTTP 400), not a server-side failure.
     pub fn is_bad_request(&self) -> bool {
-        matches!(self, QueryError::BadRequest(_) | QueryError::WrongSchema { .. })
+        matches!(
+            self,
+            QueryError::BadRequest(_) | QueryError::WrongSchema { .. }
+        )
     }
 }
 
@@ -161,8 +164,7 @@ type MessageColumns = (
 impl Reader {
     /// Connects and prepares the SELECTs.
     pub async fn connect(target: Target) -> Result<Reader, QueryError> {
-        let session =
-            session::connect(&target, scylla::statement::Consistency::LocalOne).await?;
+        let session = session::connect(&target, scylla::statement::Consistency::LocalOne).await?;
         let (ks, t) = (&target.keyspace, &target.table);
         let select = match target.schema {
             Schema::Messages => format!(
@@ -244,7 +246,12 @@ impl Reader {
 
     /// Points of one series in a range, Graphite's render format:
     /// `[{"target": name, "datapoints": [[value, unix_seconds], ...]}]`.
-    pub async fn metrics(&self, name: &str, range: Range, limit: usize) -> Result<Value, QueryError> {
+    pub async fn metrics(
+        &self,
+        name: &str,
+        range: Range,
+        limit: usize,
+    ) -> Result<Value, QueryError> {
         self.require(Schema::Metrics, "metrics")?;
         let mut points = Vec::new();
         for day in range.days() {
@@ -257,7 +264,10 @@ impl Reader {
                 left,
             );
             let rows = self.rows(values).await?;
-            for r in rows.rows::<(CqlTimestamp, Option<f64>)>().map_err(read_err)? {
+            for r in rows
+                .rows::<(CqlTimestamp, Option<f64>)>()
+                .map_err(read_err)?
+            {
                 let (ts, value) = r.map_err(read_err)?;
                 points.push(json!([value, seconds_json(ts.0)]));
             }
@@ -304,12 +314,11 @@ impl Reader {
 }
 
 fn message_json(hostname: &str, msg_type: &str, ns: i64, r: MessageColumns) -> Value {
-    let fields: serde_json::Map<String, Value> = r
-        .8
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let fields: serde_json::Map<String, Value> =
+        r.8.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
     json!({
         "Uuid": r.1.to_string(),
         "Timestamp": ns,
@@ -340,7 +349,10 @@ mod tests {
 
     #[test]
     fn times_parse_both_ways() {
-        assert_eq!(parse_time("1700000000000000000").ok(), Some(1_700_000_000_000_000_000));
+        assert_eq!(
+            parse_time("1700000000000000000").ok(),
+            Some(1_700_000_000_000_000_000)
+        );
         assert_eq!(
             parse_time("2023-11-14T22:13:20Z").ok(),
             Some(1_700_000_000_000_000_000)

@@ -206,7 +206,12 @@ impl MetricRow {
 
     /// The values for the INSERT.
     pub fn values(&self) -> (&str, CqlDate, CqlTimestamp, f64) {
-        (&self.name, cql_date(self.day), CqlTimestamp(self.ms), self.value)
+        (
+            &self.name,
+            cql_date(self.day),
+            CqlTimestamp(self.ms),
+            self.value,
+        )
     }
 }
 

@@ -48,10 +48,13 @@ pub async fn connect(t: &Target, consistency: Consistency) -> Result<Session, Se
     if let Some((user, password)) = &t.credentials {
         builder = builder.user(user, password);
     }
-    builder.build().await.map_err(|source| SessionError::Connect {
-        hosts: t.hosts.join(","),
-        source,
-    })
+    builder
+        .build()
+        .await
+        .map_err(|source| SessionError::Connect {
+            hosts: t.hosts.join(","),
+            source,
+        })
 }
 
 /// Creates the keyspace (SimpleStrategy) and the tables when missing.

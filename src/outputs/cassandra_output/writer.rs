@@ -60,7 +60,7 @@ impl Row {
 pub struct Counters {
     /// Rows Cassandra acknowledged.
     pub rows_written: Arc<AtomicU64>,
-    /// Batches or index writes that failed and will be retried.
+    /// Failed attempts (connecting, batches, index writes); all are retried.
     pub write_failures: Arc<AtomicU64>,
     /// Rows Cassandra refused as invalid (not retried).
     pub rows_rejected: Arc<AtomicU64>,
@@ -84,7 +84,9 @@ pub enum WriteError {
     #[error("{0}; rows stay buffered and the write is retried")]
     Session(#[from] SessionError),
     /// Preparing the INSERTs failed; rows stay buffered.
-    #[error("preparing {statement:?} failed: {source}; rows stay buffered and the write is retried")]
+    #[error(
+        "preparing {statement:?} failed: {source}; rows stay buffered and the write is retried"
+    )]
     Prepare {
         /// The statement.
         statement: String,
@@ -175,7 +177,13 @@ impl Writer {
 
     async fn write_all_async(&mut self) -> Result<(), WriteError> {
         if self.conn.is_none() {
-            self.conn = Some(self.open().await?);
+            match self.open().await {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    PluginStats::add(&self.counters.write_failures, 1);
+                    return Err(e);
+                }
+            }
         }
         let Some(conn) = &self.conn else {
             return Ok(());
