@@ -7,3 +7,8 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
   || .venv/bin/pip install -q whisper==1.1.10
+# Java 17 and Maven for scripts/services/cassandra.sh (tests/cassandra*.rs need a real
+# Apache Cassandra; the script assembles it from Maven Central).
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless maven
+fi
