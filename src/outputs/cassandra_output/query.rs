@@ -98,17 +98,17 @@ impl Range {
         Ok(Range { from_ns, until_ns })
     }
 
-    fn from_ms(&self) -> i64 {
+    fn start_ms(&self) -> i64 {
         self.from_ns.div_euclid(1_000_000)
     }
 
     /// Exclusive end in ms, rounded up so a sub-millisecond `until` keeps its rows.
-    fn until_ms(&self) -> i64 {
+    fn end_ms(&self) -> i64 {
         -(-self.until_ns).div_euclid(1_000_000)
     }
 
     fn days(&self) -> impl Iterator<Item = i64> {
-        day_of_ms(self.from_ms())..=day_of_ms(self.until_ms() - 1)
+        day_of_ms(self.start_ms())..=day_of_ms(self.end_ms() - 1)
     }
 }
 
@@ -224,8 +224,8 @@ impl Reader {
                 hostname,
                 msg_type,
                 cql_date(day),
-                CqlTimestamp(range.from_ms()),
-                CqlTimestamp(range.until_ms()),
+                CqlTimestamp(range.start_ms()),
+                CqlTimestamp(range.end_ms()),
                 left,
             );
             let rows = self.rows(values).await?;
@@ -259,8 +259,8 @@ impl Reader {
             let values = (
                 name,
                 cql_date(day),
-                CqlTimestamp(range.from_ms()),
-                CqlTimestamp(range.until_ms()),
+                CqlTimestamp(range.start_ms()),
+                CqlTimestamp(range.end_ms()),
                 left,
             );
             let rows = self.rows(values).await?;
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn ranges_are_checked() {
         let r = Range::parse(Some("0"), Some("1")).expect("valid");
-        assert_eq!((r.from_ms(), r.until_ms()), (0, 1));
+        assert_eq!((r.start_ms(), r.end_ms()), (0, 1));
         assert_eq!(r.days().collect::<Vec<_>>(), vec![0]);
         assert!(Range::parse(Some("5"), Some("5")).is_err());
         let year = 400 * DAY_NS;

@@ -23,7 +23,7 @@ pub enum SessionError {
         /// The contact points tried.
         hosts: String,
         /// The driver's error.
-        source: scylla::errors::NewSessionError,
+        source: Box<scylla::errors::NewSessionError>,
     },
     /// A CREATE statement failed.
     #[error("creating the schema failed ({statement}): {source}")]
@@ -31,7 +31,7 @@ pub enum SessionError {
         /// The statement.
         statement: String,
         /// The driver's error.
-        source: scylla::errors::ExecutionError,
+        source: Box<scylla::errors::ExecutionError>,
     },
 }
 
@@ -53,7 +53,7 @@ pub async fn connect(t: &Target, consistency: Consistency) -> Result<Session, Se
         .await
         .map_err(|source| SessionError::Connect {
             hosts: t.hosts.join(","),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -72,7 +72,10 @@ pub async fn create_schema(
         session
             .query_unpaged(statement.as_str(), ())
             .await
-            .map_err(|source| SessionError::Schema { statement, source })?;
+            .map_err(|source| SessionError::Schema {
+                statement,
+                source: Box::new(source),
+            })?;
     }
     Ok(())
 }

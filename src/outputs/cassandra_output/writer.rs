@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::config::Settings;
 use super::schema::{self, MessageRow, MetricRow};
 use super::session::{self, SessionError};
-use crate::stats::PluginStats;
+use crate::stats::{LogLimiter, PluginStats};
 
 /// Largest estimated batch, below Cassandra's default `batch_size_fail_threshold` (50 KiB).
 const MAX_BATCH_BYTES: usize = 32 * 1024;
@@ -91,7 +91,7 @@ pub enum WriteError {
         /// The statement.
         statement: String,
         /// The driver's error.
-        source: scylla::errors::PrepareError,
+        source: Box<scylla::errors::PrepareError>,
     },
     /// Some batches failed; their rows stay buffered.
     #[error("{failed} of {total} batches failed (first: {first}); their rows stay buffered and are retried")]
@@ -103,6 +103,17 @@ pub enum WriteError {
         /// The first error.
         first: String,
     },
+}
+
+/// Why one batch was not written.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The driver's error.
+    #[error(transparent)]
+    Execution(#[from] Box<ExecutionError>),
+    /// The task running the batch failed.
+    #[error("write task failed: {0}")]
+    Task(String),
 }
 
 /// An open session with its prepared statements.
@@ -121,6 +132,7 @@ pub struct Writer {
     pending_seen: Vec<(&'static str, String)>,
     seen: HashSet<(&'static str, String)>,
     counters: Counters,
+    reject_log: LogLimiter,
 }
 
 impl Writer {
@@ -134,6 +146,7 @@ impl Writer {
             pending_seen: Vec::new(),
             seen: HashSet::new(),
             counters: Counters::default(),
+            reject_log: LogLimiter::default(),
         }
     }
 
@@ -195,32 +208,41 @@ impl Writer {
         let total = batches.len();
         let mut failed = 0;
         let mut first = None;
+        // Rows stay reachable here while their task runs, so even a task that panics
+        // gives its rows back to the buffer.
+        let mut in_flight: HashMap<tokio::task::Id, Arc<Vec<Row>>> = HashMap::new();
         let mut tasks = JoinSet::new();
         let mut queue = batches.into_iter();
         loop {
             while tasks.len() < self.settings.max_in_flight {
                 let Some(rows) = queue.next() else { break };
-                let (s, i) = (session.clone(), insert.clone());
-                tasks.spawn(async move {
-                    let r = execute(&s, &i, &rows).await;
-                    (rows, r)
-                });
+                let rows = Arc::new(rows);
+                let (s, i, r) = (session.clone(), insert.clone(), rows.clone());
+                let handle = tasks.spawn(async move { execute(&s, &i, &r).await });
+                in_flight.insert(handle.id(), rows);
             }
-            let Some(joined) = tasks.join_next().await else {
-                break;
+            let (id, result) = match tasks.join_next_with_id().await {
+                None => break,
+                Some(Ok((id, r))) => (id, r.map_err(|e| Failure::Execution(Box::new(e)))),
+                Some(Err(e)) => (e.id(), Err(Failure::Task(e.to_string()))),
             };
-            let Ok((rows, result)) = joined else { continue };
+            let Some(rows) = in_flight.remove(&id) else {
+                continue;
+            };
             match result {
                 Ok(()) => PluginStats::add(&self.counters.rows_written, rows.len() as u64),
-                Err(e) if is_rejection(&e) => {
+                Err(Failure::Execution(e)) if is_rejection(e.as_ref()) => {
                     PluginStats::add(&self.counters.rows_rejected, rows.len() as u64);
-                    tracing::warn!(rows = rows.len(), error = %e, "Cassandra rejected a batch as invalid; its rows are dropped and counted in rows_rejected.");
+                    if let Some(suppressed) = self.reject_log.check() {
+                        tracing::warn!(rows = rows.len(), error = %e, suppressed, "Cassandra rejected a batch as invalid; its rows are dropped and counted in rows_rejected.");
+                    }
                 }
                 Err(e) => {
                     failed += 1;
                     PluginStats::add(&self.counters.write_failures, 1);
                     first.get_or_insert_with(|| e.to_string());
-                    self.pending.extend(rows);
+                    self.pending
+                        .extend(Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone()));
                 }
             }
         }
@@ -272,7 +294,10 @@ impl Writer {
                 session
                     .prepare(statement.as_str())
                     .await
-                    .map_err(|source| WriteError::Prepare { statement, source })
+                    .map_err(|source| WriteError::Prepare {
+                        statement,
+                        source: Box::new(source),
+                    })
             }
         };
         let insert = prepare(schema::insert_row(t, self.settings.ttl)).await?;
