@@ -102,9 +102,11 @@ fn heka_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
     .collect()
 }
 
+/// `info` by default, `RUST_LOG` to change it; the Cassandra driver's per-connection
+/// info lines are left out unless asked for.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
