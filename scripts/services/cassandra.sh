@@ -12,7 +12,7 @@
 # logback.xml, and runs org.apache.cassandra.service.CassandraDaemon with Java 17.
 # Everything lives in a cache folder outside the repository:
 #   ${HEKATE_SERVICES_DIR:-$HOME/.cache/hekate/services}/cassandra
-# Needs: java (17), mvn. Environment: CASSANDRA_HEAP (default 1g), CASSANDRA_CQL_PORT
+# Needs java (17) and mvn (installed with apt-get when missing and run as root). Environment: CASSANDRA_HEAP (default 1g), CASSANDRA_CQL_PORT
 # (default 9042), CASSANDRA_WAIT (seconds to wait for CQL, default 180).
 set -euo pipefail
 
@@ -55,11 +55,23 @@ OPENS=(
 
 log() { echo "cassandra: $*" >&2; }
 
+# java 17 and mvn: installed with apt-get when missing and we may (root), else a clear error.
+ensure_tools() {
+  command -v java >/dev/null && command -v mvn >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing openjdk-17-jre-headless and maven"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless maven >&2
+  else
+    log "needs java (17) and mvn; install openjdk-17-jre-headless and maven"
+    exit 1
+  fi
+}
+
 # The jars: cassandra-all and its runtime dependencies, fetched once.
 fetch() {
   local lib="$DIR/lib"
   if [ -f "$lib/cassandra-all-$CASSANDRA_VERSION.jar" ]; then return 0; fi
-  command -v mvn >/dev/null || { log "mvn not found (scripts/test-deps.sh installs maven)"; exit 1; }
+  ensure_tools
   mkdir -p "$DIR"
   cat >"$DIR/pom.xml" <<EOF
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -136,7 +148,7 @@ start() {
   else
     fetch
     write_conf
-    command -v java >/dev/null || { log "java not found (scripts/test-deps.sh installs it)"; exit 1; }
+    ensure_tools
     log "starting Cassandra $CASSANDRA_VERSION in $DIR (heap $HEAP, CQL port $PORT)"
     (cd "$DIR" && exec nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -Xss256k "${OPENS[@]}" \
       -Dcassandra.config="file://$DIR/conf/cassandra.yaml" \
