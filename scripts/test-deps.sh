@@ -11,3 +11,8 @@ cd "$(dirname "$0")/.."
 # aiosmtpd: the SMTP server tests/smtp.rs sends mail to.
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("aiosmtpd") != "1.4.6")' 2>/dev/null \
   || .venv/bin/pip install -q aiosmtpd==1.4.6
+# Java 17 and Maven for scripts/services/cassandra.sh (tests/cassandra*.rs need a real
+# Apache Cassandra; the script assembles it from Maven Central).
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless maven
+fi

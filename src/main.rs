@@ -62,6 +62,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Read what CassandraOutput stored and print JSON: `messages --hostname H --type T
+    /// [--from TS] [--until TS]`, `metrics --name N [--from] [--until]`, `hostnames`,
+    /// `types`, `names`. The target is the config's CassandraOutput section, or
+    /// `--hosts/--keyspace/--table`.
+    Query(hekate::outputs::cassandra_output::cli::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Plugins => plugins(),
         Command::Match { expr } => match_stdin(&expr),
         Command::Whisper { args } => whisper(&args),
+        Command::Query(args) => query(&config, &args),
         Command::Logstreamer => logstreamer(&config),
         Command::Test { paths } => lua_tests(&paths),
     };
@@ -96,9 +102,11 @@ fn heka_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
     .collect()
 }
 
+/// `info` by default, `RUST_LOG` to change it; the Cassandra driver's per-connection
+/// info lines are left out unless asked for.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -212,6 +220,23 @@ fn whisper(args: &[String]) -> anyhow::Result<ExitCode> {
     let code = hekate::whisper::cli::run(args, &mut out);
     out.flush()?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn query(
+    config: &Path,
+    args: &hekate::outputs::cassandra_output::cli::QueryArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match hekate::outputs::cassandra_output::cli::run(config, args, &mut out) {
+        Ok(()) => {
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("hekate query: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn lua_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

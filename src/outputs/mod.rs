@@ -4,6 +4,7 @@
 use crate::plugin::{BuildOutput, Registration};
 
 mod carbon_output;
+pub mod cassandra_output;
 mod file_output;
 mod log_output;
 mod smtp_client;
@@ -15,6 +16,7 @@ mod whisper_output;
 /// Every registered output type.
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     carbon_output::PLUGIN,
+    cassandra_output::PLUGIN,
     file_output::PLUGIN,
     log_output::PLUGIN,
     smtp_output::PLUGIN,

@@ -1,0 +1,135 @@
+//! `CassandraOutput` while Cassandra goes away: the test stops the shared Cassandra with
+//! `scripts/services/cassandra.sh stop` for at least 30 s in the middle of a stream, starts
+//! it again, and checks that every message sent before, during and after the outage is
+//! in the table, that the output counted failed attempts, and that nothing was dropped.
+//!
+//! Its own test binary, so it never runs beside `tests/cassandra.rs` (cargo runs test
+//! binaries one after another). A lock file guards against parallel runners too.
+
+mod cassandra_common;
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cassandra_common::*;
+use common::*;
+use hekate::message::Message;
+
+fn service(action: &str) {
+    let out = Command::new(service_script())
+        .arg(action)
+        .output()
+        .expect("run scripts/services/cassandra.sh");
+    assert!(
+        out.status.success(),
+        "cassandra.sh {action} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Restarts Cassandra when dropped, so a failing assertion does not leave it down.
+struct RestartOnDrop;
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(service_script()).arg("start").status();
+    }
+}
+
+fn batch(from: usize, n: usize) -> Vec<Message> {
+    (from..from + n)
+        .map(|i| {
+            let mut m = Message::new();
+            m.hostname = "restart-host".into();
+            m.msg_type = "cass.restart".into();
+            m.payload = format!("msg {i}");
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
+    require_cassandra();
+    let lock_path = std::env::temp_dir().join("hekate-cassandra-restart.lock");
+    let lock = std::fs::File::create(&lock_path).expect("lock file");
+    // SAFETY: flock on a file descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let rt = runtime();
+    let ks = "hekate_test_restart";
+    {
+        let cql = session(&rt);
+        drop_keyspace(&rt, &cql, ks);
+    }
+    let input = free_port();
+    let h = Hekate::start(&format!(
+        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
+        output_section(
+            "cass",
+            ks,
+            "messages",
+            "Type == 'cass.restart'",
+            "batch_size = 20"
+        )
+    ));
+    assert!(wait_tcp(input), "{}", h.log_text());
+    send(input, &batch(0, 100));
+    assert!(
+        wait_for(Duration::from_secs(90), || h
+            .counters("cass")
+            .get("rows_written")
+            == Some(&100)),
+        "{:?}\n{}",
+        h.counters("cass"),
+        h.log_text()
+    );
+
+    let _guard = RestartOnDrop;
+    service("stop");
+    let down_since = Instant::now();
+    // 30 s of traffic while Cassandra is down: 10 messages a second, 300 in all.
+    for second in 0..30 {
+        send(input, &batch(100 + second * 10, 10));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let during = h.counters("cass");
+    assert_eq!(
+        during["rows_written"], 100,
+        "nothing can be written while down: {during:?}"
+    );
+    assert!(
+        during["write_failures"] > 0,
+        "failed attempts are counted: {during:?}"
+    );
+    assert!(down_since.elapsed() >= Duration::from_secs(30));
+    service("start");
+    send(input, &batch(400, 50));
+    assert!(
+        wait_for(Duration::from_secs(180), || h
+            .counters("cass")
+            .get("rows_written")
+            == Some(&450)),
+        "{:?}\n{}",
+        h.counters("cass"),
+        h.log_text()
+    );
+    let c = h.counters("cass");
+    assert_eq!((c["dropped"], c["rows_rejected"]), (0, 0), "{c:?}");
+
+    let cql = session(&rt);
+    let rows: Vec<(String,)> = select(&rt, &cql, &format!("SELECT payload FROM {ks}.messages"));
+    let mut got: Vec<usize> = rows
+        .iter()
+        .filter_map(|r| r.0.strip_prefix("msg ").and_then(|n| n.parse().ok()))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (0..450).collect::<Vec<_>>(),
+        "every message is in the table once"
+    );
+}
