@@ -5,6 +5,7 @@ use crate::plugin::{BuildOutput, Registration};
 
 mod carbon_output;
 mod file_output;
+mod http_output;
 mod log_output;
 mod tcp_output;
 mod tcp_sink;
@@ -14,6 +15,7 @@ mod whisper_output;
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     carbon_output::PLUGIN,
     file_output::PLUGIN,
+    http_output::PLUGIN,
     log_output::PLUGIN,
     tcp_output::PLUGIN,
     whisper_output::PLUGIN,
