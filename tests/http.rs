@@ -42,9 +42,11 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write head");
-    // A server may answer (413, 401) before reading the body and close: ignore that.
-    let _ = s.write_all(body);
+    // One write, so a server that answers (413, 401) without reading the body has it in
+    // its buffer already and closes cleanly instead of resetting the connection.
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).expect("write request");
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).expect("status line");
@@ -333,7 +335,8 @@ full_action = "block"
 
     up.store(true, Ordering::SeqCst);
     let delivered = |s: &[Seen]| -> Vec<String> {
-        let mut v: Vec<String> = s.iter().map(|r| r.body.clone()).collect();
+        // PayloadEncoder appends a newline.
+        let mut v: Vec<String> = s.iter().map(|r| r.body.trim_end().to_string()).collect();
         v.dedup();
         v
     };
