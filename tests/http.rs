@@ -82,9 +82,7 @@ struct Seen {
 }
 
 /// A one-request-per-connection HTTP server on a thread; `answer` picks status and body.
-fn serve(
-    answer: impl Fn(&Seen) -> (u16, String) + Send + 'static,
-) -> (u16, Arc<Mutex<Vec<Seen>>>) {
+fn serve(answer: impl Fn(&Seen) -> (u16, String) + Send + 'static) -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -174,7 +172,11 @@ encoder = "JsonEncoder"
     assert_eq!(r.status, 200);
     assert_eq!(r.header("X-Served-By"), Some("hekate-test"));
     let out = h.path().join("out.json");
-    assert!(wait_for(LONG, || lines(&out).len() == 1), "{}", h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&out).len() == 1),
+        "{}",
+        h.log_text()
+    );
     let m = &json_lines(&out)[0];
     assert_eq!(m["Payload"], "hello world");
     assert_eq!(m["Severity"], 6);
@@ -221,7 +223,11 @@ message_matcher = "TRUE"
 path = "{{dir}}/out.log"
 "#
     ));
-    assert!(wait_tcp(basic_port) && wait_tcp(bearer_port), "{}", h.log_text());
+    assert!(
+        wait_tcp(basic_port) && wait_tcp(bearer_port),
+        "{}",
+        h.log_text()
+    );
     // "user:pass" in base64.
     let good_basic = ("Authorization", "Basic dXNlcjpwYXNz");
     let r = request(basic_port, "POST", "/", &[], b"no credentials");
@@ -240,9 +246,18 @@ path = "{{dir}}/out.log"
     let r = request(basic_port, "POST", "/", &[good_basic], b"basic ok");
     assert_eq!(r.status, 200);
 
-    let r = request(bearer_port, "POST", "/", &[good_basic], b"basic is not bearer");
+    let r = request(
+        bearer_port,
+        "POST",
+        "/",
+        &[good_basic],
+        b"basic is not bearer",
+    );
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("WWW-Authenticate"), Some("Bearer realm=\"hekate\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Bearer realm=\"hekate\"")
+    );
     let r = request(
         bearer_port,
         "POST",
@@ -253,10 +268,18 @@ path = "{{dir}}/out.log"
     assert_eq!(r.status, 200);
 
     let out = h.path().join("out.log");
-    assert!(wait_for(LONG, || lines(&out).len() == 2), "{}", h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&out).len() == 2),
+        "{}",
+        h.log_text()
+    );
     let mut got = lines(&out);
     got.sort();
-    assert_eq!(got, ["basic ok", "bearer ok"], "refused bodies never arrive");
+    assert_eq!(
+        got,
+        ["basic ok", "bearer ok"],
+        "refused bodies never arrive"
+    );
     let c = h.counters("basic");
     assert_eq!(c.get("rejected_unauthorized"), Some(&2));
     assert_eq!(c.get("rejected_too_large"), Some(&1));
@@ -341,7 +364,8 @@ full_action = "block"
         v
     };
     assert!(
-        wait_for(LONG, || h.counters("hook").get("delivered") == Some(&(accepted.len() as u64))),
+        wait_for(LONG, || h.counters("hook").get("delivered")
+            == Some(&(accepted.len() as u64))),
         "{}",
         h.log_text()
     );
@@ -355,7 +379,11 @@ full_action = "block"
 fn http_input_polls_and_reports_status_time_and_errors() {
     let (port, _) = serve(|req| {
         if req.head.starts_with("GET /ok ") {
-            assert!(req.head.to_lowercase().contains("user-agent: heka\r\n"), "{}", req.head);
+            assert!(
+                req.head.to_lowercase().contains("user-agent: heka\r\n"),
+                "{}",
+                req.head
+            );
             (200, "all good".into())
         } else {
             (404, "nope".into())
@@ -380,7 +408,11 @@ encoder = "JsonEncoder"
 "#
     ));
     let out = h.path().join("out.json");
-    assert!(wait_for(LONG, || lines(&out).len() >= 6), "{}", h.log_text());
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 6),
+        "{}",
+        h.log_text()
+    );
     let msgs = json_lines(&out);
     let by_logger = |url: &str| {
         msgs.iter()
@@ -487,7 +519,9 @@ Content-Type = "text/plain"
     assert!(head.contains("authorization: Basic dTpw"), "{head}");
     assert!(head.contains("content-type: text/plain"), "{head}");
     assert_eq!(
-        h.log_text().matches("message dropped (not retried)").count(),
+        h.log_text()
+            .matches("message dropped (not retried)")
+            .count(),
         1,
         "logged once"
     );

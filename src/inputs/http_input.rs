@@ -193,7 +193,8 @@ impl Input for HttpInput {
                 };
                 for (i, fetched) in results.into_iter().enumerate() {
                     PluginStats::add(&counters.polls, 1);
-                    this.deliver(&cx, &mut streams[i], fetched, &counters).await?;
+                    this.deliver(&cx, &mut streams[i], fetched, &counters)
+                        .await?;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -354,7 +355,11 @@ mod tests {
                 .key
                 .clone()
         };
-        assert!(build(&plugin_config("HttpInput", "url = 'http://127.0.0.1:1/'"), &cx).is_ok());
+        assert!(build(
+            &plugin_config("HttpInput", "url = 'http://127.0.0.1:1/'"),
+            &cx
+        )
+        .is_ok());
         assert!(build(
             &plugin_config(
                 "HttpInput",
@@ -381,7 +386,13 @@ mod tests {
         let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["StatusCode", "Status", "ResponseSize", "ResponseTime", "Protocol"]
+            [
+                "StatusCode",
+                "Status",
+                "ResponseSize",
+                "ResponseTime",
+                "Protocol"
+            ]
         );
         let m = Message {
             fields: f,

@@ -21,11 +21,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::config::common::de_duration;
 use crate::config::PluginConfig;
@@ -43,6 +44,10 @@ const MSG_TYPE: &str = "heka.httpdata.request";
 const SEVERITY: i32 = 6;
 /// How long open connections may finish their request at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Time a client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client has to send a request's body; then it is answered 408.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The realm announced in `WWW-Authenticate`.
 const REALM: &str = "hekate";
 
@@ -75,6 +80,9 @@ pub struct HttpListenInputConfig {
     pub accept_timeout: Duration,
     /// The `Retry-After` seconds sent with a 503. Default 1.
     pub retry_after: u64,
+    /// Most connections served at once; further clients wait in the listen backlog.
+    /// Default 1024.
+    pub max_connections: usize,
     /// TLS is not supported; `true` is rejected.
     pub use_tls: bool,
 }
@@ -93,6 +101,7 @@ impl Default for HttpListenInputConfig {
             max_body_size: 1024 * 1024,
             accept_timeout: Duration::from_millis(100),
             retry_after: 1,
+            max_connections: 1024,
             use_tls: false,
         }
     }
@@ -111,6 +120,7 @@ enum Auth {
 /// The running input.
 pub struct HttpListenInput {
     address: SocketAddr,
+    max_connections: usize,
     shared: Arc<Shared>,
 }
 
@@ -164,8 +174,12 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     let response_headers =
         crate::http::header_map(&c.headers).map_err(|e| vec![p.error("headers", e)])?;
     let auth = auth(p, &c)?;
+    if c.max_connections == 0 {
+        return Err(vec![p.error("max_connections", "must be at least 1")]);
+    }
     Ok(Box::new(HttpListenInput {
         address,
+        max_connections: c.max_connections,
         shared: Arc::new(Shared {
             response_headers,
             request_headers: c.request_headers,
@@ -219,10 +233,11 @@ impl Input for HttpListenInput {
             let mut log = LogLimiter::default();
             loop {
                 tokio::select! {
-                    r = listener.accept() => match r {
+                    r = listener.accept(), if conns.len() < self.max_connections => match r {
                         Ok((sock, peer)) => {
                             let conn = serve(sock, peer, self.shared.clone(), counters.clone(), cx.clone());
-                            conns.spawn(conn);
+                            // Connection tasks log under the input's span.
+                            conns.spawn(conn.instrument(tracing::Span::current()));
                         }
                         // Out of file descriptors and the like: keep serving the others.
                         Err(e) => if let Some(suppressed) = log.check() {
@@ -240,7 +255,10 @@ impl Input for HttpListenInput {
             })
             .await;
             if drained.is_err() {
-                tracing::warn!(open = conns.len(), "HTTP connections still open after the grace period; closing them.");
+                tracing::warn!(
+                    open = conns.len(),
+                    "HTTP connections still open after the grace period; closing them."
+                );
                 conns.abort_all();
             }
             Ok(())
@@ -267,7 +285,10 @@ async fn serve(
         let (shared, counters, stream) = (shared.clone(), counters.clone(), stream.clone());
         async move { Ok::<_, Infallible>(handle(req, peer, &shared, &counters, &stream).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(sock), svc);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(sock), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -291,7 +312,11 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     if let Err(challenge) = authenticate(&shared.auth, req.headers()) {
         PluginStats::add(&counters.unauthorized, 1);
-        let mut r = respond(shared, StatusCode::UNAUTHORIZED, "authentication required\n");
+        let mut r = respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "authentication required\n",
+        );
         if let Some(c) = challenge {
             r.headers_mut().insert(WWW_AUTHENTICATE, c);
         }
@@ -306,12 +331,21 @@ async fn handle(
     }
     let fields = request_fields(&req, peer, &shared.request_headers);
     let limit = usize::try_from(shared.max_body_size).unwrap_or(usize::MAX);
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect());
+    let body = match read.await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return too_large(shared, counters);
         }
-        Err(e) => {
+        Err(_) => {
+            PluginStats::add(&counters.bad, 1);
+            return respond(
+                shared,
+                StatusCode::REQUEST_TIMEOUT,
+                "body not received in time\n",
+            );
+        }
+        Ok(Err(e)) => {
             PluginStats::add(&counters.bad, 1);
             tracing::debug!(%peer, error = %e, "Reading a request body failed.");
             return respond(shared, StatusCode::BAD_REQUEST, "could not read the body\n");
@@ -457,7 +491,11 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn too_large(shared: &Shared, counters: &Counters) -> Response<Full<Bytes>> {
     PluginStats::add(&counters.too_large, 1);
-    respond(shared, StatusCode::PAYLOAD_TOO_LARGE, "body larger than max_body_size\n")
+    respond(
+        shared,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body larger than max_body_size\n",
+    )
 }
 
 /// A response with the configured headers.
@@ -486,8 +524,12 @@ mod tests {
                 .key
                 .clone()
         };
-        assert!(ok("address = '127.0.0.1:0'\nauth_type = 'Basic'\nusername = 'u'"));
-        assert!(ok("auth_type = 'Bearer'\nbearer_token = 't'\naccept_timeout = '250ms'"));
+        assert!(ok(
+            "address = '127.0.0.1:0'\nauth_type = 'Basic'\nusername = 'u'"
+        ));
+        assert!(ok(
+            "auth_type = 'Bearer'\nbearer_token = 't'\naccept_timeout = '250ms'"
+        ));
         assert_eq!(key("address = 'nope'"), "address");
         assert_eq!(key("auth_type = 'Digest'"), "auth_type");
         assert_eq!(key("auth_type = 'API'"), "api_key");

@@ -95,7 +95,9 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let c: HttpOutputConfig = p.parse()?;
     if c.address.is_empty() {
-        return Err(vec![p.error("address", "required (an http:// or https:// URL)")]);
+        return Err(vec![
+            p.error("address", "required (an http:// or https:// URL)")
+        ]);
     }
     let uri = crate::http::check_url(&c.address).map_err(|e| vec![p.error("address", e)])?;
     let method = Method::from_bytes(c.method.as_bytes())
@@ -201,7 +203,10 @@ async fn send(
     match timeout {
         None => work.await,
         Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
-            Attempt::Retry(format!("no response within http_timeout ({} ms); retrying", t.as_millis()))
+            Attempt::Retry(format!(
+                "no response within http_timeout ({} ms); retrying",
+                t.as_millis()
+            ))
         }),
     }
 }
@@ -248,7 +253,10 @@ mod tests {
         assert_eq!(key(""), "address");
         assert_eq!(key("address = 'example.com'"), "address");
         assert_eq!(key("address = 'http://a/'\nmethod = 'NO WAY'"), "method");
-        assert_eq!(key("address = 'http://a/'\n[headers]\n'a b' = 'c'"), "headers");
+        assert_eq!(
+            key("address = 'http://a/'\n[headers]\n'a b' = 'c'"),
+            "headers"
+        );
     }
 
     #[test]

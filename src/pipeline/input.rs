@@ -430,7 +430,12 @@ mod tests {
         );
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert_eq!(s.batched(), 0, "a refused batch is discarded, not kept");
-        assert_eq!(cx.stats.processed.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            cx.stats
+                .processed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
         let Some(RouterEvent::Batch(b)) = rx.recv().await else {
             panic!("first batch")
         };
