@@ -44,6 +44,8 @@ const MSG_TYPE: &str = "heka.httpdata.request";
 const SEVERITY: i32 = 6;
 /// How long open connections may finish their request at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Time a client has to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client has to send a request's body; then it is answered 408.
@@ -239,10 +241,14 @@ impl Input for HttpListenInput {
                             // Connection tasks log under the input's span.
                             conns.spawn(conn.instrument(tracing::Span::current()));
                         }
-                        // Out of file descriptors and the like: keep serving the others.
-                        Err(e) => if let Some(suppressed) = log.check() {
-                            tracing::warn!(error = %e, suppressed, "Accept failed; still listening.");
-                        },
+                        // Out of file descriptors and the like: keep serving the others,
+                        // and pause so a persistent error does not spin.
+                        Err(e) => {
+                            if let Some(suppressed) = log.check() {
+                                tracing::warn!(error = %e, suppressed, "Accept failed; still listening.");
+                            }
+                            tokio::time::sleep(ACCEPT_PAUSE).await;
+                        }
                     },
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
                     _ = shutdown.wait() => break,
