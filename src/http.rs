@@ -91,4 +91,29 @@ mod tests {
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
     }
+
+    /// The TLS side builds (rustls finds its `ring` provider) and really does TLS: a
+    /// plain-text server behind an https:// URL is a handshake error, not a response.
+    #[tokio::test]
+    async fn https_goes_through_rustls() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let c = client();
+        let uri = check_url(&format!("https://127.0.0.1:{port}/")).expect("url");
+        let req = hyper::Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let err = c.request(req).await.expect_err("not TLS");
+        assert!(err.is_connect(), "{err:?}");
+    }
 }
