@@ -17,6 +17,7 @@
 //!   file per plugin type.
 //! * [`whisper`]: Graphite's whisper file format.
 //! * [`sandbox`]: the Lua sandbox host (limits, Heka API, cjson, circular_buffer).
+//! * [`http`]: the HTTP client and header helpers shared by the HTTP plugins.
 //! * [`statsd`]: the statsd parser and Etsy-exact aggregator behind `StatsdInput`/`StatAccumInput`.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -27,6 +28,7 @@ pub mod decoders;
 pub mod encoders;
 pub mod error;
 pub mod filters;
+pub mod http;
 pub mod inputs;
 pub mod matcher;
 pub mod message;

@@ -1,6 +1,8 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod http_input;
+mod http_listen_input;
 pub mod logstreamer_input;
 mod process_input;
 mod stat_accum_input;
@@ -12,6 +14,8 @@ use crate::plugin::{BuildInput, Registration};
 
 /// Every registered input type.
 pub const INPUTS: &[Registration<BuildInput>] = &[
+    http_input::PLUGIN,
+    http_listen_input::PLUGIN,
     logstreamer_input::PLUGIN,
     process_input::PLUGIN,
     stat_accum_input::PLUGIN,

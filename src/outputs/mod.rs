@@ -6,6 +6,7 @@ use crate::plugin::{BuildOutput, Registration};
 mod carbon_output;
 pub mod cassandra_output;
 mod file_output;
+mod http_output;
 mod log_output;
 mod smtp_client;
 mod smtp_output;
@@ -18,6 +19,7 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     carbon_output::PLUGIN,
     cassandra_output::PLUGIN,
     file_output::PLUGIN,
+    http_output::PLUGIN,
     log_output::PLUGIN,
     smtp_output::PLUGIN,
     tcp_output::PLUGIN,

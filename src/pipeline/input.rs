@@ -9,11 +9,12 @@
 //! per burst, and skipped.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
 use crate::message::{now_ns, Field, Message, Pack};
-use crate::pipeline::router::{Closed, RouterSender};
+use crate::pipeline::router::{Closed, Refused, RouterSender};
 use crate::pipeline::shutdown::Shutdown;
 use crate::plugin::{DecoderFactory, Split, Splitter, SplitterFactory};
 use crate::stats::{LogLimiter, PluginStats};
@@ -78,6 +79,7 @@ impl InputContext {
             decoded: Vec::new(),
             log: LogLimiter::default(),
             last_sent: Weak::new(),
+            bad_records: 0,
             cx: self.clone(),
         }
     }
@@ -125,6 +127,7 @@ pub struct RecordStream {
     decoded: Vec<Message>,
     log: LogLimiter,
     last_sent: Weak<Message>,
+    bad_records: u64,
     cx: InputContext,
 }
 
@@ -142,6 +145,28 @@ impl RecordStream {
     /// Sets the Logger stamped on this stream's messages (default: the input's name).
     pub fn set_logger(&mut self, logger: impl Into<String>) {
         self.base.logger = logger.into();
+    }
+
+    /// The message template of this stream: what the input stamps on every message before
+    /// decoding (Type, Logger, Hostname, Severity, Fields...). Decoders clone it, so fields
+    /// set here reach every decoded message. Uuid and Timestamp are set per record.
+    pub fn base_mut(&mut self) -> &mut Message {
+        &mut self.base
+    }
+
+    /// Queues one message made of the template alone (empty Payload), bypassing the
+    /// splitter and decoder: for inputs where an empty body still means something, such as
+    /// an HTTP request whose query parameters are the data.
+    pub fn push_empty(&mut self) {
+        let mut m = self.base.clone();
+        m.uuid = *uuid::Uuid::new_v4().as_bytes();
+        m.timestamp = now_ns();
+        self.batch.push(Pack::new(m));
+    }
+
+    /// Records this stream counted as bad (dropped, undecodable) since it was created.
+    pub fn bad_records(&self) -> u64 {
+        self.bad_records
     }
 
     /// Bytes held back because they do not form a complete record yet.
@@ -215,6 +240,26 @@ impl RecordStream {
         Ok(())
     }
 
+    /// Sends what this stream has decoded so far if the router takes it within `wait`,
+    /// never waiting longer. The batch is one router send, so it is accepted whole or not
+    /// at all: on [`Refused::Full`] the batch is discarded (nothing of it was sent; the
+    /// caller reports the refusal upstream, e.g. an HTTP 503, and counts it). Returns the
+    /// number of messages sent.
+    pub async fn flush_within(&mut self, wait: Duration) -> Result<usize, Refused> {
+        if self.batch.is_empty() {
+            return Ok(0);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len();
+        let last = batch.last().map(|p| Arc::downgrade(&p.msg));
+        self.cx.router.send_within(batch, wait).await?;
+        if let Some(last) = last {
+            self.last_sent = last;
+        }
+        PluginStats::add(&self.cx.stats.processed, n as u64);
+        Ok(n)
+    }
+
     /// Splits every complete record out of `data`, returning the bytes consumed.
     fn split_from(&mut self, data: &[u8]) -> usize {
         let mut pos = 0;
@@ -283,6 +328,7 @@ impl RecordStream {
 
     fn decode_failure(&mut self, rec: &[u8], e: DecodeError) {
         self.decoded.clear();
+        self.bad_records += 1;
         PluginStats::add(&self.cx.stats.decode_failures, 1);
         if self.cx.common.log_decode_failures {
             if let Some(suppressed) = self.log.check() {
@@ -301,6 +347,7 @@ impl RecordStream {
     }
 
     fn bad_record(&mut self, what: &'static str) {
+        self.bad_records += 1;
         PluginStats::add(&self.cx.stats.dropped, 1);
         if let Some(suppressed) = self.log.check() {
             tracing::warn!(suppressed, "{what}");
@@ -324,5 +371,94 @@ fn truncate_utf8(s: &mut String, max: usize) {
             cut -= 1;
         }
         s.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::router::RouterEvent;
+
+    /// One record per buffer, like `NullSplitter`.
+    struct WholeBuffer;
+
+    impl Splitter for WholeBuffer {
+        fn find_record(&mut self, buf: &[u8]) -> Split {
+            Split::Record {
+                consumed: buf.len(),
+                start: 0,
+                end: buf.len(),
+            }
+        }
+    }
+
+    fn context(capacity: usize) -> (InputContext, tokio::sync::mpsc::Receiver<RouterEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        let (_trigger, shutdown) = crate::pipeline::shutdown::channel();
+        let null: crate::plugin::SplitterFactory = Arc::new(|| Box::new(WholeBuffer));
+        let cx = InputContext {
+            name: "test_input".into(),
+            globals: Arc::new(Globals::default()),
+            stats: Arc::new(PluginStats::default()),
+            shutdown,
+            router: RouterSender { tx },
+            splitter: null,
+            splitter_common: Default::default(),
+            decoder: None,
+            common: Default::default(),
+            ticker_interval: None,
+        };
+        (cx, rx)
+    }
+
+    #[tokio::test]
+    async fn flush_within_refuses_a_full_router_whole_and_sends_once_there_is_room() {
+        let (cx, mut rx) = context(1);
+        let mut s = cx.stream();
+        s.push_datagram(b"first");
+        assert_eq!(s.flush_within(Duration::ZERO).await, Ok(1));
+        // The channel holds one batch: the next one is refused without waiting...
+        s.push_datagram(b"second");
+        s.push_empty();
+        assert_eq!(s.flush_within(Duration::ZERO).await, Err(Refused::Full));
+        // ...and with a bounded wait, refused once the wait is over.
+        s.push_datagram(b"third");
+        let t = std::time::Instant::now();
+        assert_eq!(
+            s.flush_within(Duration::from_millis(50)).await,
+            Err(Refused::Full)
+        );
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert_eq!(s.batched(), 0, "a refused batch is discarded, not kept");
+        assert_eq!(
+            cx.stats
+                .processed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let Some(RouterEvent::Batch(b)) = rx.recv().await else {
+            panic!("first batch")
+        };
+        assert_eq!(b[0].msg.payload, "first");
+        s.push_datagram(b"fourth");
+        s.push_empty();
+        assert_eq!(s.flush_within(Duration::ZERO).await, Ok(2));
+        let Some(RouterEvent::Batch(b)) = rx.recv().await else {
+            panic!("second batch")
+        };
+        let payloads: Vec<&str> = b.iter().map(|p| p.msg.payload.as_str()).collect();
+        assert_eq!(payloads, ["fourth", ""], "refused messages never arrive");
+        drop(rx);
+        s.push_datagram(b"late");
+        assert_eq!(s.flush_within(Duration::ZERO).await, Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn bad_records_are_counted_per_stream() {
+        let (cx, _rx) = context(4);
+        let mut s = cx.stream();
+        s.push_datagram(&[0xff, 0xfe]);
+        assert_eq!(s.bad_records(), 1);
+        assert_eq!(s.batched(), 0);
     }
 }

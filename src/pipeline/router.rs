@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -18,6 +19,17 @@ use crate::stats::{LogLimiter, PluginStats};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the router has shut down")]
 pub struct Closed;
+
+/// Why [`RouterSender::send_within`] did not send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The channel stayed full for the whole wait: the pipeline is back-pressured.
+    #[error("the router is back-pressured")]
+    Full,
+    /// The router has shut down.
+    #[error("the router has shut down")]
+    Closed,
+}
 
 /// What arrives on the router's channel.
 #[derive(Debug)]
@@ -43,6 +55,24 @@ impl RouterSender {
             .send(RouterEvent::Batch(batch))
             .await
             .map_err(|_| Closed)
+    }
+
+    /// Sends a batch if the router's channel has room within `wait` (`Duration::ZERO`:
+    /// only if it has room now). The batch is one channel slot, so it is taken whole or
+    /// not at all; on [`Refused::Full`] nothing was sent and the caller still decides what
+    /// to do (an HTTP input answers 503 so the sender retries).
+    pub async fn send_within(&self, batch: Vec<Pack>, wait: Duration) -> Result<(), Refused> {
+        let ev = RouterEvent::Batch(batch);
+        if wait.is_zero() {
+            return self.tx.try_send(ev).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            });
+        }
+        self.tx.send_timeout(ev, wait).await.map_err(|e| match e {
+            mpsc::error::SendTimeoutError::Timeout(_) => Refused::Full,
+            mpsc::error::SendTimeoutError::Closed(_) => Refused::Closed,
+        })
     }
 
     /// Sends a batch from a non-async thread (filter injections).

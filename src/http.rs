@@ -1,0 +1,119 @@
+//! HTTP pieces shared by `HttpInput`, `HttpListenInput` and `HttpOutput`: the hyper
+//! client (http:// and https:// through rustls with the `ring` provider and the
+//! webpki root certificates), header tables checked at build time, and Basic
+//! authentication values.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::HeaderMap;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::rt::TokioExecutor;
+
+/// The HTTP/1.1 client used by the HTTP plugins; it speaks http:// and https://.
+pub type Client = LegacyClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// How long idle pooled connections are kept.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// A client with a connection pool, for http:// and https:// URLs. Must be called (and
+/// used) inside a tokio runtime.
+pub fn client() -> Client {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    LegacyClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .build(https)
+}
+
+/// Checks a URL for a client: it must parse and use `http` or `https` with a host.
+pub fn check_url(url: &str) -> Result<hyper::Uri, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}: {url:?}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("expected an http:// or https:// URL, got {url:?}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("URL without a host: {url:?}"));
+    }
+    Ok(uri)
+}
+
+/// Turns a `[name.headers]` table into a header map, rejecting invalid names or values.
+pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid header name {k:?}"))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k:?}"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// The `Authorization` value for HTTP Basic authentication.
+pub fn basic_auth(user: &str, password: &str) -> Result<HeaderValue, String> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut v = HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| "username or password cannot be sent in a header".to_string())?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_headers_and_basic_auth() {
+        assert!(check_url("http://127.0.0.1:80/x").is_ok());
+        assert!(check_url("https://example.com/").is_ok());
+        assert!(check_url("ftp://example.com/").is_err());
+        assert!(check_url("/relative").is_err());
+        let mut h = BTreeMap::new();
+        h.insert("X-Test".to_string(), "1".to_string());
+        assert_eq!(header_map(&h).expect("valid")["x-test"], "1");
+        h.insert("bad name".to_string(), "1".to_string());
+        assert!(header_map(&h).is_err());
+        // RFC 7617's example.
+        assert_eq!(
+            basic_auth("Aladdin", "open sesame").expect("ascii"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    /// The TLS side builds (rustls finds its `ring` provider) and really does TLS: a
+    /// plain-text server behind an https:// URL is a handshake error, not a response.
+    #[tokio::test]
+    async fn https_goes_through_rustls() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let c = client();
+        let uri = check_url(&format!("https://127.0.0.1:{port}/")).expect("url");
+        let req = hyper::Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let err = c.request(req).await.expect_err("not TLS");
+        assert!(err.is_connect(), "{err:?}");
+    }
+}

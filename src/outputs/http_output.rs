@@ -1,0 +1,275 @@
+//! `HttpOutput`: sends each encoded message as the body of one HTTP request (Heka's
+//! HttpOutput; a webhook). Run by the output runner on its own thread, which drives a
+//! small single-threaded tokio runtime owned by this output.
+//!
+//! Outcomes: 2xx delivers the message. A connection error, a timeout, 5xx, 408 or 429
+//! returns `Retry`, so the runner backs off (10 ms doubling to 1 s) and offers the same
+//! message again while the queue holds the rest under its `full_action`. Any other status
+//! (3xx, 4xx) means the server will never take this message: it is dropped, counted in
+//! `rejected_messages` (and the runner's `dropped`/`failures`) and logged at most once
+//! per burst, so one bad message cannot stall the output forever. Delivery is
+//! at-least-once: a request that timed out after the server took it is sent again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::AUTHORIZATION;
+use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
+use serde::Deserialize;
+
+use crate::config::PluginConfig;
+use crate::error::{ConfigError, ProcessError};
+use crate::message::Pack;
+use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
+use crate::stats::PluginStats;
+
+/// Response bytes read (and discarded) so the connection can be reused.
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Configuration of `HttpOutput`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpOutputConfig {
+    /// URL requests go to (`http://` or `https://`). Required.
+    pub address: String,
+    /// HTTP method. Default `POST`.
+    pub method: String,
+    /// Request headers (`[name.headers]`).
+    pub headers: BTreeMap<String, String>,
+    /// Basic authentication user. Default none.
+    pub username: String,
+    /// Basic authentication password.
+    pub password: String,
+    /// Time limit of one request in milliseconds; 0 = none. Default 10000 (Heka: 0).
+    pub http_timeout: u64,
+}
+
+impl Default for HttpOutputConfig {
+    fn default() -> Self {
+        HttpOutputConfig {
+            address: String::new(),
+            method: "POST".into(),
+            headers: BTreeMap::new(),
+            username: String::new(),
+            password: String::new(),
+            http_timeout: 10_000,
+        }
+    }
+}
+
+/// The running output.
+pub struct HttpOutput {
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    /// Created on the output thread on first use: a runtime must not be dropped inside
+    /// another runtime's context, which is where build functions may run.
+    rt: Option<tokio::runtime::Runtime>,
+    /// Created inside `rt` on first use (the pool needs a runtime).
+    client: Option<crate::http::Client>,
+    counters: Option<Counters>,
+}
+
+/// Plugin-specific counters, bound to the runner's stats on the first message.
+struct Counters {
+    delivered: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
+    rejected: Arc<AtomicU64>,
+}
+
+pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration {
+    name: "HttpOutput",
+    description: "Send each encoded message in an HTTP request (webhook); retries 5xx/408/429.",
+    build,
+    defaults: Defaults {
+        encoder: Some("PayloadEncoder"),
+        ..Defaults::HEKA
+    },
+};
+
+fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
+    let c: HttpOutputConfig = p.parse()?;
+    if c.address.is_empty() {
+        return Err(vec![
+            p.error("address", "required (an http:// or https:// URL)")
+        ]);
+    }
+    let uri = crate::http::check_url(&c.address).map_err(|e| vec![p.error("address", e)])?;
+    let method = Method::from_bytes(c.method.as_bytes())
+        .map_err(|_| vec![p.error("method", format!("invalid method {:?}", c.method))])?;
+    let mut headers =
+        crate::http::header_map(&c.headers).map_err(|e| vec![p.error("headers", e)])?;
+    if !c.username.is_empty() {
+        let v = crate::http::basic_auth(&c.username, &c.password)
+            .map_err(|e| vec![p.error("username", e)])?;
+        headers.insert(AUTHORIZATION, v);
+    }
+    Ok(Box::new(HttpOutput {
+        uri,
+        method,
+        headers,
+        timeout: (c.http_timeout > 0).then(|| Duration::from_millis(c.http_timeout)),
+        rt: None,
+        client: None,
+        counters: None,
+    }))
+}
+
+/// What one attempt came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Delivered,
+    Retry(String),
+    Reject(String),
+}
+
+impl Output for HttpOutput {
+    fn process_message(
+        &mut self,
+        pack: &Pack,
+        cx: &mut OutputContext<'_>,
+    ) -> Result<(), ProcessError> {
+        let body = Bytes::copy_from_slice(cx.encode(&pack.msg)?);
+        let counters = self.counters.get_or_insert_with(|| Counters {
+            delivered: cx.stats.counter("delivered"),
+            retries: cx.stats.counter("retries"),
+            rejected: cx.stats.counter("rejected_messages"),
+        });
+        let req = request(&self.method, &self.uri, &self.headers, body);
+        let rt = match &mut self.rt {
+            Some(rt) => rt,
+            slot => slot.insert(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        ProcessError::Fatal(format!("cannot start the HTTP client: {e}").into())
+                    })?,
+            ),
+        };
+        let (timeout, client) = (self.timeout, &mut self.client);
+        let attempt = rt.block_on(async {
+            let client = client.get_or_insert_with(crate::http::client);
+            send(client, req, timeout).await
+        });
+        match attempt {
+            Attempt::Delivered => {
+                PluginStats::add(&counters.delivered, 1);
+                Ok(())
+            }
+            Attempt::Retry(why) => {
+                PluginStats::add(&counters.retries, 1);
+                Err(ProcessError::Retry(why.into()))
+            }
+            Attempt::Reject(why) => {
+                PluginStats::add(&counters.rejected, 1);
+                Err(ProcessError::Drop(why))
+            }
+        }
+    }
+}
+
+fn request(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    *req.headers_mut() = headers.clone();
+    req
+}
+
+/// Sends one request and classifies the outcome.
+async fn send(
+    client: &crate::http::Client,
+    req: Request<Full<Bytes>>,
+    timeout: Option<Duration>,
+) -> Attempt {
+    let work = async {
+        let resp = match client.request(req).await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(format!("request failed: {e}; retrying")),
+        };
+        let status = resp.status();
+        // Read the (bounded) response so the connection goes back to the pool.
+        let _ = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
+            .collect()
+            .await;
+        classify(status)
+    };
+    match timeout {
+        None => work.await,
+        Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
+            Attempt::Retry(format!(
+                "no response within http_timeout ({} ms); retrying",
+                t.as_millis()
+            ))
+        }),
+    }
+}
+
+/// 2xx delivers; 5xx, 408 and 429 are worth retrying; anything else rejects the message.
+fn classify(status: StatusCode) -> Attempt {
+    if status.is_success() {
+        Attempt::Delivered
+    } else if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        Attempt::Retry(format!("server answered {status}; retrying"))
+    } else {
+        Attempt::Reject(format!(
+            "server answered {status}; message dropped (not retried)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splitters::testing::{build_context, plugin_config};
+
+    #[test]
+    fn config_checks_address_method_and_headers() {
+        let cx = build_context();
+        let key = |t: &str| {
+            build(&plugin_config("HttpOutput", t), &cx)
+                .err()
+                .expect("invalid")[0]
+                .key
+                .clone()
+        };
+        assert!(build(
+            &plugin_config(
+                "HttpOutput",
+                "address = 'https://example.com/hook'\nusername = 'u'\n[headers]\nContent-Type = 'application/json'"
+            ),
+            &cx
+        )
+        .is_ok());
+        assert_eq!(key(""), "address");
+        assert_eq!(key("address = 'example.com'"), "address");
+        assert_eq!(key("address = 'http://a/'\nmethod = 'NO WAY'"), "method");
+        assert_eq!(
+            key("address = 'http://a/'\n[headers]\n'a b' = 'c'"),
+            "headers"
+        );
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(classify(StatusCode::OK), Attempt::Delivered);
+        assert_eq!(classify(StatusCode::NO_CONTENT), Attempt::Delivered);
+        for s in [500, 502, 503, 408, 429] {
+            let s = StatusCode::from_u16(s).expect("status");
+            assert!(matches!(classify(s), Attempt::Retry(_)), "{s}");
+        }
+        for s in [400, 401, 404, 413, 301] {
+            let s = StatusCode::from_u16(s).expect("status");
+            assert!(matches!(classify(s), Attempt::Reject(_)), "{s}");
+        }
+    }
+}
