@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod amqp;
 pub mod buffer;
 pub mod config;
 pub mod decoders;

@@ -1,6 +1,7 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod amqp_input;
 pub mod logstreamer_input;
 mod process_input;
 mod stat_accum_input;
@@ -12,6 +13,7 @@ use crate::plugin::{BuildInput, Registration};
 
 /// Every registered input type.
 pub const INPUTS: &[Registration<BuildInput>] = &[
+    amqp_input::PLUGIN,
     logstreamer_input::PLUGIN,
     process_input::PLUGIN,
     stat_accum_input::PLUGIN,

@@ -3,6 +3,7 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+mod amqp_output;
 mod carbon_output;
 mod file_output;
 mod log_output;
@@ -12,6 +13,7 @@ mod whisper_output;
 
 /// Every registered output type.
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
+    amqp_output::PLUGIN,
     carbon_output::PLUGIN,
     file_output::PLUGIN,
     log_output::PLUGIN,
