@@ -73,7 +73,13 @@ impl ExchangeConfig {
                 errs.push(p.error("url", "amqps:// needs TLS, which this build does not have"));
                 None
             }
-            Ok(u) => Some(u),
+            Ok(mut u) => {
+                // As Heka's AMQP library: `amqp://host/` means the default vhost "/".
+                if u.vhost.is_empty() {
+                    u.vhost = "/".into();
+                }
+                Some(u)
+            }
             Err(e) => {
                 errs.push(p.error("url", format!("{e}: {:?}", redact(&self.url))));
                 None
@@ -113,8 +119,8 @@ impl ExchangeConfig {
 impl Exchange {
     /// Connects within [`CONNECT_TIMEOUT`]. Must run inside a tokio runtime.
     pub(crate) async fn connect(&self, name: &str) -> Result<Connection, String> {
-        let props = ConnectionProperties::default()
-            .with_connection_name(format!("hekate {name}").into());
+        let props =
+            ConnectionProperties::default().with_connection_name(format!("hekate {name}").into());
         match tokio::time::timeout(
             CONNECT_TIMEOUT,
             Connection::connect_uri(self.uri.clone(), props),
@@ -230,18 +236,18 @@ mod tests {
         let errs = check("", "", "").err().expect("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["url", "exchange", "exchange_type"]);
-        let ok = check("amqp://guest:guest@127.0.0.1:5672/", "x", "topic")
-            .expect("valid");
+        let ok = check("amqp://guest:guest@127.0.0.1:5672/", "x", "topic").expect("valid");
         assert_eq!(ok.kind, ExchangeKind::Topic);
         assert!(ok.auto_delete && !ok.durable);
         assert_eq!(ok.display_url, "amqp://guest:***@127.0.0.1:5672/");
+        assert_eq!(ok.uri.vhost, "/");
+        let named = check("amqp://h/prod", "x", "direct").expect("valid");
+        assert_eq!(named.uri.vhost, "prod");
     }
 
     #[test]
     fn rejects_amqps_and_unknown_types() {
-        let errs = check("amqps://h/", "x", "fan")
-            .err()
-            .expect("errors");
+        let errs = check("amqps://h/", "x", "fan").err().expect("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["url", "exchange_type"]);
     }

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use futures_lite::stream::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, Consumer};
@@ -98,7 +98,8 @@ impl Default for AmqpInputConfig {
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
     name: "AMQPInput",
-    description: "Consume an AMQP queue (RabbitMQ); Heka-framed protobuf by default, acks after delivery.",
+    description:
+        "Consume an AMQP queue (RabbitMQ); Heka-framed protobuf by default, acks after delivery.",
     build,
     defaults: Defaults {
         splitter: "HekaFramingSplitter",
@@ -412,7 +413,10 @@ mod tests {
                 .map(|e| e.key)
                 .collect()
         };
-        assert_eq!(keys(&format!("{OK}\nprefetch_count = 0")), ["prefetch_count"]);
+        assert_eq!(
+            keys(&format!("{OK}\nprefetch_count = 0")),
+            ["prefetch_count"]
+        );
         assert_eq!(keys(&format!("{OK}\nread_only = true")), ["queue"]);
         assert_eq!(keys(&format!("{OK}\npersistent = true")), ["persistent"]);
         assert_eq!(

@@ -119,6 +119,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
         log: LogLimiter::default(),
         counters: None,
+        connected_before: false,
     }))
 }
 
@@ -139,6 +140,8 @@ pub struct AmqpOutput {
     backoff: Backoff,
     log: LogLimiter,
     counters: Option<Counters>,
+    /// Whether a connection was ever made (to tell reconnects from the first connect).
+    connected_before: bool,
 }
 
 struct Link {
@@ -271,15 +274,13 @@ impl AmqpOutput {
         let (x, name) = (self.exchange.clone(), self.name.clone());
         match self.block_on(open_link(x, name))? {
             Ok(link) => {
-                if self.counters.as_ref().is_some_and(|c| {
-                    c.reconnects.load(std::sync::atomic::Ordering::Relaxed) > 0
-                        || c.connect_failures
-                            .load(std::sync::atomic::Ordering::Relaxed)
-                            > 0
-                }) {
+                if self.connected_before {
+                    self.count(|c| &c.reconnects, 1);
                     tracing::info!(url = %self.exchange.display_url, "Reconnected to the AMQP broker.");
+                } else {
+                    tracing::info!(url = %self.exchange.display_url, exchange = %self.exchange.name, "Publishing to AMQP.");
                 }
-                self.count(|c| &c.reconnects, 1);
+                self.connected_before = true;
                 self.backoff.reset();
                 self.link = Some(link);
                 Ok(())
@@ -390,7 +391,10 @@ impl AmqpOutput {
                 Settled::Nacked => {
                     self.count(|c| &c.nacked, 1);
                     if let Some(suppressed) = self.log.check() {
-                        tracing::warn!(suppressed, "Broker nacked a message; it will be published again.");
+                        tracing::warn!(
+                            suppressed,
+                            "Broker nacked a message; it will be published again."
+                        );
                     }
                     self.resend.push_back(f.body);
                 }
@@ -501,7 +505,11 @@ mod tests {
 
     struct RawPayload;
     impl crate::plugin::Encoder for RawPayload {
-        fn encode(&mut self, m: &crate::message::Message, out: &mut Vec<u8>) -> Result<(), ProcessError> {
+        fn encode(
+            &mut self,
+            m: &crate::message::Message,
+            out: &mut Vec<u8>,
+        ) -> Result<(), ProcessError> {
             out.extend_from_slice(m.payload.as_bytes());
             Ok(())
         }
@@ -519,8 +527,15 @@ mod tests {
         let stats = PluginStats::default();
         let mut enc = RawPayload;
         let (mut buf, mut frame) = (Vec::new(), Vec::new());
-        let mut cx =
-            OutputContext::new("amqp", &globals, &stats, Some(&mut enc), true, &mut buf, &mut frame);
+        let mut cx = OutputContext::new(
+            "amqp",
+            &globals,
+            &stats,
+            Some(&mut enc),
+            true,
+            &mut buf,
+            &mut frame,
+        );
         let pack = Pack::new(crate::message::Message::default());
         let r = out.process_message(&pack, &mut cx);
         assert!(matches!(r, Err(ProcessError::Retry(_))), "{r:?}");
