@@ -33,8 +33,10 @@ use crate::plugin::{
 };
 use crate::stats::{LogLimiter, PluginStats};
 
-/// How often unacked deliveries are checked while some are pending.
+/// How often unacked deliveries are checked while some are pending: every millisecond
+/// while the pipeline makes progress, backing off to `ACK_POLL_MAX` while it is stuck.
 const ACK_POLL: Duration = Duration::from_millis(1);
+const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 /// At shutdown, how long the input waits for the pipeline to finish with what it
 /// delivered, so those deliveries are acked rather than redelivered on the next start.
 const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(3);
@@ -305,9 +307,9 @@ async fn consume(
     cx: &InputContext,
 ) -> End {
     let mut shutdown = cx.shutdown();
-    let mut tick = tokio::time::interval(ACK_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = ACK_POLL;
     loop {
+        let mut timer = false;
         tokio::select! {
             d = s.consumer.next() => match d {
                 Some(Ok(d)) => {
@@ -322,17 +324,21 @@ async fn consume(
                 Some(Err(e)) => return End::Broken(format!("consumer failed: {e}")),
                 None => return End::Broken("the broker ended the consumer".into()),
             },
-            _ = tick.tick(), if !s.unacked.is_empty() => {}
+            _ = tokio::time::sleep(poll), if !s.unacked.is_empty() => timer = true,
             _ = shutdown.wait() => return End::Shutdown,
         }
-        if let Err(e) = ack_done(s, counters).await {
-            return End::Broken(e);
+        match ack_done(s, counters).await {
+            Ok(0) if timer => poll = (poll * 2).min(ACK_POLL_MAX),
+            Ok(0) => {}
+            Ok(_) => poll = ACK_POLL,
+            Err(e) => return End::Broken(e),
         }
     }
 }
 
 /// Acks (with `multiple`) the longest run of oldest deliveries the pipeline is done with.
-async fn ack_done(s: &mut Session, counters: &Counters) -> Result<(), String> {
+/// Returns how many were acked.
+async fn ack_done(s: &mut Session, counters: &Counters) -> Result<u64, String> {
     let mut last = None;
     let mut n = 0u64;
     while let Some((tag, token)) = s.unacked.front() {
@@ -343,13 +349,13 @@ async fn ack_done(s: &mut Session, counters: &Counters) -> Result<(), String> {
         n += 1;
         s.unacked.pop_front();
     }
-    let Some(tag) = last else { return Ok(()) };
+    let Some(tag) = last else { return Ok(0) };
     s.channel
         .basic_ack(tag, BasicAckOptions { multiple: true })
         .await
         .map_err(|e| format!("ack failed: {e}"))?;
     PluginStats::add(&counters.acked, n);
-    Ok(())
+    Ok(n)
 }
 
 /// Ends a session. At shutdown it first stops the consumer and gives the pipeline a
