@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn requires_url_exchange_and_type() {
-        let errs = check("", "", "").err().expect("errors");
+        let errs = check("", "", "").expect_err("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["url", "exchange", "exchange_type"]);
         let ok = check("amqp://guest:guest@127.0.0.1:5672/", "x", "topic").expect("valid");
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn rejects_amqps_and_unknown_types() {
-        let errs = check("amqps://h/", "x", "fan").err().expect("errors");
+        let errs = check("amqps://h/", "x", "fan").expect_err("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["url", "exchange_type"]);
     }
