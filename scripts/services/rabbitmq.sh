@@ -17,6 +17,8 @@ START_TIMEOUT=${RABBITMQ_START_TIMEOUT:-60}
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT=$PORT
 export ERL_EPMD_ADDRESS=127.0.0.1
+# The Erlang distribution port (25672, used by rabbitmqctl) on loopback too.
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 
