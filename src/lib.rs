@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod amqp;
 pub mod buffer;
 pub mod config;
 pub mod decoders;

@@ -103,10 +103,17 @@ fn heka_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// `info` by default, `RUST_LOG` to change it; the Cassandra driver's per-connection
-/// info lines are left out unless asked for.
+/// info lines and lapin's own connection errors are left out unless asked for.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
+    // lapin logs every connection failure at ERROR from its I/O loop; AMQPInput and
+    // AMQPOutput report those themselves, rate-limited. `RUST_LOG=lapin=debug` shows them.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("lapin")) {
+        if let Ok(quiet) = "lapin=off".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,6 +3,7 @@
 
 mod http_input;
 mod http_listen_input;
+mod amqp_input;
 pub mod logstreamer_input;
 mod process_input;
 mod stat_accum_input;
@@ -16,6 +17,7 @@ use crate::plugin::{BuildInput, Registration};
 pub const INPUTS: &[Registration<BuildInput>] = &[
     http_input::PLUGIN,
     http_listen_input::PLUGIN,
+    amqp_input::PLUGIN,
     logstreamer_input::PLUGIN,
     process_input::PLUGIN,
     stat_accum_input::PLUGIN,

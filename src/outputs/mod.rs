@@ -3,6 +3,7 @@
 
 use crate::plugin::{BuildOutput, Registration};
 
+mod amqp_output;
 mod carbon_output;
 pub mod cassandra_output;
 mod file_output;
@@ -16,6 +17,7 @@ mod whisper_output;
 
 /// Every registered output type.
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
+    amqp_output::PLUGIN,
     carbon_output::PLUGIN,
     cassandra_output::PLUGIN,
     file_output::PLUGIN,

@@ -1,0 +1,275 @@
+//! What `AMQPInput` and `AMQPOutput` share: the broker URL check, the exchange keys and
+//! their declaration, connecting with a deadline, and the reconnect backoff. Called by
+//! `inputs::amqp_input` and `outputs::amqp_output`; both use lapin on tokio, without TLS.
+
+use std::time::{Duration, Instant};
+
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::config::PluginConfig;
+use crate::error::ConfigError;
+
+/// How long one connection attempt (TCP connect plus AMQP handshake) may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The exchange keys both plugins take (Heka's names and defaults). Each plugin's config
+/// struct repeats them as plain fields, so unknown-key reporting sees every key.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` is
+    /// rejected: hekate is built without TLS.
+    pub url: String,
+    /// Exchange to publish to or bind the queue to. Required.
+    pub exchange: String,
+    /// `direct`, `fanout`, `topic` or `headers`. Required.
+    pub exchange_type: String,
+    /// Declare the exchange durable (survives a broker restart). Default false.
+    pub exchange_durability: bool,
+    /// Let the broker delete the exchange when nothing is bound to it. Default true.
+    pub exchange_auto_delete: bool,
+    /// Output: routing key of every published message. Input: binding key. Default "".
+    pub routing_key: String,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig {
+            url: String::new(),
+            exchange: String::new(),
+            exchange_type: String::new(),
+            exchange_durability: false,
+            exchange_auto_delete: true,
+            routing_key: String::new(),
+        }
+    }
+}
+
+/// The exchange keys, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    pub uri: AMQPUri,
+    /// The URL without its password, for logs.
+    pub display_url: String,
+    pub name: String,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub routing_key: String,
+}
+
+impl ExchangeConfig {
+    /// Checks the keys; errors name the offending key.
+    pub(crate) fn check(&self, p: &PluginConfig) -> Result<Exchange, Vec<ConfigError>> {
+        let mut errs = Vec::new();
+        let uri = match self.url.parse::<AMQPUri>() {
+            _ if self.url.is_empty() => {
+                errs.push(p.error("url", "required, e.g. amqp://guest:guest@127.0.0.1:5672/"));
+                None
+            }
+            Ok(u) if u.scheme == AMQPScheme::AMQPS => {
+                errs.push(p.error("url", "amqps:// needs TLS, which this build does not have"));
+                None
+            }
+            Ok(mut u) => {
+                // As Heka's AMQP library: `amqp://host/` means the default vhost "/".
+                if u.vhost.is_empty() {
+                    u.vhost = "/".into();
+                }
+                Some(u)
+            }
+            Err(e) => {
+                errs.push(p.error("url", format!("{e}: {:?}", redact(&self.url))));
+                None
+            }
+        };
+        if self.exchange.is_empty() {
+            errs.push(p.error("exchange", "required"));
+        }
+        let kind = match self.exchange_type.as_str() {
+            "direct" => Some(ExchangeKind::Direct),
+            "fanout" => Some(ExchangeKind::Fanout),
+            "topic" => Some(ExchangeKind::Topic),
+            "headers" => Some(ExchangeKind::Headers),
+            other => {
+                errs.push(p.error(
+                    "exchange_type",
+                    format!("expected direct, fanout, topic or headers, got {other:?}"),
+                ));
+                None
+            }
+        };
+        match (uri, kind) {
+            (Some(uri), Some(kind)) if errs.is_empty() => Ok(Exchange {
+                uri,
+                display_url: redact(&self.url),
+                name: self.exchange.clone(),
+                kind,
+                durable: self.exchange_durability,
+                auto_delete: self.exchange_auto_delete,
+                routing_key: self.routing_key.clone(),
+            }),
+            _ => Err(errs),
+        }
+    }
+}
+
+impl Exchange {
+    /// Connects within [`CONNECT_TIMEOUT`]. Must run inside a tokio runtime.
+    pub(crate) async fn connect(&self, name: &str) -> Result<Connection, String> {
+        let props =
+            ConnectionProperties::default().with_connection_name(format!("hekate {name}").into());
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect_uri(self.uri.clone(), props),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.display_url)),
+            Err(_) => Err(format!(
+                "cannot connect to {}: no answer within {CONNECT_TIMEOUT:?}",
+                self.display_url
+            )),
+        }
+    }
+
+    /// Declares the exchange with the configured type and flags.
+    pub(crate) async fn declare(&self, ch: &Channel) -> Result<(), String> {
+        let opts = ExchangeDeclareOptions {
+            durable: self.durable,
+            auto_delete: self.auto_delete,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            self.name.as_str().into(),
+            self.kind.clone(),
+            opts,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("cannot declare exchange {:?}: {e}", self.name))
+    }
+}
+
+/// `amqp://user:secret@host/` → `amqp://user:***@host/`, for logs and errors.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Exponential reconnect backoff: `min` doubling up to `max`, reset after a success.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+    not_before: Option<Instant>,
+}
+
+impl Backoff {
+    /// A backoff from `min` to `max`.
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min,
+            not_before: None,
+        }
+    }
+
+    /// After a failure: the wait before the next attempt (and it is remembered).
+    pub(crate) fn failed(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        self.not_before = Some(Instant::now() + wait);
+        wait
+    }
+
+    /// After a success.
+    pub(crate) fn reset(&mut self) {
+        self.next = self.min;
+        self.not_before = None;
+    }
+
+    /// True when the wait after the last failure is over.
+    pub(crate) fn ready(&self) -> bool {
+        self.not_before.is_none_or(|t| Instant::now() >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splitters::testing::plugin_config;
+
+    fn check(url: &str, exchange: &str, exchange_type: &str) -> Result<Exchange, Vec<ConfigError>> {
+        let p = plugin_config("AMQPOutput", "");
+        let c = ExchangeConfig {
+            url: url.into(),
+            exchange: exchange.into(),
+            exchange_type: exchange_type.into(),
+            ..ExchangeConfig::default()
+        };
+        c.check(&p)
+    }
+
+    #[test]
+    fn requires_url_exchange_and_type() {
+        let errs = check("", "", "").expect_err("errors");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["url", "exchange", "exchange_type"]);
+        let ok = check("amqp://guest:guest@127.0.0.1:5672/", "x", "topic").expect("valid");
+        assert_eq!(ok.kind, ExchangeKind::Topic);
+        assert!(ok.auto_delete && !ok.durable);
+        assert_eq!(ok.display_url, "amqp://guest:***@127.0.0.1:5672/");
+        assert_eq!(ok.uri.vhost, "/");
+        let named = check("amqp://h/prod", "x", "direct").expect("valid");
+        assert_eq!(named.uri.vhost, "prod");
+    }
+
+    #[test]
+    fn rejects_amqps_and_unknown_types() {
+        let errs = check("amqps://h/", "x", "fan").expect_err("errors");
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["url", "exchange_type"]);
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact("amqp://u:p@h:1/v"), "amqp://u:***@h:1/v");
+        assert_eq!(redact("amqp://h:1/v"), "amqp://h:1/v");
+        assert_eq!(redact("amqp://u@h/"), "amqp://u@h/");
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        assert!(b.ready());
+        assert_eq!(b.failed(), Duration::from_millis(100));
+        assert!(!b.ready());
+        assert_eq!(b.failed(), Duration::from_millis(200));
+        assert_eq!(b.failed(), Duration::from_millis(300));
+        assert_eq!(b.failed(), Duration::from_millis(300));
+        b.reset();
+        assert!(b.ready());
+        assert_eq!(b.failed(), Duration::from_millis(100));
+    }
+}

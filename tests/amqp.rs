@@ -1,0 +1,323 @@
+//! End-to-end tests of `AMQPOutput` and `AMQPInput` against a real RabbitMQ on
+//! 127.0.0.1:5672 (guest/guest), started by `bash scripts/services/rabbitmq.sh start`.
+//! Each test runs two hekate processes: a producer (TcpInput lines → AMQPOutput) and a
+//! consumer (AMQPInput → FileOutput as JSON), on its own exchange and queue names. The
+//! broker-restart test takes a write lock so no other test here runs during the restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
+static BROKER: RwLock<()> = RwLock::new(());
+
+/// Fails the test with a clear message when the broker is not there.
+fn require_broker() {
+    let addr = "127.0.0.1:5672".parse().expect("addr");
+    if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        panic!(
+            "RabbitMQ is not reachable on 127.0.0.1:5672 ({e}). Start it with \
+             `bash scripts/services/rabbitmq.sh start` (needs root) and run the tests again."
+        );
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    format!("hekate-test-{what}-{}-{nanos}", std::process::id())
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl {args:?} cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deletes a durable test queue when the test ends (also on failure).
+struct QueueGuard(String);
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-q", "delete_queue", &self.0])
+            .output();
+    }
+}
+
+/// Durable, persistent topology: what survives a broker restart.
+const DURABLE: &str = "exchange_durability = true\nexchange_auto_delete = true";
+
+fn producer(port: u16, exchange: &str, extra: &str) -> Hekate {
+    let h = Hekate::start(&format!(
+        r#"
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = "seq"
+
+[seq]
+type = "PayloadRegexDecoder"
+match_regex = '^(?P<seq>\d+) (?P<word>\w+)'
+[seq.message_fields]
+Type = "amqp.test"
+seq = "%seq%"
+word = "%word%"
+
+[amqp_out]
+type = "AMQPOutput"
+message_matcher = "Type == 'amqp.test'"
+url = "amqp://guest:guest@127.0.0.1:5672/"
+exchange = "{exchange}"
+exchange_type = "direct"
+routing_key = "lines"
+{extra}
+"#
+    ));
+    assert!(wait_tcp(port), "producer did not start:\n{}", h.log_text());
+    h
+}
+
+fn consumer(exchange: &str, queue: &str, extra: &str, output: &str) -> Hekate {
+    let h = Hekate::start(&format!(
+        r#"
+[amqp_in]
+type = "AMQPInput"
+url = "amqp://guest:guest@127.0.0.1:5672/"
+exchange = "{exchange}"
+exchange_type = "direct"
+routing_key = "lines"
+queue = "{queue}"
+prefetch_count = 50
+{extra}
+
+[json]
+type = "JsonEncoder"
+
+{output}
+"#
+    ));
+    assert!(
+        h.wait_log("Consuming from AMQP.", Duration::from_secs(20)),
+        "consumer did not start consuming:\n{}",
+        h.log_text()
+    );
+    h
+}
+
+fn file_output() -> &'static str {
+    r#"
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'amqp.test'"
+path = "{dir}/out.json"
+encoder = "json"
+"#
+}
+
+fn send_lines(port: u16, range: std::ops::Range<u64>, pause_every: Option<(u64, Duration)>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect producer");
+    for i in range {
+        writeln!(s, "{i} word{i}").expect("send");
+        if let Some((every, pause)) = pause_every {
+            if i % every == 0 {
+                s.flush().expect("flush");
+                std::thread::sleep(pause);
+            }
+        }
+    }
+}
+
+/// seq → how many times it arrived, from the consumer's JSON lines; also checks every
+/// line carries what the producer decoded.
+fn received(path: &Path) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for line in lines(path) {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        assert_eq!(v["Type"], "amqp.test", "{line}");
+        assert_eq!(
+            v["Logger"], "lines",
+            "the producer's Logger survives: {line}"
+        );
+        let seq: u64 = v["Fields"]["seq"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no seq field: {line}"));
+        assert_eq!(v["Fields"]["word"], format!("word{seq}"), "{line}");
+        *seen.entry(seq).or_default() += 1;
+    }
+    seen
+}
+
+fn all_arrived(path: &Path, n: u64) -> bool {
+    let got = received(path);
+    (0..n).all(|i| got.contains_key(&i))
+}
+
+fn counter(h: &Hekate, plugin: &str, name: &str) -> u64 {
+    h.counters(plugin).get(name).copied().unwrap_or(0)
+}
+
+#[test]
+fn round_trip_between_two_hekates_keeps_every_message_and_field() {
+    require_broker();
+    let _shared = BROKER.read().unwrap_or_else(|p| p.into_inner());
+    let (exchange, queue) = (unique("rt-x"), unique("rt-q"));
+    let c = consumer(&exchange, &queue, "", file_output());
+    let port = free_port();
+    let p = producer(port, &exchange, "");
+    let n = 2000;
+    send_lines(port, 0..n, None);
+    let out = c.path().join("out.json");
+    assert!(
+        wait_for(LONG, || lines(&out).len() as u64 >= n),
+        "consumer got {} of {n}\nproducer:\n{}\nconsumer:\n{}",
+        lines(&out).len(),
+        p.log_text(),
+        c.log_text()
+    );
+    let got = received(&out);
+    assert_eq!(got.len() as u64, n, "every seq once");
+    assert!(
+        got.values().all(|&k| k == 1),
+        "no duplicates without failures"
+    );
+    assert!(
+        wait_for(LONG, || counter(&p, "amqp_out", "confirmed") == n),
+        "every message confirmed: {:?}",
+        p.counters("amqp_out")
+    );
+    assert!(
+        wait_for(LONG, || counter(&c, "amqp_in", "acked") == n),
+        "every delivery acked: {:?}",
+        c.counters("amqp_in")
+    );
+    assert_eq!(counter(&p, "amqp_out", "nacked"), 0);
+}
+
+#[test]
+fn broker_restart_mid_stream_loses_nothing() {
+    require_broker();
+    let _exclusive = BROKER.write().unwrap_or_else(|p| p.into_inner());
+    let (exchange, queue) = (unique("restart-x"), unique("restart-q"));
+    let _cleanup = QueueGuard(queue.clone());
+    let c = consumer(
+        &exchange,
+        &queue,
+        &format!("{DURABLE}\nqueue_durability = true\nqueue_auto_delete = false"),
+        file_output(),
+    );
+    let port = free_port();
+    let p = producer(port, &exchange, &format!("{DURABLE}\npersistent = true"));
+    let n = 4000;
+    // ~10 s of traffic; the broker goes down after 1 s for 2 s plus its stop/start time.
+    let sender =
+        std::thread::spawn(move || send_lines(port, 0..n, Some((40, Duration::from_millis(100)))));
+    std::thread::sleep(Duration::from_secs(1));
+    rabbitmqctl(&["stop_app"]);
+    let down = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+    eprintln!("broker was down {:?}", down.elapsed());
+    sender.join().expect("sender");
+    let out = c.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(120), || all_arrived(&out, n)),
+        "missing {} of {n} after the restart\nproducer:\n{}\nconsumer:\n{}",
+        n as usize - received(&out).len(),
+        p.log_text(),
+        c.log_text()
+    );
+    let pc = p.counters("amqp_out");
+    let cc = c.counters("amqp_in");
+    assert!(pc.get("reconnects").copied().unwrap_or(0) >= 1, "{pc:?}");
+    assert!(cc.get("reconnects").copied().unwrap_or(0) >= 1, "{cc:?}");
+    assert_eq!(
+        pc.get("unconfirmed_lost").copied().unwrap_or(0),
+        0,
+        "{pc:?}"
+    );
+}
+
+#[test]
+fn consumer_killed_before_ack_gets_everything_redelivered() {
+    require_broker();
+    let _shared = BROKER.read().unwrap_or_else(|p| p.into_inner());
+    let (exchange, queue) = (unique("kill-x"), unique("kill-q"));
+    let _cleanup = QueueGuard(queue.clone());
+    let topology = format!("{DURABLE}\nqueue_durability = true\nqueue_auto_delete = false");
+    // The first consumer's only output publishes to a broker that is not there (port
+    // 1): it answers Retry without taking the message, so nothing the consumer received
+    // is ever done, and nothing may be acked.
+    let stuck = r#"
+[out]
+type = "AMQPOutput"
+message_matcher = "TRUE"
+url = "amqp://guest:guest@127.0.0.1:1/"
+exchange = "nowhere"
+exchange_type = "fanout"
+"#;
+    let mut c1 = consumer(&exchange, &queue, &topology, stuck);
+    let port = free_port();
+    let p = producer(port, &exchange, &format!("{DURABLE}\npersistent = true"));
+    let n = 500;
+    send_lines(port, 0..n, None);
+    assert!(
+        wait_for(LONG, || counter(&p, "amqp_out", "confirmed") == n),
+        "{:?}",
+        p.counters("amqp_out")
+    );
+    assert!(
+        wait_for(LONG, || counter(&c1, "amqp_in", "processed") >= 50),
+        "{:?}\n{}",
+        c1.counters("amqp_in"),
+        c1.log_text()
+    );
+    let first = c1.counters("amqp_in");
+    assert_eq!(
+        first.get("acked"),
+        Some(&0),
+        "nothing acked while the output is stuck: {first:?}"
+    );
+    assert_eq!(
+        first.get("processed"),
+        Some(&50),
+        "prefetch_count bounds the unacked deliveries: {first:?}"
+    );
+    c1.child.kill().expect("SIGKILL the first consumer");
+    c1.child.wait().expect("reap");
+
+    let c2 = consumer(&exchange, &queue, &topology, file_output());
+    let out = c2.path().join("out.json");
+    assert!(
+        wait_for(LONG, || all_arrived(&out, n)),
+        "second consumer got {} distinct of {n}\n{}",
+        received(&out).len(),
+        c2.log_text()
+    );
+    let second = c2.counters("amqp_in");
+    assert!(
+        second.get("redelivered").copied().unwrap_or(0) >= 50,
+        "the 50 unacked deliveries come back flagged redelivered: {second:?}"
+    );
+}
