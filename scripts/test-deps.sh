@@ -7,3 +7,10 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("whisper") != "1.1.10")' 2>/dev/null \
   || .venv/bin/pip install -q whisper==1.1.10
+# rsyslogd for tests/rsyslog.rs and scripts/bench/syslog_tcp_vs_rsyslog.sh (not started as
+# a service here: the tests run their own instance in the foreground).
+if ! [ -x /usr/sbin/rsyslogd ]; then
+  [ "$(id -u)" = 0 ] || { echo "test-deps: rsyslog is missing; run this script as root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
+fi

@@ -160,11 +160,13 @@ encoder = "json"
 /// The omfile template of `custom.log` (rsyslog's syntax, used verbatim by both sides).
 const CUSTOM: &str = r"%TIMESTAMP:::date-rfc3339% %HOSTNAME% %syslogfacility-text%.%syslogseverity-text% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\n";
 
-fn rsyslog_config(dir: &Path, input: u16, udp: u16, octet: u16, newline: u16) -> String {
-    let d = dir.display();
+/// rsyslog.conf: its work directory in `rs_dir`, its files under `dir/rsyslog`.
+fn rsyslog_config(rs_dir: &Path, dir: &Path, input: u16, ports: (u16, u16, u16)) -> String {
+    let (udp, octet, newline) = ports;
+    let (w, d) = (rs_dir.display(), dir.display());
     format!(
         r#"
-global(workDirectory="{d}/work")
+global(workDirectory="{w}/work")
 module(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="{input}")
 template(name="custom" type="string" string="{CUSTOM}")
@@ -240,7 +242,7 @@ fn rsyslog_forwards_and_writes_files_that_hekate_decodes() {
     let rs_dir = h.path().join("rs");
     let rs = Rsyslogd::start(
         &rs_dir,
-        &rsyslog_config(h.path(), input, udp, octet, newline),
+        &rsyslog_config(&rs_dir, h.path(), input, (udp, octet, newline)),
     );
     assert!(
         wait_for(LONG, || TcpStream::connect(("127.0.0.1", input)).is_ok()),
