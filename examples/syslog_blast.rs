@@ -53,6 +53,10 @@ fn send(addr: &str, path: &str) -> Result<(), Box<dyn std::error::Error>> {
     s.write_all(&data)?;
     s.flush()?;
     drop(s);
-    println!("sent {} bytes in {:.3} s", data.len(), t.elapsed().as_secs_f64());
+    println!(
+        "sent {} bytes in {:.3} s",
+        data.len(),
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -221,9 +221,12 @@ impl Template {
                 }
                 Part::Property(prop) => {
                     let end = self.extent(i, prop, rest)?;
-                    let value = value_of(prop, &rest[..end], tz).ok_or_else(|| {
-                        format!("bad %{}% {:?} at byte {pos}", prop.name, &rest[..end])
-                    })?;
+                    // A fixed-width format can end inside a multi-byte character.
+                    let text = rest
+                        .get(..end)
+                        .ok_or_else(|| format!("bad %{}% at byte {pos}", prop.name))?;
+                    let value = value_of(prop, text, tz)
+                        .ok_or_else(|| format!("bad %{}% {text:?} at byte {pos}", prop.name))?;
                     out.push((prop, value));
                     pos += end;
                 }
@@ -791,6 +794,11 @@ mod tests {
             ]
         );
         assert!(t.matches("web1 nginx[42]: a b END", utc()).is_err());
+        let ts = Template::compile("%TIMESTAMP% %msg%").expect("ok");
+        assert!(
+            ts.matches("Feb  9 14:17:0é x", utc()).is_err(),
+            "no panic mid-character"
+        );
         assert!(
             t.matches("web1,nginx[42]: a b", utc()).is_err(),
             "suffix missing"

@@ -207,6 +207,9 @@ impl LogstreamerInput {
             }
             let asked = signals.rescan.swap(false, Ordering::Relaxed);
             if asked || last_rescan.elapsed() >= self.config.rescan_interval {
+                if signals.lost.swap(false, Ordering::Relaxed) {
+                    watch.live = None;
+                }
                 watch.ensure(&self.pattern, &signals);
                 self.rescan(&cx, &tcfg, &mut tailers);
                 last_rescan = Instant::now();

@@ -405,16 +405,19 @@ impl Tailer {
         let Some(next) = self.next_file() else {
             return Ok(false);
         };
-        // A listing taken while a rotation renames files can miss one: confirm the
-        // choice with a second listing, else try again at the next poll.
-        self.rescan();
-        if self.next_file().as_ref() != Some(&next) {
-            return Ok(false);
-        }
         let file = match File::open(&next) {
             Ok(f) if f.metadata().map(|m| m.len() > 0).unwrap_or(false) => f,
             _ => return Ok(false),
         };
+        // The path was chosen from a listing taken before the open: meanwhile a rotation
+        // may have renamed a newer file onto it, or copytruncate may have put a copy of
+        // it before it. Only a listing taken after the open can confirm that the opened
+        // file is the successor of ours; otherwise try again at the next poll.
+        self.rescan();
+        let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        if opened.is_none() || self.next_file().as_deref().and_then(file_id) != opened {
+            return Ok(false);
+        }
         // Drain the old file to its end: one read stops at the read budget.
         while self.read_available().await? {}
         PluginStats::add(&self.cfg.counters.rotations, 1);

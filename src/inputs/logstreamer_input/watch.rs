@@ -25,6 +25,8 @@ pub(super) struct Signals {
     pub wake: Notify,
     /// A matching file appeared, was renamed or removed: list the files again.
     pub rescan: AtomicBool,
+    /// The watched directory itself went away: the watch must be set up again.
+    pub lost: AtomicBool,
 }
 
 /// A live watch on the log directory; dropping it stops the watch.
@@ -62,6 +64,11 @@ impl DirWatch {
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
             match res {
                 Ok(ev) => {
+                    if root_removed(&pattern, &ev) {
+                        signals.lost.store(true, Ordering::Relaxed);
+                        signals.rescan.store(true, Ordering::Relaxed);
+                        signals.wake.notify_one();
+                    }
                     if let Some(rescan) = relevance(&pattern, &ev) {
                         if rescan {
                             signals.rescan.store(true, Ordering::Relaxed);
@@ -104,6 +111,14 @@ fn relevance(pattern: &StreamPattern, ev: &Event) -> Option<bool> {
         .iter()
         .any(|p| matches_pattern(pattern, p))
         .then_some(listing_changed)
+}
+
+/// True when the event says the watched directory itself was removed or moved away.
+fn root_removed(pattern: &StreamPattern, ev: &Event) -> bool {
+    matches!(
+        ev.kind,
+        EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+    ) && ev.paths.iter().any(|p| p == &pattern.root)
 }
 
 fn matches_pattern(pattern: &StreamPattern, path: &Path) -> bool {
