@@ -114,7 +114,10 @@ impl Decoder for RsyslogDecoder {
         base: &Message,
         out: &mut Vec<Message>,
     ) -> Result<(), DecodeError> {
-        let text = String::from_utf8_lossy(record);
+        let text = match std::str::from_utf8(record) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(record),
+        };
         let line = text.trim_end_matches(['\n', '\r', '\0']);
         if line.trim().is_empty() {
             return Ok(());

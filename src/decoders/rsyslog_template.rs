@@ -256,32 +256,33 @@ impl Template {
             _ => None,
         };
         if prop.kind == Kind::Text {
-            return Ok(match (lit, self.only_literals_after(i)) {
-                (Some(_), Some(suffix)) => rest.strip_suffix(suffix.as_str()).map_or(0, str::len),
-                (Some(l), None) => rest.find(l).unwrap_or(rest.len()),
+            // Literals merge while parsing, so "only literals follow" means the next
+            // part is the last one.
+            let last_literal = lit.filter(|_| i + 2 == self.parts.len());
+            return Ok(match (lit, last_literal) {
+                (Some(_), Some(suffix)) => rest.strip_suffix(suffix).map_or(0, str::len),
+                (Some(l), None) => find(rest, l).unwrap_or(rest.len()),
                 (None, _) => rest.len(),
             });
         }
-        let stop =
-            |c: char| c.is_whitespace() || (prop.kind == Kind::ProgramName && ":[".contains(c));
-        let mut end = rest.find(stop).unwrap_or(rest.len());
+        let program = prop.kind == Kind::ProgramName;
+        let mut end = rest
+            .bytes()
+            .position(|b| b.is_ascii_whitespace() || (program && (b == b':' || b == b'[')))
+            .unwrap_or(rest.len());
         if let Some(l) = lit.filter(|l| !l.is_empty()) {
             let window = rest.len().min(end + l.len());
-            end = rest.get(..window).and_then(|w| w.find(l)).unwrap_or(end);
+            end = rest.get(..window).and_then(|w| find(w, l)).unwrap_or(end);
         }
         Ok(end)
     }
+}
 
-    /// The concatenated literals after part `i` when nothing but literals follows.
-    fn only_literals_after(&self, i: usize) -> Option<String> {
-        let mut s = String::new();
-        for p in &self.parts[i + 1..] {
-            match p {
-                Part::Literal(l) => s.push_str(l),
-                Part::Property(_) => return None,
-            }
-        }
-        Some(s)
+/// Byte offset of `needle` in `hay` (memchr for the usual one-byte literal).
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    match needle.as_bytes() {
+        [b] => memchr::memchr(*b, hay.as_bytes()),
+        n => memchr::memmem::find(hay.as_bytes(), n),
     }
 }
 
@@ -632,15 +633,25 @@ fn parse_time(f: DateFormat, s: &str, tz: Zone) -> Option<i64> {
 /// more than a month ahead (a December line read in January).
 fn rfc3164(s: &str) -> Option<NaiveDateTime> {
     use chrono::Datelike;
-    let month = 1 + [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(m)))?
-        as u32;
-    let mut it = s[3..].split_whitespace();
-    let day: u32 = it.next()?.parse().ok()?;
-    let time = NaiveTime::parse_from_str(it.next()?, "%H:%M:%S").ok()?;
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    let b = s.as_bytes();
+    let name = b.get(..3)?.to_ascii_lowercase();
+    let month = 1 + MONTHS.iter().position(|m| m[..] == name[..])? as u32;
+    let rest = s[3..].trim_start_matches(' ');
+    let (day, clock) = rest.split_once(' ')?;
+    let day: u32 = day.parse().ok()?;
+    let t = clock.as_bytes();
+    let two = |i: usize| -> Option<u32> {
+        let (a, b) = (t.get(i)?, t.get(i + 1)?);
+        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| u32::from((a - b'0') * 10 + (b - b'0')))
+    };
+    if t.len() != 8 || t[2] != b':' || t[5] != b':' {
+        return None;
+    }
+    let time = NaiveTime::from_hms_opt(two(0)?, two(3)?, two(6)?)?;
     let now = chrono::Utc::now();
     let year = if month > now.month() + 1 {
         now.year() - 1

@@ -133,7 +133,10 @@ impl Decoder for SyslogDecoder {
         base: &Message,
         out: &mut Vec<Message>,
     ) -> Result<(), DecodeError> {
-        let text = String::from_utf8_lossy(record);
+        let text = match std::str::from_utf8(record) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(record),
+        };
         let line = text.trim_end_matches(['\n', '\r', '\0']);
         if line.trim().is_empty() {
             return Ok(());
