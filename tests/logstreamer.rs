@@ -384,3 +384,127 @@ encoder = "enc"
     );
     assert_eq!(lines(&traces), ["2026-01-02 boom", "  at a", "  at b"]);
 }
+
+#[test]
+fn inotify_delivers_new_lines_long_before_the_poll_interval() {
+    let dir = write_config(&[(
+        "10-test.toml",
+        r#"
+[hekad]
+base_dir = "{dir}/base"
+
+[tail]
+type = "LogstreamerInput"
+log_directory = "{dir}/logs"
+file_match = 'app\.log(\.(?P<Seq>\d+))?'
+priority = ["^Seq"]
+check_data_interval = "30s"
+rescan_interval = "1h"
+
+[enc]
+type = "PayloadEncoder"
+append_newlines = false
+
+[out]
+type = "FileOutput"
+message_matcher = "Logger == 'tail'"
+path = "{dir}/out.log"
+encoder = "enc"
+"#,
+    )]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(logs.join("app.log"), "first\n").expect("write");
+    let h = Hekate::start_in(dir);
+    let out = h.path().join("out.log");
+    assert!(
+        wait_for(LONG, || lines(&out).len() == 1),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.log_text().contains("notify=true"), "{}", h.log_text());
+    // The 30 s poll is the safety net only: each step must arrive within 5 s.
+    let quick = Duration::from_secs(5);
+    let mut live = OpenOptions::new()
+        .append(true)
+        .open(logs.join("app.log"))
+        .expect("open");
+    live.write_all(b"second\n").expect("append");
+    assert!(
+        wait_for(quick, || lines(&out).len() == 2),
+        "appended line not delivered within {quick:?}: {:?}",
+        lines(&out)
+    );
+    // Rename rotation: the rest of the old file, then the new file.
+    live.write_all(b"third\n").expect("append");
+    std::fs::rename(logs.join("app.log"), logs.join("app.log.1")).expect("rotate");
+    std::fs::write(logs.join("app.log"), "fourth\n").expect("new file");
+    assert!(
+        wait_for(quick, || lines(&out).len() == 4),
+        "rotation not followed within {quick:?}: {:?}\n{}",
+        lines(&out),
+        h.log_text()
+    );
+    assert_eq!(lines(&out), ["first", "second", "third", "fourth"]);
+    let c = h.counters("tail");
+    assert!(c.get("watch_events").copied().unwrap_or(0) > 0, "{c:?}");
+    assert_eq!(c.get("watch_failures"), Some(&0), "{c:?}");
+}
+
+#[test]
+fn without_a_watch_the_input_polls_and_sets_the_watch_up_later() {
+    // The folder does not exist at start: the watch fails (counted), polling and
+    // rescanning go on, and the watch is set up at a later rescan.
+    let dir = write_config(&[(
+        "10-test.toml",
+        r#"
+[hekad]
+base_dir = "{dir}/base"
+
+[tail]
+type = "LogstreamerInput"
+log_directory = "{dir}/later"
+file_match = 'app\.log'
+check_data_interval = "100ms"
+rescan_interval = "300ms"
+
+[enc]
+type = "PayloadEncoder"
+append_newlines = false
+
+[out]
+type = "FileOutput"
+message_matcher = "Logger == 'tail'"
+path = "{dir}/out.log"
+encoder = "enc"
+"#,
+    )]);
+    let h = Hekate::start_in(dir);
+    assert!(
+        h.wait_log("Cannot watch the log directory", LONG),
+        "{}",
+        h.log_text()
+    );
+    let logs = h.path().join("later");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(logs.join("app.log"), "one\n").expect("write");
+    let out = h.path().join("out.log");
+    assert!(
+        wait_for(LONG, || lines(&out) == ["one"]),
+        "{}",
+        h.log_text()
+    );
+    let events_before = h.counters("tail").get("watch_events").copied().unwrap_or(0);
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(logs.join("app.log"))
+        .expect("open");
+    f.write_all(b"two\n").expect("append");
+    assert!(wait_for(LONG, || lines(&out) == ["one", "two"]));
+    let c = h.counters("tail");
+    assert!(c.get("watch_failures").copied().unwrap_or(0) >= 1, "{c:?}");
+    assert!(
+        c.get("watch_events").copied().unwrap_or(0) > events_before,
+        "the watch was not set up once the folder existed: {c:?}"
+    );
+}

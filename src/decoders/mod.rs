@@ -9,6 +9,8 @@ mod log_format;
 mod nginx_access_decoder;
 mod payload_regex_decoder;
 mod protobuf_decoder;
+mod rsyslog_decoder;
+mod rsyslog_template;
 pub(crate) mod sandbox_decoder;
 mod syslog_decoder;
 mod time_layout;
@@ -19,6 +21,7 @@ pub const DECODERS: &[Registration<BuildDecoder>] = &[
     protobuf_decoder::PLUGIN,
     sandbox_decoder::PLUGIN,
     syslog_decoder::PLUGIN,
+    rsyslog_decoder::PLUGIN,
     payload_regex_decoder::PLUGIN,
     nginx_access_decoder::PLUGIN,
     apache_access_decoder::PLUGIN,

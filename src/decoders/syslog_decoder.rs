@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDateTime, Utc};
 use serde::Deserialize;
 use syslog_loose::{IncompleteDate, ProcId, Variant};
 
@@ -75,16 +75,31 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
     Ok(Arc::new(move || Box::new(decoder.clone())))
 }
 
-/// The zone applied to timestamps without one.
+/// The zone applied to timestamps without one (shared with `RsyslogDecoder`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Zone {
+pub(super) enum Zone {
     /// A fixed offset (UTC is `+00:00`).
     Fixed(FixedOffset),
     /// The host's local zone, with its daylight-saving rules.
     Local,
 }
 
-fn parse_tz(s: &str) -> Option<Zone> {
+impl Zone {
+    /// Nanoseconds since the epoch of a zone-less time in this zone (the earlier one
+    /// when a daylight-saving change makes it ambiguous); `None` when it does not exist.
+    pub(super) fn nanos(self, t: NaiveDateTime) -> Option<i64> {
+        match self {
+            Zone::Fixed(off) => t.and_local_timezone(off).earliest()?.timestamp_nanos_opt(),
+            Zone::Local => t
+                .and_local_timezone(Local)
+                .earliest()?
+                .timestamp_nanos_opt(),
+        }
+    }
+}
+
+/// Parses `tz`: `"UTC"`, `"Local"` or a fixed offset such as `"+02:00"`.
+pub(super) fn parse_tz(s: &str) -> Option<Zone> {
     match s {
         "UTC" | "utc" | "Z" => return FixedOffset::east_opt(0).map(Zone::Fixed),
         "Local" | "local" => return Some(Zone::Local),
@@ -118,7 +133,10 @@ impl Decoder for SyslogDecoder {
         base: &Message,
         out: &mut Vec<Message>,
     ) -> Result<(), DecodeError> {
-        let text = String::from_utf8_lossy(record);
+        let text = match std::str::from_utf8(record) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(record),
+        };
         let line = text.trim_end_matches(['\n', '\r', '\0']);
         if line.trim().is_empty() {
             return Ok(());

@@ -3,18 +3,23 @@
 //! with its own checkpoint journal (Heka's logstreamer). Built by the registry, run by the
 //! input supervisor; [`describe_streams`] backs `hekate logstreamer`.
 //!
-//! Files are polled every `check_data_interval`; the directory is rescanned every
-//! `rescan_interval` and whenever the open file was rotated. Checkpoints record only
+//! An inotify watch on `log_directory` (`watch.rs`) wakes the loop as soon as a matching
+//! file changes; files are also polled every `check_data_interval` (the safety net, and
+//! the only way when the watch cannot be set up); the directory is rescanned every
+//! `rescan_interval`, when a matching file appears or is renamed, and whenever the open
+//! file was rotated. Checkpoints record only
 //! what the pipeline has taken in (see `tail.rs`), so a crash re-reads at most the
 //! records sent since the last checkpoint, and never skips any.
 
 mod journal;
 mod scan;
 mod tail;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +33,7 @@ use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Regi
 pub use journal::Checkpoint;
 pub use scan::{ScanResult, StreamPattern};
 use tail::{Counters, TailConfig, Tailer};
+use watch::{DirWatch, Signals, WatchCounters};
 
 /// At shutdown, how long to wait for the pipeline to take in what was sent (the input
 /// supervisor allows 5 s).
@@ -178,23 +184,33 @@ impl LogstreamerInput {
             initial_tail: self.config.initial_tail,
             counters: Arc::new(Counters::new(cx.stats())),
         });
+        let signals = Arc::new(Signals::default());
+        let mut watch = Watch::new(WatchCounters::new(cx.stats()));
+        watch.ensure(&self.pattern, &signals);
         let mut tailers = BTreeMap::new();
         self.rescan(&cx, &tcfg, &mut tailers);
-        tracing::info!(directory = %self.config.log_directory.display(), streams = tailers.len(), "Tailing log streams.");
+        tracing::info!(directory = %self.config.log_directory.display(), streams = tailers.len(), notify = watch.active(), "Tailing log streams.");
         let interval = self.config.check_data_interval;
         let mut shutdown = cx.shutdown();
         let (mut last_rescan, mut last_checkpoint) = (Instant::now(), Instant::now());
         let mut more = true; // first poll right away
         loop {
             if !more {
+                let until_checkpoint = interval.saturating_sub(last_checkpoint.elapsed());
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(until_checkpoint) => {}
+                    _ = signals.wake.notified() => {}
                     _ = shutdown.wait() => break,
                 }
             } else if shutdown.is_set() {
                 break;
             }
-            if last_rescan.elapsed() >= self.config.rescan_interval {
+            let asked = signals.rescan.swap(false, Ordering::Relaxed);
+            if asked || last_rescan.elapsed() >= self.config.rescan_interval {
+                if signals.lost.swap(false, Ordering::Relaxed) {
+                    watch.live = None;
+                }
+                watch.ensure(&self.pattern, &signals);
                 self.rescan(&cx, &tcfg, &mut tailers);
                 last_rescan = Instant::now();
             }
@@ -240,6 +256,44 @@ impl LogstreamerInput {
                 stream.set_hostname(h.clone());
             }
             tailers.insert(name.clone(), Tailer::new(name, files, tcfg.clone(), stream));
+        }
+    }
+}
+
+/// The input's directory watch, set up lazily: a failure is logged once per attempt and
+/// retried at each rescan, while polling goes on.
+struct Watch {
+    live: Option<DirWatch>,
+    counters: WatchCounters,
+    log: crate::stats::LogLimiter,
+}
+
+impl Watch {
+    fn new(counters: WatchCounters) -> Self {
+        Watch {
+            live: None,
+            counters,
+            log: crate::stats::LogLimiter::default(),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Starts the watch if it is not running.
+    fn ensure(&mut self, pattern: &Arc<StreamPattern>, signals: &Arc<Signals>) {
+        if self.live.is_some() {
+            return;
+        }
+        match DirWatch::start(pattern.clone(), signals.clone(), &self.counters) {
+            Ok(w) => self.live = Some(w),
+            Err(e) => {
+                crate::stats::PluginStats::add(&self.counters.failures, 1);
+                if let Some(suppressed) = self.log.check() {
+                    tracing::warn!(directory = %pattern.root.display(), error = %e, suppressed, "Cannot watch the log directory; polling every check_data_interval and retrying at each rescan.");
+                }
+            }
         }
     }
 }

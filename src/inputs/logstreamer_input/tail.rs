@@ -192,8 +192,10 @@ impl Tailer {
         self.check_truncation().await?;
         self.follow_rename();
         let more = self.read_available().await?;
-        if !more {
-            self.check_rotation().await?;
+        if !more && self.check_rotation().await? {
+            // The next file has data: read it now rather than at the next wake-up, which
+            // may be a whole `check_data_interval` away when inotify is in use.
+            return self.read_available().await;
         }
         Ok(more)
     }
@@ -386,40 +388,50 @@ impl Tailer {
     }
 
     /// At EOF: moves to the next file when ours was rotated away (or a newer one exists)
-    /// and the next one has data. Our file is drained once more before the move.
-    async fn check_rotation(&mut self) -> Result<(), Closed> {
+    /// and the next one has data. Our file is drained once more before the move. Returns
+    /// true when it moved.
+    async fn check_rotation(&mut self) -> Result<bool, Closed> {
         let Some(open) = self.open.as_ref() else {
-            return Ok(());
+            return Ok(false);
         };
         let moved = file_id(&open.path) != Some(open.id);
         let newest = self.files.last() == Some(&open.path);
         if !moved && newest && !open.renamed {
-            return Ok(());
+            return Ok(false);
         }
         if moved || open.renamed {
             self.rescan();
         }
         let Some(next) = self.next_file() else {
-            return Ok(());
+            return Ok(false);
         };
-        // A listing taken while a rotation renames files can miss one: confirm the
-        // choice with a second listing, else try again at the next poll.
-        self.rescan();
-        if self.next_file().as_ref() != Some(&next) {
-            return Ok(());
-        }
         let file = match File::open(&next) {
             Ok(f) if f.metadata().map(|m| m.len() > 0).unwrap_or(false) => f,
-            _ => return Ok(()),
+            _ => return Ok(false),
         };
-        self.read_available().await?;
+        // The path was chosen from a listing taken before the open: meanwhile a rotation
+        // may have renamed a newer file onto it, or copytruncate may have put a copy of
+        // it before it. Only a listing taken after the open can confirm that the opened
+        // file is the successor of ours; otherwise try again at the next poll.
+        self.rescan();
+        let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        if opened.is_none() || self.next_file().as_deref().and_then(file_id) != opened {
+            return Ok(false);
+        }
+        // Drain the old file to its end: one read stops at the read budget.
+        while self.read_available().await? {}
         PluginStats::add(&self.cfg.counters.rotations, 1);
         tracing::info!(stream = %self.name, file = %next.display(), "Moving to the next file of the stream.");
         match Open::new(next, file, 0) {
-            Ok(o) => self.open = Some(o),
-            Err(e) => self.io_error(&e.to_string()),
+            Ok(o) => {
+                self.open = Some(o);
+                Ok(true)
+            }
+            Err(e) => {
+                self.io_error(&e.to_string());
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// The file after ours in stream order (ours is found by identity); the newest file
