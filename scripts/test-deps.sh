@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 # Apache Cassandra; the script assembles it from Maven Central).
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless maven
+fi
 # rsyslogd for tests/rsyslog.rs and scripts/bench/syslog_tcp_vs_rsyslog.sh (not started as
 # a service here: the tests run their own instance in the foreground).
 if ! [ -x /usr/sbin/rsyslogd ]; then

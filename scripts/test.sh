@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"): installs test dependencies, then runs every
-# unit, integration and end-to-end test. Tests that need an external tool fail without it.
+# The test command (README "Run the tests"): installs test dependencies, starts the
+# services (RabbitMQ, Cassandra; idempotent), then runs every unit, integration and
+# end-to-end test. Tests that need an external tool or service fail without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
+bash scripts/services.sh start
 export HEKATE_VENV="${HEKATE_VENV:-$PWD/.venv}"
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
