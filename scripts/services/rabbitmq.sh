@@ -46,7 +46,8 @@ start() {
   if port_open; then
     log "127.0.0.1:$PORT is open but rabbitmqctl gets no answer; waiting for the node"
   else
-    rabbitmq-server -detached
+    # No inherited stdio: a daemon holding the caller's pipe would keep CI's log open.
+    rabbitmq-server -detached </dev/null >/dev/null 2>&1
   fi
   local deadline=$((SECONDS + START_TIMEOUT))
   until port_open; do
