@@ -19,6 +19,7 @@ mod output;
 mod preserve;
 mod require;
 pub mod testing;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
