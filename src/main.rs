@@ -55,12 +55,43 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Load or unload a filter through a SandboxManagerFilter (Heka's `heka-sbmgr`): sends
+    /// a `heka.control.sandbox` message over TCP with Heka framing to a TcpInput that
+    /// decodes with ProtobufDecoder.
+    Sbmgr {
+        /// The TcpInput's address.
+        #[arg(long, default_value = "127.0.0.1:5565")]
+        address: String,
+        #[command(subcommand)]
+        action: SbmgrAction,
+    },
     /// Inspect whisper files like Graphite's tools: `info FILE [--json]`,
     /// `fetch FILE [--from=TS] [--until=TS] [--json]`, `dump FILE [--raw]`.
     Whisper {
         /// The whisper subcommand and its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
+    },
+}
+
+/// `hekate sbmgr` actions.
+#[derive(Debug, Subcommand)]
+enum SbmgrAction {
+    /// Start a SandboxFilter: `--script` is the Lua source, `--config` a TOML file whose
+    /// first section configures it (`type = "SandboxFilter"`, `message_matcher`, ...).
+    Load {
+        /// The Lua script.
+        #[arg(long)]
+        script: PathBuf,
+        /// The filter's TOML section.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Stop a loaded filter by its section name.
+    Unload {
+        /// The section name used when loading.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -76,6 +107,7 @@ fn main() -> ExitCode {
         Command::Whisper { args } => whisper(&args),
         Command::Logstreamer => logstreamer(&config),
         Command::Test { paths } => lua_tests(&paths),
+        Command::Sbmgr { address, action } => sbmgr(&address, action),
     };
     match result {
         Ok(code) => code,
@@ -223,4 +255,22 @@ fn lua_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `hekate sbmgr`: builds and sends one control message.
+fn sbmgr(address: &str, action: SbmgrAction) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use hekate::sandbox::sbmgr;
+    let msg = match action {
+        SbmgrAction::Load { script, config } => {
+            let code = std::fs::read_to_string(&script)
+                .with_context(|| format!("reading {}", script.display()))?;
+            let conf = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            sbmgr::load_message(&conf, &code)
+        }
+        SbmgrAction::Unload { name } => sbmgr::unload_message(&name),
+    };
+    sbmgr::send(address, &msg).with_context(|| format!("sending to {address}"))?;
+    Ok(ExitCode::SUCCESS)
 }

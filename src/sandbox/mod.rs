@@ -18,6 +18,7 @@ mod cjson;
 mod output;
 mod preserve;
 mod require;
+pub mod sbmgr;
 pub mod testing;
 pub mod watch;
 
