@@ -24,6 +24,10 @@ pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
             }
         })?,
     )?;
+    g.raw_set("read_next_field", {
+        let s = shared.clone();
+        lua.create_function(move |lua, ()| read_next_field(lua, &s))?
+    })?;
     g.raw_set("read_config", {
         let s = shared.clone();
         lua.create_function(move |lua, name: String| read_config(lua, &s, &name))?
@@ -258,6 +262,30 @@ fn read_message(lua: &Lua, s: &Shared, var: &str, fi: i64, ai: i64) -> mlua::Res
             None => Value::Nil,
         },
     })
+}
+
+/// `read_next_field()` (deprecated in Heka 0.10, still used by its shipped scripts):
+/// `value_type, name, value, representation, count` of the next field of the current
+/// message (its first value), or five nils after the last one.
+fn read_next_field(lua: &Lua, s: &Shared) -> mlua::Result<MultiValue> {
+    let mut st = lock(s)?;
+    let i = st.next_field;
+    let Some(field) = st.current.as_ref().and_then(|m| m.fields.get(i)).cloned() else {
+        return Ok(std::iter::repeat_n(Value::Nil, 5).collect());
+    };
+    st.next_field += 1;
+    drop(st);
+    let value = match field.value.get(0) {
+        Some(v) => value_ref(lua, v)?,
+        None => Value::Nil,
+    };
+    Ok(MultiValue::from_iter([
+        Value::Integer(field.value.type_code().into()),
+        Value::String(lua.create_string(&field.name)?),
+        value,
+        Value::String(lua.create_string(&field.representation)?),
+        Value::Integer(field.value.len() as i64),
+    ]))
 }
 
 fn value_ref(lua: &Lua, v: ValueRef<'_>) -> mlua::Result<Value> {

@@ -15,6 +15,7 @@
 mod api;
 pub mod circular_buffer;
 mod cjson;
+mod compat;
 mod output;
 mod preserve;
 mod require;
@@ -132,6 +133,8 @@ pub(crate) struct CallState {
     pub inject_limit: u32,
     /// Injections made in this call.
     pub inject_count: u32,
+    /// Position of `read_next_field` in the current message's fields.
+    pub next_field: usize,
     /// The `add_to_payload` buffer.
     pub payload: String,
     /// Plugin name (injected Logger).
@@ -195,6 +198,7 @@ impl Sandbox {
             injected: Vec::new(),
             inject_limit: 0,
             inject_count: 0,
+            next_field: 0,
             payload: String::new(),
             name: settings.name.clone(),
             output_limit: settings.output_limit,
@@ -388,6 +392,7 @@ impl Sandbox {
             st.raw = None;
             st.inject_limit = inject_limit;
             st.inject_count = 0;
+            st.next_field = 0;
         }
     }
 
@@ -466,8 +471,12 @@ fn restricted_state(
     term: &Arc<Termination>,
     shared: &Shared,
 ) -> mlua::Result<Lua> {
-    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    let libs =
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG;
+    // SAFETY: `debug` is loaded only so `compat::install` can build `setfenv`; it removes
+    // the `debug` global before any script runs, and no C module loader is installed.
+    let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+    compat::install(&lua)?;
     let g = lua.globals();
     for name in [
         "collectgarbage",
