@@ -14,16 +14,15 @@ use crate::message::{proto, Field, FieldValue, Message, ValueRef};
 /// Registers the API functions.
 pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
     let g = lua.globals();
-    g.raw_set(
-        "read_message",
-        lua.create_function({
-            let s = shared.clone();
-            // `String` is read straight off the Lua stack (cheaper than a `LuaString` ref).
-            move |lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
-                read_message(lua, &s, &var, fi.unwrap_or(0), ai.unwrap_or(0))
-            }
-        })?,
-    )?;
+    let full = lua.create_function({
+        let s = shared.clone();
+        // `String` is read straight off the Lua stack (cheaper than a `LuaString` ref).
+        move |lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
+            read_message(lua, &s, &var, fi.unwrap_or(0), ai.unwrap_or(0))
+        }
+    })?;
+    let current = lock(shared)?.fast.clone();
+    g.raw_set("read_message", super::fast_read::wrap(lua, full, &current)?)?;
     g.raw_set("read_next_field", {
         let s = shared.clone();
         lua.create_function(move |lua, ()| read_next_field(lua, &s))?
@@ -106,9 +105,13 @@ fn write_message(
         return Err(bad("field and array index must be >= 0"));
     };
     let mut st = lock(s)?;
+    let fast = st.fast.clone();
     let Some(cur) = st.current.as_mut() else {
         return Err(bad("no active message"));
     };
+    // Copy-on-write may move the message: republish it for the fast read path.
+    std::sync::Arc::make_mut(cur);
+    fast.set(Some(cur));
     let msg = std::sync::Arc::make_mut(cur);
     let text = || match value {
         Value::String(v) => Ok(v.to_string_lossy()),

@@ -16,6 +16,7 @@ mod api;
 pub mod circular_buffer;
 mod cjson;
 mod compat;
+mod fast_read;
 mod output;
 mod preserve;
 mod require;
@@ -125,6 +126,9 @@ impl Termination {
 pub(crate) struct CallState {
     /// The message `read_message` reads (shared, never copied into Lua).
     pub current: Option<Arc<Message>>,
+    /// `current` published for the C fast path of `read_message`; set whenever
+    /// `current` changes.
+    pub fast: Arc<fast_read::Current>,
     /// Protobuf bytes of `current`, encoded on the first `read_message("raw")`.
     pub raw: Option<Vec<u8>>,
     /// Messages injected during the call.
@@ -194,6 +198,7 @@ impl Sandbox {
         let term = Arc::new(Termination::default());
         let shared: Shared = Arc::new(Mutex::new(CallState {
             current: None,
+            fast: Arc::default(),
             raw: None,
             injected: Vec::new(),
             inject_limit: 0,
@@ -350,7 +355,11 @@ impl Sandbox {
                 "process_message() function was not found",
             )),
         };
-        let current = lock_state(&self.shared).current.take();
+        let current = {
+            let mut st = lock_state(&self.shared);
+            st.fast.set(None);
+            st.current.take()
+        };
         self.end(injected);
         let msg = current.map(Arc::unwrap_or_clone).unwrap_or_default();
         (self.status("process_message", res), msg)
@@ -389,6 +398,7 @@ impl Sandbox {
         {
             let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             st.current = current;
+            st.fast.set(st.current.as_ref());
             st.raw = None;
             st.inject_limit = inject_limit;
             st.inject_count = 0;
@@ -399,6 +409,7 @@ impl Sandbox {
     fn end(&mut self, injected: &mut Vec<Message>) {
         {
             let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            st.fast.set(None);
             st.current = None;
             st.raw = None;
             injected.append(&mut st.injected);

@@ -595,3 +595,29 @@ fn cjson_encodes_like_lua_cjson() {
         out[0].payload
     );
 }
+
+#[test]
+fn read_message_fast_path_and_full_path_agree() {
+    // Handled by the C fast path.
+    assert_eq!(eval("read_message('Fields[arr]', 0, 1)"), "2.5");
+    assert_eq!(eval("read_message('Fields[s]', 1)"), "y");
+    assert_eq!(eval("tostring(read_message('Fields[missing]'))"), "nil");
+    assert_eq!(eval("math.type(read_message('Timestamp'))"), "integer");
+    // Passed to the full implementation: float indices, Uuid, raw, bad arguments.
+    assert_eq!(eval("read_message('Fields[arr]', 0.0, 1.0)"), "2.5");
+    assert_eq!(eval("#read_message('Uuid')"), "36");
+    assert_eq!(eval("type(read_message('raw'))"), "string");
+    let mut sb = sandbox(
+        "function process_message() local ok, e = pcall(read_message, 'Fields[n]', -1) \
+         inject_payload('txt', '', tostring(e)) return 0 end",
+    );
+    let (_, out) = run(&mut sb, &sample(), 1);
+    assert!(
+        out[0].payload.contains("must be >= 0"),
+        "{}",
+        out[0].payload
+    );
+    // Outside a call there is no current message.
+    let sb = sandbox("x = read_message('Type') function process_message() return 0 end");
+    assert!(sb.termination().is_none());
+}
