@@ -514,7 +514,7 @@ fn lua_51_names_heka_scripts_use_are_available() {
 
 #[test]
 fn setfenv_module_pattern_keeps_globals_in_the_module() {
-    let mut sb = sandbox(
+    let sb = sandbox(
         r#"
         local M = {}
         local string = string
