@@ -55,6 +55,16 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Load or unload a filter through a SandboxManagerFilter (Heka's `heka-sbmgr`): sends
+    /// a `heka.control.sandbox` message over TCP with Heka framing to a TcpInput that
+    /// decodes with ProtobufDecoder.
+    Sbmgr {
+        /// The TcpInput's address.
+        #[arg(long, default_value = "127.0.0.1:5565")]
+        address: String,
+        #[command(subcommand)]
+        action: SbmgrAction,
+    },
     /// Inspect whisper files like Graphite's tools: `info FILE [--json]`,
     /// `fetch FILE [--from=TS] [--until=TS] [--json]`, `dump FILE [--raw]`.
     Whisper {
@@ -67,6 +77,27 @@ enum Command {
     /// `types`, `names`. The target is the config's CassandraOutput section, or
     /// `--hosts/--keyspace/--table`.
     Query(hekate::outputs::cassandra_output::cli::QueryArgs),
+}
+
+/// `hekate sbmgr` actions.
+#[derive(Debug, Subcommand)]
+enum SbmgrAction {
+    /// Start a SandboxFilter: `--script` is the Lua source, `--config` a TOML file whose
+    /// first section configures it (`type = "SandboxFilter"`, `message_matcher`, ...).
+    Load {
+        /// The Lua script.
+        #[arg(long)]
+        script: PathBuf,
+        /// The filter's TOML section.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Stop a loaded filter by its section name.
+    Unload {
+        /// The section name used when loading.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +113,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query(&config, &args),
         Command::Logstreamer => logstreamer(&config),
         Command::Test { paths } => lua_tests(&paths),
+        Command::Sbmgr { address, action } => sbmgr(&address, action),
     };
     match result {
         Ok(code) => code,
@@ -255,4 +287,22 @@ fn lua_tests(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `hekate sbmgr`: builds and sends one control message.
+fn sbmgr(address: &str, action: SbmgrAction) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use hekate::sandbox::sbmgr;
+    let msg = match action {
+        SbmgrAction::Load { script, config } => {
+            let code = std::fs::read_to_string(&script)
+                .with_context(|| format!("reading {}", script.display()))?;
+            let conf = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            sbmgr::load_message(&conf, &code)
+        }
+        SbmgrAction::Unload { name } => sbmgr::unload_message(&name),
+    };
+    sbmgr::send(address, &msg).with_context(|| format!("sending to {address}"))?;
+    Ok(ExitCode::SUCCESS)
 }

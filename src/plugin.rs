@@ -157,13 +157,24 @@ pub trait Filter: Send {
         pack: &Pack,
         cx: &mut FilterContext<'_>,
     ) -> Result<(), ProcessError>;
-    /// Called every `ticker_interval` seconds, and once more at shutdown.
+    /// Called once on the filter's thread before the first message, and again after each
+    /// restart. `cx.spawner()` is available here (dynamic filters).
+    fn start(&mut self, _cx: &mut FilterContext<'_>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+    /// Called every `ticker_interval` seconds, and once more at shutdown when
+    /// [`Filter::timer_event_on_shutdown`] says so.
     fn timer_event(
         &mut self,
         _now_ns: i64,
         _cx: &mut FilterContext<'_>,
     ) -> Result<(), ProcessError> {
         Ok(())
+    }
+    /// Whether the runner gives the filter (if it has a ticker) a last `timer_event` at
+    /// shutdown. Native filters: yes; `SandboxFilter`: its `timer_event_on_shutdown` key.
+    fn timer_event_on_shutdown(&self) -> bool {
+        true
     }
     /// Called once when the filter stops for good (clean shutdown): persist state here.
     fn stop(&mut self) {}
@@ -251,6 +262,7 @@ pub struct FilterContext<'a> {
     /// The filter's counters.
     pub stats: &'a PluginStats,
     pub(crate) injected: &'a mut Vec<Message>,
+    spawner: Option<&'a crate::pipeline::dynamic::FilterSpawner>,
 }
 
 impl<'a> FilterContext<'a> {
@@ -266,7 +278,22 @@ impl<'a> FilterContext<'a> {
             globals,
             stats,
             injected,
+            spawner: None,
         }
+    }
+
+    /// Lends the pipeline's [`FilterSpawner`](crate::pipeline::dynamic::FilterSpawner).
+    pub fn with_spawner(
+        mut self,
+        spawner: Option<&'a crate::pipeline::dynamic::FilterSpawner>,
+    ) -> Self {
+        self.spawner = spawner;
+        self
+    }
+
+    /// Starts and stops filters at runtime; `None` outside a running pipeline.
+    pub fn spawner(&self) -> Option<&'a crate::pipeline::dynamic::FilterSpawner> {
+        self.spawner
     }
 
     /// Queues a message for the router. Unset Uuid, Timestamp, Logger and Hostname are

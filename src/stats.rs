@@ -103,6 +103,12 @@ impl Report {
         stats
     }
 
+    /// Removes the entry holding `stats` (a dynamic filter that was unloaded).
+    pub fn remove(&self, stats: &Arc<PluginStats>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|e| !Arc::ptr_eq(&e.stats, stats));
+    }
+
     /// All registered plugins, in registration order.
     pub fn entries(&self) -> Vec<ReportEntry> {
         self.entries

@@ -91,6 +91,11 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
+    /// True once [`Queue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// True once the consumer has gone for good.
     pub fn is_abandoned(&self) -> bool {
         self.lock().abandoned

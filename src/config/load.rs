@@ -206,29 +206,42 @@ fn make_section(
     cfg: &mut LoadedConfig,
     file: &Path,
     name: String,
-    mut body: toml::Table,
+    body: toml::Table,
 ) -> Option<Section> {
+    match section_from_table(file, name, body) {
+        Ok(s) => Some(s),
+        Err(errs) => {
+            cfg.errors.extend(errs);
+            None
+        }
+    }
+}
+
+/// Turns one `[name]` table into a [`Section`]: resolves `type` (default: the name) and
+/// its category, and splits out the common keys. Also used for sections that arrive at
+/// runtime (`SandboxManagerFilter`).
+pub fn section_from_table(
+    file: &Path,
+    name: String,
+    mut body: toml::Table,
+) -> Result<Section, Vec<ConfigError>> {
     let type_name = match body.remove("type") {
         None => name.clone(),
         Some(toml::Value::String(t)) => t,
         Some(_) => {
-            cfg.errors
-                .push(ConfigError::new(file, &name, "type", "must be a string"));
-            return None;
+            return Err(vec![ConfigError::new(
+                file,
+                &name,
+                "type",
+                "must be a string",
+            )])
         }
     };
     let Some(category) = Category::from_type_name(&type_name) else {
         let msg = format!("unrecognized plugin category for type {type_name:?} (the type must end in Input, Splitter, Decoder, Filter, Encoder or Output)");
-        cfg.errors.push(ConfigError::new(file, &name, "type", msg));
-        return None;
+        return Err(vec![ConfigError::new(file, &name, "type", msg)]);
     };
-    let common = match split_common(&mut body, category, file, &name) {
-        Ok(c) => c,
-        Err(errs) => {
-            cfg.errors.extend(errs);
-            return None;
-        }
-    };
+    let common = split_common(&mut body, category, file, &name)?;
     let plugin = PluginConfig {
         name,
         type_name,
@@ -236,7 +249,7 @@ fn make_section(
         file: file.to_path_buf(),
         table: body,
     };
-    Some(Section { plugin, common })
+    Ok(Section { plugin, common })
 }
 
 /// Moves the category's common keys out of `body` and parses them.

@@ -2,9 +2,14 @@
 //! registry searches; adding a plugin is one file plus one line here.
 
 pub(crate) mod sandbox_filter;
+pub(crate) mod sandbox_manager_filter;
 mod stat_filter;
 
 use crate::plugin::{BuildFilter, Registration};
 
 /// Every registered filter type.
-pub const FILTERS: &[Registration<BuildFilter>] = &[stat_filter::PLUGIN, sandbox_filter::PLUGIN];
+pub const FILTERS: &[Registration<BuildFilter>] = &[
+    stat_filter::PLUGIN,
+    sandbox_filter::PLUGIN,
+    sandbox_manager_filter::PLUGIN,
+];

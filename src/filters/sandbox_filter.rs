@@ -7,6 +7,11 @@
 //! Payload = reason) and returns `Fatal`, so the runner restarts it from its config under
 //! `[name.retries]` and, with `can_exit = true` (the default here), removes it once the
 //! retries are spent while the rest of the pipeline keeps running.
+//!
+//! With `hot_reload` (the default) a change of the script file is picked up before the
+//! next call: the new script is loaded into a fresh sandbox and, with `preserve_data`,
+//! the old globals are carried over through the preservation format. A script that does
+//! not load leaves the old one running (counter `reload_failures`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +21,12 @@ use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::{Field, Message, Pack};
 use crate::plugin::{BuildContext, Defaults, Filter, FilterContext, Registration};
+use crate::sandbox::watch::ScriptWatcher;
 use crate::sandbox::{
     Sandbox, SandboxSettings, Status, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
     DEFAULT_OUTPUT_LIMIT,
 };
+use crate::stats::PluginStats;
 
 /// The registration of `SandboxFilter`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildFilter> = Registration {
@@ -52,9 +59,11 @@ pub struct SandboxFilterConfig {
     pub preserve_data: bool,
     /// Script language; only `lua`. Default `lua`.
     pub script_type: String,
-    /// Accepted for compatibility: the runner always calls `timer_event` once at
-    /// shutdown when a `ticker_interval` is set. Default false.
+    /// Call `timer_event` once more at shutdown (with a `ticker_interval`), as Heka.
+    /// Default false.
     pub timer_event_on_shutdown: bool,
+    /// Reload the script when its file changes, without restarting hekate. Default true.
+    pub hot_reload: bool,
     /// Accepted for compatibility (call profiling). Default false.
     pub profile: bool,
     /// The `[name.config]` table read by `read_config(key)`.
@@ -72,6 +81,7 @@ impl Default for SandboxFilterConfig {
             preserve_data: false,
             script_type: "lua".into(),
             timer_event_on_shutdown: false,
+            hot_reload: true,
             profile: false,
             config: toml::Table::new(),
         }
@@ -84,6 +94,18 @@ pub struct SandboxFilter {
     sandbox: Sandbox,
     /// Where globals are preserved, when `preserve_data`.
     preserve: Option<PathBuf>,
+    timer_event_on_shutdown: bool,
+    /// Set with `hot_reload`.
+    reload: Option<Reload>,
+}
+
+/// What a hot reload needs: the watch, and how to build the sandbox again.
+#[derive(Debug)]
+struct Reload {
+    watcher: ScriptWatcher,
+    path: PathBuf,
+    settings: SandboxSettings,
+    source: String,
 }
 
 /// Builds the filter: parses keys, reads and compiles the script, runs its top level.
@@ -128,7 +150,24 @@ pub(crate) fn build(
             ),
         )]);
     }
-    Ok(Box::new(SandboxFilter { sandbox, preserve }))
+    let reload = if c.hot_reload {
+        let watcher =
+            ScriptWatcher::new(&path).map_err(|e| vec![cfg.error("hot_reload", e.to_string())])?;
+        Some(Reload {
+            watcher,
+            path: path.clone(),
+            settings: settings.clone(),
+            source: source.clone(),
+        })
+    } else {
+        None
+    };
+    Ok(Box::new(SandboxFilter {
+        sandbox,
+        preserve,
+        timer_event_on_shutdown: c.timer_event_on_shutdown,
+        reload,
+    }))
 }
 
 /// The host settings of a sandbox plugin section (also used by the decoder/encoder).
@@ -200,6 +239,61 @@ fn write_preserved(path: &Path, data: &str) -> std::io::Result<()> {
 }
 
 impl SandboxFilter {
+    /// Applies a pending script change, if any.
+    #[inline]
+    fn check_reload(&mut self, cx: &FilterContext<'_>) {
+        if self.reload.as_ref().is_some_and(|r| r.watcher.due()) {
+            self.reload(cx);
+        }
+    }
+
+    /// Loads the changed script into a new sandbox (with the old globals under
+    /// `preserve_data`) and swaps it in; on any failure the old sandbox keeps running.
+    fn reload(&mut self, cx: &FilterContext<'_>) {
+        let Some(r) = self.reload.as_mut() else {
+            return;
+        };
+        let source = match std::fs::read_to_string(&r.path) {
+            Ok(s) if s == r.source => return,
+            Ok(s) => s,
+            Err(e) => {
+                PluginStats::add(&cx.stats.counter("reload_failures"), 1);
+                tracing::error!(path = %r.path.display(), error = %e, "Script changed but cannot be read; the old script keeps running.");
+                return;
+            }
+        };
+        let name = r.path.display().to_string();
+        let built = Sandbox::new(&r.settings, &source, &name)
+            .map_err(|e| e.to_string())
+            .and_then(|sb| {
+                if sb.has_process_message() {
+                    Ok(sb)
+                } else {
+                    Err(format!("{name}: process_message() function was not found"))
+                }
+            })
+            .and_then(|mut sb| {
+                if self.preserve.is_some() {
+                    let data = self.sandbox.preserve()?;
+                    sb.restore(&data, &format!("{name} (preserved globals)"))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(sb)
+            });
+        match built {
+            Ok(sb) => {
+                self.sandbox = sb;
+                r.source = source;
+                PluginStats::add(&cx.stats.counter("reloads"), 1);
+                tracing::info!(path = %r.path.display(), "Script reloaded.");
+            }
+            Err(e) => {
+                PluginStats::add(&cx.stats.counter("reload_failures"), 1);
+                tracing::error!(error = %e, "Script reload failed; the old script keeps running.");
+            }
+        }
+    }
+
     /// Injects `heka.sandbox-terminated` and asks the runner to restart the filter.
     fn terminate(&self, cx: &mut FilterContext<'_>, reason: String) -> ProcessError {
         let mut msg = Message {
@@ -220,6 +314,7 @@ impl Filter for SandboxFilter {
         pack: &Pack,
         cx: &mut FilterContext<'_>,
     ) -> Result<(), ProcessError> {
+        self.check_reload(cx);
         let limit = cx.globals.max_process_inject;
         match self.sandbox.process_message(pack, limit, cx.injected) {
             Ok(Status::Ok) => Ok(()),
@@ -229,6 +324,7 @@ impl Filter for SandboxFilter {
     }
 
     fn timer_event(&mut self, now_ns: i64, cx: &mut FilterContext<'_>) -> Result<(), ProcessError> {
+        self.check_reload(cx);
         let limit = cx.globals.max_timer_inject;
         let res = self.sandbox.timer_event(now_ns, limit, cx.injected);
         cx.stats.counter("memory").store(
@@ -236,6 +332,10 @@ impl Filter for SandboxFilter {
             std::sync::atomic::Ordering::Relaxed,
         );
         res.map_err(|reason| self.terminate(cx, reason))
+    }
+
+    fn timer_event_on_shutdown(&self) -> bool {
+        self.timer_event_on_shutdown
     }
 
     fn stop(&mut self) {

@@ -315,39 +315,7 @@ impl Pipeline {
         c: &CommonFo,
         d: &Defaults,
     ) -> Result<FoPlan, Vec<ConfigError>> {
-        let src = c
-            .message_matcher
-            .as_deref()
-            .or(d.message_matcher)
-            .unwrap_or("");
-        let matcher = if src.trim().is_empty() {
-            None
-        } else {
-            Some(
-                Matcher::parse(src)
-                    .map_err(|e| vec![p.error("message_matcher", format!("{e} in {src:?}"))])?,
-            )
-        };
-        let ticker = c
-            .ticker_interval
-            .or(d.ticker_interval)
-            .filter(|t| *t > 0)
-            .map(Duration::from_secs);
-        let capacity = match c.buffering.max_buffer_size {
-            0 => self.globals.plugin_chansize,
-            n => n,
-        };
-        Ok(FoPlan {
-            config: p.clone(),
-            common: c.clone(),
-            matcher,
-            ticker,
-            capacity,
-            can_exit: c.can_exit.unwrap_or(d.can_exit),
-            stats: self
-                .report
-                .register(&p.name, p.category.as_str(), &p.type_name),
-        })
+        fo_plan(&self.globals, &self.report, p, c, d)
     }
 
     fn add_filter(&mut self, p: &PluginConfig, c: &CommonFo) -> Result<(), Vec<ConfigError>> {
@@ -426,6 +394,48 @@ impl Pipeline {
     pub fn globals(&self) -> &Globals {
         &self.globals
     }
+}
+
+/// Compiles a filter's or output's matcher, ticker and queue size and registers its
+/// counters (also used for filters started at runtime).
+pub(crate) fn fo_plan(
+    globals: &Globals,
+    report: &Report,
+    p: &PluginConfig,
+    c: &CommonFo,
+    d: &Defaults,
+) -> Result<FoPlan, Vec<ConfigError>> {
+    let src = c
+        .message_matcher
+        .as_deref()
+        .or(d.message_matcher)
+        .unwrap_or("");
+    let matcher = if src.trim().is_empty() {
+        None
+    } else {
+        Some(
+            Matcher::parse(src)
+                .map_err(|e| vec![p.error("message_matcher", format!("{e} in {src:?}"))])?,
+        )
+    };
+    let ticker = c
+        .ticker_interval
+        .or(d.ticker_interval)
+        .filter(|t| *t > 0)
+        .map(Duration::from_secs);
+    let capacity = match c.buffering.max_buffer_size {
+        0 => globals.plugin_chansize,
+        n => n,
+    };
+    Ok(FoPlan {
+        config: p.clone(),
+        common: c.clone(),
+        matcher,
+        ticker,
+        capacity,
+        can_exit: c.can_exit.unwrap_or(d.can_exit),
+        stats: report.register(&p.name, p.category.as_str(), &p.type_name),
+    })
 }
 
 fn fo_detail(fo: &FoPlan, encoder: Option<(&str, bool)>) -> String {

@@ -1,6 +1,6 @@
 //! The filter runner: one OS thread per filter, fed by the filter's bounded queue.
 //!
-//! It owns the loop: pop a batch, call `process_message` per pack, send what the filter
+//! It owns the loop: call the filter's `start` hook, pop a batch, call `process_message` per pack, send what the filter
 //! injected to the router in one batch, call `timer_event` every `ticker_interval`. A
 //! `Fatal` error or a panic restarts the filter (rebuilt from its config) under
 //! `[name.retries]`. At shutdown the router closes the queue; the runner drains it, gives
@@ -15,6 +15,7 @@ use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
 use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
+use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::router::RouterSender;
 use crate::pipeline::shutdown::ShutdownTrigger;
 use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
@@ -41,6 +42,8 @@ pub(crate) struct FilterRunner {
     pub can_exit: bool,
     pub shutdown: ShutdownTrigger,
     pub exits: Exits,
+    /// Lent to the filter for starting filters at runtime (`None` for dynamic filters).
+    pub spawner: Option<FilterSpawner>,
 }
 
 /// What the last call asked the runner to do.
@@ -57,6 +60,11 @@ impl FilterRunner {
         let _enter = span.enter();
         let mut batch = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
+        if let Next::Restart(reason) = self.start() {
+            if !self.restart(&reason) {
+                return;
+            }
+        }
         loop {
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
@@ -111,6 +119,19 @@ impl FilterRunner {
         next
     }
 
+    /// Calls the filter's `start` hook (after every (re)build).
+    fn start(&mut self) -> Next {
+        let mut injected = Vec::new();
+        let result = self.call(&mut injected, |f, cx| f.start(cx));
+        let mut outbound = Vec::new();
+        self.collect(&mut injected, 1, &mut outbound);
+        self.send(outbound);
+        match result {
+            Ok(()) => Next::Continue,
+            Err(reason) => Next::Restart(reason),
+        }
+    }
+
     fn tick(&mut self) -> Next {
         let mut injected = Vec::new();
         let result = self.call(&mut injected, |f, cx| f.timer_event(now_ns(), cx));
@@ -130,7 +151,8 @@ impl FilterRunner {
         injected: &mut Vec<Message>,
         f: impl FnOnce(&mut dyn Filter, &mut FilterContext<'_>) -> Result<(), ProcessError>,
     ) -> Result<(), String> {
-        let mut cx = FilterContext::new(&self.name, &self.globals, &self.stats, injected);
+        let mut cx = FilterContext::new(&self.name, &self.globals, &self.stats, injected)
+            .with_spawner(self.spawner.as_ref());
         let filter = self.filter.as_mut();
         match catch_unwind(AssertUnwindSafe(|| f(filter, &mut cx))) {
             Ok(Ok(())) => Ok(()),
@@ -182,7 +204,10 @@ impl FilterRunner {
         }) {
             Some(f) => {
                 self.filter = f;
-                true
+                match self.start() {
+                    Next::Continue => true,
+                    Next::Restart(reason) => self.restart(&reason),
+                }
             }
             None if self.shutdown.is_set() && self.queue.is_empty() => false,
             None => {
@@ -204,7 +229,7 @@ impl FilterRunner {
     }
 
     fn finish(&mut self) {
-        if self.ticker.is_some() {
+        if self.ticker.is_some() && self.filter.timer_event_on_shutdown() {
             if let Next::Restart(reason) = self.tick() {
                 tracing::error!(reason, "Final timer_event failed.");
             }

@@ -2,6 +2,7 @@
 //! ordered shutdown.
 
 pub mod build;
+pub mod dynamic;
 pub mod filter_runner;
 pub mod input;
 pub mod output_runner;

@@ -1,6 +1,11 @@
 //! The router: one thread that evaluates every subscriber's compiled matcher against each
 //! message and hands matches to the subscriber's bounded queue, applying that queue's
 //! `full_action`. Messages are shared as `Arc`s; fan-out never copies a message.
+//!
+//! Subscribers can be added and removed while the pipeline runs (`SandboxManagerFilter`'s
+//! dynamic filters, through `pipeline::dynamic`): the commands travel on the same channel
+//! as the batches, so a subscriber sees exactly the messages routed after its `Subscribe`
+//! and before its `Unsubscribe`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,6 +45,13 @@ pub enum RouterEvent {
     InputsDone,
     /// Every filter has finished: route what is left, close output queues and stop.
     FiltersDone,
+    /// Adds a subscriber (a filter started at runtime). After `InputsDone` its queue is
+    /// closed at once, so it drains nothing and stops.
+    Subscribe(Box<Subscriber>),
+    /// Removes the subscriber that owns this queue and closes it: the runner drains what
+    /// was routed to it and stops. (By queue, not name: a filter unloaded and loaded again
+    /// under the same name is a different subscriber.)
+    Unsubscribe(Arc<Queue<Pack>>),
 }
 
 /// The sending side of the router's bounded channel.
@@ -100,6 +112,15 @@ pub struct Subscriber {
     pending: Vec<Pack>,
 }
 
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("name", &self.name)
+            .field("is_filter", &self.is_filter)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Subscriber {
     /// A subscriber with its matcher (`None` matches nothing), queue and full policy.
     pub fn new(
@@ -130,6 +151,7 @@ pub struct Router {
     loop_drops: Arc<AtomicU64>,
     shutdown: ShutdownTrigger,
     log: LogLimiter,
+    filters_closed: bool,
 }
 
 impl Router {
@@ -148,7 +170,38 @@ impl Router {
             loop_drops,
             shutdown,
             log: LogLimiter::default(),
+            filters_closed: false,
         }
+    }
+
+    /// Adds a subscriber at runtime (closing its queue at once if filters are closing).
+    pub fn subscribe(&mut self, sub: Subscriber) {
+        if self.filters_closed && sub.is_filter {
+            sub.queue.close();
+        }
+        tracing::debug!(plugin = %sub.name, "Subscriber added.");
+        self.subs.push(sub);
+    }
+
+    /// Removes the subscriber that owns `queue` and closes it; false if there is none.
+    pub fn unsubscribe(&mut self, queue: &Arc<Queue<Pack>>) -> bool {
+        let Some(i) = self.subs.iter().position(|s| Arc::ptr_eq(&s.queue, queue)) else {
+            return false;
+        };
+        let sub = self.subs.remove(i);
+        sub.queue.close();
+        tracing::debug!(plugin = %sub.name, "Subscriber removed.");
+        true
+    }
+
+    /// Number of subscribers.
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// True when nothing is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
     }
 
     /// Routes one batch: every pack goes to every subscriber whose matcher accepts it.
@@ -194,7 +247,8 @@ impl Router {
     }
 
     /// Closes the queues of filters (`filters = true`) or outputs.
-    fn close(&self, filters: bool) {
+    fn close(&mut self, filters: bool) {
+        self.filters_closed |= filters;
         self.subs
             .iter()
             .filter(|s| s.is_filter == filters)
@@ -211,12 +265,21 @@ impl Router {
                 RouterEvent::Batch(b) => self.route(b),
                 RouterEvent::InputsDone => self.close(true),
                 RouterEvent::FiltersDone => break,
+                RouterEvent::Subscribe(sub) => self.subscribe(*sub),
+                RouterEvent::Unsubscribe(queue) => {
+                    self.unsubscribe(&queue);
+                }
             }
         }
         // Whatever filters injected while finishing is still queued: route it.
         while let Ok(ev) = rx.try_recv() {
-            if let RouterEvent::Batch(b) = ev {
-                self.route(b);
+            match ev {
+                RouterEvent::Batch(b) => self.route(b),
+                RouterEvent::Unsubscribe(queue) => {
+                    self.unsubscribe(&queue);
+                }
+                RouterEvent::Subscribe(sub) => sub.queue.close(),
+                RouterEvent::InputsDone | RouterEvent::FiltersDone => {}
             }
         }
         self.close(true);
@@ -305,5 +368,36 @@ mod tests {
         assert_eq!(ds.get("dropped"), Some(2));
         assert_eq!(ss.get("dropped"), Some(2));
         assert!(trigger.is_set());
+    }
+
+    #[test]
+    fn subscribers_added_and_removed_at_runtime_see_only_their_window() {
+        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let mut r = Router::new(Vec::new(), 4, Arc::new(PluginStats::default()), trigger);
+        r.route(vec![pack("x", 0)]);
+        let s = sub("dyn", "TRUE", 10, FullAction::Block);
+        let q = s.queue.clone();
+        r.subscribe(s);
+        r.route(vec![pack("y", 0)]);
+        assert!(r.unsubscribe(&q));
+        assert!(!r.unsubscribe(&q), "already gone");
+        r.route(vec![pack("z", 0)]);
+        let got = drain(&q);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].msg.msg_type, "y");
+        assert!(q.is_closed(), "unsubscribe closes the queue");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_filter_subscribed_after_inputs_done_is_closed_at_once() {
+        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let mut r = Router::new(Vec::new(), 4, Arc::new(PluginStats::default()), trigger);
+        r.close(true);
+        let mut s = sub("late", "TRUE", 10, FullAction::Block);
+        s.is_filter = true;
+        let q = s.queue.clone();
+        r.subscribe(s);
+        assert!(q.is_closed());
     }
 }

@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::buffer::Queue;
 use crate::pipeline::build::{FilterPlan, InputPlan, OutputPlan, Pipeline};
+use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::filter_runner::FilterRunner;
 use crate::pipeline::input::InputContext;
 use crate::pipeline::output_runner::OutputRunner;
@@ -107,7 +108,9 @@ impl Pipeline {
         let mut subs = Vec::new();
         let mut reopen = Vec::new();
         let outputs = self.spawn_outputs(&trigger, &exits, &mut subs, &mut reopen)?;
-        let filters = self.spawn_filters(&trigger, &exits, &router, &mut subs)?;
+        let spawner =
+            FilterSpawner::new(tx.clone(), self.bcx.clone(), trigger.clone(), exits.clone());
+        let filters = self.spawn_filters(&trigger, &exits, &router, &spawner, &mut subs)?;
         let core = Router::new(
             subs,
             self.globals.max_message_loops,
@@ -131,6 +134,9 @@ impl Pipeline {
         tracing::info!("Inputs stopped; draining filters.");
         let _ = tx.blocking_send(RouterEvent::InputsDone);
         join_all(filters);
+        // Filters started at runtime by the (now finished) configured filters.
+        spawner.join_all();
+        drop(spawner);
         // Inputs that filters feed (StatAccumInput) stop last, after the filters drained.
         late_trigger.trigger();
         rt.block_on(stop_inputs(late_inputs));
@@ -198,6 +204,7 @@ impl Pipeline {
         trigger: &ShutdownTrigger,
         exits: &Exits,
         router: &RouterSender,
+        spawner: &FilterSpawner,
         subs: &mut Vec<Subscriber>,
     ) -> std::io::Result<Vec<JoinHandle<()>>> {
         let mut handles = Vec::new();
@@ -220,6 +227,7 @@ impl Pipeline {
                 can_exit: fo.can_exit,
                 shutdown: trigger.clone(),
                 exits: exits.clone(),
+                spawner: Some(spawner.clone()),
             };
             handles.push(
                 std::thread::Builder::new()

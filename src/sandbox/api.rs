@@ -14,16 +14,19 @@ use crate::message::{proto, Field, FieldValue, Message, ValueRef};
 /// Registers the API functions.
 pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
     let g = lua.globals();
-    g.raw_set(
-        "read_message",
-        lua.create_function({
-            let s = shared.clone();
-            // `String` is read straight off the Lua stack (cheaper than a `LuaString` ref).
-            move |lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
-                read_message(lua, &s, &var, fi.unwrap_or(0), ai.unwrap_or(0))
-            }
-        })?,
-    )?;
+    let full = lua.create_function({
+        let s = shared.clone();
+        // `String` is read straight off the Lua stack (cheaper than a `LuaString` ref).
+        move |lua, (var, fi, ai): (String, Option<i64>, Option<i64>)| {
+            read_message(lua, &s, &var, fi.unwrap_or(0), ai.unwrap_or(0))
+        }
+    })?;
+    let current = lock(shared)?.fast.clone();
+    g.raw_set("read_message", super::fast_read::wrap(lua, full, &current)?)?;
+    g.raw_set("read_next_field", {
+        let s = shared.clone();
+        lua.create_function(move |lua, ()| read_next_field(lua, &s))?
+    })?;
     g.raw_set("read_config", {
         let s = shared.clone();
         lua.create_function(move |lua, name: String| read_config(lua, &s, &name))?
@@ -102,9 +105,13 @@ fn write_message(
         return Err(bad("field and array index must be >= 0"));
     };
     let mut st = lock(s)?;
+    let fast = st.fast.clone();
     let Some(cur) = st.current.as_mut() else {
         return Err(bad("no active message"));
     };
+    // Copy-on-write may move the message: republish it for the fast read path.
+    std::sync::Arc::make_mut(cur);
+    fast.set(Some(cur));
     let msg = std::sync::Arc::make_mut(cur);
     let text = || match value {
         Value::String(v) => Ok(v.to_string_lossy()),
@@ -258,6 +265,30 @@ fn read_message(lua: &Lua, s: &Shared, var: &str, fi: i64, ai: i64) -> mlua::Res
             None => Value::Nil,
         },
     })
+}
+
+/// `read_next_field()` (deprecated in Heka 0.10, still used by its shipped scripts):
+/// `value_type, name, value, representation, count` of the next field of the current
+/// message (its first value), or five nils after the last one.
+fn read_next_field(lua: &Lua, s: &Shared) -> mlua::Result<MultiValue> {
+    let mut st = lock(s)?;
+    let i = st.next_field;
+    let Some(field) = st.current.as_ref().and_then(|m| m.fields.get(i)).cloned() else {
+        return Ok(std::iter::repeat_n(Value::Nil, 5).collect());
+    };
+    st.next_field += 1;
+    drop(st);
+    let value = match field.value.get(0) {
+        Some(v) => value_ref(lua, v)?,
+        None => Value::Nil,
+    };
+    Ok(MultiValue::from_iter([
+        Value::Integer(field.value.type_code().into()),
+        Value::String(lua.create_string(&field.name)?),
+        value,
+        Value::String(lua.create_string(&field.representation)?),
+        Value::Integer(field.value.len() as i64),
+    ]))
 }
 
 fn value_ref(lua: &Lua, v: ValueRef<'_>) -> mlua::Result<Value> {

@@ -68,6 +68,18 @@ pub struct CircularBuffer {
     format: Format,
     /// Rows changed since the last cbufd output, by row time (when deltas are enabled).
     delta: Option<BTreeMap<i64, Vec<f64>>>,
+    /// `annotate` notes by (row time in seconds, column index).
+    annotations: BTreeMap<(i64, usize), Annotation>,
+}
+
+/// One `annotate` note (lua_sandbox_extensions' cbuf annotations).
+#[derive(Debug, Clone)]
+struct Annotation {
+    /// `info` or `alert`.
+    alert: bool,
+    text: String,
+    /// Part of the next cbufd output (`delta = true`) and not yet sent there.
+    pending_delta: bool,
 }
 
 fn err(msg: impl Into<String>) -> mlua::Error {
@@ -104,6 +116,7 @@ impl CircularBuffer {
             headers,
             format: Format::Cbuf,
             delta: delta.then(BTreeMap::new),
+            annotations: BTreeMap::new(),
         })
     }
 
@@ -238,7 +251,131 @@ impl CircularBuffer {
         Ok(Some((result, n)))
     }
 
-    fn header_json(&self, out: &mut String) {
+    /// The (start, end) row times of an optional ns range; `None` outside the window.
+    fn range(&self, start: Option<i64>, end: Option<i64>) -> Option<(i64, i64)> {
+        let s = start.map_or(self.oldest_time(), |n| self.row_time(n));
+        let e = end.map_or(self.current_time, |n| self.row_time(n));
+        (s <= e && s >= self.oldest_time() && e <= self.current_time).then_some((s, e))
+    }
+
+    /// Column `c`'s values for the rows from `s` to `e` (seconds), oldest first.
+    fn values_in(&mut self, c: usize, (s, e): (i64, i64)) -> Vec<f64> {
+        let mut out = Vec::with_capacity(((e - s) / self.spr + 1) as usize);
+        let mut t = s;
+        while t <= e {
+            if let Some(r) = self.row(t * 1_000_000_000, false) {
+                out.push(self.values[r * self.columns + c]);
+            }
+            t += self.spr;
+        }
+        out
+    }
+
+    /// `get_range(col[, start_ns[, end_ns]])`: the column's values (NaN for empty rows),
+    /// oldest first, or `None` when the range is outside the window.
+    fn get_range(
+        &mut self,
+        col: i64,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> mlua::Result<Option<Vec<f64>>> {
+        let c = self.col(col)?;
+        Ok(self.range(start, end).map(|r| self.values_in(c, r)))
+    }
+
+    /// `mannwhitneyu(col, s1, e1, s2, e2[, use_continuity = true])` → (U1, two-sided p):
+    /// the Mann-Whitney U test of the column's non-empty values in two ranges that must
+    /// not overlap. `None` when a range is outside the window, the ranges overlap, or a
+    /// sample is empty.
+    fn mannwhitneyu(
+        &mut self,
+        col: i64,
+        r1: (i64, i64),
+        r2: (i64, i64),
+        use_continuity: bool,
+    ) -> mlua::Result<Option<(f64, f64)>> {
+        let c = self.col(col)?;
+        let (Some(a), Some(b)) = (
+            self.range(Some(r1.0), Some(r1.1)),
+            self.range(Some(r2.0), Some(r2.1)),
+        ) else {
+            return Ok(None);
+        };
+        if a.0 <= b.1 && b.0 <= a.1 {
+            return Ok(None);
+        }
+        let x: Vec<f64> = self
+            .values_in(c, a)
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
+        let y: Vec<f64> = self
+            .values_in(c, b)
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
+        Ok(mann_whitney_u(&x, &y, use_continuity))
+    }
+
+    /// `annotate(ns, col, "info"|"alert", text[, delta = true])`: attaches a note to a
+    /// row and column; shown in the cbuf header while the row is in the window.
+    fn annotate(
+        &mut self,
+        ns: i64,
+        col: i64,
+        kind: &str,
+        text: &str,
+        delta: bool,
+    ) -> mlua::Result<()> {
+        let c = self.col(col)?;
+        let alert = match kind {
+            "info" => false,
+            "alert" => true,
+            other => return Err(err(format!("invalid annotation type '{other}'"))),
+        };
+        let t = self.row_time(ns);
+        if t < self.oldest_time() || t > self.current_time {
+            return Ok(());
+        }
+        let note = Annotation {
+            alert,
+            text: text.to_string(),
+            pending_delta: delta && self.delta.is_some(),
+        };
+        self.annotations.insert((t, c), note);
+        Ok(())
+    }
+
+    /// Appends `,"annotations":[...]` for the notes in the window (all for cbuf; the
+    /// unsent delta ones for cbufd, which marks them sent). Nothing when there are none,
+    /// so buffers without notes render exactly as Heka's.
+    fn annotations_json(&mut self, out: &mut String) {
+        let oldest = self.oldest_time();
+        self.annotations.retain(|(t, _), _| *t >= oldest);
+        let cbufd = self.format == Format::Cbufd;
+        let notes: Vec<String> = self
+            .annotations
+            .iter_mut()
+            .filter(|(_, a)| !cbufd || a.pending_delta)
+            .map(|((t, c), a)| {
+                if cbufd {
+                    a.pending_delta = false;
+                }
+                format!(
+                    "{{\"x\":{},\"col\":{},\"shortText\":\"{}\",\"text\":{}}}",
+                    t * 1000,
+                    c + 1,
+                    if a.alert { "A" } else { "I" },
+                    serde_json::Value::from(a.text.as_str())
+                )
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = write!(out, ",\"annotations\":[{}]", notes.join(","));
+        }
+    }
+
+    fn header_json(&mut self, out: &mut String) {
         let _ = write!(
             out,
             "{{\"time\":{},\"rows\":{},\"columns\":{},\"seconds_per_row\":{},\"column_info\":[",
@@ -258,7 +395,9 @@ impl CircularBuffer {
                 q(h.agg.name())
             );
         }
-        out.push_str("]}\n");
+        out.push(']');
+        self.annotations_json(out);
+        out.push_str("}\n");
     }
 
     fn push_row(out: &mut String, row: &[f64]) {
@@ -339,6 +478,54 @@ impl CircularBuffer {
     }
 }
 
+/// The Mann-Whitney U test of `x` against `y` with the normal approximation (average
+/// ranks for ties, tie-corrected variance): (U1, two-sided p), U1 counting the pairs where
+/// the `x` value is larger. `None` when a sample is empty.
+fn mann_whitney_u(x: &[f64], y: &[f64], use_continuity: bool) -> Option<(f64, f64)> {
+    let (n1, n2) = (x.len() as f64, y.len() as f64);
+    if x.is_empty() || y.is_empty() {
+        return None;
+    }
+    let mut all: Vec<(f64, bool)> = x
+        .iter()
+        .map(|v| (*v, true))
+        .chain(y.iter().map(|v| (*v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = all.len();
+    let (mut r1, mut ties) = (0.0, 0.0);
+    let mut i = 0;
+    while i < n {
+        let mut j = i + 1;
+        while j < n && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        let rank = (i + j + 1) as f64 / 2.0; // average of the 1-based ranks i+1..=j
+        r1 += rank * all[i..j].iter().filter(|(_, first)| *first).count() as f64;
+        ties += t * t * t - t;
+        i = j;
+    }
+    let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
+    let nn = n1 + n2;
+    let variance = n1 * n2 / 12.0 * ((nn + 1.0) - ties / (nn * (nn - 1.0)));
+    if variance <= 0.0 {
+        return Some((u1, 1.0));
+    }
+    let cc = if use_continuity { 0.5 } else { 0.0 };
+    let z = (((u1 - n1 * n2 / 2.0).abs() - cc) / variance.sqrt()).max(0.0);
+    Some((u1, erfc(z / std::f64::consts::SQRT_2).min(1.0)))
+}
+
+/// The complementary error function from the C math library.
+fn erfc(x: f64) -> f64 {
+    extern "C" {
+        fn erfc(x: f64) -> f64;
+    }
+    // SAFETY: `erfc` from libm is a pure function of its argument.
+    unsafe { erfc(x) }
+}
+
 /// Keeps `max` chars, replacing those `keep` rejects with `_`.
 fn sanitize(s: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
     s.chars()
@@ -363,6 +550,30 @@ impl UserData for CircularBuffer {
                     Some((r, n)) => (Some(r), Some(n)),
                     None => (None, None),
                 })
+            },
+        );
+        m.add_method_mut(
+            "get_range",
+            |lua, cb, (col, s, e): (i64, Option<i64>, Option<i64>)| match cb.get_range(col, s, e)? {
+                Some(v) => Ok(mlua::Value::Table(lua.create_sequence_from(v)?)),
+                None => Ok(mlua::Value::Nil),
+            },
+        );
+        m.add_method_mut(
+            "mannwhitneyu",
+            |_, cb, (col, s1, e1, s2, e2, cc): (i64, i64, i64, i64, i64, Option<bool>)| {
+                Ok(
+                    match cb.mannwhitneyu(col, (s1, e1), (s2, e2), cc.unwrap_or(true))? {
+                        Some((u, p)) => (Some(u), Some(p)),
+                        None => (None, None),
+                    },
+                )
+            },
+        );
+        m.add_method_mut(
+            "annotate",
+            |_, cb, (ns, col, kind, text, delta): (i64, i64, String, String, Option<bool>)| {
+                cb.annotate(ns, col, &kind, &text, delta.unwrap_or(true))
             },
         );
         m.add_method_mut("fromstring", |_, cb, s: String| cb.fromstring(&s));
@@ -496,5 +707,94 @@ mod tests {
         let mut again = String::new();
         cb.render(&mut again);
         assert!(again.ends_with("}\n"), "deltas reset: {again}");
+    }
+
+    #[test]
+    fn mann_whitney_matches_the_normal_approximation() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [6.0, 7.0, 8.0, 9.0, 10.0];
+        let (u, p) = mann_whitney_u(&x, &y, true).expect("samples");
+        assert_eq!(u, 0.0);
+        assert!((p - 0.012185780355344818).abs() < 1e-12, "{p}");
+        let (u2, p2) = mann_whitney_u(&y, &x, true).expect("samples");
+        assert_eq!(u2, 25.0, "U1 + U2 = n1 * n2");
+        assert!((p - p2).abs() < 1e-15);
+        // Ties get average ranks and the tie-corrected variance.
+        let (u, p) =
+            mann_whitney_u(&[1.0, 2.0, 2.0, 3.0], &[2.0, 3.0, 4.0, 5.0], true).expect("samples");
+        assert_eq!(u, 2.5);
+        assert!((p - 0.13665824773814753).abs() < 1e-9, "{p}");
+        assert_eq!(
+            mann_whitney_u(&[1.0, 1.0], &[1.0, 1.0], true),
+            Some((2.0, 1.0))
+        );
+        assert_eq!(mann_whitney_u(&[], &[1.0], true), None);
+    }
+
+    #[test]
+    fn mannwhitneyu_and_get_range_read_rows_of_the_window() {
+        let mut cb = CircularBuffer::new(10, 1, 1, false).expect("valid");
+        for t in 0..10 {
+            let v = if t < 5 { t as f64 } else { 10.0 + t as f64 };
+            cb.set(t * S, 1, v).expect("ok");
+        }
+        assert_eq!(
+            cb.get_range(1, Some(2 * S), Some(4 * S)).expect("ok"),
+            Some(vec![2.0, 3.0, 4.0])
+        );
+        assert_eq!(
+            cb.get_range(1, None, None).expect("ok").map(|v| v.len()),
+            Some(10)
+        );
+        assert_eq!(cb.get_range(1, Some(20 * S), None).expect("ok"), None);
+        assert!(cb.get_range(2, None, None).is_err(), "bad column");
+        let (u, p) = cb
+            .mannwhitneyu(1, (0, 4 * S), (5 * S, 9 * S), true)
+            .expect("ok")
+            .expect("valid ranges");
+        assert_eq!(u, 0.0);
+        assert!((p - 0.012185780355344818).abs() < 1e-12);
+        assert_eq!(
+            cb.mannwhitneyu(1, (0, 5 * S), (5 * S, 9 * S), true)
+                .expect("ok"),
+            None,
+            "overlapping ranges"
+        );
+        cb.add(20 * S, 1, 1.0).expect("advance");
+        assert_eq!(
+            cb.mannwhitneyu(1, (0, 4 * S), (5 * S, 9 * S), true)
+                .expect("ok"),
+            None,
+            "outside the window"
+        );
+    }
+
+    #[test]
+    fn annotations_appear_in_the_header_while_their_row_is_in_the_window() {
+        let mut cb = CircularBuffer::new(2, 1, 10, true).expect("valid");
+        cb.add(10 * S, 1, 1.0).expect("ok");
+        cb.annotate(10 * S, 1, "alert", "spike \"x\"", true)
+            .expect("ok");
+        assert!(cb.annotate(10 * S, 1, "bogus", "", true).is_err());
+        let mut out = String::new();
+        cb.render(&mut out);
+        assert!(
+            out.contains(
+                r#"}],"annotations":[{"x":10000,"col":1,"shortText":"A","text":"spike \"x\""}]}"#
+            ),
+            "{out}"
+        );
+        cb.format = Format::Cbufd;
+        let mut d = String::new();
+        cb.render(&mut d);
+        assert!(d.contains("\"annotations\""), "first cbufd carries it: {d}");
+        let mut d2 = String::new();
+        cb.render(&mut d2);
+        assert!(!d2.contains("annotations"), "sent once in cbufd: {d2}");
+        cb.format = Format::Cbuf;
+        cb.add(40 * S, 1, 1.0).expect("advance past the row");
+        let mut gone = String::new();
+        cb.render(&mut gone);
+        assert!(!gone.contains("annotations"), "{gone}");
     }
 }

@@ -110,11 +110,7 @@ fn to_json(v: &Value, depth: usize) -> mlua::Result<Json> {
         Value::LightUserData(p) if p.0.is_null() => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
         Value::Integer(n) => Json::from(*n),
-        Value::Number(n) => serde_json::Number::from_f64(*n)
-            .map(Json::Number)
-            .ok_or_else(|| {
-                mlua::Error::runtime("Cannot serialise number: must not be NaN or Inf")
-            })?,
+        Value::Number(n) => number_json(*n)?,
         Value::String(s) => Json::String(s.to_string_lossy()),
         Value::Table(t) => table_json(t, depth)?,
         other => {
@@ -126,20 +122,61 @@ fn to_json(v: &Value, depth: usize) -> mlua::Result<Json> {
     })
 }
 
-/// A table with keys exactly 1..n is an array; any other non-empty table an object.
+/// lua-cjson's number text (`%.14g`, as Heka's Lua 5.1 doubles printed): an integral
+/// float is written without a fraction (`60000`, not `60000.0`).
+fn number_json(n: f64) -> mlua::Result<Json> {
+    if !n.is_finite() {
+        return Err(mlua::Error::runtime(
+            "Cannot serialise number: must not be NaN or Inf",
+        ));
+    }
+    let mut text = String::new();
+    super::output::push_number(&mut text, n);
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(Json::Number)
+        .map_err(|e| mlua::Error::runtime(format!("Cannot serialise number {text}: {e}")))
+}
+
+/// lua-cjson's sparse-array defaults: more than `SPARSE_SAFE` slots and more than
+/// `SPARSE_RATIO` times as many slots as values is an error.
+const SPARSE_RATIO: usize = 2;
+const SPARSE_SAFE: usize = 10;
+
+/// The largest key if every key is a positive integer (lua-cjson's array test).
+fn array_len(pairs: &[(Value, Value)]) -> Option<usize> {
+    let mut max = 0usize;
+    for (k, _) in pairs {
+        let i = match k {
+            Value::Integer(i) if *i >= 1 => *i as usize,
+            Value::Number(f) if *f >= 1.0 && f.fract() == 0.0 && *f < 9.007e15 => *f as usize,
+            _ => return None,
+        };
+        max = max.max(i);
+    }
+    Some(max)
+}
+
+/// Tables whose keys are all positive integers are arrays (holes become `null`, as
+/// lua-cjson); any other non-empty table is an object; `{}` is an object.
 fn table_json(t: &Table, depth: usize) -> mlua::Result<Json> {
-    let n = t.raw_len();
-    let mut count = 0usize;
     let mut pairs = Vec::new();
     for pair in t.pairs::<Value, Value>() {
-        let (k, v) = pair?;
-        count += 1;
-        pairs.push((k, v));
+        pairs.push(pair?);
     }
-    if n > 0 && count == n {
-        let mut arr = Vec::with_capacity(n);
-        for v in t.sequence_values::<Value>() {
-            arr.push(to_json(&v?, depth + 1)?);
+    if let Some(max) = array_len(&pairs).filter(|m| *m > 0) {
+        if max > SPARSE_SAFE && max > SPARSE_RATIO * pairs.len() {
+            return Err(mlua::Error::runtime(
+                "Cannot serialise table: excessively sparse array",
+            ));
+        }
+        let mut arr = vec![Json::Null; max];
+        for (k, v) in &pairs {
+            let i = match k {
+                Value::Integer(i) => *i as usize,
+                Value::Number(f) => *f as usize,
+                _ => continue,
+            };
+            arr[i - 1] = to_json(v, depth + 1)?;
         }
         return Ok(Json::Array(arr));
     }

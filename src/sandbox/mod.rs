@@ -15,10 +15,14 @@
 mod api;
 pub mod circular_buffer;
 mod cjson;
+mod compat;
+mod fast_read;
 mod output;
 mod preserve;
 mod require;
+pub mod sbmgr;
 pub mod testing;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,6 +126,9 @@ impl Termination {
 pub(crate) struct CallState {
     /// The message `read_message` reads (shared, never copied into Lua).
     pub current: Option<Arc<Message>>,
+    /// `current` published for the C fast path of `read_message`; set whenever
+    /// `current` changes.
+    pub fast: Arc<fast_read::Current>,
     /// Protobuf bytes of `current`, encoded on the first `read_message("raw")`.
     pub raw: Option<Vec<u8>>,
     /// Messages injected during the call.
@@ -130,6 +137,8 @@ pub(crate) struct CallState {
     pub inject_limit: u32,
     /// Injections made in this call.
     pub inject_count: u32,
+    /// Position of `read_next_field` in the current message's fields.
+    pub next_field: usize,
     /// The `add_to_payload` buffer.
     pub payload: String,
     /// Plugin name (injected Logger).
@@ -189,10 +198,12 @@ impl Sandbox {
         let term = Arc::new(Termination::default());
         let shared: Shared = Arc::new(Mutex::new(CallState {
             current: None,
+            fast: Arc::default(),
             raw: None,
             injected: Vec::new(),
             inject_limit: 0,
             inject_count: 0,
+            next_field: 0,
             payload: String::new(),
             name: settings.name.clone(),
             output_limit: settings.output_limit,
@@ -344,7 +355,11 @@ impl Sandbox {
                 "process_message() function was not found",
             )),
         };
-        let current = lock_state(&self.shared).current.take();
+        let current = {
+            let mut st = lock_state(&self.shared);
+            st.fast.set(None);
+            st.current.take()
+        };
         self.end(injected);
         let msg = current.map(Arc::unwrap_or_clone).unwrap_or_default();
         (self.status("process_message", res), msg)
@@ -383,15 +398,18 @@ impl Sandbox {
         {
             let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             st.current = current;
+            st.fast.set(st.current.as_ref());
             st.raw = None;
             st.inject_limit = inject_limit;
             st.inject_count = 0;
+            st.next_field = 0;
         }
     }
 
     fn end(&mut self, injected: &mut Vec<Message>) {
         {
             let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            st.fast.set(None);
             st.current = None;
             st.raw = None;
             injected.append(&mut st.injected);
@@ -464,8 +482,12 @@ fn restricted_state(
     term: &Arc<Termination>,
     shared: &Shared,
 ) -> mlua::Result<Lua> {
-    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    let libs =
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG;
+    // SAFETY: `debug` is loaded only so `compat::install` can build `setfenv`; it removes
+    // the `debug` global before any script runs, and no C module loader is installed.
+    let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+    compat::install(&lua)?;
     let g = lua.globals();
     for name in [
         "collectgarbage",
