@@ -3,8 +3,10 @@
 //! started by `bash scripts/services/rabbitmq.sh start`), then over TCP with Heka framing
 //! (`agent-tcp/` → `aggregator-tcp/`). statsd counters and timers sent to both agents,
 //! and log lines tailed by each, must be accumulated once, across agents, into the
-//! aggregator's whisper files.
+//! aggregator's whisper files and its Apache Cassandra tables (metrics and messages
+//! schemas; Cassandra started by `scripts/services/cassandra.sh start`).
 
+mod cassandra_common;
 mod common;
 
 use std::net::{TcpStream, UdpSocket};
@@ -32,6 +34,15 @@ impl Transport {
         }
     }
 
+    /// The aggregator's Cassandra keyspace: one per test run, so runs never mix.
+    fn keyspace(&self) -> String {
+        let kind = match self {
+            Transport::Amqp { .. } => "amqp",
+            Transport::Tcp { .. } => "tcp",
+        };
+        format!("hekate_scale_out_{kind}_{}", std::process::id())
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Transport::Amqp { exchange, queue } => vec![
@@ -57,6 +68,8 @@ fn start_aggregator(t: &Transport) -> (Hekate, PathBuf) {
     env.push(("HEKATE_BASE_DIR", base.display().to_string()));
     // One flush, at shutdown: the whisper value is then the total of the whole run.
     env.push(("HEKATE_FLUSH_INTERVAL", "3600".into()));
+    env.push(("HEKATE_CASSANDRA", cassandra_common::cassandra_addr()));
+    env.push(("HEKATE_CASSANDRA_KEYSPACE", t.keyspace()));
     let h = Hekate::start_with_env(dir, &env);
     let ready = match t {
         Transport::Amqp { .. } => h.wait_log("Consuming from AMQP.", Duration::from_secs(20)),
@@ -112,6 +125,7 @@ fn whisper(base: &Path, metric: &str) -> Option<f64> {
 }
 
 fn run(t: Transport) {
+    cassandra_common::require_cassandra();
     let (mut aggregator, base) = start_aggregator(&t);
     let agents = [start_agent(&t, "agent1", 30), start_agent(&t, "agent2", 70)];
 
@@ -168,6 +182,36 @@ fn run(t: Transport) {
         whisper(&base, "stats.counters.logs.agent2.lines.count"),
         Some(70.0)
     );
+    check_cassandra(&t.keyspace(), &log);
+}
+
+/// The aggregator wrote the same totals into Cassandra's metrics table and one row per
+/// log line, per agent, into the messages table.
+fn check_cassandra(ks: &str, log: &str) {
+    use cassandra_common::{drop_keyspace, runtime, select, session};
+    let rt = runtime();
+    let s = session(&rt);
+    let point = |name: &str| -> Vec<(f64,)> {
+        select(
+            &rt,
+            &s,
+            &format!("SELECT value FROM {ks}.metrics WHERE name = '{name}' ALLOW FILTERING"),
+        )
+    };
+    assert_eq!(
+        point("stats.counters.scale.hits.count"),
+        vec![(800.0,)],
+        "one flush, summed across agents\n{log}"
+    );
+    assert_eq!(point("stats.timers.scale.latency.upper"), vec![(9.0,)]);
+    let lines: Vec<(String,)> = select(
+        &rt,
+        &s,
+        &format!("SELECT hostname FROM {ks}.messages WHERE type = 'logfile' ALLOW FILTERING"),
+    );
+    let per_agent = |name: &str| lines.iter().filter(|(h,)| h == name).count();
+    assert_eq!((per_agent("agent1"), per_agent("agent2")), (30, 70), "{log}");
+    drop_keyspace(&rt, &s, ks);
 }
 
 #[test]
