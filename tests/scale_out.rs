@@ -210,7 +210,11 @@ fn check_cassandra(ks: &str, log: &str) {
         &format!("SELECT hostname FROM {ks}.messages WHERE type = 'logfile' ALLOW FILTERING"),
     );
     let per_agent = |name: &str| lines.iter().filter(|(h,)| h == name).count();
-    assert_eq!((per_agent("agent1"), per_agent("agent2")), (30, 70), "{log}");
+    assert_eq!(
+        (per_agent("agent1"), per_agent("agent2")),
+        (30, 70),
+        "{log}"
+    );
     drop_keyspace(&rt, &s, ks);
 }
 

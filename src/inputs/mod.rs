@@ -1,9 +1,9 @@
 //! Input plugins, one file per type. [`INPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
 
+mod amqp_input;
 mod http_input;
 mod http_listen_input;
-mod amqp_input;
 pub mod logstreamer_input;
 mod process_input;
 mod stat_accum_input;

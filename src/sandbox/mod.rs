@@ -17,6 +17,7 @@ pub mod circular_buffer;
 mod cjson;
 mod compat;
 mod fast_read;
+mod hyperloglog;
 mod output;
 mod preserve;
 mod require;

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use mlua::{Lua, Table, Value};
 
 use super::circular_buffer::CircularBuffer;
+use super::hyperloglog::HyperLogLog;
 
 /// Globals never preserved (libraries and the sandbox's own functions).
 const SKIP: &[&str] = &[
@@ -83,6 +84,10 @@ impl Writer {
                     self.seen.insert(ptr, path.to_string());
                     let _ = write!(self.out, "{path} = ");
                     cb.write_restore(path, &mut self.out);
+                } else if let Ok(h) = ud.borrow::<HyperLogLog>() {
+                    self.seen.insert(ptr, path.to_string());
+                    let _ = write!(self.out, "{path} = ");
+                    h.write_restore(path, &mut self.out);
                 }
             }
             _ => {}

@@ -31,6 +31,7 @@ fn require(lua: &Lua, dirs: &[PathBuf], shared: &Shared, name: &str) -> mlua::Re
         "string" | "table" | "math" | "os" | "utf8" => lua.globals().raw_get(name)?,
         "cjson" => Value::Table(super::cjson::module(lua, shared)?),
         "circular_buffer" => Value::Table(super::circular_buffer::module(lua)?),
+        "hyperloglog" => Value::Table(super::hyperloglog::module(lua)?),
         "lpeg" | "re" => {
             return Err(mlua::Error::runtime(format!(
                 "module '{name}' is not available in hekate (lpeg is not implemented)"

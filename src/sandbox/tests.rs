@@ -621,3 +621,45 @@ fn read_message_fast_path_and_full_path_agree() {
     let sb = sandbox("x = read_message('Type') function process_message() return 0 end");
     assert!(sb.termination().is_none());
 }
+
+#[test]
+fn hyperloglog_counts_distinct_items_and_survives_preserve() {
+    // The calls Heka's unique_items.lua makes: a bare require, new, add (true when the
+    // estimate may have moved), count and clear.
+    let src = r#"require "hyperloglog"
+        hll = hyperloglog.new()
+        function process_message()
+            local changed = 0
+            for i = 1, 1000 do
+                if hll:add("uid" .. (i % 500)) then changed = changed + 1 end
+            end
+            if hll:add(7) then changed = changed + 1 end
+            inject_payload("txt", "", hll:count(), " ", hll:add(7), " ", changed > 0)
+            return 0 end
+        function report()
+            inject_payload("txt", "", hll:count())
+            hll:clear()
+            inject_payload("txt", "", hll:count())
+            return 0 end"#;
+    let mut sb = sandbox(src);
+    let (r, out) = run(&mut sb, &sample(), 2);
+    assert_eq!(r, Ok(Status::Ok));
+    let (count, rest) = out[0].payload.split_once(' ').expect("two parts");
+    let count: i64 = count.parse().expect("integer count");
+    assert!((496..=506).contains(&count), "~501 distinct items: {count}");
+    assert_eq!(rest, "false true", "a repeat changes nothing");
+    let data = sb.preserve().expect("serializes");
+    let mut fresh = sandbox(&format!(
+        "{}\nprocess_message = report",
+        src.replace("function process_message()", "function ignored()")
+    ));
+    fresh.restore(&data, "t.data").expect("restores");
+    let (r, out) = run(&mut fresh, &sample(), 2);
+    assert_eq!(r, Ok(Status::Ok), "{data}");
+    assert_eq!(
+        out[0].payload,
+        count.to_string(),
+        "the estimate is preserved"
+    );
+    assert_eq!(out[1].payload, "0");
+}
