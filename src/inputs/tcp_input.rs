@@ -4,6 +4,7 @@
 //! stops accepting, lets every connection flush what it has decoded, and returns.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,6 +15,10 @@ use tokio::task::JoinSet;
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
+use crate::stats::LogLimiter;
+
+/// Pause after a failed `accept` before trying again (e.g. out of file descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 const READ_BUF: usize = 64 * 1024;
 /// At shutdown, a connection quiet this long is considered fully read.
@@ -100,10 +105,24 @@ impl Input for TcpInput {
             tracing::info!(address = %self.address, "Listening for TCP.");
             let mut conns = JoinSet::new();
             let mut shutdown = cx.shutdown();
+            let accept_errors = cx.stats().counter("accept_errors");
+            let mut limiter = LogLimiter::default();
             loop {
                 while conns.try_join_next().is_some() {}
                 let (sock, peer) = tokio::select! {
-                    r = listener.accept() => r?,
+                    r = listener.accept() => match r {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Transient (a peer that reset before accept, out of file
+                            // descriptors): count, pause, keep serving the open connections.
+                            accept_errors.fetch_add(1, Ordering::Relaxed);
+                            if let Some(suppressed) = limiter.check() {
+                                tracing::warn!(error = %e, suppressed, "TCP accept failed; retrying.");
+                            }
+                            tokio::time::sleep(ACCEPT_RETRY).await;
+                            continue;
+                        }
+                    },
                     _ = shutdown.wait() => break,
                 };
                 if conns.len() >= self.config.max_connections {
