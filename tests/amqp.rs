@@ -133,16 +133,33 @@ encoder = "json"
 "#
 }
 
-fn send_lines(port: u16, range: std::ops::Range<u64>, pause_every: Option<(u64, Duration)>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect producer");
+fn send_lines(
+    port: u16,
+    range: std::ops::Range<u64>,
+    pause_every: Option<(u64, Duration)>,
+) -> std::io::Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
     for i in range {
-        writeln!(s, "{i} word{i}").expect("send");
+        writeln!(s, "{i} word{i}")?;
         if let Some((every, pause)) = pause_every {
             if i % every == 0 {
-                s.flush().expect("flush");
+                s.flush()?;
                 std::thread::sleep(pause);
             }
         }
+    }
+    Ok(())
+}
+
+/// Sends lines to `producer`'s TcpInput; a failed write panics with the producer's
+/// counters and log, which say why it closed the connection.
+fn send_lines_to(producer: &Hekate, port: u16, range: std::ops::Range<u64>) {
+    if let Err(e) = send_lines(port, range, None) {
+        panic!(
+            "sending to the producer failed: {e}\n{:?}\n{}",
+            producer.counters("lines"),
+            producer.log_text()
+        );
     }
 }
 
@@ -186,7 +203,7 @@ fn round_trip_between_two_hekates_keeps_every_message_and_field() {
     let port = free_port();
     let p = producer(port, &exchange, "");
     let n = 2000;
-    send_lines(port, 0..n, None);
+    send_lines_to(&p, port, 0..n);
     let out = c.path().join("out.json");
     assert!(
         wait_for(LONG, || lines(&out).len() as u64 >= n),
@@ -230,8 +247,9 @@ fn broker_restart_mid_stream_loses_nothing() {
     let p = producer(port, &exchange, &format!("{DURABLE}\npersistent = true"));
     let n = 4000;
     // ~10 s of traffic; the broker goes down after 1 s for 2 s plus its stop/start time.
-    let sender =
-        std::thread::spawn(move || send_lines(port, 0..n, Some((40, Duration::from_millis(100)))));
+    let sender = std::thread::spawn(move || {
+        send_lines(port, 0..n, Some((40, Duration::from_millis(100)))).expect("send")
+    });
     std::thread::sleep(Duration::from_secs(1));
     rabbitmqctl(&["stop_app"]);
     let down = Instant::now();
@@ -281,7 +299,7 @@ exchange_type = "fanout"
     let port = free_port();
     let p = producer(port, &exchange, &format!("{DURABLE}\npersistent = true"));
     let n = 500;
-    send_lines(port, 0..n, None);
+    send_lines_to(&p, port, 0..n);
     assert!(
         wait_for(LONG, || counter(&p, "amqp_out", "confirmed") == n),
         "{:?}",
