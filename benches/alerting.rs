@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     let values: Vec<Pack> = (0..SERVICES)
         .map(|i| {
             let mut m = Message::new();
-            m.hostname = format!("web{i}");
+            m.hostname = format!("web{i}").into();
             m.timestamp = 1_000_000_000_000;
             m.add_field(Field::double("cpu", 40.0 + (i % 30) as f64));
             Pack::new(m)

@@ -2,7 +2,7 @@
 //! (headers, a 100-byte payload, five fields). Run with `cargo bench --bench message`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hekate::message::{json, proto, Field, FieldValue, Message};
+use hekate::message::{json, proto, smallvec, Field, FieldValue, Message};
 use std::hint::black_box;
 
 fn typical() -> Message {
@@ -19,7 +19,7 @@ fn typical() -> Message {
     m.add_field(Field::double("request_time", 0.012).with_representation("s"));
     m.add_field(Field::new(
         "tags",
-        FieldValue::String(vec!["web".into(), "prod".into()]),
+        FieldValue::String(smallvec!["web".into(), "prod".into()]),
     ));
     m
 }

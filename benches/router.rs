@@ -20,7 +20,7 @@ fn batch() -> Vec<Pack> {
     (0..BATCH)
         .map(|i| {
             let mut m = Message::new();
-            m.msg_type = format!("app.type{}", i % 10);
+            m.msg_type = format!("app.type{}", i % 10).into();
             m.logger = "bench".into();
             m.severity = (i % 8) as i32;
             m.payload = "GET /index.html 200".into();

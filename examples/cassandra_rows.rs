@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hekate::message::{Field, FieldValue, Message};
+use hekate::message::{smallvec, Field, FieldValue, Message};
 use hekate::outputs::cassandra_output::config::{Schema, Target};
 use hekate::outputs::cassandra_output::schema;
 use scylla::client::session::Session;
@@ -39,8 +39,8 @@ fn message(i: usize) -> Message {
     m.payload = format!("{i:010} {}", "x".repeat(89));
     m.fields = vec![
         Field::string("path", format!("/api/{}", i % 100)),
-        Field::new("status", FieldValue::Integer(vec![200])),
-        Field::new("took", FieldValue::Double(vec![0.25])),
+        Field::new("status", FieldValue::Integer(smallvec![200])),
+        Field::new("took", FieldValue::Double(smallvec![0.25])),
     ];
     m
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cassandra_common::*;
 use common::*;
-use hekate::message::{Field, FieldValue, Message};
+use hekate::message::{smallvec, Field, FieldValue, Message};
 use scylla::value::{CqlDate, CqlTimestamp};
 use serde_json::Value;
 
@@ -68,8 +68,8 @@ fn test_message(i: i64, base: i64) -> Message {
     m.payload = format!("line {i}");
     m.fields = vec![
         Field::string("path", format!("/x/{i}")),
-        Field::new("status", FieldValue::Integer(vec![200 + i])),
-        Field::new("took", FieldValue::Double(vec![0.5])),
+        Field::new("status", FieldValue::Integer(smallvec![200 + i])),
+        Field::new("took", FieldValue::Double(smallvec![0.5])),
         Field::string("tag", "a"),
         Field::string("tag", "b"),
     ];

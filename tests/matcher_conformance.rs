@@ -8,7 +8,7 @@
 //! parsing and evaluation never panic and that `&&`/`||` compose as specified.
 
 use hekate::matcher::Matcher;
-use hekate::message::{Field, FieldValue, Message};
+use hekate::message::{smallvec, Field, FieldValue, Message};
 
 /// What a case expects.
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +43,9 @@ fn heka_msg() -> Message {
     m.add_field(Field::integer("number", 64));
     m.add_field(Field::new(
         "bytes",
-        FieldValue::Bytes(vec![b"data".to_vec()]),
+        FieldValue::Bytes(smallvec![b"data".to_vec()]),
     ));
-    m.add_field(Field::new("int", FieldValue::Integer(vec![999, 1024])));
+    m.add_field(Field::new("int", FieldValue::Integer(smallvec![999, 1024])));
     m.add_field(Field::double("double", 99.9));
     m.add_field(Field::boolean("bool", true));
     m.add_field(Field::string("foo", "alternate"));
@@ -70,7 +70,7 @@ fn odd_msg() -> Message {
     m.add_field(Field::string("s", "TRUE"));
     m.add_field(Field::string("digits", "٣"));
     m.add_field(Field::integer("a b", 1));
-    m.add_field(Field::new("empty", FieldValue::String(Vec::new())));
+    m.add_field(Field::new("empty", FieldValue::String(smallvec![])));
     m.add_field(Field::double("nan", f64::NAN));
     m
 }

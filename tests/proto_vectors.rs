@@ -4,7 +4,7 @@
 //! `tests/fixtures/message.proto` (Heka's schema); each message below mirrors one vector.
 //! hekate must encode it to exactly those bytes and decode the bytes back to it.
 
-use hekate::message::{proto, Field, FieldValue, Message};
+use hekate::message::{proto, smallvec, Field, FieldValue, Message};
 
 const VECTORS: &str = include_str!("fixtures/proto_vectors.txt");
 const UUID: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -41,33 +41,39 @@ fn expected(name: &str) -> Message {
         },
         "fields" => Message {
             fields: vec![
-                field("s", "", FieldValue::String(vec!["x".into()])),
+                field("s", "", FieldValue::String(smallvec!["x".into()])),
                 field(
                     "ss",
                     "list",
-                    FieldValue::String(vec!["a".into(), "".into(), "\u{e9}".into()]),
+                    FieldValue::String(smallvec!["a".into(), "".into(), "\u{e9}".into()]),
                 ),
-                field("b", "", FieldValue::Bytes(vec![vec![0, 255], vec![]])),
+                field("b", "", FieldValue::Bytes(smallvec![vec![0, 255], vec![]])),
                 field(
                     "i",
                     "count",
-                    FieldValue::Integer(vec![-1, 0, 300, i64::MAX, i64::MIN]),
+                    FieldValue::Integer(smallvec![-1, 0, 300, i64::MAX, i64::MIN]),
                 ),
                 field(
                     "d",
                     "ms",
-                    FieldValue::Double(vec![1.5, -0.0, f64::INFINITY, 1e-300]),
+                    FieldValue::Double(smallvec![1.5, -0.0, f64::INFINITY, 1e-300]),
                 ),
-                field("o", "", FieldValue::Bool(vec![true, false, true])),
-                field("empty", "", FieldValue::Integer(vec![])),
-                field("s", "", FieldValue::String(vec!["again".into()])),
+                field("o", "", FieldValue::Bool(smallvec![true, false, true])),
+                field("empty", "", FieldValue::Integer(smallvec![])),
+                field("s", "", FieldValue::String(smallvec!["again".into()])),
             ],
             ..base(42, 6)
         },
         "large" => Message {
             payload: "p".repeat(300),
             fields: (0..20)
-                .map(|i| field(&format!("n{i}"), "", FieldValue::Integer(vec![i * 1000])))
+                .map(|i| {
+                    field(
+                        &format!("n{i}"),
+                        "",
+                        FieldValue::Integer(smallvec![i * 1000]),
+                    )
+                })
                 .collect(),
             ..base(1, 7)
         },

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
-use crate::message::{json, Message};
+use crate::message::{json, CompactString, Message};
 use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `JsonDecoder`.
@@ -55,9 +55,9 @@ impl Decoder for JsonDecoder {
     }
 }
 
-fn fill(field: &mut String, from: &str) {
+fn fill(field: &mut CompactString, from: &CompactString) {
     if field.is_empty() {
-        from.clone_into(field);
+        field.clone_from(from);
     }
 }
 

@@ -208,7 +208,7 @@ impl Decoder for AccessDecoder {
         out: &mut Vec<Message>,
     ) -> Result<(), DecodeError> {
         let mut m = base.clone();
-        m.msg_type.clone_from(&self.msg_type);
+        m.msg_type = self.msg_type.as_str().into();
         m.fields.reserve(self.format.captures.len() + 2);
         self.format.decode(record, &mut m)?;
         out.push(m);

@@ -242,11 +242,11 @@ impl PayloadRegexDecoder {
     fn apply(&self, t: &Template, value: String, m: &mut Message) -> Result<(), DecodeError> {
         let bad = |what: &str| DecodeError::new(format!("payload regex: bad {what} {value:?}"));
         match t.target {
-            Target::Type => m.msg_type = value,
-            Target::Logger => m.logger = value,
-            Target::Hostname => m.hostname = value,
+            Target::Type => m.msg_type = value.into(),
+            Target::Logger => m.logger = value.into(),
+            Target::Hostname => m.hostname = value.into(),
             Target::Payload => m.payload = value,
-            Target::EnvVersion => m.env_version = value,
+            Target::EnvVersion => m.env_version = value.into(),
             Target::Severity => m.severity = self.severity(&value)?,
             Target::Pid => m.pid = Some(value.trim().parse().map_err(|_| bad("Pid"))?),
             Target::Uuid => {

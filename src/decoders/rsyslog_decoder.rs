@@ -127,7 +127,7 @@ impl Decoder for RsyslogDecoder {
         })?;
         let mut m = base.clone();
         if !self.msg_type.is_empty() {
-            self.msg_type.clone_into(&mut m.msg_type);
+            m.msg_type = self.msg_type.as_str().into();
         }
         let mut severity_from_pri = false;
         for (prop, value) in captures {
@@ -161,7 +161,7 @@ impl RsyslogDecoder {
             (_, Value::Time(ns)) => m.add_field(Field::integer(name, ns)),
             ("hostname" | "source", Value::Text(h)) => {
                 if !self.hostname_keep {
-                    h.clone_into(&mut m.hostname);
+                    m.hostname = h.into();
                 }
             }
             ("msg", Value::Text(t)) => t.clone_into(&mut m.payload),

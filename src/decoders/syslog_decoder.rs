@@ -179,7 +179,7 @@ impl SyslogDecoder {
     fn message(&self, p: syslog_loose::Message<&str>, base: &Message) -> Message {
         let mut m = base.clone();
         if !self.msg_type.is_empty() {
-            self.msg_type.clone_into(&mut m.msg_type);
+            m.msg_type = self.msg_type.as_str().into();
         }
         if let Some(ns) = p.timestamp.as_ref().and_then(DateTime::timestamp_nanos_opt) {
             m.timestamp = ns;
@@ -188,7 +188,7 @@ impl SyslogDecoder {
             m.severity = sev as i32;
         }
         if let Some(host) = p.hostname.filter(|h| !self.hostname_keep && *h != "-") {
-            host.clone_into(&mut m.hostname);
+            m.hostname = host.into();
         }
         if let Some(fac) = p.facility {
             m.add_field(Field::integer("syslogfacility", fac as i64));

@@ -358,6 +358,8 @@ impl Filter for SandboxFilter {
 mod tests {
     use std::sync::Arc;
 
+    use crate::message::smallvec;
+
     use super::*;
     use crate::config::{Category, Globals};
     use crate::message::FieldValue;
@@ -434,7 +436,7 @@ mod tests {
         assert_eq!(m.payload, "process_message() instruction_limit exceeded");
         assert_eq!(
             m.field("plugin", 0).map(|f| &f.value),
-            Some(&FieldValue::String(vec!["sb".into()]))
+            Some(&FieldValue::String(smallvec!["sb".into()]))
         );
     }
 

@@ -216,7 +216,7 @@ impl StatAccumInput {
         let ts = now_ns.div_euclid(1_000_000_000);
         let mut msg = Message {
             timestamp: now_ns,
-            msg_type: c.message_type.clone(),
+            msg_type: c.message_type.as_str().into(),
             pid: Some(std::process::id() as i32),
             ..Message::default()
         };
@@ -250,6 +250,7 @@ impl StatAccumInput {
 mod tests {
     use super::*;
     use crate::config::Globals;
+    use crate::message::smallvec;
     use crate::message::{FieldValue, ValueRef};
     use crate::pipeline::router::RouterEvent;
     use crate::statsd::testing::input_context;
@@ -353,7 +354,7 @@ mod tests {
             Some(ValueRef::Int(2))
         );
         let f = msg.field("stats.gauges.g", 0).expect("gauge field");
-        assert_eq!(f.value, FieldValue::Double(vec![1.5]));
+        assert_eq!(f.value, FieldValue::Double(smallvec![1.5]));
     }
 
     fn payloads(ev: RouterEvent) -> Vec<String> {

@@ -190,7 +190,7 @@ impl RelOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Field, FieldValue};
+    use crate::message::{smallvec, Field, FieldValue};
 
     fn field(name: &str, cmp: FieldCmp) -> Node {
         Node::Test(Test::Field(
@@ -220,7 +220,7 @@ mod tests {
     fn type_mismatch_is_false() {
         let mut msg = Message::default();
         msg.add_field(Field::string("s", "1"));
-        msg.add_field(Field::new("b", FieldValue::Bool(vec![false])));
+        msg.add_field(Field::new("b", FieldValue::Bool(smallvec![false])));
         assert!(!field("s", FieldCmp::Num(RelOp::Eq, 1.0)).eval(&msg));
         assert!(!field("s", FieldCmp::Bool(true)).eval(&msg));
         assert!(!field("b", FieldCmp::Num(RelOp::Gt, 0.0)).eval(&msg));

@@ -40,7 +40,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 
 use crate::error::DecodeError;
-use crate::message::{now_ns, Field, FieldValue, Message, DEFAULT_SEVERITY};
+use crate::message::{now_ns, smallvec, Field, FieldValue, Message, Values, DEFAULT_SEVERITY};
 
 /// The JSON form of `msg` (no trailing newline).
 pub fn to_json(msg: &Message) -> String {
@@ -57,16 +57,16 @@ pub fn write_json(msg: &Message, out: &mut Vec<u8>) {
     let u = uuid::Uuid::from_bytes(msg.uuid).hyphenated();
     out.extend_from_slice(u.encode_lower(&mut ubuf).as_bytes());
     out.extend_from_slice(b"\",\"Timestamp\":");
-    push_display(out, msg.timestamp);
+    push_int(out, msg.timestamp);
     push_key_str(out, "Type", &msg.msg_type);
     push_key_str(out, "Logger", &msg.logger);
     out.extend_from_slice(b",\"Severity\":");
-    push_display(out, msg.severity);
+    push_int(out, msg.severity);
     push_key_str(out, "Payload", &msg.payload);
     push_key_str(out, "EnvVersion", &msg.env_version);
     if let Some(pid) = msg.pid {
         out.extend_from_slice(b",\"Pid\":");
-        push_display(out, pid);
+        push_int(out, pid);
     }
     push_key_str(out, "Hostname", &msg.hostname);
     out.extend_from_slice(b",\"Fields\":{");
@@ -79,9 +79,8 @@ pub fn write_json(msg: &Message, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}}");
 }
 
-fn push_display(out: &mut Vec<u8>, v: impl fmt::Display) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{v}");
+fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 fn push_key_str(out: &mut Vec<u8>, key: &str, v: &str) {
@@ -91,34 +90,75 @@ fn push_key_str(out: &mut Vec<u8>, key: &str, v: &str) {
     push_str(out, v);
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Bytes that need no escape are found eight at
+/// a time and copied in runs; this is the hot loop of every JSON-encoding output.
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(short);
+    while let Some(i) = first_escape(rest) {
+        out.extend_from_slice(&rest[..i]);
+        if let Some((esc, len)) = escape(rest[i]) {
+            out.extend_from_slice(&esc[..len]);
         }
-        start = i + 1;
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
+}
+
+/// The index of the first byte of `b` that JSON must escape.
+fn first_escape(b: &[u8]) -> Option<usize> {
+    let (words, tail) = b.as_chunks::<8>();
+    for (n, w) in words.iter().enumerate() {
+        if needs_escape(u64::from_le_bytes(*w)) {
+            return w
+                .iter()
+                .position(|&x| escape(x).is_some())
+                .map(|i| n * 8 + i);
+        }
+    }
+    let at = words.len() * 8;
+    tail.iter()
+        .position(|&x| escape(x).is_some())
+        .map(|i| at + i)
+}
+
+/// Whether any of the eight bytes in `w` is a control byte (< 0x20), `"` or `\`
+/// (the classic "has a zero byte" / "has a byte less than n" word tricks).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    (control | quote | backslash) != 0
+}
+
+/// The JSON escape of one byte and its length, or `None` when it stands as it is.
+fn escape(b: u8) -> Option<([u8; 6], usize)> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = |c: u8| Some(([b'\\', c, 0, 0, 0, 0], 2));
+    match b {
+        b'"' => short(b'"'),
+        b'\\' => short(b'\\'),
+        b'\n' => short(b'n'),
+        b'\r' => short(b'r'),
+        b'\t' => short(b't'),
+        0..=0x1f => Some((
+            [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            6,
+        )),
+        _ => None,
+    }
 }
 
 fn push_field(out: &mut Vec<u8>, f: &Field) {
@@ -174,9 +214,9 @@ fn push_values(out: &mut Vec<u8>, v: &FieldValue) {
         match v {
             FieldValue::String(s) => push_str(out, &s[i]),
             FieldValue::Bytes(b) => push_base64(out, &b[i]),
-            FieldValue::Integer(x) => push_display(out, x[i]),
+            FieldValue::Integer(x) => push_int(out, x[i]),
             FieldValue::Double(x) => push_double(out, x[i]),
-            FieldValue::Bool(x) => push_display(out, x[i]),
+            FieldValue::Bool(x) => out.extend_from_slice(if x[i] { b"true" } else { b"false" }),
         }
     }
     if n != 1 {
@@ -361,8 +401,8 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
         while let Some(name) = map.next_key::<String>()? {
             let JsonField(value, representation) = map.next_value()?;
             self.0.push(Field {
-                name,
-                representation,
+                name: name.into(),
+                representation: representation.into(),
                 value,
             });
         }
@@ -476,25 +516,25 @@ impl<'de> Visitor<'de> for JsonFieldVisitor {
         f.write_str("a field value: scalar, array or {\"value\":..} object")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<JsonField, E> {
-        Self::one(FieldValue::Bool(vec![v]))
+        Self::one(FieldValue::Bool(smallvec![v]))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<JsonField, E> {
-        Self::one(FieldValue::Integer(vec![v]))
+        Self::one(FieldValue::Integer(smallvec![v]))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<JsonField, E> {
         Self::one(match i64::try_from(v) {
-            Ok(i) => FieldValue::Integer(vec![i]),
-            Err(_) => FieldValue::Double(vec![v as f64]),
+            Ok(i) => FieldValue::Integer(smallvec![i]),
+            Err(_) => FieldValue::Double(smallvec![v as f64]),
         })
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<JsonField, E> {
-        Self::one(FieldValue::Double(vec![v]))
+        Self::one(FieldValue::Double(smallvec![v]))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonField, E> {
-        Self::one(FieldValue::String(vec![v.to_owned()]))
+        Self::one(FieldValue::String(smallvec![v.to_owned()]))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<JsonField, E> {
-        Self::one(FieldValue::String(vec![v]))
+        Self::one(FieldValue::String(smallvec![v]))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<JsonField, A::Error> {
         let Elems(elems) = Elems::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
@@ -562,7 +602,7 @@ fn settle(elems: Vec<Elem>, ty: Option<&str>) -> Result<FieldValue, String> {
     })
 }
 
-fn collect<T>(elems: Vec<Elem>, f: impl FnMut(Elem) -> Option<T>) -> Option<Vec<T>> {
+fn collect<T>(elems: Vec<Elem>, f: impl FnMut(Elem) -> Option<T>) -> Option<Values<T>> {
     elems.into_iter().map(f).collect()
 }
 
@@ -621,10 +661,10 @@ mod tests {
         m.add_field(Field::integer("status", 200));
         m.add_field(Field::new(
             "tags",
-            FieldValue::String(vec!["a".into(), "b".into()]),
+            FieldValue::String(smallvec!["a".into(), "b".into()]),
         ));
         m.add_field(Field::double("latency", 1.0).with_representation("ms"));
-        m.add_field(Field::new("raw", FieldValue::Bytes(vec![vec![0, 1]])));
+        m.add_field(Field::new("raw", FieldValue::Bytes(smallvec![vec![0, 1]])));
         m.add_field(Field::integer("status", 404));
         assert_eq!(
             to_json(&m),
@@ -646,13 +686,13 @@ mod tests {
         assert_ne!(m.uuid, [0; 16]);
         assert_eq!(m.timestamp, 1_704_164_645_500_000_000);
         let vals: Vec<_> = m.fields.iter().map(|f| f.value.clone()).collect();
-        assert_eq!(vals[0], FieldValue::Integer(vec![1]));
-        assert_eq!(vals[1], FieldValue::Double(vec![1.5]));
-        assert_eq!(vals[2], FieldValue::Bool(vec![true]));
-        assert_eq!(vals[3], FieldValue::String(vec!["t".into()]));
-        assert_eq!(vals[4], FieldValue::Double(vec![1.0, 2.5]));
-        assert_eq!(vals[5], FieldValue::String(vec![]));
-        assert_eq!(vals[6], FieldValue::Double(vec![1.0, 2.0]));
+        assert_eq!(vals[0], FieldValue::Integer(smallvec![1]));
+        assert_eq!(vals[1], FieldValue::Double(smallvec![1.5]));
+        assert_eq!(vals[2], FieldValue::Bool(smallvec![true]));
+        assert_eq!(vals[3], FieldValue::String(smallvec!["t".into()]));
+        assert_eq!(vals[4], FieldValue::Double(smallvec![1.0, 2.5]));
+        assert_eq!(vals[5], FieldValue::String(smallvec![]));
+        assert_eq!(vals[6], FieldValue::Double(smallvec![1.0, 2.0]));
         assert!(matches!(&vals[7], FieldValue::Double(d) if d[0].is_nan()));
     }
 
@@ -681,9 +721,9 @@ mod tests {
         let mut m = sample();
         m.add_field(Field::new(
             "inf",
-            FieldValue::Double(vec![f64::INFINITY, -1e300]),
+            FieldValue::Double(smallvec![f64::INFINITY, -1e300]),
         ));
-        m.add_field(Field::new("eb", FieldValue::Bool(vec![])));
+        m.add_field(Field::new("eb", FieldValue::Bool(smallvec![])));
         assert_eq!(from_json(&to_json(&m)), Ok(m));
     }
 
@@ -701,6 +741,34 @@ mod tests {
         #[test]
         fn json_round_trips(m in arb_message()) {
             prop_assert_eq!(from_json(&to_json(&m)), Ok(m));
+        }
+
+        /// Strings dense in bytes that need escaping, at every offset of the 8-byte scan,
+        /// read back unchanged by serde_json, and the escaper writes no raw control byte.
+        #[test]
+        fn strings_escape_exactly(s in r#"([a-z0-9 ]{0,9}[\x00-\x1f"\\\x7f]?(é|€|😀)?){0,12}"#) {
+            let mut out = Vec::new();
+            push_str(&mut out, &s);
+            prop_assert!(!out.iter().any(|b| *b < 0x20), "raw control byte in {:?}", out);
+            let back: String = serde_json::from_slice(&out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn escape_scan_flags_exactly_the_bytes_json_escapes() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = [b'a'; 8];
+                w[pos] = b;
+                let want = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(
+                    needs_escape(u64::from_le_bytes(w)),
+                    want,
+                    "byte {b:#x} at {pos}"
+                );
+                assert_eq!(escape(b).is_some(), want, "byte {b:#x}");
+            }
         }
     }
 }

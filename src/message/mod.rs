@@ -14,6 +14,13 @@ pub mod proto;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use compact_str::CompactString;
+pub use smallvec::{smallvec, SmallVec};
+
+/// A field's value array. Almost every field holds one element, which is stored inline,
+/// so building a one-valued field allocates nothing for the array.
+pub type Values<T> = SmallVec<[T; 1]>;
+
 /// Heka's default severity (syslog "debug"), used when a message does not set one.
 pub const DEFAULT_SEVERITY: i32 = 7;
 
@@ -25,19 +32,19 @@ pub struct Message {
     /// Nanoseconds since the Unix epoch.
     pub timestamp: i64,
     /// The message type, e.g. `heka.statmetric`.
-    pub msg_type: String,
+    pub msg_type: CompactString,
     /// Which plugin or stream produced it.
-    pub logger: String,
+    pub logger: CompactString,
     /// Syslog severity, 0 (emergency) to 7 (debug).
     pub severity: i32,
     /// Free-form body.
     pub payload: String,
     /// Schema version of the payload.
-    pub env_version: String,
+    pub env_version: CompactString,
     /// Process id of the producer, when known.
     pub pid: Option<i32>,
     /// Host the message came from.
-    pub hostname: String,
+    pub hostname: CompactString,
     /// Ordered, typed fields; names may repeat.
     pub fields: Vec<Field>,
 }
@@ -47,13 +54,13 @@ impl Default for Message {
         Message {
             uuid: [0; 16],
             timestamp: 0,
-            msg_type: String::new(),
-            logger: String::new(),
+            msg_type: CompactString::const_new(""),
+            logger: CompactString::const_new(""),
             severity: DEFAULT_SEVERITY,
             payload: String::new(),
-            env_version: String::new(),
+            env_version: CompactString::const_new(""),
             pid: None,
-            hostname: String::new(),
+            hostname: CompactString::const_new(""),
             fields: Vec::new(),
         }
     }
@@ -63,9 +70,9 @@ impl Default for Message {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     /// Field name; not unique within a message.
-    pub name: String,
+    pub name: CompactString,
     /// Free-form unit or format, e.g. `ms`, `B`, `count`.
-    pub representation: String,
+    pub representation: CompactString,
     /// The typed value array.
     pub value: FieldValue,
 }
@@ -74,15 +81,15 @@ pub struct Field {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
     /// `value_type = STRING` (0).
-    String(Vec<String>),
+    String(Values<String>),
     /// `value_type = BYTES` (1).
-    Bytes(Vec<Vec<u8>>),
+    Bytes(Values<Vec<u8>>),
     /// `value_type = INTEGER` (2).
-    Integer(Vec<i64>),
+    Integer(Values<i64>),
     /// `value_type = DOUBLE` (3).
-    Double(Vec<f64>),
+    Double(Values<f64>),
     /// `value_type = BOOL` (4).
-    Bool(Vec<bool>),
+    Bool(Values<bool>),
 }
 
 /// A borrowed single element of a field's value array.
@@ -142,36 +149,36 @@ impl FieldValue {
 
 impl Field {
     /// A single-valued field with no representation.
-    pub fn new(name: impl Into<String>, value: FieldValue) -> Self {
+    pub fn new(name: impl Into<CompactString>, value: FieldValue) -> Self {
         Field {
             name: name.into(),
-            representation: String::new(),
+            representation: CompactString::const_new(""),
             value,
         }
     }
 
     /// A single string field.
-    pub fn string(name: impl Into<String>, v: impl Into<String>) -> Self {
-        Field::new(name, FieldValue::String(vec![v.into()]))
+    pub fn string(name: impl Into<CompactString>, v: impl Into<String>) -> Self {
+        Field::new(name, FieldValue::String(smallvec![v.into()]))
     }
 
     /// A single integer field.
-    pub fn integer(name: impl Into<String>, v: i64) -> Self {
-        Field::new(name, FieldValue::Integer(vec![v]))
+    pub fn integer(name: impl Into<CompactString>, v: i64) -> Self {
+        Field::new(name, FieldValue::Integer(smallvec![v]))
     }
 
     /// A single double field.
-    pub fn double(name: impl Into<String>, v: f64) -> Self {
-        Field::new(name, FieldValue::Double(vec![v]))
+    pub fn double(name: impl Into<CompactString>, v: f64) -> Self {
+        Field::new(name, FieldValue::Double(smallvec![v]))
     }
 
     /// A single bool field.
-    pub fn boolean(name: impl Into<String>, v: bool) -> Self {
-        Field::new(name, FieldValue::Bool(vec![v]))
+    pub fn boolean(name: impl Into<CompactString>, v: bool) -> Self {
+        Field::new(name, FieldValue::Bool(smallvec![v]))
     }
 
     /// Sets the representation and returns the field.
-    pub fn with_representation(mut self, rep: impl Into<String>) -> Self {
+    pub fn with_representation(mut self, rep: impl Into<CompactString>) -> Self {
         self.representation = rep.into();
         self
     }
@@ -245,9 +252,9 @@ mod tests {
     #[test]
     fn field_indexing_follows_heka() {
         let mut m = Message::new();
-        m.add_field(Field::new("a", FieldValue::Integer(vec![1, 2])));
+        m.add_field(Field::new("a", FieldValue::Integer(smallvec![1, 2])));
         m.add_field(Field::string("b", "x"));
-        m.add_field(Field::new("a", FieldValue::Integer(vec![3])));
+        m.add_field(Field::new("a", FieldValue::Integer(smallvec![3])));
         assert_eq!(m.field_value("a", 0, 1), Some(ValueRef::Int(2)));
         assert_eq!(m.field_value("a", 1, 0), Some(ValueRef::Int(3)));
         assert_eq!(m.field_value("a", 2, 0), None);

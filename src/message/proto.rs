@@ -16,7 +16,7 @@
 //! unknown `value_type`s, wrong wire types, truncated input and invalid UTF-8.
 
 use crate::error::DecodeError;
-use crate::message::{Field, FieldValue, Message, DEFAULT_SEVERITY};
+use crate::message::{CompactString, Field, FieldValue, Message, Values, DEFAULT_SEVERITY};
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -203,8 +203,16 @@ fn wrong_wire(what: &str, wire: u8) -> DecodeError {
 }
 
 fn utf8(b: &[u8], what: &str) -> Result<String, DecodeError> {
+    text(b, what).map(str::to_owned)
+}
+
+/// A short header string: stored inline in the message when it fits, without allocating.
+fn compact(b: &[u8], what: &str) -> Result<CompactString, DecodeError> {
+    text(b, what).map(CompactString::from)
+}
+
+fn text<'a>(b: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
     std::str::from_utf8(b)
-        .map(str::to_owned)
         .map_err(|_| DecodeError::new(format!("protobuf: {what} is not valid UTF-8")))
 }
 
@@ -230,13 +238,13 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 m.timestamp = r.varint()? as i64;
                 have_ts = true;
             }
-            (3, LEN) => m.msg_type = utf8(r.len_delimited()?, "type")?,
-            (4, LEN) => m.logger = utf8(r.len_delimited()?, "logger")?,
+            (3, LEN) => m.msg_type = compact(r.len_delimited()?, "type")?,
+            (4, LEN) => m.logger = compact(r.len_delimited()?, "logger")?,
             (5, VARINT) => m.severity = r.varint()? as i32,
             (6, LEN) => m.payload = utf8(r.len_delimited()?, "payload")?,
-            (7, LEN) => m.env_version = utf8(r.len_delimited()?, "env_version")?,
+            (7, LEN) => m.env_version = compact(r.len_delimited()?, "env_version")?,
             (8, VARINT) => m.pid = Some(r.varint()? as i32),
-            (9, LEN) => m.hostname = utf8(r.len_delimited()?, "hostname")?,
+            (9, LEN) => m.hostname = compact(r.len_delimited()?, "hostname")?,
             (10, LEN) => m.fields.push(decode_field(r.len_delimited()?)?),
             (1..=10, w) => return Err(wrong_wire("message header", w)),
             (_, w) => r.skip(w)?,
@@ -252,14 +260,14 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
 /// The value arrays of a field while it is being read; `value_type` picks one at the end.
 #[derive(Default)]
 struct RawField {
-    name: Option<String>,
+    name: Option<CompactString>,
     value_type: u64,
-    representation: String,
-    strings: Vec<String>,
-    bytes: Vec<Vec<u8>>,
-    integers: Vec<i64>,
-    doubles: Vec<f64>,
-    bools: Vec<bool>,
+    representation: CompactString,
+    strings: Values<String>,
+    bytes: Values<Vec<u8>>,
+    integers: Values<i64>,
+    doubles: Values<f64>,
+    bools: Values<bool>,
 }
 
 fn decode_field(buf: &[u8]) -> Result<Field, DecodeError> {
@@ -268,9 +276,9 @@ fn decode_field(buf: &[u8]) -> Result<Field, DecodeError> {
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
-            (1, LEN) => f.name = Some(utf8(r.len_delimited()?, "field name")?),
+            (1, LEN) => f.name = Some(compact(r.len_delimited()?, "field name")?),
             (2, VARINT) => f.value_type = r.varint()?,
-            (3, LEN) => f.representation = utf8(r.len_delimited()?, "representation")?,
+            (3, LEN) => f.representation = compact(r.len_delimited()?, "representation")?,
             (4, LEN) => f.strings.push(utf8(r.len_delimited()?, "value_string")?),
             (5, LEN) => f.bytes.push(r.len_delimited()?.to_vec()),
             (6, VARINT) => f.integers.push(r.varint()? as i64),
@@ -337,6 +345,7 @@ impl RawField {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::message::smallvec;
     use proptest::prelude::*;
 
     pub(crate) fn sample() -> Message {
@@ -355,12 +364,15 @@ pub(crate) mod tests {
         m.add_field(Field::string("s", "x").with_representation("r"));
         m.add_field(Field::new(
             "b",
-            FieldValue::Bytes(vec![vec![0, 255], vec![]]),
+            FieldValue::Bytes(smallvec![vec![0, 255], vec![]]),
         ));
-        m.add_field(Field::new("i", FieldValue::Integer(vec![-1, 0, i64::MAX])));
-        m.add_field(Field::new("d", FieldValue::Double(vec![1.5, -0.0])));
-        m.add_field(Field::new("o", FieldValue::Bool(vec![true, false])));
-        m.add_field(Field::new("e", FieldValue::Integer(vec![])));
+        m.add_field(Field::new(
+            "i",
+            FieldValue::Integer(smallvec![-1, 0, i64::MAX]),
+        ));
+        m.add_field(Field::new("d", FieldValue::Double(smallvec![1.5, -0.0])));
+        m.add_field(Field::new("o", FieldValue::Bool(smallvec![true, false])));
+        m.add_field(Field::new("e", FieldValue::Integer(smallvec![])));
         m
     }
 
@@ -390,7 +402,7 @@ pub(crate) mod tests {
         let m = decode(&b).expect("valid");
         assert_eq!(m.severity, 7);
         assert_eq!(m.timestamp, 5);
-        assert_eq!(m.fields[0].value, FieldValue::Integer(vec![3, 4]));
+        assert_eq!(m.fields[0].value, FieldValue::Integer(smallvec![3, 4]));
     }
 
     #[test]
@@ -425,20 +437,20 @@ pub(crate) mod tests {
 
     pub(crate) fn arb_field() -> impl Strategy<Value = Field> {
         let value = prop_oneof![
-            prop::collection::vec(".{0,8}", 0..3).prop_map(FieldValue::String),
+            prop::collection::vec(".{0,8}", 0..3).prop_map(|v| FieldValue::String(v.into())),
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..3)
-                .prop_map(FieldValue::Bytes),
-            prop::collection::vec(any::<i64>(), 0..3).prop_map(FieldValue::Integer),
+                .prop_map(|v| FieldValue::Bytes(v.into())),
+            prop::collection::vec(any::<i64>(), 0..3).prop_map(|v| FieldValue::Integer(v.into())),
             prop::collection::vec(
                 any::<f64>().prop_filter("NaN never compares equal", |d| !d.is_nan()),
                 0..3
             )
-            .prop_map(FieldValue::Double),
-            prop::collection::vec(any::<bool>(), 0..3).prop_map(FieldValue::Bool),
+            .prop_map(|v| FieldValue::Double(v.into())),
+            prop::collection::vec(any::<bool>(), 0..3).prop_map(|v| FieldValue::Bool(v.into())),
         ];
         (".{0,6}", ".{0,4}", value).prop_map(|(name, representation, value)| Field {
-            name,
-            representation,
+            name: name.into(),
+            representation: representation.into(),
             value,
         })
     }
@@ -455,13 +467,13 @@ pub(crate) mod tests {
                 |(uuid, timestamp, (t, l, severity, p), (e, pid, h), fields)| Message {
                     uuid,
                     timestamp,
-                    msg_type: t,
-                    logger: l,
+                    msg_type: t.into(),
+                    logger: l.into(),
                     severity,
                     payload: p,
-                    env_version: e,
+                    env_version: e.into(),
                     pid,
-                    hostname: h,
+                    hostname: h.into(),
                     fields,
                 },
             )

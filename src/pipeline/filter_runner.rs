@@ -250,9 +250,9 @@ fn stamp(msg: &mut Message, name: &str, globals: &Globals) {
         msg.timestamp = now_ns();
     }
     if msg.logger.is_empty() {
-        msg.logger = name.to_string();
+        msg.logger = name.into();
     }
     if msg.hostname.is_empty() {
-        msg.hostname = globals.hostname.clone();
+        msg.hostname = globals.hostname.as_str().into();
     }
 }

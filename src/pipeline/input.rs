@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
-use crate::message::{now_ns, Field, Message, Pack};
+use crate::message::{now_ns, CompactString, Field, Message, Pack};
 use crate::pipeline::router::{Closed, Refused, RouterSender};
 use crate::pipeline::shutdown::Shutdown;
 use crate::plugin::{DecoderFactory, Split, Splitter, SplitterFactory};
@@ -66,10 +66,10 @@ impl InputContext {
     /// A new splitter → decoder → router path for one byte stream.
     pub fn stream(&self) -> RecordStream {
         let mut base = Message {
-            logger: self.name.to_string(),
+            logger: self.name.as_ref().into(),
             ..Message::default()
         };
-        base.hostname = self.globals.hostname.clone();
+        base.hostname = self.globals.hostname.as_str().into();
         RecordStream {
             splitter: (self.splitter)(),
             decoder: self.decoder.as_ref().map(|f| f()),
@@ -107,10 +107,10 @@ impl InputContext {
             m.timestamp = now_ns();
         }
         if m.logger.is_empty() {
-            m.logger = self.name.to_string();
+            m.logger = self.name.as_ref().into();
         }
         if m.hostname.is_empty() {
-            m.hostname = self.globals.hostname.clone();
+            m.hostname = self.globals.hostname.as_str().into();
         }
         m
     }
@@ -133,17 +133,17 @@ pub struct RecordStream {
 
 impl RecordStream {
     /// Sets the Hostname stamped on this stream's messages (e.g. the peer address).
-    pub fn set_hostname(&mut self, hostname: impl Into<String>) {
+    pub fn set_hostname(&mut self, hostname: impl Into<CompactString>) {
         self.base.hostname = hostname.into();
     }
 
     /// Sets the Type stamped on this stream's messages before decoding.
-    pub fn set_type(&mut self, msg_type: impl Into<String>) {
+    pub fn set_type(&mut self, msg_type: impl Into<CompactString>) {
         self.base.msg_type = msg_type.into();
     }
 
     /// Sets the Logger stamped on this stream's messages (default: the input's name).
-    pub fn set_logger(&mut self, logger: impl Into<String>) {
+    pub fn set_logger(&mut self, logger: impl Into<CompactString>) {
         self.base.logger = logger.into();
     }
 
@@ -260,8 +260,11 @@ impl RecordStream {
         Ok(n)
     }
 
-    /// Splits every complete record out of `data`, returning the bytes consumed.
+    /// Splits every complete record out of `data`, returning the bytes consumed. Records
+    /// that arrived in one read share one receive Timestamp (one clock read per read, not
+    /// per record); decoders that find a time in the record replace it.
     fn split_from(&mut self, data: &[u8]) -> usize {
+        self.base.timestamp = now_ns();
         let mut pos = 0;
         while pos < data.len() {
             match self.splitter.find_record(&data[pos..]) {
@@ -315,7 +318,6 @@ impl RecordStream {
             return self.bad_record("record larger than max_message_size dropped");
         }
         self.base.uuid = *uuid::Uuid::new_v4().as_bytes();
-        self.base.timestamp = now_ns();
         let result = match self.decoder.as_mut() {
             Some(d) => d.decode(rec, &self.base, &mut self.decoded),
             None => payload_message(rec, &self.base).map(|m| self.decoded.push(m)),

@@ -9,7 +9,7 @@ use super::output::append_values;
 use std::sync::MutexGuard;
 
 use super::{CallState, Shared};
-use crate::message::{proto, Field, FieldValue, Message, ValueRef};
+use crate::message::{proto, Field, FieldValue, Message, ValueRef, Values};
 
 /// Registers the API functions.
 pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
@@ -125,11 +125,11 @@ fn write_message(
         _ => Err(bad(&format!("{var} takes a number"))),
     };
     match var {
-        "Type" => msg.msg_type = text()?,
-        "Logger" => msg.logger = text()?,
+        "Type" => msg.msg_type = text()?.into(),
+        "Logger" => msg.logger = text()?.into(),
         "Payload" => msg.payload = text()?,
-        "EnvVersion" => msg.env_version = text()?,
-        "Hostname" => msg.hostname = text()?,
+        "EnvVersion" => msg.env_version = text()?.into(),
+        "Hostname" => msg.hostname = text()?.into(),
         "Timestamp" => msg.timestamp = num()?,
         "Severity" => msg.severity = num()? as i32,
         "Pid" => msg.pid = Some(num()? as i32),
@@ -175,15 +175,15 @@ fn write_field(
             return Err(bad("array index out of range for a new field"));
         }
         msg.add_field(Field {
-            name: name.to_string(),
-            representation: rep.unwrap_or_default(),
+            name: name.into(),
+            representation: rep.map(Into::into).unwrap_or_default(),
             value: new,
         });
         return Ok(());
     };
     let field = &mut msg.fields[pos];
     if let Some(r) = rep {
-        field.representation = r;
+        field.representation = r.into();
     }
     if ai == 0 && field.value.len() <= 1 {
         field.value = new;
@@ -194,7 +194,7 @@ fn write_field(
 
 /// Replaces or appends one entry of a same-typed array value.
 fn set_array_entry(v: &mut FieldValue, new: FieldValue, ai: usize) -> Result<(), String> {
-    fn put<T>(items: &mut Vec<T>, mut new: Vec<T>, ai: usize) -> Result<(), String> {
+    fn put<T>(items: &mut Values<T>, mut new: Values<T>, ai: usize) -> Result<(), String> {
         let x = new.pop().ok_or("empty value")?;
         match ai.cmp(&items.len()) {
             std::cmp::Ordering::Less => items[ai] = x,
@@ -381,8 +381,8 @@ fn inject_message(_lua: &Lua, s: &Shared, arg: Value) -> mlua::Result<()> {
         lock(s)?.output = Some(proto::encode_to_vec(&msg));
         return push(s, msg);
     }
-    msg.msg_type = format!("heka.sandbox.{}", msg.msg_type);
-    msg.logger = name;
+    msg.msg_type = compact_str::format_compact!("heka.sandbox.{}", msg.msg_type);
+    msg.logger = name.into();
     msg.hostname.clear();
     push(s, msg)
 }
@@ -401,7 +401,7 @@ fn inject_payload(_lua: &Lua, s: &Shared, args: MultiValue) -> mlua::Result<()> 
     let logger = lock(s)?.name.clone();
     let mut msg = Message {
         msg_type: "heka.sandbox-output".into(),
-        logger,
+        logger: logger.into(),
         payload: buf,
         ..Message::default()
     };
@@ -439,13 +439,11 @@ fn table_message(t: &Table) -> mlua::Result<Message> {
     msg.timestamp = t
         .raw_get::<Option<f64>>("Timestamp")?
         .map_or(0, |n| n as i64);
-    msg.msg_type = t.raw_get::<Option<String>>("Type")?.unwrap_or_default();
-    msg.logger = t.raw_get::<Option<String>>("Logger")?.unwrap_or_default();
-    msg.hostname = t.raw_get::<Option<String>>("Hostname")?.unwrap_or_default();
+    msg.msg_type = compact(t.raw_get("Type")?);
+    msg.logger = compact(t.raw_get("Logger")?);
+    msg.hostname = compact(t.raw_get("Hostname")?);
     msg.payload = t.raw_get::<Option<String>>("Payload")?.unwrap_or_default();
-    msg.env_version = t
-        .raw_get::<Option<String>>("EnvVersion")?
-        .unwrap_or_default();
+    msg.env_version = compact(t.raw_get("EnvVersion")?);
     msg.pid = t.raw_get::<Option<f64>>("Pid")?.map(|n| n as i32);
     if let Some(s) = t.raw_get::<Option<f64>>("Severity")? {
         msg.severity = s as i32;
@@ -489,10 +487,15 @@ fn field_spec(name: String, spec: &Table) -> mlua::Result<Field> {
     let rep: Option<String> = spec.raw_get("representation")?;
     let value = field_value(&name, &value, vt)?;
     Ok(Field {
-        name,
-        representation: rep.unwrap_or_default(),
+        name: name.into(),
+        representation: rep.map(Into::into).unwrap_or_default(),
         value,
     })
+}
+
+/// An optional Lua string as a message header (absent is empty).
+fn compact(s: Option<mlua::LuaString>) -> crate::message::CompactString {
+    s.map(|s| s.to_string_lossy().into()).unwrap_or_default()
 }
 
 /// A scalar or array Lua value as a typed field value (numbers are DOUBLE unless

@@ -17,7 +17,7 @@ fn control() -> Message {
         logger: "hekad".into(),
         timestamp: now_ns(),
         uuid: *uuid::Uuid::new_v4().as_bytes(),
-        hostname: crate::config::system_hostname(),
+        hostname: crate::config::system_hostname().into(),
         ..Message::default()
     }
 }

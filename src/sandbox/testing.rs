@@ -309,11 +309,11 @@ fn check(case: &Case, got: &Outcome) -> Vec<String> {
 /// Compares one key of `msg` with the expected TOML value.
 fn matches(msg: &Message, key: &str, want: &toml::Value) -> Result<(), String> {
     let got: Option<toml::Value> = match key {
-        "Type" => Some(msg.msg_type.clone().into()),
-        "Logger" => Some(msg.logger.clone().into()),
+        "Type" => Some(msg.msg_type.to_string().into()),
+        "Logger" => Some(msg.logger.to_string().into()),
         "Payload" => Some(msg.payload.clone().into()),
-        "Hostname" => Some(msg.hostname.clone().into()),
-        "EnvVersion" => Some(msg.env_version.clone().into()),
+        "Hostname" => Some(msg.hostname.to_string().into()),
+        "EnvVersion" => Some(msg.env_version.to_string().into()),
         "Uuid" => Some(msg.uuid_string().into()),
         "Timestamp" => Some(msg.timestamp.into()),
         "Severity" => Some(i64::from(msg.severity).into()),

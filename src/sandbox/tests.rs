@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::message::{proto, Field, FieldValue, Message, Pack, ValueRef};
+use crate::message::{proto, smallvec, Field, FieldValue, Message, Pack, ValueRef};
 
 fn settings() -> SandboxSettings {
     SandboxSettings::new("test_filter")
@@ -25,7 +25,7 @@ fn sample() -> Pack {
     m.pid = Some(42);
     m.timestamp = 1_500_000_000_000_000_000;
     m.add_field(Field::integer("n", 5));
-    m.add_field(Field::new("arr", FieldValue::Double(vec![1.5, 2.5])));
+    m.add_field(Field::new("arr", FieldValue::Double(smallvec![1.5, 2.5])));
     m.add_field(Field::string("s", "x"));
     m.add_field(Field::boolean("b", true));
     m.add_field(Field::string("s", "y"));
@@ -113,20 +113,20 @@ fn inject_message_converts_heka_table_format() {
     assert_eq!((m.payload.as_str(), m.severity, m.pid), ("p", 4, Some(9)));
     assert_eq!(
         m.field("count", 0).map(|f| &f.value),
-        Some(&FieldValue::Double(vec![3.0]))
+        Some(&FieldValue::Double(smallvec![3.0]))
     );
     let ms = m.field("ms", 0).expect("ms");
     assert_eq!(
         (&ms.value, ms.representation.as_str()),
-        (&FieldValue::Integer(vec![7]), "ms")
+        (&FieldValue::Integer(smallvec![7]), "ms")
     );
     assert_eq!(
         m.field("list", 0).map(|f| &f.value),
-        Some(&FieldValue::String(vec!["a".into(), "b".into()]))
+        Some(&FieldValue::String(smallvec!["a".into(), "b".into()]))
     );
     assert_eq!(
         m.field("flag", 0).map(|f| &f.value),
-        Some(&FieldValue::Bool(vec![false]))
+        Some(&FieldValue::Bool(smallvec![false]))
     );
 }
 
@@ -138,8 +138,11 @@ fn inject_message_accepts_array_fields() {
             return 0 end"#,
     );
     let (_, out) = run(&mut sb, &sample(), 1);
-    assert_eq!(out[0].fields[0].value, FieldValue::Integer(vec![1, 2]));
-    assert_eq!(out[0].fields[1].value, FieldValue::String(vec!["x".into()]));
+    assert_eq!(out[0].fields[0].value, FieldValue::Integer(smallvec![1, 2]));
+    assert_eq!(
+        out[0].fields[1].value,
+        FieldValue::String(smallvec!["x".into()])
+    );
 }
 
 #[test]
@@ -152,17 +155,17 @@ fn inject_payload_builds_sandbox_output() {
     assert_eq!(m.msg_type, "heka.sandbox-output");
     assert_eq!(m.payload, "a1 2.5");
     let pt = m.field("payload_type", 0).expect("payload_type");
-    assert_eq!(pt.value, FieldValue::String(vec!["json".into()]));
+    assert_eq!(pt.value, FieldValue::String(smallvec!["json".into()]));
     assert_eq!(pt.representation, "file-extension");
     assert_eq!(
         m.field("payload_name", 0).map(|f| &f.value),
-        Some(&FieldValue::String(vec!["stats".into()]))
+        Some(&FieldValue::String(smallvec!["stats".into()]))
     );
     let mut sb = sandbox("function process_message() inject_payload() return 0 end");
     let (_, out) = run(&mut sb, &sample(), 1);
     assert_eq!(
         out[0].field("payload_type", 0).map(|f| &f.value),
-        Some(&FieldValue::String(vec!["txt".into()]))
+        Some(&FieldValue::String(smallvec!["txt".into()]))
     );
 }
 
@@ -456,11 +459,11 @@ fn write_message_sets_headers_fields_and_array_entries() {
     assert_eq!((m.msg_type.as_str(), m.severity, m.pid), ("nt", 1, Some(7)));
     assert_eq!(
         m.field("n", 0).map(|f| &f.value),
-        Some(&FieldValue::Double(vec![9.0]))
+        Some(&FieldValue::Double(smallvec![9.0]))
     );
     assert_eq!(
         m.field("arr", 0).map(|f| &f.value),
-        Some(&FieldValue::Double(vec![1.5, 3.5, 4.5]))
+        Some(&FieldValue::Double(smallvec![1.5, 3.5, 4.5]))
     );
     assert_eq!(m.field_value("s", 1, 0), Some(ValueRef::Str("z")));
     assert_eq!(

@@ -227,7 +227,7 @@ pub fn render_fields(msg: &Message) -> HashMap<String, String> {
     for f in &msg.fields {
         let n = seen.entry(f.name.as_str()).or_insert(0);
         let key = if *n == 0 {
-            f.name.clone()
+            f.name.to_string()
         } else {
             format!("{}[{}]", f.name, n)
         };
@@ -265,12 +265,12 @@ fn json_double(x: f64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Field;
+    use crate::message::{smallvec, Field};
 
     fn field(name: &str, value: FieldValue) -> Field {
         Field {
             name: name.into(),
-            representation: String::new(),
+            representation: Default::default(),
             value,
         }
     }
@@ -279,14 +279,14 @@ mod tests {
     fn fields_render_as_documented() {
         let msg = Message {
             fields: vec![
-                field("s", FieldValue::String(vec!["a b".into()])),
-                field("i", FieldValue::Integer(vec![-3])),
-                field("d", FieldValue::Double(vec![0.1])),
-                field("b", FieldValue::Bool(vec![true])),
-                field("raw", FieldValue::Bytes(vec![vec![0, 255]])),
-                field("many", FieldValue::Integer(vec![1, 2])),
-                field("s", FieldValue::String(vec!["again".into()])),
-                field("nan", FieldValue::Double(vec![f64::NAN])),
+                field("s", FieldValue::String(smallvec!["a b".into()])),
+                field("i", FieldValue::Integer(smallvec![-3])),
+                field("d", FieldValue::Double(smallvec![0.1])),
+                field("b", FieldValue::Bool(smallvec![true])),
+                field("raw", FieldValue::Bytes(smallvec![vec![0, 255]])),
+                field("many", FieldValue::Integer(smallvec![1, 2])),
+                field("s", FieldValue::String(smallvec!["again".into()])),
+                field("nan", FieldValue::Double(smallvec![f64::NAN])),
             ],
             ..Message::default()
         };
