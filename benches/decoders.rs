@@ -1,12 +1,15 @@
-//! Criterion benchmark of the access-log decoders: `NginxAccessDecoder` lines per second
-//! on realistic `combined` lines (IPv4/IPv6, quoted user agents, `-` fields), built
-//! through the public registry the way the pipeline builds it.
-//! Run with `cargo bench --bench decoders`.
+//! Criterion benchmark of line decoders, built through the public registry the way the
+//! pipeline builds them: `NginxAccessDecoder` lines per second on realistic `combined`
+//! lines (IPv4/IPv6, quoted user agents, `-` fields), and `SyslogDecoder` on the RFC 3164
+//! lines `examples/syslog_blast.rs gen` writes, next to the bare `syslog_loose` parse it
+//! used to do per line (the reference).
+//! Run with `cargo bench --bench decoders` (`-- syslog` for the syslog group only).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::Datelike;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hekate::config::{Category, Globals, PluginConfig};
 use hekate::message::Message;
@@ -20,12 +23,12 @@ const LINES: &[&str] = &[
     "192.0.2.99 - - [10/Oct/2023:13:55:39 +0000] \"GET /missing HTTP/1.1\" 404 153 \"-\" \"Googlebot/2.1 (+http://www.google.com/bot.html)\"\n",
 ];
 
-fn nginx(c: &mut Criterion) {
-    let reg = hekate::registry::find(hekate::decoders::DECODERS, "NginxAccessDecoder")
-        .expect("registered");
+/// A decoder of type `type_name` with its default configuration, built by the registry.
+fn build_decoder(type_name: &str) -> Box<dyn hekate::plugin::Decoder> {
+    let reg = hekate::registry::find(hekate::decoders::DECODERS, type_name).expect("registered");
     let cfg = PluginConfig {
-        name: "nginx".into(),
-        type_name: "NginxAccessDecoder".into(),
+        name: "bench".into(),
+        type_name: type_name.into(),
         category: Category::Decoder,
         file: PathBuf::from("bench.toml"),
         table: toml::Table::new(),
@@ -35,7 +38,11 @@ fn nginx(c: &mut Criterion) {
         PathBuf::from("."),
         Report::default(),
     );
-    let mut dec = (reg.build)(&cfg, &cx).expect("builds")();
+    (reg.build)(&cfg, &cx).expect("builds")()
+}
+
+fn nginx(c: &mut Criterion) {
+    let mut dec = build_decoder("NginxAccessDecoder");
     let base = Message::new();
     let mut out = Vec::with_capacity(LINES.len());
     let mut g = c.benchmark_group("nginx_access");
@@ -53,5 +60,76 @@ fn nginx(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, nginx);
+/// `n` lines shaped as `syslog_blast gen` writes them (dated the 15th of last month).
+fn syslog_lines(n: u64) -> Vec<String> {
+    const PROGRAMS: [&str; 4] = ["nginx", "sshd", "app", "cron"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS[(chrono::Utc::now().month0() as usize + 11) % 12];
+    (0..n)
+        .map(|i| {
+            let pri = 16 * 8 + (i % 8);
+            let (h, m, s) = ((i / 3600) % 24, (i / 60) % 60, i % 60);
+            format!(
+                "<{pri}>{month} 15 {h:02}:{m:02}:{s:02} web{:02} {}[{}]: request {i:09} GET /api/v1/items/{} status=200 bytes={}\n",
+                i % 50,
+                PROGRAMS[(i % 4) as usize],
+                1000 + i % 30_000,
+                i % 977,
+                (i * 7919) % 100_000,
+            )
+        })
+        .collect()
+}
+
+fn syslog(c: &mut Criterion) {
+    let lines = syslog_lines(256);
+    let mut dec = build_decoder("SyslogDecoder");
+    let base = Message::new();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut g = c.benchmark_group("syslog");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("decoder_rfc3164", |b| {
+        b.iter(|| {
+            out.clear();
+            for l in &lines {
+                dec.decode(black_box(l.as_bytes()), &base, &mut out)
+                    .expect("decodes");
+            }
+            black_box(&out);
+        })
+    });
+    // The reference: the parse alone as the decoder did it before its fast path (the
+    // clock read and year rule per line, then syslog_loose), without building messages.
+    let utc = chrono::FixedOffset::east_opt(0).expect("valid offset");
+    g.bench_function("syslog_loose_parse_rfc3164", |b| {
+        b.iter(|| {
+            for l in &lines {
+                let now = chrono::Utc::now();
+                let (year, month) = (now.year(), now.month());
+                let get_year = move |(m, ..): syslog_loose::IncompleteDate| {
+                    if m > month + 1 {
+                        year - 1
+                    } else {
+                        year
+                    }
+                };
+                let line = l.trim_end_matches(['\n', '\r', '\0']);
+                black_box(
+                    syslog_loose::parse_message_with_year_exact_tz(
+                        black_box(line),
+                        get_year,
+                        Some(utc),
+                        syslog_loose::Variant::Either,
+                    )
+                    .expect("parses"),
+                );
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, nginx, syslog);
 criterion_main!(benches);

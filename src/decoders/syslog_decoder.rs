@@ -18,9 +18,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDateTime, Utc};
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime};
 use serde::Deserialize;
-use syslog_loose::{IncompleteDate, ProcId, Variant};
+use syslog_loose::{ProcId, Variant};
+
+use super::syslog_fast::{self, year_rule, YearClock};
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
@@ -71,6 +73,7 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
         msg_type: c.msg_type,
         hostname_keep: c.hostname_keep,
         tz,
+        clock: YearClock::default(),
     };
     Ok(Arc::new(move || Box::new(decoder.clone())))
 }
@@ -124,6 +127,7 @@ pub struct SyslogDecoder {
     msg_type: String,
     hostname_keep: bool,
     tz: Zone,
+    clock: YearClock,
 }
 
 impl Decoder for SyslogDecoder {
@@ -149,13 +153,23 @@ impl Decoder for SyslogDecoder {
 
 impl SyslogDecoder {
     /// Parses a line; one that has a valid PRI but no parsable header becomes a message
-    /// whose payload is the text after the PRI (as rsyslog does).
-    fn parse<'a>(&self, line: &'a str) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
+    /// whose payload is the text after the PRI (as rsyslog does). The common shapes take
+    /// `syslog_fast`, which returns what `syslog_loose` would; the rest `syslog_loose`.
+    fn parse<'a>(
+        &mut self,
+        line: &'a str,
+    ) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
         let (pri, rest) = split_pri(line)
             .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
-        let now = Utc::now();
-        let (year, month) = (now.year(), now.month());
-        let get_year = move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year };
+        let (year, month) = self.clock.now();
+        let get_year = year_rule(year, month);
+        let fast = match self.tz {
+            Zone::Fixed(off) => syslog_fast::parse(line, get_year, off),
+            Zone::Local => syslog_fast::parse(line, get_year, Local),
+        };
+        if let Some(msg) = fast {
+            return Ok(msg);
+        }
         let parsed = match self.tz {
             Zone::Fixed(off) => syslog_loose::parse_message_with_year_exact_tz(
                 line,
@@ -268,7 +282,7 @@ mod tests {
     use super::*;
     use crate::message::ValueRef;
     use crate::splitters::testing::{build_context, plugin_config};
-    use chrono::TimeZone;
+    use chrono::{Datelike, TimeZone, Utc};
     use proptest::prelude::*;
 
     fn decoder(toml: &str) -> Box<dyn Decoder> {
