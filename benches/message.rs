@@ -24,6 +24,21 @@ fn typical() -> Message {
     m
 }
 
+/// What `SyslogDecoder` makes of one line of the syslog TCP benchmark.
+fn syslog() -> Message {
+    let mut m = Message::new();
+    m.msg_type = "syslog".into();
+    m.logger = "in".into();
+    m.severity = 0;
+    m.payload = "request 000000000 GET /api/v1/items/0 status=200 bytes=0".into();
+    m.pid = Some(1000);
+    m.hostname = "web00".into();
+    m.add_field(Field::integer("syslogfacility", 16));
+    m.add_field(Field::integer("facility", 16));
+    m.add_field(Field::string("programname", "nginx"));
+    m
+}
+
 fn bench(c: &mut Criterion) {
     let m = typical();
     let pb = proto::encode_to_vec(&m);
@@ -45,6 +60,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             buf.clear();
             json::write_json(black_box(&m), &mut buf);
+            black_box(buf.len())
+        })
+    });
+    let sys = syslog();
+    g.bench_function("json_encode_syslog", |b| {
+        b.iter(|| {
+            buf.clear();
+            json::write_json(black_box(&sys), &mut buf);
             black_box(buf.len())
         })
     });

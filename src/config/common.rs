@@ -183,7 +183,7 @@ pub enum FullAction {
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct Buffering {
-    /// Queue capacity in messages; 0 means `plugin_chansize`.
+    /// Queue capacity in messages; 0 (default) means `plugin_chansize` × 256 (7,680).
     pub max_buffer_size: usize,
     /// What to do when the queue is full. Default "block".
     pub full_action: FullAction,

@@ -20,6 +20,12 @@ use crate::error::ConfigError;
 pub use common::{Buffering, Category, CommonFo, CommonInput, CommonSplitter, FullAction, Retries};
 pub use load::{load, LoadedConfig, Section};
 
+/// Messages per `plugin_chansize` slot in a filter/output queue. Heka's channels held one
+/// pack per slot; hekate's router hands messages over in runs, and a 30-message queue would
+/// wake its plugin (and stall the router) every 30 messages under load. So a queue holds
+/// `plugin_chansize` runs of this many messages unless `max_buffer_size` says otherwise.
+pub const MESSAGES_PER_SLOT: usize = 256;
+
 /// The `[hekad]` (alias `[hekate]`) global section, with Heka's keys and defaults.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
@@ -28,7 +34,9 @@ pub struct Globals {
     pub maxprocs: usize,
     /// Accepted for compatibility; hekate has no pack pool. Default 100.
     pub poolsize: usize,
-    /// Capacity, in messages, of the router's queue and of every filter/output queue. Default 30.
+    /// Capacity of the router's input channel, in batches (one input read or datagram burst
+    /// each), and, times [`MESSAGES_PER_SLOT`], the default capacity in messages of every
+    /// filter/output queue. Default 30.
     pub plugin_chansize: usize,
     /// How many times a message may be re-injected by filters before the router drops it. Default 4.
     pub max_message_loops: u32,

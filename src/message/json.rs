@@ -52,23 +52,25 @@ pub fn to_json(msg: &Message) -> String {
 
 /// Appends the JSON form of `msg` to `out` (no trailing newline).
 pub fn write_json(msg: &Message, out: &mut Vec<u8>) {
+    // One reservation for the usual case (nothing to escape); escapes grow it as needed.
+    out.reserve(256 + msg.payload.len() + msg.fields.len() * 48);
     out.extend_from_slice(b"{\"Uuid\":\"");
     let mut ubuf = uuid::Uuid::encode_buffer();
     let u = uuid::Uuid::from_bytes(msg.uuid).hyphenated();
     out.extend_from_slice(u.encode_lower(&mut ubuf).as_bytes());
     out.extend_from_slice(b"\",\"Timestamp\":");
     push_int(out, msg.timestamp);
-    push_key_str(out, "Type", &msg.msg_type);
-    push_key_str(out, "Logger", &msg.logger);
+    push_key_str(out, b",\"Type\":", &msg.msg_type);
+    push_key_str(out, b",\"Logger\":", &msg.logger);
     out.extend_from_slice(b",\"Severity\":");
     push_int(out, msg.severity);
-    push_key_str(out, "Payload", &msg.payload);
-    push_key_str(out, "EnvVersion", &msg.env_version);
+    push_key_str(out, b",\"Payload\":", &msg.payload);
+    push_key_str(out, b",\"EnvVersion\":", &msg.env_version);
     if let Some(pid) = msg.pid {
         out.extend_from_slice(b",\"Pid\":");
         push_int(out, pid);
     }
-    push_key_str(out, "Hostname", &msg.hostname);
+    push_key_str(out, b",\"Hostname\":", &msg.hostname);
     out.extend_from_slice(b",\"Fields\":{");
     for (i, f) in msg.fields.iter().enumerate() {
         if i > 0 {
@@ -83,10 +85,9 @@ fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-fn push_key_str(out: &mut Vec<u8>, key: &str, v: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Appends `key` (already quoted, with its comma and colon) and `v` as a JSON string.
+fn push_key_str(out: &mut Vec<u8>, key: &[u8], v: &str) {
+    out.extend_from_slice(key);
     push_str(out, v);
 }
 
@@ -94,7 +95,6 @@ fn push_key_str(out: &mut Vec<u8>, key: &str, v: &str) {
 /// a time and copied in runs; this is the hot loop of every JSON-encoding output.
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let mut rest = s.as_bytes();
-    out.reserve(rest.len() + 2);
     out.push(b'"');
     while let Some(i) = first_escape(rest) {
         out.extend_from_slice(&rest[..i]);
@@ -112,17 +112,25 @@ fn first_escape(b: &[u8]) -> Option<usize> {
     let (words, tail) = b.as_chunks::<8>();
     for (n, w) in words.iter().enumerate() {
         if needs_escape(u64::from_le_bytes(*w)) {
-            return w
-                .iter()
-                .position(|&x| escape(x).is_some())
-                .map(|i| n * 8 + i);
+            return w.iter().position(|&x| ESCAPED[usize::from(x)]).map(|i| n * 8 + i);
         }
     }
     let at = words.len() * 8;
-    tail.iter()
-        .position(|&x| escape(x).is_some())
-        .map(|i| at + i)
+    tail.iter().position(|&x| ESCAPED[usize::from(x)]).map(|i| at + i)
 }
+
+/// Bytes JSON must escape in a string: controls, `"` and `\\`.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// Whether any of the eight bytes in `w` is a control byte (< 0x20), `"` or `\`
 /// (the classic "has a zero byte" / "has a byte less than n" word tricks).
@@ -176,7 +184,7 @@ fn push_field(out: &mut Vec<u8>, f: &Field) {
         out.push(b'"');
     }
     if !f.representation.is_empty() {
-        push_key_str(out, "representation", &f.representation);
+        push_key_str(out, b",\"representation\":", &f.representation);
     }
     out.push(b'}');
 }

@@ -424,7 +424,9 @@ pub(crate) fn fo_plan(
         .filter(|t| *t > 0)
         .map(Duration::from_secs);
     let capacity = match c.buffering.max_buffer_size {
-        0 => globals.plugin_chansize,
+        0 => globals
+            .plugin_chansize
+            .saturating_mul(crate::config::MESSAGES_PER_SLOT),
         n => n,
     };
     Ok(FoPlan {
