@@ -261,7 +261,7 @@ fn month(name: [u8; 3]) -> Option<u32> {
 /// `syslog_loose`'s `systag`: `APP[PID]` where the brackets end the field, APP stops at
 /// the first `:` or `[` (and may be empty) and PID is anything but `]`.
 fn systag(field: &str) -> Option<(&str, &str)> {
-    let open = field.find([':', '['])?;
+    let open = field.bytes().position(|b| b == b':' || b == b'[')?;
     let (app, rest) = field.split_at(open);
     let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
     (!inner.is_empty() && !inner.contains(']')).then_some((app, inner))
@@ -339,11 +339,23 @@ impl<'a> Cursor<'a> {
 
     /// One or two digits (a longer run is left to `syslog_loose`).
     fn num2(&mut self) -> Option<u32> {
-        let d = self.digit_run();
-        if d.is_empty() || d.len() > 2 {
+        let digit = |i: usize| {
+            self.s
+                .as_bytes()
+                .get(i)
+                .filter(|b| b.is_ascii_digit())
+                .map(|b| u32::from(b - b'0'))
+        };
+        let first = digit(self.pos)?;
+        let Some(second) = digit(self.pos + 1) else {
+            self.pos += 1;
+            return Some(first);
+        };
+        if digit(self.pos + 2).is_some() {
             return None;
         }
-        d.parse().ok()
+        self.pos += 2;
+        Some(first * 10 + second)
     }
 
     /// Three ASCII letters.
