@@ -1,5 +1,6 @@
 //! Allocation-free fast path of `SyslogDecoder` (`syslog_decoder.rs` calls [`parse`] first
-//! and falls back to `syslog_loose` when it returns `None`).
+//! and falls back to `syslog_loose` when it returns `None`). Public, but hidden from the
+//! docs, only so that `benches/decoders.rs` can time the parse alone.
 //!
 //! It recognises the common well-formed shapes and returns exactly the
 //! `syslog_loose::Message` that `syslog_loose::parse_message_with_year_exact_tz(line,
@@ -36,7 +37,7 @@ use syslog_loose::{IncompleteDate, Message, ProcId, Protocol};
 /// line read in the first second of January in the year before. What is saved is the
 /// calendar arithmetic, not the clock read.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct YearClock {
+pub struct YearClock {
     /// First second (Unix time) of the cached month.
     from: i64,
     /// First second of the month after it (`from..until` is empty until the first call).
@@ -47,7 +48,7 @@ pub(super) struct YearClock {
 
 impl YearClock {
     /// The current UTC (year, month).
-    pub(super) fn now(&mut self) -> (i32, u32) {
+    pub fn now(&mut self) -> (i32, u32) {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -88,13 +89,13 @@ impl YearClock {
 /// The year rule for RFC 3164 dates, which carry none: the current year, or the previous
 /// one when the date's month is more than one month after the current month (a December
 /// line read in January). `year` and `month` are the current UTC year and month.
-pub(super) fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy {
+pub fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy {
     move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year }
 }
 
 /// Parses `line` as `syslog_loose` would with `get_year` and `tz` (the zone of RFC 3164
 /// dates); `None` when the line is not one of the shapes handled here.
-pub(super) fn parse<'a, F, Tz>(line: &'a str, get_year: F, tz: Tz) -> Option<Message<&'a str>>
+pub fn parse<'a, F, Tz>(line: &'a str, get_year: F, tz: Tz) -> Option<Message<&'a str>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
