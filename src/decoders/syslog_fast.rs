@@ -95,7 +95,7 @@ pub fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy
 
 /// Parses `line` as `syslog_loose` would with `get_year` and `tz` (the zone of RFC 3164
 /// dates); `None` when the line is not one of the shapes handled here.
-pub fn parse<'a, F, Tz>(line: &'a str, get_year: F, tz: Tz) -> Option<Message<&'a str>>
+pub fn parse<F, Tz>(line: &str, get_year: F, tz: Tz) -> Option<Message<&str>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
@@ -415,7 +415,7 @@ mod tests {
 
     /// The fast path's answer for `line`, after checking it equals `syslog_loose`'s field
     /// by field (protocol and the timestamp's offset included, which `PartialEq` skips).
-    fn fast_checked<'a, Tz>(line: &'a str, now: (i32, u32), tz: Tz) -> Option<Message<&'a str>>
+    fn fast_checked<Tz>(line: &str, now: (i32, u32), tz: Tz) -> Option<Message<&str>>
     where
         Tz: TimeZone + Copy,
     {
@@ -599,8 +599,15 @@ mod tests {
         );
         assert_eq!(m.msg, "request 000000000 GET /api/v1/items/0");
         let ts = m.timestamp.expect("dated");
-        assert_eq!(ts.to_rfc3339(), "2023-10-15T00:00:00+00:00", "October is after March");
-        assert!(fast_checked(line, NOW, Local).is_some(), "Local is fast too");
+        assert_eq!(
+            ts.to_rfc3339(),
+            "2023-10-15T00:00:00+00:00",
+            "October is after March"
+        );
+        assert!(
+            fast_checked(line, NOW, Local).is_some(),
+            "Local is fast too"
+        );
     }
 
     #[test]
@@ -612,13 +619,29 @@ mod tests {
         };
         let dec = "<13>Dec 31 23:59:59 host app: x";
         let jan = "<13>Jan  1 00:00:01 host app: x";
-        assert_eq!(year_of(dec, (2025, 1)), Some(2024), "December read in January");
-        assert_eq!(year_of(dec, (2025, 11)), Some(2025), "next month is this year");
-        assert_eq!(year_of(jan, (2024, 12)), Some(2024), "January read in December");
+        assert_eq!(
+            year_of(dec, (2025, 1)),
+            Some(2024),
+            "December read in January"
+        );
+        assert_eq!(
+            year_of(dec, (2025, 11)),
+            Some(2025),
+            "next month is this year"
+        );
+        assert_eq!(
+            year_of(jan, (2024, 12)),
+            Some(2024),
+            "January read in December"
+        );
         assert_eq!(year_of(jan, (2025, 1)), Some(2025));
         let leap = "<13>Feb 29 12:00:00 host app: x";
         assert_eq!(year_of(leap, (2024, 3)), Some(2024));
-        assert_eq!(year_of(leap, (2023, 3)), None, "no such day: left to syslog_loose");
+        assert_eq!(
+            year_of(leap, (2023, 3)),
+            None,
+            "no such day: left to syslog_loose"
+        );
         assert!(!takes(leap, (2023, 3)));
     }
 
@@ -645,7 +668,13 @@ mod tests {
         assert_eq!(ts.to_rfc3339(), "2003-10-11T22:14:15.003+02:00");
         let nil = fast_checked("<34>1 - - - - - - x", NOW, utc()).expect("taken");
         assert_eq!(
-            (nil.timestamp, nil.hostname, nil.appname, nil.procid, nil.msgid),
+            (
+                nil.timestamp,
+                nil.hostname,
+                nil.appname,
+                nil.procid,
+                nil.msgid
+            ),
             (None, None, None, None, None)
         );
     }
@@ -690,8 +719,7 @@ mod tests {
     }
 
     fn offset() -> impl Strategy<Value = FixedOffset> {
-        (-14 * 60..=14 * 60i32)
-            .prop_map(|m| FixedOffset::east_opt(m * 60).expect("within a day"))
+        (-14 * 60..=14 * 60i32).prop_map(|m| FixedOffset::east_opt(m * 60).expect("within a day"))
     }
 
     fn sep() -> impl Strategy<Value = &'static str> {
@@ -704,12 +732,12 @@ mod tests {
             (1970i32..2100, 1u32..=12, 1u32..=28),
             (0u32..24, 0u32..60, 0u32..60),
             prop::option::of("[0-9]{1,12}"),
-            prop_oneof![Just("Z".to_string()), Just("z".to_string()), (
-                prop_oneof![Just('+'), Just('-')],
-                0u32..24,
-                0u32..60
-            )
-                .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}"))],
+            prop_oneof![
+                Just("Z".to_string()),
+                Just("z".to_string()),
+                (prop_oneof![Just('+'), Just('-')], 0u32..24, 0u32..60)
+                    .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}"))
+            ],
             prop_oneof![Just('T'), Just('t')],
         )
             .prop_map(|((y, mo, d), (h, mi, s), frac, off, t)| {
