@@ -13,7 +13,8 @@ mod rsyslog_decoder;
 mod rsyslog_template;
 pub(crate) mod sandbox_decoder;
 mod syslog_decoder;
-mod syslog_fast;
+#[doc(hidden)]
+pub mod syslog_fast;
 mod time_layout;
 
 /// Every registered decoder type.

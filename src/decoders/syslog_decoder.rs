@@ -160,10 +160,7 @@ impl SyslogDecoder {
     /// Parses a line; one that has a valid PRI but no parsable header becomes a message
     /// whose payload is the text after the PRI (as rsyslog does). The common shapes take
     /// `syslog_fast`, which returns what `syslog_loose` would; the rest `syslog_loose`.
-    fn parse<'a>(
-        &mut self,
-        line: &'a str,
-    ) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
+    fn parse<'a>(&mut self, line: &'a str) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
         let (pri, rest) = split_pri(line)
             .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
         let (year, month) = self.clock.now();

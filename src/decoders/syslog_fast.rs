@@ -1,5 +1,6 @@
 //! Allocation-free fast path of `SyslogDecoder` (`syslog_decoder.rs` calls [`parse`] first
-//! and falls back to `syslog_loose` when it returns `None`).
+//! and falls back to `syslog_loose` when it returns `None`). Public, but hidden from the
+//! docs, only so that `benches/decoders.rs` can time the parse alone.
 //!
 //! It recognises the common well-formed shapes and returns exactly the
 //! `syslog_loose::Message` that `syslog_loose::parse_message_with_year_exact_tz(line,
@@ -36,7 +37,7 @@ use syslog_loose::{IncompleteDate, Message, ProcId, Protocol};
 /// line read in the first second of January in the year before. What is saved is the
 /// calendar arithmetic, not the clock read.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct YearClock {
+pub struct YearClock {
     /// First second (Unix time) of the cached month.
     from: i64,
     /// First second of the month after it (`from..until` is empty until the first call).
@@ -47,7 +48,7 @@ pub(super) struct YearClock {
 
 impl YearClock {
     /// The current UTC (year, month).
-    pub(super) fn now(&mut self) -> (i32, u32) {
+    pub fn now(&mut self) -> (i32, u32) {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -88,13 +89,13 @@ impl YearClock {
 /// The year rule for RFC 3164 dates, which carry none: the current year, or the previous
 /// one when the date's month is more than one month after the current month (a December
 /// line read in January). `year` and `month` are the current UTC year and month.
-pub(super) fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy {
+pub fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy {
     move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year }
 }
 
 /// Parses `line` as `syslog_loose` would with `get_year` and `tz` (the zone of RFC 3164
 /// dates); `None` when the line is not one of the shapes handled here.
-pub(super) fn parse<'a, F, Tz>(line: &'a str, get_year: F, tz: Tz) -> Option<Message<&'a str>>
+pub fn parse<F, Tz>(line: &str, get_year: F, tz: Tz) -> Option<Message<&str>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
@@ -261,7 +262,7 @@ fn month(name: [u8; 3]) -> Option<u32> {
 /// `syslog_loose`'s `systag`: `APP[PID]` where the brackets end the field, APP stops at
 /// the first `:` or `[` (and may be empty) and PID is anything but `]`.
 fn systag(field: &str) -> Option<(&str, &str)> {
-    let open = field.find([':', '['])?;
+    let open = field.bytes().position(|b| b == b':' || b == b'[')?;
     let (app, rest) = field.split_at(open);
     let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
     (!inner.is_empty() && !inner.contains(']')).then_some((app, inner))
@@ -339,11 +340,23 @@ impl<'a> Cursor<'a> {
 
     /// One or two digits (a longer run is left to `syslog_loose`).
     fn num2(&mut self) -> Option<u32> {
-        let d = self.digit_run();
-        if d.is_empty() || d.len() > 2 {
+        let digit = |i: usize| {
+            self.s
+                .as_bytes()
+                .get(i)
+                .filter(|b| b.is_ascii_digit())
+                .map(|b| u32::from(b - b'0'))
+        };
+        let first = digit(self.pos)?;
+        let Some(second) = digit(self.pos + 1) else {
+            self.pos += 1;
+            return Some(first);
+        };
+        if digit(self.pos + 2).is_some() {
             return None;
         }
-        d.parse().ok()
+        self.pos += 2;
+        Some(first * 10 + second)
     }
 
     /// Three ASCII letters.
@@ -402,7 +415,7 @@ mod tests {
 
     /// The fast path's answer for `line`, after checking it equals `syslog_loose`'s field
     /// by field (protocol and the timestamp's offset included, which `PartialEq` skips).
-    fn fast_checked<'a, Tz>(line: &'a str, now: (i32, u32), tz: Tz) -> Option<Message<&'a str>>
+    fn fast_checked<Tz>(line: &str, now: (i32, u32), tz: Tz) -> Option<Message<&str>>
     where
         Tz: TimeZone + Copy,
     {
@@ -586,8 +599,15 @@ mod tests {
         );
         assert_eq!(m.msg, "request 000000000 GET /api/v1/items/0");
         let ts = m.timestamp.expect("dated");
-        assert_eq!(ts.to_rfc3339(), "2023-10-15T00:00:00+00:00", "October is after March");
-        assert!(fast_checked(line, NOW, Local).is_some(), "Local is fast too");
+        assert_eq!(
+            ts.to_rfc3339(),
+            "2023-10-15T00:00:00+00:00",
+            "October is after March"
+        );
+        assert!(
+            fast_checked(line, NOW, Local).is_some(),
+            "Local is fast too"
+        );
     }
 
     #[test]
@@ -599,13 +619,29 @@ mod tests {
         };
         let dec = "<13>Dec 31 23:59:59 host app: x";
         let jan = "<13>Jan  1 00:00:01 host app: x";
-        assert_eq!(year_of(dec, (2025, 1)), Some(2024), "December read in January");
-        assert_eq!(year_of(dec, (2025, 11)), Some(2025), "next month is this year");
-        assert_eq!(year_of(jan, (2024, 12)), Some(2024), "January read in December");
+        assert_eq!(
+            year_of(dec, (2025, 1)),
+            Some(2024),
+            "December read in January"
+        );
+        assert_eq!(
+            year_of(dec, (2025, 11)),
+            Some(2025),
+            "next month is this year"
+        );
+        assert_eq!(
+            year_of(jan, (2024, 12)),
+            Some(2024),
+            "January read in December"
+        );
         assert_eq!(year_of(jan, (2025, 1)), Some(2025));
         let leap = "<13>Feb 29 12:00:00 host app: x";
         assert_eq!(year_of(leap, (2024, 3)), Some(2024));
-        assert_eq!(year_of(leap, (2023, 3)), None, "no such day: left to syslog_loose");
+        assert_eq!(
+            year_of(leap, (2023, 3)),
+            None,
+            "no such day: left to syslog_loose"
+        );
         assert!(!takes(leap, (2023, 3)));
     }
 
@@ -632,7 +668,13 @@ mod tests {
         assert_eq!(ts.to_rfc3339(), "2003-10-11T22:14:15.003+02:00");
         let nil = fast_checked("<34>1 - - - - - - x", NOW, utc()).expect("taken");
         assert_eq!(
-            (nil.timestamp, nil.hostname, nil.appname, nil.procid, nil.msgid),
+            (
+                nil.timestamp,
+                nil.hostname,
+                nil.appname,
+                nil.procid,
+                nil.msgid
+            ),
             (None, None, None, None, None)
         );
     }
@@ -677,8 +719,7 @@ mod tests {
     }
 
     fn offset() -> impl Strategy<Value = FixedOffset> {
-        (-14 * 60..=14 * 60i32)
-            .prop_map(|m| FixedOffset::east_opt(m * 60).expect("within a day"))
+        (-14 * 60..=14 * 60i32).prop_map(|m| FixedOffset::east_opt(m * 60).expect("within a day"))
     }
 
     fn sep() -> impl Strategy<Value = &'static str> {
@@ -691,12 +732,12 @@ mod tests {
             (1970i32..2100, 1u32..=12, 1u32..=28),
             (0u32..24, 0u32..60, 0u32..60),
             prop::option::of("[0-9]{1,12}"),
-            prop_oneof![Just("Z".to_string()), Just("z".to_string()), (
-                prop_oneof![Just('+'), Just('-')],
-                0u32..24,
-                0u32..60
-            )
-                .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}"))],
+            prop_oneof![
+                Just("Z".to_string()),
+                Just("z".to_string()),
+                (prop_oneof![Just('+'), Just('-')], 0u32..24, 0u32..60)
+                    .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}"))
+            ],
             prop_oneof![Just('T'), Just('t')],
         )
             .prop_map(|((y, mo, d), (h, mi, s), frac, off, t)| {
