@@ -12,8 +12,9 @@
 //! Payload; a line without one is a decode error, and a blank record yields nothing.
 //!
 //! RFC 3164 timestamps carry no year and no zone: the zone comes from `tz`, the year is
-//! the current one, or the previous one when that would put the date more than a month
-//! in the future (a December line read in January).
+//! the one current when the record was received (the Timestamp its input stamped), or
+//! the previous one when that would put the date more than a month in the future (a
+//! December line read in January).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -150,7 +151,7 @@ impl Decoder for SyslogDecoder {
         if line.trim().is_empty() {
             return Ok(());
         }
-        let parsed = self.parse(line.trim_start())?;
+        let parsed = self.parse(line.trim_start(), base.timestamp)?;
         out.push(self.message(parsed, base));
         Ok(())
     }
@@ -160,10 +161,19 @@ impl SyslogDecoder {
     /// Parses a line; one that has a valid PRI but no parsable header becomes a message
     /// whose payload is the text after the PRI (as rsyslog does). The common shapes take
     /// `syslog_fast`, which returns what `syslog_loose` would; the rest `syslog_loose`.
-    fn parse<'a>(&mut self, line: &'a str) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
+    /// `received` is when the record arrived (ns since the epoch; 0 when unknown, then the
+    /// clock is read): RFC 3164 dates take their year from it.
+    fn parse<'a>(
+        &mut self,
+        line: &'a str,
+        received: i64,
+    ) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
         let (pri, rest) = split_pri(line)
             .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
-        let (year, month) = self.clock.now();
+        let (year, month) = match received {
+            0 => self.clock.now(),
+            ns => self.clock.at(ns.div_euclid(1_000_000_000)),
+        };
         let get_year = year_rule(year, month);
         let fast = match self.tz {
             Zone::Fixed(off) => syslog_fast::parse(line, get_year, off),
@@ -307,10 +317,13 @@ mod tests {
         Message {
             hostname: "receiver".into(),
             logger: "in".into(),
-            timestamp: 42,
+            timestamp: RECEIVED,
             ..Message::default()
         }
     }
+
+    /// When the test records were "received": 2026-11-23T00:00:00Z (RFC 3164 years).
+    const RECEIVED: i64 = 1_795_392_000_000_000_000;
 
     fn s<'a>(m: &'a Message, name: &str) -> Option<ValueRef<'a>> {
         m.field_value(name, 0, 0)
@@ -358,9 +371,19 @@ mod tests {
         assert_eq!(s(&m, "facility"), Some(ValueRef::Int(1)));
         let ts = DateTime::from_timestamp_nanos(m.timestamp);
         assert_eq!(
-            (ts.month(), ts.day(), ts.timestamp() % 86_400),
-            (11, 22, 86_341),
-            "Nov 22 23:59:01 in UTC"
+            (ts.year(), ts.month(), ts.day(), ts.timestamp() % 86_400),
+            (2026, 11, 22, 86_341),
+            "Nov 22 23:59:01 in UTC, in the year it was received"
+        );
+        let base = Message {
+            timestamp: 1_767_225_605_000_000_000, // 2026-01-01T00:00:05Z
+            ..base()
+        };
+        let m = decode_with("", b"<13>Dec 31 23:59:58 host x: late", &base).expect("decodes");
+        assert_eq!(
+            DateTime::from_timestamp_nanos(m.timestamp).year(),
+            2025,
+            "a December line received in January is last year's"
         );
     }
 
@@ -403,7 +426,7 @@ mod tests {
     #[test]
     fn rfc5424_nil_values_keep_the_input_stamps() {
         let m = decode(b"<34>1 - - - - - - no header at all\n");
-        assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", 42));
+        assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", RECEIVED));
         assert_eq!((m.severity, m.pid), (2, None));
         assert_eq!(m.payload, "no header at all");
         assert_eq!(s(&m, "programname"), None);
@@ -471,7 +494,7 @@ mod tests {
                 (5, "hello world"),
                 "{m:?}"
             );
-            assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", 42));
+            assert_eq!((m.hostname.as_str(), m.timestamp), ("receiver", RECEIVED));
         }
     }
 

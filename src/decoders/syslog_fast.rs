@@ -24,18 +24,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeZone};
 use syslog_loose::{IncompleteDate, Message, ProcId, Protocol};
 
-/// The current UTC year and month for [`year_rule`], cached for the month they hold in.
+/// The UTC year and month of a moment, for [`year_rule`], cached for the month they hold in.
 ///
-/// Each call reads the wall clock (one `SystemTime::now()`, a vDSO call) and compares the
-/// second with the bounds of the cached month; only when it falls outside (a new month,
-/// or the clock stepped back) is the year and month recomputed. The answer is therefore
-/// the one a per-line `Utc::now()` gives, to the second, including across a year
-/// boundary: a cache refreshed once per second would instead date a `Jan  1 00:00:00`
-/// line read in the first second of January in the year before. What is saved is the
-/// calendar arithmetic, not the clock read.
+/// [`YearClock::at`] compares the second with the bounds of the cached month; only when it
+/// falls outside (a new month, or the clock stepped back) are the year and month
+/// recomputed, so the answer is exact to the second, across a year boundary too. The
+/// decoder asks about the moment the record was received (the Timestamp its input stamped
+/// once per read), so a line costs no clock read; [`YearClock::now`] reads the clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct YearClock {
     /// First second (Unix time) of the cached month.
@@ -52,15 +50,21 @@ impl YearClock {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
-            .and_then(|d| i64::try_from(d.as_secs()).ok());
-        match secs {
-            Some(s) if (self.from..self.until).contains(&s) => (self.year, self.month),
-            _ => self.refresh(),
-        }
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or(0);
+        self.at(secs)
     }
 
-    fn refresh(&mut self) -> (i32, u32) {
-        let now = Utc::now();
+    /// The UTC (year, month) of `secs` since the Unix epoch.
+    pub fn at(&mut self, secs: i64) -> (i32, u32) {
+        if (self.from..self.until).contains(&secs) {
+            return (self.year, self.month);
+        }
+        self.refresh(secs)
+    }
+
+    fn refresh(&mut self, secs: i64) -> (i32, u32) {
+        let now = DateTime::from_timestamp(secs, 0).unwrap_or_default();
         let (year, month) = (now.year(), now.month());
         let (next_year, next_month) = if month == 12 {
             (year + 1, 1)
@@ -409,7 +413,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Local;
+    use chrono::{Local, Utc};
     use proptest::prelude::*;
     use syslog_loose::Variant;
 
@@ -677,6 +681,27 @@ mod tests {
             ),
             (None, None, None, None, None)
         );
+    }
+
+    #[test]
+    fn year_clock_at_a_moment_is_exact_across_the_new_year() {
+        let mut clock = YearClock::default();
+        let new_year = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .map(|t| t.timestamp())
+            .expect("valid date");
+        assert_eq!(clock.at(new_year - 1), (2025, 12));
+        assert_eq!(clock.at(new_year), (2026, 1));
+        assert_eq!(clock.at(new_year + 86_400 * 20), (2026, 1), "cached month");
+        assert_eq!(
+            clock.at(new_year - 86_400 * 40),
+            (2025, 11),
+            "clock stepped back"
+        );
+        // A December line received in the first second of January is last year's.
+        let (y, m) = clock.at(new_year);
+        assert_eq!(year_rule(y, m)((12, 31, 23, 59, 59)), 2025);
     }
 
     #[test]

@@ -112,11 +112,16 @@ fn first_escape(b: &[u8]) -> Option<usize> {
     let (words, tail) = b.as_chunks::<8>();
     for (n, w) in words.iter().enumerate() {
         if needs_escape(u64::from_le_bytes(*w)) {
-            return w.iter().position(|&x| ESCAPED[usize::from(x)]).map(|i| n * 8 + i);
+            return w
+                .iter()
+                .position(|&x| ESCAPED[usize::from(x)])
+                .map(|i| n * 8 + i);
         }
     }
     let at = words.len() * 8;
-    tail.iter().position(|&x| ESCAPED[usize::from(x)]).map(|i| at + i)
+    tail.iter()
+        .position(|&x| ESCAPED[usize::from(x)])
+        .map(|i| at + i)
 }
 
 /// Bytes JSON must escape in a string: controls, `"` and `\\`.
