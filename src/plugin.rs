@@ -365,4 +365,20 @@ impl<'a> OutputContext<'a> {
         crate::message::framing::write_frame(self.buf, self.frame_buf);
         Ok(self.frame_buf.as_slice())
     }
+
+    /// Like [`OutputContext::encode`] but appends the encoding to `out`, the output's own
+    /// write buffer, sparing a copy. On error `out` is left as it was.
+    pub fn encode_into(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError> {
+        if self.use_framing {
+            let framed = self.encode(msg)?;
+            out.extend_from_slice(framed);
+            return Ok(());
+        }
+        let enc = self
+            .encoder
+            .as_deref_mut()
+            .ok_or_else(|| ProcessError::Drop("no encoder configured".into()))?;
+        let mark = out.len();
+        enc.encode(msg, out).inspect_err(|_| out.truncate(mark))
+    }
 }

@@ -5,7 +5,7 @@
 //! for logrotate.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,6 +53,8 @@ impl Default for FileOutputConfig {
 
 /// Messages between clock reads in [`FileOutput::due`].
 const CLOCK_EVERY: u64 = 64;
+/// Bytes buffered before a write, however the flush settings read.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// The running output.
 pub struct FileOutput {
@@ -60,7 +62,9 @@ pub struct FileOutput {
     perm: u32,
     folder_perm: u32,
     /// Opened on first write, so `hekate check` has no side effects.
-    file: Option<BufWriter<File>>,
+    file: Option<File>,
+    /// Encoded messages not yet written; messages are encoded straight into it.
+    buf: Vec<u8>,
     flush_interval: Duration,
     flush_count: u64,
     flush_and: bool,
@@ -119,6 +123,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         perm,
         folder_perm,
         file: None,
+        buf: Vec::new(),
         flush_interval: Duration::from_millis(c.flush_interval),
         flush_count: c.flush_count.max(1),
         flush_and,
@@ -157,21 +162,28 @@ impl FileOutput {
         }
     }
 
-    fn writer(&mut self) -> Result<&mut BufWriter<File>, ProcessError> {
+    fn writer(&mut self) -> Result<&mut File, ProcessError> {
         if self.file.is_none() {
             let f = open(&self.path, self.perm, self.folder_perm).map_err(|e| {
                 ProcessError::retry(format!("cannot open {}: {e}", self.path.display()))
             })?;
-            self.file = Some(BufWriter::with_capacity(64 * 1024, f));
+            self.file = Some(f);
         }
         self.file
             .as_mut()
             .ok_or_else(|| ProcessError::retry("file not open"))
     }
 
+    /// Writes the buffer to the file. On error the buffer is kept for the next try.
     fn write_out(&mut self) -> Result<(), ProcessError> {
-        if let Some(f) = self.file.as_mut() {
-            f.flush().map_err(ProcessError::retry)?;
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            let written = self
+                .writer()
+                .and_then(|f| f.write_all(&buf).map_err(ProcessError::retry));
+            self.buf = buf;
+            written?;
+            self.buf.clear();
         }
         self.pending = 0;
         self.last_flush = Instant::now();
@@ -185,14 +197,16 @@ impl Output for FileOutput {
         pack: &Pack,
         cx: &mut OutputContext<'_>,
     ) -> Result<(), ProcessError> {
-        let bytes = cx.encode(&pack.msg)?;
-        self.writer()?
-            .write_all(bytes)
-            .map_err(ProcessError::retry)?;
-        self.pending += 1;
-        if self.due() {
+        // Write out what earlier messages left before taking this one, so an error (and the
+        // runner's retry of this message) never writes a message twice.
+        if self.buf.len() >= WRITE_BUFFER || (self.pending > 0 && self.due()) {
             self.write_out()?;
         }
+        if self.file.is_none() {
+            self.writer()?;
+        }
+        cx.encode_into(&pack.msg, &mut self.buf)?;
+        self.pending += 1;
         Ok(())
     }
 
@@ -230,6 +244,80 @@ mod tests {
             keys,
             ["path", "rotation_interval", "flush_operator", "perm"]
         );
+    }
+
+    /// Writes each Payload on its own line.
+    struct Lines;
+
+    impl crate::plugin::Encoder for Lines {
+        fn encode(
+            &mut self,
+            m: &crate::message::Message,
+            out: &mut Vec<u8>,
+        ) -> Result<(), ProcessError> {
+            out.extend_from_slice(m.payload.as_bytes());
+            out.push(b'\n');
+            Ok(())
+        }
+    }
+
+    fn pack(payload: &str) -> Pack {
+        Pack::new(crate::message::Message {
+            payload: payload.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_buffer_and_never_writes_a_message_twice() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let good = d.path().join("out.log");
+        let mut out = FileOutput {
+            path: "/dev/full".into(), // every write fails with ENOSPC
+            perm: 0o644,
+            folder_perm: 0o700,
+            file: None,
+            buf: Vec::new(),
+            flush_interval: Duration::from_secs(3600),
+            flush_count: 1,
+            flush_and: true,
+            pending: 0,
+            last_flush: Instant::now(),
+        };
+        let (globals, stats) = (Default::default(), Default::default());
+        let (mut b1, mut b2, mut enc) = (Vec::new(), Vec::new(), Lines);
+        let mut cx = OutputContext::new(
+            "f",
+            &globals,
+            &stats,
+            Some(&mut enc),
+            false,
+            &mut b1,
+            &mut b2,
+        );
+        let mut n = 0;
+        while out.buf.len() < WRITE_BUFFER {
+            out.process_message(&pack(&format!("m{n}")), &mut cx)
+                .expect("buffered");
+            n += 1;
+        }
+        // The buffer is full: the next message first needs a write, which fails. Nothing
+        // of it is taken, so the runner's retry of the same message cannot duplicate it.
+        let held = out.buf.len();
+        let r = out.process_message(&pack("next"), &mut cx);
+        assert!(matches!(r, Err(ProcessError::Retry(_))), "{r:?}");
+        assert!(matches!(out.flush(&mut cx), Err(ProcessError::Retry(_))));
+        assert_eq!(out.buf.len(), held, "the unwritten buffer is kept");
+        // The disk is back (here: the file is reopened elsewhere) and the runner retries.
+        out.path = good.clone();
+        out.file = None;
+        out.process_message(&pack("next"), &mut cx).expect("taken");
+        out.flush(&mut cx).expect("written");
+        let text = std::fs::read_to_string(&good).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), n + 1);
+        assert_eq!((lines[0], lines[n]), ("m0", "next"));
+        assert_eq!(lines.iter().filter(|l| **l == "next").count(), 1);
     }
 
     #[test]

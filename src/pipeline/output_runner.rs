@@ -121,14 +121,16 @@ impl OutputRunner {
     fn process_batch(&mut self, io: &mut Io, batch: &mut Vec<Pack>) -> Outcome {
         let mut outcome = Outcome::Done;
         let total = batch.len();
-        for (i, pack) in batch.iter().enumerate() {
+        let mut processed = 0;
+        for pack in batch.iter() {
             outcome = self.with_retry(io, |o, cx| o.process_message(pack, cx));
-            PluginStats::add(&self.stats.processed, 1);
+            processed += 1;
             if !matches!(outcome, Outcome::Done) {
-                PluginStats::add(&self.stats.dropped, (total - i - 1) as u64);
+                PluginStats::add(&self.stats.dropped, (total - processed) as u64);
                 break;
             }
         }
+        PluginStats::add(&self.stats.processed, processed as u64);
         batch.clear();
         outcome
     }
