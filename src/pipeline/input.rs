@@ -230,7 +230,9 @@ impl RecordStream {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        // The next batch starts with room for as many: a steady stream never regrows it.
+        let room = Vec::with_capacity(self.batch.len());
+        let batch = std::mem::replace(&mut self.batch, room);
         let n = batch.len() as u64;
         if let Some(last) = batch.last() {
             self.last_sent = Arc::downgrade(&last.msg);

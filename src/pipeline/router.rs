@@ -213,10 +213,18 @@ impl Router {
                 PluginStats::add(&self.loop_drops, 1);
                 continue;
             }
-            for sub in &mut self.subs {
+            // The last subscriber that wants the pack takes it; the others share it.
+            let mut taker: Option<usize> = None;
+            for i in 0..self.subs.len() {
+                let sub = &self.subs[i];
                 if sub.matcher.as_ref().is_some_and(|m| m.matches(&pack.msg)) {
-                    sub.pending.push(pack.clone());
+                    if let Some(prev) = taker.replace(i) {
+                        self.subs[prev].pending.push(pack.clone());
+                    }
                 }
+            }
+            if let Some(last) = taker {
+                self.subs[last].pending.push(pack);
             }
         }
         for i in 0..self.subs.len() {
