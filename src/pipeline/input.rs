@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
-use crate::message::{now_ns, CompactString, Field, Message, Pack};
+use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::pipeline::router::{Closed, Refused, RouterSender};
 use crate::pipeline::shutdown::Shutdown;
 use crate::plugin::{DecoderFactory, Split, Splitter, SplitterFactory};
@@ -80,6 +80,7 @@ impl InputContext {
             log: LogLimiter::default(),
             last_sent: Weak::new(),
             bad_records: 0,
+            uuids: UuidGen::new(),
             cx: self.clone(),
         }
     }
@@ -128,6 +129,7 @@ pub struct RecordStream {
     log: LogLimiter,
     last_sent: Weak<Message>,
     bad_records: u64,
+    uuids: UuidGen,
     cx: InputContext,
 }
 
@@ -319,7 +321,7 @@ impl RecordStream {
         if rec.len() > self.cx.globals.max_message_size as usize {
             return self.bad_record("record larger than max_message_size dropped");
         }
-        self.base.uuid = *uuid::Uuid::new_v4().as_bytes();
+        self.base.uuid = self.uuids.next_uuid();
         let result = match self.decoder.as_mut() {
             Some(d) => d.decode(rec, &self.base, &mut self.decoded),
             None => payload_message(rec, &self.base).map(|m| self.decoded.push(m)),
