@@ -25,8 +25,18 @@ BYTES=$(stat -c %s "$WORK/input.log")
 
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 LAST="request $(printf %09d $((LINES - 1)))"
-wait_last() { # file: until the last generated line is in it (both keep the order of one connection)
-  until tail -c 400 "$1" 2>/dev/null | grep -q "$LAST"; do sleep 0.05; done
+# wait_last FILE: until every line is in FILE, then prints when it was last written (its
+# mtime, ns resolution), which is the end time. The last generated line usually arrives
+# last, but rsyslog's queue workers may reorder a few, so the line count is checked too.
+wait_last() {
+  local i=0
+  until tail -c 400 "$1" 2>/dev/null | grep -q "$LAST" && [ "$(wc -l < "$1")" -ge "$LINES" ]; do
+    i=$((i + 1))
+    if [ "$i" -ge 100 ] && [ $((i % 20)) -eq 0 ] && [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -ge "$LINES" ]; then break; fi
+    sleep 0.05
+  done
+  sleep 0.2 # let a writer finish its last write before reading the mtime
+  stat -c '%.9Y' "$1"
 }
 now() { date +%s.%N; }
 
@@ -59,8 +69,7 @@ TOML
   wait_port "$port"
   local t0; t0=$(now)
   $BLAST send "127.0.0.1:$port" "$WORK/input.log" > /dev/null
-  wait_last "$out"
-  local t1; t1=$(now)
+  local t1; t1=$(wait_last "$out")
   kill -TERM "$pid"; wait "$pid" || true
   echo "$t1 - $t0" | bc -l
 }
@@ -83,8 +92,7 @@ CONF
   wait_port "$port"
   local t0; t0=$(now)
   $BLAST send "127.0.0.1:$port" "$WORK/input.log" > /dev/null
-  wait_last "$dir/out.log"
-  local t1; t1=$(now)
+  local t1; t1=$(wait_last "$dir/out.log")
   kill -TERM "$pid"; wait "$pid" || true
   echo "$t1 - $t0" | bc -l
 }
