@@ -10,6 +10,7 @@
 pub mod framing;
 pub mod json;
 pub mod proto;
+pub mod reclaim;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -268,6 +268,7 @@ impl RecordStream {
     /// that arrived in one read share one receive Timestamp (one clock read per read, not
     /// per record); decoders that find a time in the record replace it.
     fn split_from(&mut self, data: &[u8]) -> usize {
+        crate::message::reclaim::collect();
         self.base.timestamp = now_ns();
         let mut pos = 0;
         while pos < data.len() {

@@ -55,6 +55,8 @@ struct Io {
     frame: Vec<u8>,
     log: LogLimiter,
     shutdown_since: Option<Instant>,
+    /// Message bodies on their way back to the input threads (`message::reclaim`).
+    spent: Vec<crate::message::Message>,
 }
 
 enum Outcome {
@@ -75,6 +77,7 @@ impl OutputRunner {
             frame: Vec::new(),
             log: LogLimiter::default(),
             shutdown_since: None,
+            spent: Vec::new(),
         };
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
@@ -131,7 +134,7 @@ impl OutputRunner {
             }
         }
         PluginStats::add(&self.stats.processed, processed as u64);
-        batch.clear();
+        crate::message::reclaim::give_back(batch, &mut io.spent);
         outcome
     }
 
