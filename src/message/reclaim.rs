@@ -4,8 +4,8 @@
 //! With a thread-caching allocator every such free is a cross-thread free, and the next
 //! allocation on the input thread lands on cache lines the output core wrote last. So
 //! when an output runner holds the last reference to a message, it takes the body out of
-//! its `Arc` (the `Arc` itself is released there and then, so [`crate::pipeline::input::
-//! RecordStream::delivery_token`] stops upgrading exactly as before) and queues it here;
+//! its `Arc` (the `Arc` itself is released there and then, so a stream's
+//! `delivery_token` stops upgrading exactly as before) and queues it here;
 //! input streams drop what is queued before decoding their next read. The queue is
 //! bounded: when no input collects (filters' own messages, an idle input), bodies beyond
 //! [`MAX_HELD`] are dropped where they are, as they always were.

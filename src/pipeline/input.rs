@@ -151,7 +151,7 @@ impl RecordStream {
 
     /// The message template of this stream: what the input stamps on every message before
     /// decoding (Type, Logger, Hostname, Severity, Fields...). Decoders clone it, so fields
-    /// set here reach every decoded message. Uuid and Timestamp are set per record.
+    /// set here reach every decoded message. Uuid is set per record, Timestamp per read (the receive time).
     pub fn base_mut(&mut self) -> &mut Message {
         &mut self.base
     }
