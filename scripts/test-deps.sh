@@ -23,3 +23,9 @@ if ! [ -x /usr/sbin/rsyslogd ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
 fi
+# tzdata for tests/syslog_dst.rs (RFC 3164 dates across Europe/Paris's clock changes).
+if ! [ -e /usr/share/zoneinfo/Europe/Paris ]; then
+  [ "$(id -u)" = 0 ] || { echo "test-deps: tzdata is missing; run this script as root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tzdata
+fi

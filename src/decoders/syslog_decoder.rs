@@ -23,7 +23,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime};
 use serde::Deserialize;
 use syslog_loose::{ProcId, Variant};
 
-use super::syslog_fast::{self, year_rule, YearClock};
+use super::syslog_fast::{self, year_rule, Stamps, YearClock};
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
@@ -75,6 +75,7 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
         hostname_keep: c.hostname_keep,
         tz,
         clock: YearClock::default(),
+        stamps: Stamps::default(),
     };
     Ok(Arc::new(move || Box::new(decoder.clone())))
 }
@@ -134,6 +135,8 @@ pub struct SyslogDecoder {
     hostname_keep: bool,
     tz: Zone,
     clock: YearClock,
+    /// The last timestamp turned into an instant (for this decoder's `tz`).
+    stamps: Stamps,
 }
 
 impl Decoder for SyslogDecoder {
@@ -176,8 +179,8 @@ impl SyslogDecoder {
         };
         let get_year = year_rule(year, month);
         let fast = match self.tz {
-            Zone::Fixed(off) => syslog_fast::parse(line, get_year, off),
-            Zone::Local => syslog_fast::parse(line, get_year, Local),
+            Zone::Fixed(off) => syslog_fast::parse(line, get_year, off, &mut self.stamps),
+            Zone::Local => syslog_fast::parse(line, get_year, Local, &mut self.stamps),
         };
         if let Some(msg) = fast {
             return Ok(msg);

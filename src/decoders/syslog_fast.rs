@@ -97,9 +97,118 @@ pub fn year_rule(year: i32, month: u32) -> impl Fn(IncompleteDate) -> i32 + Copy
     move |(m, ..): IncompleteDate| if m > month + 1 { year - 1 } else { year }
 }
 
+/// What the last timestamps became, so that most lines skip chrono's dearest steps.
+///
+/// RFC 3164 dates: turning a local date into an instant in a zone (`with_ymd_and_hms`)
+/// costs more than the rest of a parse. Lines come in time order, so the first second
+/// of the last hour seen is kept, with its offset, when the zone keeps one offset through
+/// the whole hour (its first and last second both exist, are unambiguous and share the
+/// offset; no zone changes its offset twice within an hour). A date in that hour is then
+/// that instant plus its minutes and seconds. Any other hour (a daylight-saving change)
+/// is converted line by line, exactly as before.
+///
+/// RFC 5424 timestamps: the last text parsed and what it became.
+///
+/// A cache serves one zone: give each `tz` its own.
+#[derive(Debug, Clone, Default)]
+pub struct Stamps {
+    /// The last RFC 3164 hour seen, as [`pack_hour`] packs it.
+    hour: Option<u64>,
+    /// Its first second (Unix time) and offset, when the whole hour has that offset.
+    hour_start: Option<(i64, FixedOffset)>,
+    /// The last RFC 5424 timestamp text (at most [`MAX_STAMP`] bytes; longer ones are
+    /// not cached) and what it became.
+    text5424: Option<([u8; MAX_STAMP], usize)>,
+    val5424: Option<DateTime<FixedOffset>>,
+}
+
+/// The longest RFC 5424 timestamp text cached (`2003-10-11T22:14:15.123456789+05:30` is 35).
+const MAX_STAMP: usize = 40;
+
+/// An RFC 3164 date and time: year, month, day, hour, minute, second.
+type Date3164 = (i32, u32, u32, u32, u32, u32);
+
+impl Stamps {
+    /// The instant of an RFC 3164 date in `tz`, as `tz.with_ymd_and_hms(..).earliest()`
+    /// gives it; `None` when the date does not exist there.
+    fn rfc3164<Tz: TimeZone + Copy>(
+        &mut self,
+        date: Date3164,
+        tz: Tz,
+    ) -> Option<DateTime<FixedOffset>> {
+        let (year, month, day, hour, minute, second) = date;
+        let key = pack_hour(year, month, day, hour);
+        if self.hour != Some(key) {
+            self.hour = Some(key);
+            self.hour_start = steady_hour(tz, year, month, day, hour);
+        }
+        match self.hour_start {
+            Some((start, offset)) if minute < 60 && second < 60 => {
+                let secs = start + i64::from(minute * 60 + second);
+                Some(DateTime::from_timestamp(secs, 0)?.with_timezone(&offset))
+            }
+            _ => {
+                let dt = tz
+                    .with_ymd_and_hms(year, month, day, hour, minute, second)
+                    .earliest()?;
+                let fixed = dt.offset().fix();
+                Some(dt.with_timezone(&fixed))
+            }
+        }
+    }
+
+    /// An RFC 3339 timestamp parsed, from the cache when it is the last text seen.
+    fn rfc3339(&mut self, text: &str) -> Option<DateTime<FixedOffset>> {
+        let b = text.as_bytes();
+        if let Some((cached, len)) = &self.text5424 {
+            if cached.get(..*len) == Some(b) {
+                return self.val5424;
+            }
+        }
+        let val = DateTime::parse_from_rfc3339(text).ok();
+        if b.len() <= MAX_STAMP {
+            let mut cached = [0; MAX_STAMP];
+            cached[..b.len()].copy_from_slice(b);
+            self.text5424 = Some((cached, b.len()));
+            self.val5424 = val;
+        }
+        val
+    }
+}
+
+/// The first second (Unix time) of an hour in `tz` and the offset it has, when its
+/// first and last seconds both exist, are unambiguous and share that offset.
+fn steady_hour<Tz: TimeZone + Copy>(
+    tz: Tz,
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+) -> Option<(i64, FixedOffset)> {
+    let first = tz.with_ymd_and_hms(year, month, day, hour, 0, 0).single()?;
+    let last = tz.with_ymd_and_hms(year, month, day, hour, 59, 59).single()?;
+    let offset = first.offset().fix();
+    (offset == last.offset().fix()).then(|| (first.timestamp(), offset))
+}
+
+/// An hour as one number: the year in the top 32 bits, then month, day and hour (each
+/// read from at most two digits) in 8 bits each.
+fn pack_hour(year: i32, month: u32, day: u32, hour: u32) -> u64 {
+    u64::from(year.cast_unsigned()) << 32
+        | u64::from(month & 0xff) << 16
+        | u64::from(day & 0xff) << 8
+        | u64::from(hour & 0xff)
+}
+
 /// Parses `line` as `syslog_loose` would with `get_year` and `tz` (the zone of RFC 3164
-/// dates); `None` when the line is not one of the shapes handled here.
-pub fn parse<F, Tz>(line: &str, get_year: F, tz: Tz) -> Option<Message<&str>>
+/// dates); `None` when the line is not one of the shapes handled here. `stamps` is the
+/// caller's cache for `tz`.
+pub fn parse<'a, F, Tz>(
+    line: &'a str,
+    get_year: F,
+    tz: Tz,
+    stamps: &mut Stamps,
+) -> Option<Message<&'a str>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
@@ -108,9 +217,9 @@ where
     let pri = c.pri()?;
     let (facility, severity) = syslog_loose::decompose_pri(pri);
     let parts = if c.peek()?.is_ascii_digit() {
-        rfc5424(&mut c)?
+        rfc5424(&mut c, stamps)?
     } else {
-        rfc3164(&mut c, get_year, tz)?
+        rfc3164(&mut c, get_year, tz, stamps)?
     };
     Some(Message {
         protocol: parts.protocol,
@@ -138,14 +247,14 @@ struct Header<'a> {
 
 /// RFC 5424 after the PRI, up to the message: `VERSION SP TIMESTAMP SP HOST SP APP SP
 /// PROCID SP MSGID SP -` (the nil structured data), leaving the cursor on the message.
-fn rfc5424<'a>(c: &mut Cursor<'a>) -> Option<Header<'a>> {
+fn rfc5424<'a>(c: &mut Cursor<'a>, stamps: &mut Stamps) -> Option<Header<'a>> {
     let version: u32 = c.digit_run().parse().ok()?;
     c.blanks1()?;
     let timestamp = if c.peek()? == b'-' {
         c.pos += 1;
         None
     } else {
-        Some(DateTime::parse_from_rfc3339(c.until_space()?).ok()?)
+        Some(stamps.rfc3339(c.until_space()?)?)
     };
     c.blanks1()?;
     let hostname = match c.token(false)? {
@@ -176,13 +285,18 @@ fn rfc5424<'a>(c: &mut Cursor<'a>) -> Option<Header<'a>> {
 
 /// RFC 3164 after the PRI, up to the message: `Mmm dd hh:mm:ss SP HOST[:]` then
 /// optionally `SP TAG`, then blanks, an optional `:` and blanks.
-fn rfc3164<'a, F, Tz>(c: &mut Cursor<'a>, get_year: F, tz: Tz) -> Option<Header<'a>>
+fn rfc3164<'a, F, Tz>(
+    c: &mut Cursor<'a>,
+    get_year: F,
+    tz: Tz,
+    stamps: &mut Stamps,
+) -> Option<Header<'a>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
 {
     c.blanks();
-    let timestamp = Some(timestamp3164(c, get_year, tz)?);
+    let timestamp = Some(timestamp3164(c, get_year, tz, stamps)?);
     if !c.eat(b' ') {
         return None;
     }
@@ -229,7 +343,12 @@ where
 
 /// `Mmm dd hh:mm:ss[:]` made a date with `get_year` in `tz`, as `syslog_loose`'s
 /// `timestamp_3164` (its yearless form) and `make_timestamp` do.
-fn timestamp3164<F, Tz>(c: &mut Cursor<'_>, get_year: F, tz: Tz) -> Option<DateTime<FixedOffset>>
+fn timestamp3164<F, Tz>(
+    c: &mut Cursor<'_>,
+    get_year: F,
+    tz: Tz,
+    stamps: &mut Stamps,
+) -> Option<DateTime<FixedOffset>>
 where
     F: Fn(IncompleteDate) -> i32,
     Tz: TimeZone + Copy,
@@ -244,12 +363,8 @@ where
     c.eat(b':').then_some(())?;
     let second = c.num2()?;
     c.eat(b':');
-    let date = (month, day, hour, minute, second);
-    let dt = tz
-        .with_ymd_and_hms(get_year(date), month, day, hour, minute, second)
-        .earliest()?;
-    let fixed = dt.offset().fix();
-    Some(dt.with_timezone(&fixed))
+    let year = get_year((month, day, hour, minute, second));
+    stamps.rfc3164((year, month, day, hour, minute, second), tz)
 }
 
 /// A three-letter month name, in any case, as a number.
@@ -424,7 +539,7 @@ mod tests {
         Tz: TimeZone + Copy,
     {
         let get_year = year_rule(now.0, now.1);
-        let fast = parse(line, get_year, tz)?;
+        let fast = parse(line, get_year, tz, &mut Stamps::default())?;
         let loose = syslog_loose::parse_message_with_year_exact_tz(
             line,
             get_year,
@@ -589,6 +704,44 @@ mod tests {
         }
         for line in LEFT {
             assert!(!takes(line, NOW), "fast path should leave {line:?}");
+        }
+    }
+
+    /// The answer and its offset, for comparing parses (`PartialEq` skips the offset).
+    fn seen<Tz: TimeZone + Copy>(
+        line: &str,
+        now: (i32, u32),
+        tz: Tz,
+        stamps: &mut Stamps,
+    ) -> String {
+        let m = parse(line, year_rule(now.0, now.1), tz, stamps);
+        let offset = m
+            .as_ref()
+            .and_then(|m| m.timestamp)
+            .map(|t| t.offset().local_minus_utc());
+        format!("{m:?} {offset:?}")
+    }
+
+    #[test]
+    fn one_cache_across_many_lines_answers_as_a_fresh_cache_does() {
+        let mut lines: Vec<&str> = TAKEN.iter().chain(LEFT).copied().collect();
+        lines.extend(TAKEN.iter().rev());
+        // The same date in two years (the year rule turns on the receive month), and
+        // the same second twice in a row, then a different one.
+        let nows = [NOW, (2025, 12), NOW, NOW];
+        for secs in [0, 2 * 3600, -(5 * 3600 + 1800)] {
+            let tz = FixedOffset::east_opt(secs).expect("valid offset");
+            let mut shared = Stamps::default();
+            for (i, line) in lines.iter().enumerate() {
+                let now = nows[i % nows.len()];
+                let fresh = seen(line, now, tz, &mut Stamps::default());
+                assert_eq!(seen(line, now, tz, &mut shared), fresh, "{line:?} {now:?}");
+            }
+        }
+        let mut shared = Stamps::default();
+        for line in &lines {
+            let fresh = seen(line, NOW, Local, &mut Stamps::default());
+            assert_eq!(seen(line, NOW, Local, &mut shared), fresh, "{line:?}");
         }
     }
 
