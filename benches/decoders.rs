@@ -138,8 +138,13 @@ fn syslog(c: &mut Criterion) {
                 let get_year = hekate::decoders::syslog_fast::year_rule(year, month);
                 let line = l.trim_end_matches(['\n', '\r', '\0']);
                 black_box(
-                    hekate::decoders::syslog_fast::parse(black_box(line), get_year, utc, &mut stamps)
-                        .expect("takes the fast path"),
+                    hekate::decoders::syslog_fast::parse(
+                        black_box(line),
+                        get_year,
+                        utc,
+                        &mut stamps,
+                    )
+                    .expect("takes the fast path"),
                 );
             }
         })

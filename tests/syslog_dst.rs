@@ -27,7 +27,8 @@ fn every_date_of_both_clock_changes_in_paris_agrees_with_syslog_loose() {
         for hour in 0..24 {
             for minute in 0..60 {
                 for second in [0, 1, 17, 30, 58, 59] {
-                    let line = format!("<13>{month} {day} {hour:02}:{minute:02}:{second:02} h a: x");
+                    let line =
+                        format!("<13>{month} {day} {hour:02}:{minute:02}:{second:02} h a: x");
                     let month_no = if month == "Mar" { 3 } else { 10 };
                     let exists = Local
                         .with_ymd_and_hms(2024, month_no, day, hour, minute, second)
@@ -56,7 +57,10 @@ fn every_date_of_both_clock_changes_in_paris_agrees_with_syslog_loose() {
     }
     // Every date that exists in the zone is taken (the gap's do not exist).
     assert_eq!(taken, checked, "{taken} of {checked}");
-    assert!((16_900..17_000).contains(&checked), "the gap is skipped: {checked}");
+    assert!(
+        (16_900..17_000).contains(&checked),
+        "the gap is skipped: {checked}"
+    );
     let mut stamps = Stamps::default();
     let ambiguous = parse("<13>Oct 27 02:30:00 h a: x", get_year, Local, &mut stamps)
         .and_then(|m| m.timestamp)

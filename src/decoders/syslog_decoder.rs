@@ -146,7 +146,7 @@ impl Decoder for SyslogDecoder {
         base: &Message,
         out: &mut Vec<Message>,
     ) -> Result<(), DecodeError> {
-        let text = match std::str::from_utf8(record) {
+        let text = match simdutf8::basic::from_utf8(record) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(record),
         };
@@ -171,8 +171,6 @@ impl SyslogDecoder {
         line: &'a str,
         received: i64,
     ) -> Result<syslog_loose::Message<&'a str>, DecodeError> {
-        let (pri, rest) = split_pri(line)
-            .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
         let (year, month) = match received {
             0 => self.clock.now(),
             ns => self.clock.at(ns.div_euclid(1_000_000_000)),
@@ -185,6 +183,8 @@ impl SyslogDecoder {
         if let Some(msg) = fast {
             return Ok(msg);
         }
+        let (pri, rest) = split_pri(line)
+            .ok_or_else(|| DecodeError::new("syslog: line does not start with a valid <PRI>"))?;
         let parsed = match self.tz {
             Zone::Fixed(off) => syslog_loose::parse_message_with_year_exact_tz(
                 line,

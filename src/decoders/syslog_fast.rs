@@ -186,7 +186,9 @@ fn steady_hour<Tz: TimeZone + Copy>(
     hour: u32,
 ) -> Option<(i64, FixedOffset)> {
     let first = tz.with_ymd_and_hms(year, month, day, hour, 0, 0).single()?;
-    let last = tz.with_ymd_and_hms(year, month, day, hour, 59, 59).single()?;
+    let last = tz
+        .with_ymd_and_hms(year, month, day, hour, 59, 59)
+        .single()?;
     let offset = first.offset().fix();
     (offset == last.offset().fix()).then(|| (first.timestamp(), offset))
 }

@@ -1,42 +1,100 @@
-//! Hands spent message bodies back to the input threads that built them, to be freed there.
+//! Hands messages outputs have finished with back to the input threads that built them,
+//! to be reused or freed there. The output runner calls [`give_back`] after each batch;
+//! `pipeline::input::RecordStream` calls [`collect`] before decoding each read and
+//! wraps new messages with [`Pool::pack`].
 //!
 //! A message is allocated on an input thread and usually dropped on an output thread.
 //! With a thread-caching allocator every such free is a cross-thread free, and the next
 //! allocation on the input thread lands on cache lines the output core wrote last. So
-//! when an output runner holds the last reference to a message, it takes the body out of
-//! its `Arc` (the `Arc` itself is released there and then, so a stream's
-//! `delivery_token` stops upgrading exactly as before) and queues it here;
-//! input streams drop what is queued before decoding their next read. The queue is
-//! bounded: when no input collects (filters' own messages, an idle input), bodies beyond
-//! [`MAX_HELD`] are dropped where they are, as they always were.
+//! an output runner that holds the last reference to a message queues it here:
+//!
+//! * when nothing else refers to it, not even a delivery token (a `Weak`), the whole
+//!   `Arc` goes back and an input reuses its allocation for a new message;
+//! * when a delivery token still points at it, only the body goes back: the `Arc` is
+//!   released there and then, so `delivery_token` stops upgrading exactly as before.
+//!
+//! The queue is bounded: when no input collects (filters' own messages, an idle input),
+//! messages beyond [`MAX_HELD`] are dropped where they are, as they always were. Each
+//! input's [`Pool`] is bounded too; what it has no room for is dropped on collection.
 
 use std::sync::{Arc, Mutex};
 
 use super::{Message, Pack};
 
-/// Most message bodies held for the input threads.
+/// Most messages held for the input threads.
 pub const MAX_HELD: usize = 16 * 1024;
 
-static HELD: Mutex<Vec<Message>> = Mutex::new(Vec::new());
+/// Largest payload (capacity, in bytes) a spare message in a [`Pool`] may keep.
+const MAX_SPARE_PAYLOAD: usize = 16 * 1024;
 
-/// Takes the messages of `batch` whose last reference it holds into `spent`, dropping the
-/// rest of the batch (other holders keep those), then queues `spent` for the inputs.
-pub fn give_back(batch: &mut Vec<Pack>, spent: &mut Vec<Message>) {
-    spent.extend(batch.drain(..).filter_map(|p| Arc::try_unwrap(p.msg).ok()));
+/// Most fields a spare message in a [`Pool`] may keep.
+const MAX_SPARE_FIELDS: usize = 32;
+
+/// What outputs have finished with, on its way back to the inputs.
+#[derive(Debug, Default)]
+pub struct Spent {
+    /// Messages nobody else refers to, not even weakly: an input can reuse the `Arc`.
+    messages: Vec<Arc<Message>>,
+    /// Bodies of messages a delivery token still pointed at (their `Arc` is released).
+    bodies: Vec<Message>,
+}
+
+impl Spent {
+    const fn new() -> Self {
+        Spent {
+            messages: Vec::new(),
+            bodies: Vec::new(),
+        }
+    }
+
+    /// How many messages and bodies are held.
+    pub fn len(&self) -> usize {
+        self.messages.len() + self.bodies.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes every pack out of `batch`, keeping the messages whose last reference it held
+    /// (the others stay with their other holders).
+    fn sort(&mut self, batch: &mut Vec<Pack>) {
+        for p in batch.drain(..) {
+            let mut msg = p.msg;
+            if Arc::get_mut(&mut msg).is_some() {
+                self.messages.push(msg);
+            } else if let Ok(body) = Arc::try_unwrap(msg) {
+                self.bodies.push(body);
+            }
+        }
+    }
+}
+
+static HELD: Mutex<Spent> = Mutex::new(Spent::new());
+
+/// Takes the messages of `batch` whose last reference it holds into `spent` (scratch
+/// space the caller keeps between calls), dropping the rest of the batch, then queues
+/// them for the inputs.
+pub fn give_back(batch: &mut Vec<Pack>, spent: &mut Spent) {
+    spent.sort(batch);
     if spent.is_empty() {
         return;
     }
     let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
     if held.len() + spent.len() <= MAX_HELD {
-        held.append(spent);
+        held.messages.append(&mut spent.messages);
+        held.bodies.append(&mut spent.bodies);
         return;
     }
     drop(held);
-    spent.clear();
+    spent.messages.clear();
+    spent.bodies.clear();
 }
 
-/// Drops the queued message bodies on the calling (input) thread.
-pub fn collect() {
+/// Takes what outputs gave back, on the calling (input) thread: reusable messages go to
+/// `pool` while it has room; everything else is dropped here.
+pub fn collect(pool: &mut Pool) {
     let taken = {
         let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
         if held.is_empty() {
@@ -44,30 +102,134 @@ pub fn collect() {
         }
         std::mem::take(&mut *held)
     };
-    drop(taken);
+    pool.refill(taken);
+}
+
+/// An input stream's spare message allocations, refilled by [`collect`].
+#[derive(Debug)]
+pub struct Pool {
+    free: Vec<Arc<Message>>,
+    keep: usize,
+}
+
+impl Pool {
+    /// A pool holding at most `keep` spare messages.
+    pub fn new(keep: usize) -> Self {
+        Pool {
+            free: Vec::new(),
+            keep,
+        }
+    }
+
+    /// How many spare messages it holds.
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.free.is_empty()
+    }
+
+    /// Keeps what fits of `spent`'s reusable messages and drops the rest, and any large
+    /// one (a spare keeps its old body until it is reused, so a pool of big messages
+    /// would hold that much memory).
+    fn refill(&mut self, spent: Spent) {
+        let Spent { messages, bodies } = spent;
+        drop(bodies);
+        let room = self.keep.saturating_sub(self.free.len());
+        let small = messages.into_iter().filter(|m| {
+            m.payload.capacity() <= MAX_SPARE_PAYLOAD && m.fields.len() <= MAX_SPARE_FIELDS
+        });
+        self.free.extend(small.take(room));
+    }
+
+    /// `msg` in a pack, in a spare allocation when there is one (the spare's old body is
+    /// dropped here).
+    pub fn pack(&mut self, msg: Message) -> Pack {
+        if let Some(mut spare) = self.free.pop() {
+            if let Some(slot) = Arc::get_mut(&mut spare) {
+                *slot = msg;
+                return Pack {
+                    msg: spare,
+                    loop_count: 0,
+                };
+            }
+        }
+        Pack::new(msg)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_last_references_are_taken_and_the_arc_is_released_at_once() {
-        let shared = Pack::new(Message::default());
-        let other_holder = shared.clone();
-        let alone = Pack::new(Message {
-            payload: "spent".into(),
+    fn msg(payload: &str) -> Message {
+        Message {
+            payload: payload.into(),
             ..Message::default()
-        });
-        let token = Arc::downgrade(&alone.msg);
-        let mut batch = vec![shared, alone];
-        let mut spent = Vec::new();
-        give_back(&mut batch, &mut spent);
-        assert!(batch.is_empty() && spent.is_empty());
+        }
+    }
+
+    #[test]
+    fn unique_messages_are_reused_token_holders_give_their_body_and_shared_ones_stay() {
+        let shared = Pack::new(msg("shared"));
+        let other_holder = shared.clone();
+        let tokened = Pack::new(msg("tokened"));
+        let token = Arc::downgrade(&tokened.msg);
+        let alone = Pack::new(msg("alone"));
+        let alone_at = Arc::as_ptr(&alone.msg);
+        let mut batch = vec![shared, tokened, alone];
+        let mut spent = Spent::default();
+        spent.sort(&mut batch);
+        assert!(batch.is_empty());
+        assert_eq!((spent.messages.len(), spent.bodies.len()), (1, 1));
+        assert_eq!(spent.bodies[0].payload, "tokened");
         assert!(token.upgrade().is_none(), "delivery tokens see the release");
         assert_eq!(Arc::strong_count(&other_holder.msg), 1);
-        // (The queue is process-wide and other tests' runners use it, so its content is
-        // not asserted here; collecting must simply work from any thread.)
-        std::thread::spawn(collect).join().expect("collect");
+
+        let mut pool = Pool::new(8);
+        pool.refill(spent);
+        assert_eq!(pool.len(), 1);
+        let reused = pool.pack(msg("new"));
+        assert_eq!(
+            Arc::as_ptr(&reused.msg),
+            alone_at,
+            "the allocation is reused"
+        );
+        assert_eq!((reused.msg.payload.as_str(), reused.loop_count), ("new", 0));
+        assert!(pool.is_empty());
+        let fresh = pool.pack(msg("fresh"));
+        assert_eq!(fresh.msg.payload, "fresh");
+    }
+
+    #[test]
+    fn a_full_pool_drops_what_it_has_no_room_for_and_big_messages() {
+        let mut spent = Spent::default();
+        let mut batch: Vec<Pack> = (0..5).map(|i| Pack::new(msg(&i.to_string()))).collect();
+        batch.push(Pack::new(msg(&"x".repeat(MAX_SPARE_PAYLOAD + 1))));
+        spent.sort(&mut batch);
+        let mut pool = Pool::new(3);
+        pool.refill(spent);
+        assert_eq!(pool.len(), 3);
+
+        let mut spent = Spent::default();
+        let mut batch = vec![Pack::new(msg(&"x".repeat(MAX_SPARE_PAYLOAD + 1)))];
+        spent.sort(&mut batch);
+        let mut pool = Pool::new(3);
+        pool.refill(spent);
+        assert!(pool.is_empty(), "a big message is not kept");
+    }
+
+    #[test]
+    fn give_back_and_collect_work_across_threads() {
+        // The queue is process-wide and other tests' runners use it, so what comes back
+        // is not asserted here; handing over and collecting must simply work.
+        let mut batch = vec![Pack::new(msg("a"))];
+        give_back(&mut batch, &mut Spent::default());
+        assert!(batch.is_empty());
+        std::thread::spawn(|| collect(&mut Pool::new(4)))
+            .join()
+            .expect("collect");
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
+use crate::message::reclaim::{self, Pool};
 use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::pipeline::router::{Closed, Refused, RouterSender};
 use crate::pipeline::shutdown::Shutdown;
@@ -21,6 +22,9 @@ use crate::stats::{LogLimiter, PluginStats};
 
 /// Longest `decode_error` text, as Heka.
 const MAX_DECODE_ERROR_LEN: usize = 500;
+
+/// Most spare message allocations a stream keeps for reuse (`message::reclaim::Pool`).
+const SPARE_MESSAGES: usize = 1024;
 
 /// Everything an input needs, handed to [`crate::plugin::Input::run`].
 #[derive(Clone)]
@@ -77,6 +81,7 @@ impl InputContext {
             base,
             batch: Vec::new(),
             decoded: Vec::new(),
+            pool: Pool::new(SPARE_MESSAGES),
             log: LogLimiter::default(),
             last_sent: Weak::new(),
             bad_records: 0,
@@ -126,6 +131,8 @@ pub struct RecordStream {
     base: Message,
     batch: Vec<Pack>,
     decoded: Vec<Message>,
+    /// Spare message allocations handed back by outputs (`message::reclaim`).
+    pool: Pool,
     log: LogLimiter,
     last_sent: Weak<Message>,
     bad_records: u64,
@@ -268,7 +275,7 @@ impl RecordStream {
     /// that arrived in one read share one receive Timestamp (one clock read per read, not
     /// per record); decoders that find a time in the record replace it.
     fn split_from(&mut self, data: &[u8]) -> usize {
-        crate::message::reclaim::collect();
+        reclaim::collect(&mut self.pool);
         self.base.timestamp = now_ns();
         let mut pos = 0;
         while pos < data.len() {
@@ -328,7 +335,11 @@ impl RecordStream {
             None => payload_message(rec, &self.base).map(|m| self.decoded.push(m)),
         };
         match result {
-            Ok(()) => self.batch.extend(self.decoded.drain(..).map(Pack::new)),
+            Ok(()) => {
+                for m in self.decoded.drain(..) {
+                    self.batch.push(self.pool.pack(m));
+                }
+            }
             Err(e) => self.decode_failure(rec, e),
         }
     }

@@ -56,7 +56,7 @@ struct Io {
     log: LogLimiter,
     shutdown_since: Option<Instant>,
     /// Message bodies on their way back to the input threads (`message::reclaim`).
-    spent: Vec<crate::message::Message>,
+    spent: crate::message::reclaim::Spent,
 }
 
 enum Outcome {
@@ -77,7 +77,7 @@ impl OutputRunner {
             frame: Vec::new(),
             log: LogLimiter::default(),
             shutdown_since: None,
-            spent: Vec::new(),
+            spent: Default::default(),
         };
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.ticker.map(|t| Instant::now() + t);
