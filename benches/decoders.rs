@@ -12,8 +12,9 @@ use std::sync::Arc;
 use chrono::Datelike;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hekate::config::{Category, Globals, PluginConfig};
+use hekate::message::reclaim::{self, Pool, Spent};
 use hekate::message::Message;
-use hekate::plugin::BuildContext;
+use hekate::plugin::{BuildContext, Decoded};
 use hekate::stats::Report;
 
 const LINES: &[&str] = &[
@@ -45,13 +46,15 @@ fn nginx(c: &mut Criterion) {
     let mut dec = build_decoder("NginxAccessDecoder");
     let base = Message::new();
     let mut out = Vec::with_capacity(LINES.len());
+    let mut pool = Pool::new(0);
     let mut g = c.benchmark_group("nginx_access");
     g.throughput(Throughput::Elements(LINES.len() as u64));
     g.bench_function("combined_lines", |b| {
         b.iter(|| {
             out.clear();
             for l in LINES {
-                dec.decode(black_box(l.as_bytes()), &base, &mut out)
+                let mut sink = Decoded::new(&base, &mut out, &mut pool);
+                dec.decode(black_box(l.as_bytes()), &mut sink)
                     .expect("decodes");
             }
             black_box(&out);
@@ -90,11 +93,29 @@ fn syslog(c: &mut Criterion) {
     let mut out = Vec::with_capacity(lines.len());
     let mut g = c.benchmark_group("syslog");
     g.throughput(Throughput::Elements(lines.len() as u64));
+    // Every message in a new allocation.
+    let mut pool = Pool::new(0);
     g.bench_function("decoder_rfc3164", |b| {
         b.iter(|| {
             out.clear();
             for l in &lines {
-                dec.decode(black_box(l.as_bytes()), &base, &mut out)
+                let mut sink = Decoded::new(&base, &mut out, &mut pool);
+                dec.decode(black_box(l.as_bytes()), &mut sink)
+                    .expect("decodes");
+            }
+            black_box(&out);
+        })
+    });
+    // As in a pipeline: messages handed back (`reclaim::give_back`, as an output does)
+    // and reused (`reclaim::collect`, as an input stream does before each read).
+    let (mut pool, mut spent) = (Pool::new(1024), Spent::default());
+    g.bench_function("decoder_rfc3164_recycled", |b| {
+        b.iter(|| {
+            reclaim::give_back(&mut out, &mut spent);
+            reclaim::collect(&mut pool);
+            for l in &lines {
+                let mut sink = Decoded::new(&base, &mut out, &mut pool);
+                dec.decode(black_box(l.as_bytes()), &mut sink)
                     .expect("decodes");
             }
             black_box(&out);

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{Globals, PluginConfig};
 use crate::error::{BoxError, ConfigError, DecodeError, ProcessError};
+use crate::message::reclaim::Pool;
 use crate::message::{Message, Pack};
 use crate::stats::{PluginStats, Report};
 
@@ -133,14 +134,61 @@ pub trait Splitter: Send {
 
 /// Turns one record into zero or more messages (Heka `Decoder.Decode`).
 pub trait Decoder: Send {
-    /// Decodes `record`. `base` holds what the input stamped (Uuid, Timestamp, Logger,
-    /// Hostname); decoders clone it and override what the record defines.
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError>;
+    /// Decodes `record` into `out`: [`Decoded::start`] gives a copy of what the input
+    /// stamped (Uuid, Timestamp, Logger, Hostname) to override with what the record
+    /// defines. On `Err` whatever was started for this record is discarded.
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError>;
+}
+
+/// Where a [`Decoder`] puts the messages it makes from one record.
+///
+/// Inputs decode through `pipeline::input::RecordStream`, which reuses the allocations of
+/// messages the outputs have finished with (`message::reclaim`): a message from
+/// [`Decoded::start`] may come with spare capacity in its payload and field list, so fill
+/// strings in place ([`Message::set_payload`], `push_str`) rather than replacing them.
+pub struct Decoded<'a> {
+    base: &'a Message,
+    out: &'a mut Vec<Pack>,
+    pool: &'a mut Pool,
+}
+
+impl<'a> Decoded<'a> {
+    /// Messages go to `out` as packs, copies of `base` made in `pool`'s spare allocations.
+    pub fn new(base: &'a Message, out: &'a mut Vec<Pack>, pool: &'a mut Pool) -> Self {
+        Decoded { base, out, pool }
+    }
+
+    /// What the input stamped on the record.
+    pub fn base(&self) -> &'a Message {
+        self.base
+    }
+
+    /// Starts a new message, a copy of the base, and returns it to fill in.
+    pub fn start(&mut self) -> &mut Message {
+        let i = self.out.len();
+        self.out.push(self.pool.start(self.base));
+        // The pack was made here and shared with nobody: this never copies.
+        Arc::make_mut(&mut self.out[i].msg)
+    }
+
+    /// Adds a message built whole.
+    pub fn push(&mut self, msg: Message) {
+        self.out.push(self.pool.pack(msg));
+    }
+}
+
+/// Runs `decoder` on one record outside any input, appending what it makes to `out`
+/// (tests and tools; inputs decode through `pipeline::input::RecordStream`).
+pub fn decode_into(
+    decoder: &mut dyn Decoder,
+    record: &[u8],
+    base: &Message,
+    out: &mut Vec<Message>,
+) -> Result<(), DecodeError> {
+    let (mut packs, mut pool) = (Vec::new(), Pool::new(0));
+    decoder.decode(record, &mut Decoded::new(base, &mut packs, &mut pool))?;
+    out.extend(packs.into_iter().map(|p| Arc::unwrap_or_clone(p.msg)));
+    Ok(())
 }
 
 /// Turns a message into bytes for an output (Heka `Encoder.Encode`).

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
-use crate::message::{json, CompactString, Message};
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::message::{json, CompactString};
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `JsonDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -35,18 +35,14 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
 pub struct JsonDecoder;
 
 impl Decoder for JsonDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(record)
             .map_err(|e| DecodeError::new(format!("json: invalid UTF-8: {e}")))?;
         if text.trim().is_empty() {
             return Ok(());
         }
         let mut m = json::from_json(text)?;
+        let base = out.base();
         fill(&mut m.msg_type, &base.msg_type);
         fill(&mut m.logger, &base.logger);
         fill(&mut m.hostname, &base.hostname);
@@ -64,7 +60,9 @@ fn fill(field: &mut CompactString, from: &CompactString) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Message;
     use crate::message::{Field, ValueRef};
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
 
     fn decoder() -> Box<dyn Decoder> {
@@ -90,7 +88,7 @@ mod tests {
         let rec = br#"{"Logger":"app","Payload":"hi","Fields":{"n":3}}"#.to_vec();
         let mut line = rec.clone();
         line.extend_from_slice(b"\r\n");
-        decoder().decode(&line, &base, &mut out).expect("decodes");
+        decode_into(&mut *decoder(), &line, &base, &mut out).expect("decodes");
         let m = &out[0];
         assert_eq!((m.logger.as_str(), m.hostname.as_str()), ("app", "peer"));
         assert_eq!(m.payload, "hi");
@@ -105,17 +103,20 @@ mod tests {
         m.hostname = "h".into();
         m.add_field(Field::double("d", 2.0));
         let mut out = Vec::new();
-        decoder()
-            .decode(json::to_json(&m).as_bytes(), &Message::default(), &mut out)
-            .expect("decodes");
+        decode_into(
+            &mut *decoder(),
+            json::to_json(&m).as_bytes(),
+            &Message::default(),
+            &mut out,
+        )
+        .expect("decodes");
         assert_eq!(out, vec![m]);
     }
 
     #[test]
     fn blank_records_yield_nothing() {
         let mut out = Vec::new();
-        decoder()
-            .decode(b" \r\n", &Message::default(), &mut out)
+        decode_into(&mut *decoder(), b" \r\n", &Message::default(), &mut out)
             .expect("not an error");
         assert!(out.is_empty());
     }
@@ -124,9 +125,7 @@ mod tests {
     fn rejects_bad_records() {
         let mut out = Vec::new();
         for bad in [&b"\xff"[..], b"not json", b"{\"Fields\":{\"a\":[1,\"x\"]}}"] {
-            assert!(decoder()
-                .decode(bad, &Message::default(), &mut out)
-                .is_err());
+            assert!(decode_into(&mut *decoder(), bad, &Message::default(), &mut out).is_err());
         }
         assert!(out.is_empty());
     }

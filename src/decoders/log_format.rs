@@ -29,7 +29,7 @@ use memchr::memmem::Finder;
 use super::time_layout::TimeLayout;
 use crate::error::DecodeError;
 use crate::message::{Field, Message};
-use crate::plugin::Decoder;
+use crate::plugin::{Decoded, Decoder};
 
 /// nginx's predefined `combined` format.
 pub const NGINX_COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
@@ -201,17 +201,11 @@ impl AccessDecoder {
 }
 
 impl Decoder for AccessDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
-        let mut m = base.clone();
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
+        let m = out.start();
         m.msg_type = self.msg_type.as_str().into();
         m.fields.reserve(self.format.captures.len() + 2);
-        self.format.decode(record, &mut m)?;
-        out.push(m);
+        self.format.decode(record, m)?;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use super::time_layout::{parse_location, TimeLayout};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{Field, Message, ValueRef};
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `PayloadRegexDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -189,12 +189,7 @@ pub struct PayloadRegexDecoder {
 }
 
 impl Decoder for PayloadRegexDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(record)
             .map_err(|e| DecodeError::new(format!("payload regex: invalid UTF-8: {e}")))?;
         let line = text.trim_end_matches(['\r', '\n']);
@@ -205,8 +200,9 @@ impl Decoder for PayloadRegexDecoder {
             crate::stats::PluginStats::add(&self.unmatched, 1);
             return Ok(());
         };
-        let mut m = base.clone();
-        m.payload = line.to_string();
+        let base = out.base();
+        let m = out.start();
+        m.set_payload(line);
         if let Some(ts) = caps.name("Timestamp") {
             m.timestamp = self
                 .c
@@ -221,9 +217,8 @@ impl Decoder for PayloadRegexDecoder {
         }
         for t in &self.c.templates {
             let value = interpolate(&t.parts, &caps, base);
-            self.apply(t, value, &mut m)?;
+            self.apply(t, value, m)?;
         }
-        out.push(m);
         Ok(())
     }
 }
@@ -291,6 +286,7 @@ fn interpolate(parts: &[Part], caps: &regex::Captures<'_>, base: &Message) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
 
     const SYSLOGISH: &str = r#"
@@ -322,9 +318,7 @@ message = "%Msg%"
         base.add_field(Field::string("region", "eu"));
         let line = "Oct  9 2000 01:00:00 web1 nginx[42]: <ERR> upstream timed out\n";
         let mut out = Vec::new();
-        decoder(SYSLOGISH)
-            .decode(line.as_bytes(), &base, &mut out)
-            .expect("matches");
+        decode_into(&mut *decoder(SYSLOGISH), line.as_bytes(), &base, &mut out).expect("matches");
         let m = &out[0];
         assert_eq!(m.timestamp, 971_049_600_000_000_000, "Oct 9 00:00 UTC");
         assert_eq!(m.severity, 3);
@@ -354,9 +348,13 @@ Payload = "%rest%"
 "Payload|json" = "{%rest%}"
 "#;
         let mut out = Vec::new();
-        decoder(toml)
-            .decode(b"1500000000123 4 hello", &Message::default(), &mut out)
-            .expect("matches");
+        decode_into(
+            &mut *decoder(toml),
+            b"1500000000123 4 hello",
+            &Message::default(),
+            &mut out,
+        )
+        .expect("matches");
         let m = &out[0];
         assert_eq!(m.timestamp, 1_500_000_000_123_000_000);
         assert_eq!(m.severity, 4);
@@ -377,8 +375,7 @@ Payload = "%rest%"
             "Foo  9 2000 01:00:00 web1 nginx[42]: <ERR> bad month",
         ] {
             assert!(
-                d.decode(bad.as_bytes(), &Message::default(), &mut out)
-                    .is_err(),
+                decode_into(&mut *d, bad.as_bytes(), &Message::default(), &mut out).is_err(),
                 "{bad}"
             );
         }
@@ -394,8 +391,7 @@ Payload = "%rest%"
         );
         let mut d = build(&cfg, &cx).expect("valid")();
         let mut out = Vec::new();
-        d.decode(b"b", &Message::default(), &mut out)
-            .expect("dropped quietly");
+        decode_into(&mut *d, b"b", &Message::default(), &mut out).expect("dropped quietly");
         assert!(out.is_empty());
         let stats = cx.report.stats(&cfg.name).expect("registered");
         assert_eq!(stats.get("unmatched"), Some(1));
@@ -432,7 +428,7 @@ Payload = "%rest%"
         #[test]
         fn never_panics(line in "\\PC{0,120}") {
             let mut d = decoder(SYSLOGISH);
-            let _ = d.decode(line.as_bytes(), &Message::default(), &mut Vec::new());
+            let _ = decode_into(&mut *d, line.as_bytes(), &Message::default(), &mut Vec::new());
         }
     }
 }

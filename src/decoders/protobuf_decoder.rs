@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
-use crate::message::{proto, Message};
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::message::proto;
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `ProtobufDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -34,12 +34,7 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
 pub struct ProtobufDecoder;
 
 impl Decoder for ProtobufDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        _base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         out.push(proto::decode(record)?);
         Ok(())
     }
@@ -49,6 +44,8 @@ impl Decoder for ProtobufDecoder {
 mod tests {
     use super::*;
     use crate::message::Field;
+    use crate::message::Message;
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
 
     fn decoder() -> Box<dyn Decoder> {
@@ -73,11 +70,9 @@ mod tests {
             ..Message::default()
         };
         let mut out = Vec::new();
-        decoder()
-            .decode(&proto::encode_to_vec(&m), &base, &mut out)
-            .expect("decodes");
+        decode_into(&mut *decoder(), &proto::encode_to_vec(&m), &base, &mut out).expect("decodes");
         assert_eq!(out, vec![m]);
-        assert!(decoder().decode(b"\xff\xff", &base, &mut out).is_err());
+        assert!(decode_into(&mut *decoder(), b"\xff\xff", &base, &mut out).is_err());
         assert_eq!(out.len(), 1);
     }
 

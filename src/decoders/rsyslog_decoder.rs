@@ -24,7 +24,7 @@ use super::syslog_decoder::{parse_tz, Zone};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{Field, Message};
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `RsyslogDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -108,12 +108,7 @@ pub struct RsyslogDecoder {
 }
 
 impl Decoder for RsyslogDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         let text = match std::str::from_utf8(record) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(record),
@@ -125,21 +120,14 @@ impl Decoder for RsyslogDecoder {
         let captures = self.template.matches(line, self.tz).map_err(|e| {
             DecodeError::new(format!("rsyslog: line does not fit the template: {e}"))
         })?;
-        let mut m = base.clone();
+        let m = out.start();
         if !self.msg_type.is_empty() {
             m.msg_type = self.msg_type.as_str().into();
         }
         let mut severity_from_pri = false;
         for (prop, value) in captures {
-            self.apply(
-                &mut m,
-                &prop.name,
-                &prop.kind,
-                value,
-                &mut severity_from_pri,
-            );
+            self.apply(m, &prop.name, &prop.kind, value, &mut severity_from_pri);
         }
-        out.push(m);
         Ok(())
     }
 }
@@ -220,6 +208,7 @@ fn add_facility(m: &mut Message, facility: i64) {
 mod tests {
     use super::*;
     use crate::message::ValueRef;
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
     use chrono::{Datelike, TimeZone, Utc};
 
@@ -240,8 +229,7 @@ mod tests {
 
     fn decode(toml: &str, line: &str) -> Message {
         let mut out = Vec::new();
-        decoder(toml)
-            .decode(line.as_bytes(), &base(), &mut out)
+        decode_into(&mut *decoder(toml), line.as_bytes(), &base(), &mut out)
             .unwrap_or_else(|e| panic!("{line:?}: {e}"));
         assert_eq!(out.len(), 1);
         out.remove(0)
@@ -420,10 +408,10 @@ mod tests {
             "2026-13-45T00:00:00Z host app: bad date",
             "<13>1 2026-11-23T00:00:00Z h a - - - rfc5424",
         ] {
-            let e = d.decode(bad.as_bytes(), &base(), &mut out).expect_err(bad);
+            let e = decode_into(&mut *d, bad.as_bytes(), &base(), &mut out).expect_err(bad);
             assert!(e.0.contains("template"), "{e:?}");
         }
-        d.decode(b"\n", &base(), &mut out).expect("blank");
+        decode_into(&mut *d, b"\n", &base(), &mut out).expect("blank");
         assert!(out.is_empty());
     }
 
@@ -432,7 +420,7 @@ mod tests {
         fn never_panics(line in "(Feb  9 14:1|<13>2026-11-2|<13>1 2026-)?\\PC{0,80}", which in 0usize..3) {
             let t = ["RSYSLOG_TraditionalFileFormat", "RSYSLOG_SyslogProtocol23Format", "RSYSLOG_ForwardFormat"][which];
             let mut out = Vec::new();
-            let _ = decoder(&format!("template = '{t}'")).decode(line.as_bytes(), &base(), &mut out);
+            let _ = decode_into(&mut *decoder(&format!("template = '{t}'")), line.as_bytes(), &base(), &mut out);
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::filters::sandbox_filter::{resolve, settings, SandboxFilterConfig};
 use crate::message::Message;
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 use crate::sandbox::{
     Sandbox, SandboxSettings, Status, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
     DEFAULT_OUTPUT_LIMIT,
@@ -139,12 +139,7 @@ pub struct SandboxDecoder {
 }
 
 impl Decoder for SandboxDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         let sb = self
             .sandbox
             .as_mut()
@@ -152,13 +147,17 @@ impl Decoder for SandboxDecoder {
         if let Some(reason) = sb.termination() {
             return Err(DecodeError::new(format!("sandbox terminated: {reason}")));
         }
-        let mut original = base.clone();
+        let mut original = out.base().clone();
         original.payload = String::from_utf8_lossy(record).into_owned();
         let mut injected = Vec::new();
         let (status, written) = sb.process_owned(original.clone(), u32::MAX, &mut injected);
         match status {
             Ok(Status::Ok) if injected.is_empty() => out.push(written),
-            Ok(Status::Ok) => out.extend(injected.into_iter().map(|m| inherit(m, &original))),
+            Ok(Status::Ok) => {
+                for m in injected {
+                    out.push(inherit(m, &original));
+                }
+            }
             Ok(Status::Failed(why)) if why.is_empty() => {
                 return Err(DecodeError::new("process_message() failed"))
             }
@@ -201,6 +200,7 @@ fn inherit(mut m: Message, original: &Message) -> Message {
 mod tests {
     use super::*;
     use crate::message::ValueRef;
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
 
     fn decoder(script: &str) -> (tempfile::TempDir, Box<dyn Decoder>) {
@@ -231,7 +231,7 @@ mod tests {
              write_message('Fields[len]', #read_message('Payload')) return 0 end",
         );
         let mut out = Vec::new();
-        dec.decode(b"abc", &base(), &mut out).expect("decodes");
+        decode_into(&mut *dec, b"abc", &base(), &mut out).expect("decodes");
         assert_eq!(out[0].msg_type, "parsed");
         assert_eq!(out[0].payload, "abc");
         assert_eq!(out[0].logger, "in");
@@ -245,7 +245,7 @@ mod tests {
              inject_message({Payload = w, Hostname = 'x'}) end return 0 end",
         );
         let mut out = Vec::new();
-        dec.decode(b"a b", &base(), &mut out).expect("decodes");
+        decode_into(&mut *dec, b"a b", &base(), &mut out).expect("decodes");
         assert_eq!(out.len(), 2);
         assert_eq!(
             (out[1].payload.as_str(), out[1].logger.as_str()),
@@ -263,14 +263,12 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            dec.decode(b"bad", &base(), &mut out),
+            decode_into(&mut *dec, b"bad", &base(), &mut out),
             Err(DecodeError::new("no"))
         );
-        let e = dec.decode(b"x", &base(), &mut out).expect_err("terminates");
+        let e = decode_into(&mut *dec, b"x", &base(), &mut out).expect_err("terminates");
         assert!(e.0.contains("instruction_limit"), "{e}");
-        let e = dec
-            .decode(b"bad", &base(), &mut out)
-            .expect_err("stays terminated");
+        let e = decode_into(&mut *dec, b"bad", &base(), &mut out).expect_err("stays terminated");
         assert!(e.0.contains("terminated"), "{e}");
         assert!(out.is_empty());
     }

@@ -28,7 +28,7 @@ use super::syslog_fast::{self, year_rule, Stamps, YearClock};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{CompactString, Field, Message};
-use crate::plugin::{BuildContext, Decoder, DecoderFactory, Defaults, Registration};
+use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `SyslogDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -140,12 +140,7 @@ pub struct SyslogDecoder {
 }
 
 impl Decoder for SyslogDecoder {
-    fn decode(
-        &mut self,
-        record: &[u8],
-        base: &Message,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DecodeError> {
+    fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
         let text = match simdutf8::basic::from_utf8(record) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(record),
@@ -154,8 +149,8 @@ impl Decoder for SyslogDecoder {
         if line.trim().is_empty() {
             return Ok(());
         }
-        let parsed = self.parse(line.trim_start(), base.timestamp)?;
-        out.push(self.message(parsed, base));
+        let parsed = self.parse(line.trim_start(), out.base().timestamp)?;
+        self.fill(parsed, out.start());
         Ok(())
     }
 }
@@ -205,8 +200,7 @@ impl SyslogDecoder {
         }
     }
 
-    fn message(&self, p: syslog_loose::Message<&str>, base: &Message) -> Message {
-        let mut m = base.clone();
+    fn fill(&self, p: syslog_loose::Message<&str>, m: &mut Message) {
         if !self.msg_type.is_empty() {
             m.msg_type.clone_from(&self.msg_type);
         }
@@ -240,8 +234,7 @@ impl SyslogDecoder {
                 m.add_field(Field::string(format!("sd.{}.{k}", el.id), unescape(v)));
             }
         }
-        m.payload = p.msg.trim_start_matches('\u{feff}').to_string();
-        m
+        m.set_payload(p.msg.trim_start_matches('\u{feff}'));
     }
 }
 
@@ -297,6 +290,7 @@ fn unescape(v: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::message::ValueRef;
+    use crate::plugin::decode_into;
     use crate::splitters::testing::{build_context, plugin_config};
     use chrono::{Datelike, TimeZone, Utc};
     use proptest::prelude::*;
@@ -307,7 +301,7 @@ mod tests {
 
     fn decode_with(toml: &str, line: &[u8], base: &Message) -> Result<Message, DecodeError> {
         let mut out = Vec::new();
-        decoder(toml).decode(line, base, &mut out)?;
+        decode_into(&mut *decoder(toml), line, base, &mut out)?;
         assert_eq!(out.len(), 1, "one message per line");
         Ok(out.remove(0))
     }
@@ -469,9 +463,7 @@ mod tests {
     #[test]
     fn blank_records_yield_nothing_and_non_syslog_is_an_error() {
         let mut out = Vec::new();
-        decoder("")
-            .decode(b"\r\n", &base(), &mut out)
-            .expect("not an error");
+        decode_into(&mut *decoder(""), b"\r\n", &base(), &mut out).expect("not an error");
         assert!(out.is_empty());
         for bad in [
             &b"hello world"[..],
@@ -480,7 +472,7 @@ mod tests {
             b"{\"a\":1}",
         ] {
             assert!(
-                decoder("").decode(bad, &base(), &mut out).is_err(),
+                decode_into(&mut *decoder(""), bad, &base(), &mut out).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
@@ -505,13 +497,13 @@ mod tests {
         #[test]
         fn never_panics(data in prop::collection::vec(any::<u8>(), 0..300)) {
             let mut out = Vec::new();
-            let _ = decoder("").decode(&data, &base(), &mut out);
+            let _ = decode_into(&mut *decoder(""), &data, &base(), &mut out);
         }
 
         #[test]
         fn never_panics_on_pri_prefixed_text(s in "<[0-9]{1,3}>[ -~]{0,120}") {
             let mut out = Vec::new();
-            let _ = decoder("").decode(s.as_bytes(), &base(), &mut out);
+            let _ = decode_into(&mut *decoder(""), s.as_bytes(), &base(), &mut out);
         }
     }
 }

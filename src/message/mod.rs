@@ -9,6 +9,7 @@
 
 pub mod framing;
 pub mod json;
+pub mod prefetch;
 pub mod proto;
 pub mod reclaim;
 
@@ -208,6 +209,41 @@ impl Message {
     /// Appends a field (names may repeat).
     pub fn add_field(&mut self, f: Field) {
         self.fields.push(f);
+    }
+
+    /// Makes this message a copy of `base`, keeping its own string and field-list
+    /// allocations where they can hold `base`'s (how recycled messages are refilled).
+    pub fn reset_from(&mut self, base: &Message) {
+        let Message {
+            uuid,
+            timestamp,
+            msg_type,
+            logger,
+            severity,
+            payload,
+            env_version,
+            pid,
+            hostname,
+            fields,
+        } = self;
+        *uuid = base.uuid;
+        *timestamp = base.timestamp;
+        msg_type.clone_from(&base.msg_type);
+        logger.clone_from(&base.logger);
+        *severity = base.severity;
+        payload.clear();
+        payload.push_str(&base.payload);
+        env_version.clone_from(&base.env_version);
+        *pid = base.pid;
+        hostname.clone_from(&base.hostname);
+        fields.clear();
+        fields.extend(base.fields.iter().cloned());
+    }
+
+    /// Replaces the payload, reusing its allocation.
+    pub fn set_payload(&mut self, text: &str) {
+        self.payload.clear();
+        self.payload.push_str(text);
     }
 
     /// The UUID in its canonical hyphenated string form (what matchers and Lua see).

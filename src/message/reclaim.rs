@@ -144,6 +144,21 @@ impl Pool {
         self.free.extend(small.take(room));
     }
 
+    /// A new message, a copy of `base`, in a pack: in a spare allocation when there is
+    /// one, its strings and field list refilled in place.
+    pub fn start(&mut self, base: &Message) -> Pack {
+        if let Some(mut spare) = self.free.pop() {
+            if let Some(slot) = Arc::get_mut(&mut spare) {
+                slot.reset_from(base);
+                return Pack {
+                    msg: spare,
+                    loop_count: 0,
+                };
+            }
+        }
+        Pack::new(base.clone())
+    }
+
     /// `msg` in a pack, in a spare allocation when there is one (the spare's old body is
     /// dropped here).
     pub fn pack(&mut self, msg: Message) -> Pack {
@@ -219,6 +234,31 @@ mod tests {
         let mut pool = Pool::new(3);
         pool.refill(spent);
         assert!(pool.is_empty(), "a big message is not kept");
+    }
+
+    #[test]
+    fn a_started_message_is_exactly_the_base_whatever_the_spare_held() {
+        let mut old = msg("an old payload that is longer than the base's");
+        old.add_field(crate::message::Field::string("stale", "x"));
+        old.pid = Some(9);
+        old.severity = 1;
+        old.hostname = "an-old-host-name-too-long-to-be-inline".into();
+        let old = Pack::new(old);
+        let old_at = Arc::as_ptr(&old.msg);
+        let mut spent = Spent::default();
+        spent.sort(&mut vec![old]);
+        let mut pool = Pool::new(1);
+        pool.refill(spent);
+
+        let mut base = msg("b");
+        base.uuid = [7; 16];
+        base.timestamp = 42;
+        base.logger = "in".into();
+        base.add_field(crate::message::Field::integer("kept", 1));
+        let started = pool.start(&base);
+        assert_eq!(Arc::as_ptr(&started.msg), old_at, "the spare is reused");
+        assert_eq!(*started.msg, base);
+        assert_eq!(*pool.start(&base).msg, base, "and so is a new one");
     }
 
     #[test]

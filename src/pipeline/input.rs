@@ -17,7 +17,7 @@ use crate::message::reclaim::{self, Pool};
 use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::pipeline::router::{Closed, Refused, RouterSender};
 use crate::pipeline::shutdown::Shutdown;
-use crate::plugin::{DecoderFactory, Split, Splitter, SplitterFactory};
+use crate::plugin::{Decoded, DecoderFactory, Split, Splitter, SplitterFactory};
 use crate::stats::{LogLimiter, PluginStats};
 
 /// Longest `decode_error` text, as Heka.
@@ -80,7 +80,6 @@ impl InputContext {
             buf: Vec::with_capacity(self.splitter_common.min_buffer_size),
             base,
             batch: Vec::new(),
-            decoded: Vec::new(),
             pool: Pool::new(SPARE_MESSAGES),
             log: LogLimiter::default(),
             last_sent: Weak::new(),
@@ -130,7 +129,6 @@ pub struct RecordStream {
     buf: Vec<u8>,
     base: Message,
     batch: Vec<Pack>,
-    decoded: Vec<Message>,
     /// Spare message allocations handed back by outputs (`message::reclaim`).
     pool: Pool,
     log: LogLimiter,
@@ -330,22 +328,19 @@ impl RecordStream {
             return self.bad_record("record larger than max_message_size dropped");
         }
         self.base.uuid = self.uuids.next_uuid();
+        let mark = self.batch.len();
+        let mut out = Decoded::new(&self.base, &mut self.batch, &mut self.pool);
         let result = match self.decoder.as_mut() {
-            Some(d) => d.decode(rec, &self.base, &mut self.decoded),
-            None => payload_message(rec, &self.base).map(|m| self.decoded.push(m)),
+            Some(d) => d.decode(rec, &mut out),
+            None => payload_message(rec, &mut out),
         };
-        match result {
-            Ok(()) => {
-                for m in self.decoded.drain(..) {
-                    self.batch.push(self.pool.pack(m));
-                }
-            }
-            Err(e) => self.decode_failure(rec, e),
+        if let Err(e) = result {
+            self.batch.truncate(mark);
+            self.decode_failure(rec, e);
         }
     }
 
     fn decode_failure(&mut self, rec: &[u8], e: DecodeError) {
-        self.decoded.clear();
         self.bad_records += 1;
         PluginStats::add(&self.cx.stats.decode_failures, 1);
         if self.cx.common.log_decode_failures {
@@ -374,12 +369,11 @@ impl RecordStream {
 }
 
 /// A record with no decoder becomes the Payload; it must be valid UTF-8.
-fn payload_message(rec: &[u8], base: &Message) -> Result<Message, DecodeError> {
-    let payload = std::str::from_utf8(rec)
+fn payload_message(rec: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
+    let payload = simdutf8::compat::from_utf8(rec)
         .map_err(|e| DecodeError::new(format!("invalid UTF-8 in record: {e}")))?;
-    let mut m = base.clone();
-    m.payload = payload.to_string();
-    Ok(m)
+    out.start().set_payload(payload);
+    Ok(())
 }
 
 fn truncate_utf8(s: &mut String, max: usize) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::buffer::{Pop, Queue};
 use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
-use crate::message::{now_ns, Pack};
+use crate::message::{now_ns, prefetch, Pack};
 use crate::pipeline::shutdown::ShutdownTrigger;
 use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
 use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
@@ -125,7 +125,14 @@ impl OutputRunner {
         let mut outcome = Outcome::Done;
         let total = batch.len();
         let mut processed = 0;
-        for pack in batch.iter() {
+        for (i, pack) in batch.iter().enumerate() {
+            // Messages come from other cores: start fetching the next ones' lines.
+            if let Some(next) = batch.get(i + 2) {
+                prefetch::header(&next.msg);
+            }
+            if let Some(next) = batch.get(i + 1) {
+                prefetch::body(&next.msg);
+            }
             outcome = self.with_retry(io, |o, cx| o.process_message(pack, cx));
             processed += 1;
             if !matches!(outcome, Outcome::Done) {

@@ -246,7 +246,8 @@ fn run_decoder(mut d: Box<dyn crate::plugin::Decoder>, case: &Case) -> Result<Ou
         let Some(m) = event_message(e)? else {
             return Err("decoders take `message` events only".into());
         };
-        if let Err(err) = d.decode(m.payload.as_bytes(), &m, &mut got.outputs) {
+        let (record, outputs) = (m.payload.as_bytes(), &mut got.outputs);
+        if let Err(err) = crate::plugin::decode_into(&mut *d, record, &m, outputs) {
             got.error.get_or_insert(err.0);
         }
     }
