@@ -109,7 +109,7 @@ pub struct RsyslogDecoder {
 
 impl Decoder for RsyslogDecoder {
     fn decode(&mut self, record: &[u8], out: &mut Decoded<'_>) -> Result<(), DecodeError> {
-        let text = match std::str::from_utf8(record) {
+        let text = match simdutf8::basic::from_utf8(record) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(record),
         };
