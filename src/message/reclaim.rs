@@ -106,11 +106,20 @@ pub fn collect(pool: &mut Pool) {
 }
 
 /// An input stream's spare message allocations, refilled by [`collect`].
+///
+/// A pool keeps about what its stream uses: at each refill, twice the messages started
+/// since the last one (at least [`MIN_SPARES`], at most its `keep`), so a server with
+/// many quiet connections does not hold a full pool per connection.
 #[derive(Debug)]
 pub struct Pool {
     free: Vec<Arc<Message>>,
     keep: usize,
+    /// Messages started or packed since the last refill.
+    used: usize,
 }
+
+/// Spares a pool may keep however little its stream uses.
+const MIN_SPARES: usize = 16;
 
 impl Pool {
     /// A pool holding at most `keep` spare messages.
@@ -118,6 +127,7 @@ impl Pool {
         Pool {
             free: Vec::new(),
             keep,
+            used: 0,
         }
     }
 
@@ -137,7 +147,10 @@ impl Pool {
     fn refill(&mut self, spent: Spent) {
         let Spent { messages, bodies } = spent;
         drop(bodies);
-        let room = self.keep.saturating_sub(self.free.len());
+        let target = (self.used * 2).max(MIN_SPARES).min(self.keep);
+        self.used = 0;
+        self.free.truncate(target);
+        let room = target - self.free.len();
         let small = messages.into_iter().filter(|m| {
             m.payload.capacity() <= MAX_SPARE_PAYLOAD && m.fields.len() <= MAX_SPARE_FIELDS
         });
@@ -147,6 +160,7 @@ impl Pool {
     /// A new message, a copy of `base`, in a pack: in a spare allocation when there is
     /// one, its strings and field list refilled in place.
     pub fn start(&mut self, base: &Message) -> Pack {
+        self.used += 1;
         if let Some(mut spare) = self.free.pop() {
             if let Some(slot) = Arc::get_mut(&mut spare) {
                 slot.reset_from(base);
@@ -162,6 +176,7 @@ impl Pool {
     /// `msg` in a pack, in a spare allocation when there is one (the spare's old body is
     /// dropped here).
     pub fn pack(&mut self, msg: Message) -> Pack {
+        self.used += 1;
         if let Some(mut spare) = self.free.pop() {
             if let Some(slot) = Arc::get_mut(&mut spare) {
                 *slot = msg;
@@ -259,6 +274,31 @@ mod tests {
         assert_eq!(Arc::as_ptr(&started.msg), old_at, "the spare is reused");
         assert_eq!(*started.msg, base);
         assert_eq!(*pool.start(&base).msg, base, "and so is a new one");
+    }
+
+    fn spent(n: usize) -> Spent {
+        let mut spent = Spent::default();
+        let mut batch: Vec<Pack> = (0..n).map(|_| Pack::new(msg("x"))).collect();
+        spent.sort(&mut batch);
+        spent
+    }
+
+    #[test]
+    fn a_pool_keeps_about_what_its_stream_uses() {
+        let mut pool = Pool::new(1024);
+        pool.refill(spent(100));
+        assert_eq!(pool.len(), MIN_SPARES, "a quiet stream keeps the minimum");
+        for _ in 0..300 {
+            drop(pool.start(&Message::default()));
+        }
+        pool.refill(spent(1000));
+        assert_eq!(pool.len(), 600, "twice what it used since the last refill");
+        pool.refill(spent(10));
+        assert_eq!(
+            pool.len(),
+            MIN_SPARES,
+            "and gives back what it no longer needs"
+        );
     }
 
     #[test]
