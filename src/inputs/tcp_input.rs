@@ -11,6 +11,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
@@ -130,7 +131,10 @@ impl Input for TcpInput {
                     continue;
                 }
                 self.tune(&sock);
-                conns.spawn(serve(sock, peer, cx.clone(), self.config.set_hostname));
+                // Each connection logs under the input's span, with its peer.
+                let span = tracing::info_span!("conn", %peer);
+                let conn = serve(sock, peer, cx.clone(), self.config.set_hostname);
+                conns.spawn(conn.instrument(span));
             }
             drop(listener);
             while conns.join_next().await.is_some() {}

@@ -474,6 +474,7 @@ impl Drop for AmqpOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoders::testing::PayloadOnly;
     use crate::splitters::testing::{build_context, plugin_config};
 
     const OK: &str =
@@ -503,18 +504,6 @@ mod tests {
         assert_eq!(keys(&format!("{OK}\nqueue = 'q'")), ["queue"]);
     }
 
-    struct RawPayload;
-    impl crate::plugin::Encoder for RawPayload {
-        fn encode(
-            &mut self,
-            m: &crate::message::Message,
-            out: &mut Vec<u8>,
-        ) -> Result<(), ProcessError> {
-            out.extend_from_slice(m.payload.as_bytes());
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_dead_broker_means_retry_and_the_message_is_kept() {
         // Port 1 on loopback refuses connections: the output must ask for a retry.
@@ -525,7 +514,7 @@ mod tests {
         let mut out = build(&p, &build_context()).expect("build");
         let globals = crate::config::Globals::default();
         let stats = PluginStats::default();
-        let mut enc = RawPayload;
+        let mut enc = PayloadOnly { newline: false };
         let (mut buf, mut frame) = (Vec::new(), Vec::new());
         let mut cx = OutputContext::new(
             "amqp",

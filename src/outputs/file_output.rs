@@ -225,6 +225,7 @@ impl Output for FileOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoders::testing::PayloadOnly;
     use crate::splitters::testing::{build_context, plugin_config};
 
     #[test]
@@ -244,21 +245,6 @@ mod tests {
             keys,
             ["path", "rotation_interval", "flush_operator", "perm"]
         );
-    }
-
-    /// Writes each Payload on its own line.
-    struct Lines;
-
-    impl crate::plugin::Encoder for Lines {
-        fn encode(
-            &mut self,
-            m: &crate::message::Message,
-            out: &mut Vec<u8>,
-        ) -> Result<(), ProcessError> {
-            out.extend_from_slice(m.payload.as_bytes());
-            out.push(b'\n');
-            Ok(())
-        }
     }
 
     fn pack(payload: &str) -> Pack {
@@ -285,7 +271,8 @@ mod tests {
             last_flush: Instant::now(),
         };
         let (globals, stats) = (Default::default(), Default::default());
-        let (mut b1, mut b2, mut enc) = (Vec::new(), Vec::new(), Lines);
+        let (mut b1, mut b2) = (Vec::new(), Vec::new());
+        let mut enc = PayloadOnly { newline: true };
         let mut cx = OutputContext::new(
             "f",
             &globals,
