@@ -150,16 +150,16 @@ fn syslog(c: &mut Criterion) {
         })
     });
     // The fast path's parse alone, with the decoder's cached clock read per line.
-    let mut clock = hekate::decoders::syslog_fast::YearClock::default();
-    let mut stamps = hekate::decoders::syslog_fast::Stamps::default();
+    let mut clock = hekate::syslog::fast::YearClock::default();
+    let mut stamps = hekate::syslog::fast::Stamps::default();
     g.bench_function("fast_parse_rfc3164", |b| {
         b.iter(|| {
             for l in &lines {
                 let (year, month) = clock.now();
-                let get_year = hekate::decoders::syslog_fast::year_rule(year, month);
+                let get_year = hekate::syslog::fast::year_rule(year, month);
                 let line = l.trim_end_matches(['\n', '\r', '\0']);
                 black_box(
-                    hekate::decoders::syslog_fast::parse(
+                    hekate::syslog::fast::parse(
                         black_box(line),
                         get_year,
                         utc,

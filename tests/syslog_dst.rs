@@ -1,5 +1,5 @@
 //! RFC 3164 dates in a zone with daylight saving. `SyslogDecoder`'s fast path keeps the
-//! instant of the last hour seen (`syslog_fast::Stamps`); on the two days a year the
+//! instant of the last hour seen (`syslog::fast::Stamps`); on the two days a year the
 //! clocks change, every date it takes must still be what `syslog_loose` makes of it, in
 //! `Local` set to Europe/Paris. Setting `TZ` affects the whole process, so this test has
 //! its own binary.
@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use chrono::{Local, TimeZone};
-use hekate::decoders::syslog_fast::{parse, year_rule, Stamps};
+use hekate::syslog::fast::{parse, year_rule, Stamps};
 use syslog_loose::Variant;
 
 #[test]

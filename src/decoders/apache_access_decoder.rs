@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::log_format::{AccessDecoder, LogFormat, APACHE_COMBINED};
+use crate::log_format::{AccessDecoder, LogFormat, APACHE_COMBINED};
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
 use crate::plugin::{BuildContext, DecoderFactory, Defaults, Registration};

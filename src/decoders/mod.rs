@@ -5,17 +5,12 @@ use crate::plugin::{BuildDecoder, Registration};
 
 mod apache_access_decoder;
 mod json_decoder;
-mod log_format;
 mod nginx_access_decoder;
 mod payload_regex_decoder;
 mod protobuf_decoder;
 mod rsyslog_decoder;
-mod rsyslog_template;
-pub(crate) mod sandbox_decoder;
+mod sandbox_decoder;
 mod syslog_decoder;
-#[doc(hidden)]
-pub mod syslog_fast;
-mod time_layout;
 
 /// Every registered decoder type.
 pub const DECODERS: &[Registration<BuildDecoder>] = &[

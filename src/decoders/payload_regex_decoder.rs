@@ -13,7 +13,7 @@ use std::sync::Arc;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::time_layout::{parse_location, TimeLayout};
+use crate::log_format::time_layout::{parse_location, TimeLayout};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{Field, Message, ValueRef};

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::rsyslog_template::{Kind, Template, Value};
-use super::syslog_decoder::{parse_tz, Zone};
+use crate::syslog::rsyslog_template::{Kind, Template, Value};
+use crate::syslog::{parse_tz, Zone};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{Field, Message};

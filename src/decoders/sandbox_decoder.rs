@@ -11,17 +11,12 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
-use crate::filters::sandbox_filter::{resolve, settings, SandboxFilterConfig};
 use crate::message::Message;
 use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
-use crate::sandbox::{
-    Sandbox, SandboxSettings, Status, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
-    DEFAULT_OUTPUT_LIMIT,
-};
+use crate::sandbox::script::load_recipe;
+use crate::sandbox::{Sandbox, Status};
 
 /// Registration of `SandboxDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {
@@ -30,98 +25,6 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     build,
     defaults: Defaults::HEKA,
 };
-
-/// `[name]` keys of a `SandboxDecoder` or `SandboxEncoder` section.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SandboxCodecConfig {
-    /// The Lua script. Required. A relative path is looked up under `share_dir`, then
-    /// under the config folder.
-    pub filename: String,
-    /// `;`-separated folders `require` searches. Default `<share_dir>/lua_modules`.
-    pub module_directory: Option<String>,
-    /// Lua heap limit in bytes; 0 = none. Default 8 MiB.
-    pub memory_limit: u64,
-    /// VM instructions per `process_message` call; 0 = none. Default 1,000,000.
-    pub instruction_limit: u64,
-    /// Largest payload or injected message, in bytes; 0 = none. Default 63 KiB.
-    pub output_limit: u64,
-    /// Script language; only `lua`. Default `lua`.
-    pub script_type: String,
-    /// The `[name.config]` table read by `read_config(key)`.
-    pub config: toml::Table,
-}
-
-impl Default for SandboxCodecConfig {
-    fn default() -> Self {
-        SandboxCodecConfig {
-            filename: String::new(),
-            module_directory: None,
-            memory_limit: DEFAULT_MEMORY_LIMIT as u64,
-            instruction_limit: DEFAULT_INSTRUCTION_LIMIT,
-            output_limit: DEFAULT_OUTPUT_LIMIT as u64,
-            script_type: "lua".into(),
-            config: toml::Table::new(),
-        }
-    }
-}
-
-/// What a decoder or encoder factory needs to create instances.
-#[derive(Debug, Clone)]
-pub(crate) struct Recipe {
-    settings: SandboxSettings,
-    source: Arc<str>,
-    chunk: String,
-}
-
-impl Recipe {
-    /// A new codec-mode sandbox, or the reason it could not start.
-    pub(crate) fn instantiate(&self) -> Result<Sandbox, String> {
-        let mut sb =
-            Sandbox::new(&self.settings, &self.source, &self.chunk).map_err(|e| e.to_string())?;
-        sb.enable_codec().map_err(|e| e.to_string())?;
-        Ok(sb)
-    }
-}
-
-/// Parses the keys, reads the script and compiles it once to report errors at build.
-pub(crate) fn load_recipe(
-    cfg: &PluginConfig,
-    bcx: &BuildContext,
-) -> Result<Recipe, Vec<ConfigError>> {
-    let c: SandboxCodecConfig = cfg.parse()?;
-    if c.script_type != "lua" {
-        return Err(vec![cfg.error("script_type", "only \"lua\" is supported")]);
-    }
-    if c.filename.is_empty() {
-        return Err(vec![cfg.error("filename", "a Lua script is required")]);
-    }
-    let path = resolve(&c.filename, bcx)
-        .ok_or_else(|| vec![cfg.error("filename", format!("{}: file not found", c.filename))])?;
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| vec![cfg.error("filename", format!("{}: {e}", path.display()))])?;
-    let common = SandboxFilterConfig {
-        module_directory: c.module_directory,
-        memory_limit: c.memory_limit,
-        instruction_limit: c.instruction_limit,
-        output_limit: c.output_limit,
-        config: c.config,
-        ..SandboxFilterConfig::default()
-    };
-    let recipe = Recipe {
-        settings: settings(cfg, &common, bcx),
-        source: source.into(),
-        chunk: path.display().to_string(),
-    };
-    let probe = recipe
-        .instantiate()
-        .map_err(|e| vec![cfg.error("filename", e)])?;
-    if !probe.has_process_message() {
-        let why = format!("{}: process_message() function was not found", recipe.chunk);
-        return Err(vec![cfg.error("filename", why)]);
-    }
-    Ok(recipe)
-}
 
 fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {
     let recipe = load_recipe(cfg, bcx)?;

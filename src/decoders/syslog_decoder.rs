@@ -19,11 +19,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, Local, NaiveDateTime};
+use chrono::{DateTime, Local};
 use serde::Deserialize;
 use syslog_loose::{ProcId, Variant};
 
-use super::syslog_fast::{self, year_rule, Stamps, YearClock};
+use crate::syslog::fast::{self as syslog_fast, year_rule, Stamps, YearClock};
+use crate::syslog::{parse_tz, Zone};
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
@@ -78,49 +79,6 @@ fn build(cfg: &PluginConfig, _cx: &BuildContext) -> Result<DecoderFactory, Vec<C
         stamps: Stamps::default(),
     };
     Ok(Arc::new(move || Box::new(decoder.clone())))
-}
-
-/// The zone applied to timestamps without one (shared with `RsyslogDecoder`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Zone {
-    /// A fixed offset (UTC is `+00:00`).
-    Fixed(FixedOffset),
-    /// The host's local zone, with its daylight-saving rules.
-    Local,
-}
-
-impl Zone {
-    /// Nanoseconds since the epoch of a zone-less time in this zone (the earlier one
-    /// when a daylight-saving change makes it ambiguous); `None` when it does not exist.
-    pub(super) fn nanos(self, t: NaiveDateTime) -> Option<i64> {
-        match self {
-            Zone::Fixed(off) => t.and_local_timezone(off).earliest()?.timestamp_nanos_opt(),
-            Zone::Local => t
-                .and_local_timezone(Local)
-                .earliest()?
-                .timestamp_nanos_opt(),
-        }
-    }
-}
-
-/// Parses `tz`: `"UTC"`, `"Local"` or a fixed offset such as `"+02:00"`.
-pub(super) fn parse_tz(s: &str) -> Option<Zone> {
-    match s {
-        "UTC" | "utc" | "Z" => return FixedOffset::east_opt(0).map(Zone::Fixed),
-        "Local" | "local" => return Some(Zone::Local),
-        _ => {}
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    if !(0..24).contains(&h) || !(0..60).contains(&m) {
-        return None;
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).map(Zone::Fixed)
 }
 
 // Field names as static strings: naming a field costs no copy per message.

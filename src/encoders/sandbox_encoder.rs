@@ -11,10 +11,10 @@
 use std::sync::Arc;
 
 use crate::config::PluginConfig;
-use crate::decoders::sandbox_decoder::load_recipe;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::{proto, Message};
 use crate::plugin::{BuildContext, Defaults, Encoder, EncoderFactory, Registration};
+use crate::sandbox::script::load_recipe;
 use crate::sandbox::{Sandbox, Status};
 
 /// Registration of `SandboxEncoder`.

@@ -21,6 +21,7 @@ use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::{Field, Message, Pack};
 use crate::plugin::{BuildContext, Defaults, Filter, FilterContext, Registration};
+use crate::sandbox::script::{self, Script, ScriptKeys, ScriptType};
 use crate::sandbox::watch::ScriptWatcher;
 use crate::sandbox::{
     Sandbox, SandboxSettings, Status, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
@@ -58,7 +59,7 @@ pub struct SandboxFilterConfig {
     /// `<base_dir>/sandbox_preservation/<name>.data` and restore them at start. Default false.
     pub preserve_data: bool,
     /// Script language; only `lua`. Default `lua`.
-    pub script_type: String,
+    pub script_type: ScriptType,
     /// Call `timer_event` once more at shutdown (with a `ticker_interval`), as Heka.
     /// Default false.
     pub timer_event_on_shutdown: bool,
@@ -79,7 +80,7 @@ impl Default for SandboxFilterConfig {
             instruction_limit: DEFAULT_INSTRUCTION_LIMIT,
             output_limit: DEFAULT_OUTPUT_LIMIT as u64,
             preserve_data: false,
-            script_type: "lua".into(),
+            script_type: ScriptType::Lua,
             timer_event_on_shutdown: false,
             hot_reload: true,
             profile: false,
@@ -114,17 +115,11 @@ pub(crate) fn build(
     bcx: &BuildContext,
 ) -> Result<Box<dyn Filter>, Vec<ConfigError>> {
     let c: SandboxFilterConfig = cfg.parse()?;
-    if c.script_type != "lua" {
-        return Err(vec![cfg.error("script_type", "only \"lua\" is supported")]);
-    }
-    if c.filename.is_empty() {
-        return Err(vec![cfg.error("filename", "a Lua script is required")]);
-    }
-    let path = resolve(&c.filename, bcx)
-        .ok_or_else(|| vec![cfg.error("filename", format!("{}: file not found", c.filename))])?;
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| vec![cfg.error("filename", format!("{}: {e}", path.display()))])?;
-    let settings = settings(cfg, &c, bcx);
+    let Script {
+        path,
+        source,
+        settings,
+    } = script::load(cfg, c.keys(), bcx)?;
     let name = path.display().to_string();
     let load = || {
         Sandbox::new(&settings, &source, &name)
@@ -170,52 +165,17 @@ pub(crate) fn build(
     }))
 }
 
-/// The host settings of a sandbox plugin section (also used by the decoder/encoder).
-pub(crate) fn settings(
-    cfg: &PluginConfig,
-    c: &SandboxFilterConfig,
-    bcx: &BuildContext,
-) -> SandboxSettings {
-    let share = &bcx.globals.share_dir;
-    let module_directories = match &c.module_directory {
-        Some(dirs) => dirs
-            .split(';')
-            .filter(|d| !d.is_empty())
-            .map(|d| resolve_dir(d, bcx))
-            .collect(),
-        None => vec![share.join("lua_modules")],
-    };
-    SandboxSettings {
-        name: cfg.name.clone(),
-        memory_limit: c.memory_limit as usize,
-        instruction_limit: c.instruction_limit,
-        output_limit: c.output_limit as usize,
-        module_directories,
-        config: c.config.clone(),
-    }
-}
-
-/// Absolute paths as given; relative ones under `share_dir`, then the config folder.
-pub(crate) fn resolve(file: &str, bcx: &BuildContext) -> Option<PathBuf> {
-    let p = Path::new(file);
-    if p.is_absolute() {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    [bcx.globals.share_dir.join(p), bcx.config_dir.join(p)]
-        .into_iter()
-        .find(|c| c.is_file())
-}
-
-fn resolve_dir(dir: &str, bcx: &BuildContext) -> PathBuf {
-    let p = Path::new(dir);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    let shared = bcx.globals.share_dir.join(p);
-    if shared.is_dir() {
-        shared
-    } else {
-        bcx.config_dir.join(p)
+impl SandboxFilterConfig {
+    /// The keys shared with every sandbox section.
+    fn keys(&self) -> ScriptKeys<'_> {
+        ScriptKeys {
+            filename: &self.filename,
+            module_directory: self.module_directory.as_deref(),
+            memory_limit: self.memory_limit,
+            instruction_limit: self.instruction_limit,
+            output_limit: self.output_limit,
+            config: &self.config,
+        }
     }
 }
 

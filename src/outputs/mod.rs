@@ -9,10 +9,8 @@ pub mod cassandra_output;
 mod file_output;
 mod http_output;
 mod log_output;
-mod smtp_client;
 mod smtp_output;
 mod tcp_output;
-mod tcp_sink;
 mod whisper_output;
 
 /// Every registered output type.

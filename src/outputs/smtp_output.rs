@@ -1,6 +1,6 @@
 //! `SmtpOutput`: mails each encoded message (Heka's SmtpOutput), typically alerts
 //! rendered by `sandbox/lua/encoders/alert.lua`. Run by the output runner; speaks SMTP
-//! itself through [`smtp_client`](super::smtp_client).
+//! itself through [`smtp`](crate::smtp).
 //!
 //! Delivery failures follow the runner's contract: an unreachable server or a 4xx reply
 //! returns `Retry`, so the runner backs off and offers the same message again while the
@@ -21,10 +21,10 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
-use crate::outputs::smtp_client::{
+use crate::smtp::{
     compose, envelope_address, Auth, Client, Headers, Mail, SmtpError,
 };
-use crate::outputs::tcp_sink::valid_host_port;
+use crate::tcp_sink::valid_host_port;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 use crate::stats::{LogLimiter, PluginStats};
 

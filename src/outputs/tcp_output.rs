@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
-use crate::outputs::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
+use crate::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 
 /// Configuration of `TcpOutput`.

@@ -22,6 +22,7 @@ mod output;
 mod preserve;
 mod require;
 pub mod sbmgr;
+pub mod script;
 pub mod testing;
 pub mod watch;
 

@@ -22,11 +22,13 @@
 //!   `upstream_response_time` of `0.010, 0.002`) is kept as a string field;
 //! * every other variable is a string field holding the text verbatim (`-` included).
 
+pub mod time_layout;
+
 use std::sync::Arc;
 
 use memchr::memmem::Finder;
 
-use super::time_layout::TimeLayout;
+use time_layout::TimeLayout;
 use crate::error::DecodeError;
 use crate::message::{Field, Message};
 use crate::plugin::{Decoded, Decoder};

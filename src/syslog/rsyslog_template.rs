@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 
-use super::syslog_decoder::Zone;
+use super::Zone;
 
 /// rsyslog's built-in template names and their strings (rsyslog's documentation).
 const BUILT_IN: &[(&str, &str)] = &[

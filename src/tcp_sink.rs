@@ -1,4 +1,4 @@
-//! A reconnecting TCP byte sink shared by `TcpOutput` and `CarbonOutput`.
+//! A reconnecting TCP byte sink shared by `TcpOutput`, `CarbonOutput` and (for address checks) `SmtpOutput`.
 //!
 //! Bytes are appended to a pending buffer and written by [`TcpSink::send_pending`]. If
 //! the peer is down or the connection breaks, unwritten bytes stay pending and a `Retry`
