@@ -159,13 +159,8 @@ fn syslog(c: &mut Criterion) {
                 let get_year = hekate::syslog::fast::year_rule(year, month);
                 let line = l.trim_end_matches(['\n', '\r', '\0']);
                 black_box(
-                    hekate::syslog::fast::parse(
-                        black_box(line),
-                        get_year,
-                        utc,
-                        &mut stamps,
-                    )
-                    .expect("takes the fast path"),
+                    hekate::syslog::fast::parse(black_box(line), get_year, utc, &mut stamps)
+                        .expect("takes the fast path"),
                 );
             }
         })

@@ -262,12 +262,12 @@ fn control_messages_need_the_control_type_and_a_fresh_timestamp() {
     let (control, lines) = (free_port(), free_port());
     let h = Hekate::start(&config(base.path(), control, lines));
     assert!(wait_tcp(control), "{}", h.log_text());
-    let mut stale = hekate::sandbox::sbmgr::load_message(
+    let mut stale = hekate::sandbox::control::load_message(
         "[Old]\ntype = \"SandboxFilter\"\nmessage_matcher = \"TRUE\"\n",
         TWO,
     );
     stale.timestamp -= 60_000_000_000;
-    hekate::sandbox::sbmgr::send(&format!("127.0.0.1:{control}"), &stale).expect("send");
+    hekate::sandbox::control::send(&format!("127.0.0.1:{control}"), &stale).expect("send");
     assert!(
         wait_for(LONG, || counter(&h, "Mgr", "discarded") == 1),
         "{}",

@@ -55,15 +55,15 @@ fn python_tool(tool: &str, now: i64, args: &[&str]) -> String {
     python(SHIM, &all)
 }
 
+/// Runs `hekate whisper ARGS` (the real binary) and returns its stdout.
 fn hekate_cli(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let mut out = Vec::new();
-    assert_eq!(
-        whisper::cli::run(&args, &mut out),
-        0,
-        "hekate whisper {args:?}"
-    );
-    String::from_utf8(out).expect("utf-8")
+    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .arg("whisper")
+        .args(args)
+        .output()
+        .expect("run hekate whisper");
+    assert!(out.status.success(), "hekate whisper {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// A deterministic pseudo-random sequence (LCG), so scenarios are reproducible.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::log_format::{AccessDecoder, LogFormat, NGINX_COMBINED};
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
+use crate::log_format::{AccessDecoder, LogFormat, NGINX_COMBINED};
 use crate::plugin::{BuildContext, DecoderFactory, Defaults, Registration};
 
 /// Registration of `NginxAccessDecoder`.

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::log_format::time_layout::{parse_location, TimeLayout};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
+use crate::log_format::time_layout::{parse_location, TimeLayout};
 use crate::message::{Field, Message, ValueRef};
 use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 

@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::syslog::rsyslog_template::{Kind, Template, Value};
-use crate::syslog::{parse_tz, Zone};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
 use crate::message::{Field, Message};
 use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
+use crate::syslog::rsyslog_template::{Kind, Template, Value};
+use crate::syslog::{parse_tz, Zone};
 
 /// Registration of `RsyslogDecoder`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registration {

@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use memchr::memmem::Finder;
 
-use time_layout::TimeLayout;
 use crate::error::DecodeError;
 use crate::message::{Field, Message};
 use crate::plugin::{Decoded, Decoder};
+use time_layout::TimeLayout;
 
 /// nginx's predefined `combined` format.
 pub const NGINX_COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;

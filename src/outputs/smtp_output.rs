@@ -21,12 +21,10 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
-use crate::smtp::{
-    compose, envelope_address, Auth, Client, Headers, Mail, SmtpError,
-};
-use crate::tcp_sink::valid_host_port;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
+use crate::smtp::{compose, envelope_address, Auth, Client, Headers, Mail, SmtpError};
 use crate::stats::{LogLimiter, PluginStats};
+use crate::tcp_sink::valid_host_port;
 
 /// Configuration of `SmtpOutput`.
 #[derive(Debug, Clone, Deserialize)]

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
-use crate::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
+use crate::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
 
 /// Configuration of `TcpOutput`.
 #[derive(Debug, Clone, Deserialize)]

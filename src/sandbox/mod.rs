@@ -16,14 +16,13 @@ mod api;
 pub mod circular_buffer;
 mod cjson;
 mod compat;
+pub mod control;
 mod fast_read;
 mod hyperloglog;
 mod output;
 mod preserve;
 mod require;
-pub mod sbmgr;
 pub mod script;
-pub mod testing;
 pub mod watch;
 
 use std::path::PathBuf;

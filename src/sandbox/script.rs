@@ -13,8 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    Sandbox, SandboxSettings, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
-    DEFAULT_OUTPUT_LIMIT,
+    Sandbox, SandboxSettings, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT, DEFAULT_OUTPUT_LIMIT,
 };
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
@@ -74,9 +73,8 @@ pub fn load(
     if keys.filename.is_empty() {
         return Err(vec![cfg.error("filename", "a Lua script is required")]);
     }
-    let path = resolve(keys.filename, bcx).ok_or_else(|| {
-        vec![cfg.error("filename", format!("{}: file not found", keys.filename))]
-    })?;
+    let path = resolve(keys.filename, bcx)
+        .ok_or_else(|| vec![cfg.error("filename", format!("{}: file not found", keys.filename))])?;
     let source = std::fs::read_to_string(&path)
         .map_err(|e| vec![cfg.error("filename", format!("{}: {e}", path.display()))])?;
     Ok(Script {

@@ -14,9 +14,7 @@
 //! `ops` holds updates, propagation and fetch; `pyfmt` Python's float formatting for
 //! the CLI.
 
-pub mod cli;
 mod ops;
-pub mod pyfmt;
 mod write;
 
 use std::fs::{File, OpenOptions};

@@ -13,7 +13,6 @@
 //! Helpers beside it: `config` (keys), `schema` (CQL and row conversion), `session`,
 //! `writer`, `query` (the retrieval API), `http` (its endpoint) and `cli` (`hekate query`).
 
-pub mod cli;
 pub mod config;
 pub mod http;
 pub mod query;

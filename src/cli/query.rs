@@ -9,10 +9,10 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use super::config::{CassandraOutputConfig, Schema, Target};
-use super::query::{parse_limit, QueryError, Range, Reader};
-use crate::config::load::load;
-use crate::config::parse_table;
+use hekate::config::load::load;
+use hekate::config::parse_table;
+use hekate::outputs::cassandra_output::config::{CassandraOutputConfig, Schema, Target};
+use hekate::outputs::cassandra_output::query::{parse_limit, QueryError, Range, Reader};
 
 /// `hekate query` arguments.
 #[derive(Debug, Args)]
@@ -149,10 +149,10 @@ fn resolve_target(config: &Path, args: &QueryArgs) -> Result<Target, CliError> {
         c.table = Some(t.clone());
     }
     c.query_address = None;
-    let p = crate::config::PluginConfig {
+    let p = hekate::config::PluginConfig {
         name: "query".into(),
         type_name: "CassandraOutput".into(),
-        category: crate::config::common::Category::Output,
+        category: hekate::config::common::Category::Output,
         file: config.to_path_buf(),
         table: toml::Table::new(),
     };
@@ -181,9 +181,23 @@ fn section_config(
     Ok(None)
 }
 
-fn join(errs: &[crate::error::ConfigError]) -> String {
+fn join(errs: &[hekate::error::ConfigError]) -> String {
     errs.iter()
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+/// `hekate query ...`: prints the rows as JSON.
+pub(super) fn main(config: &Path, args: &QueryArgs) -> anyhow::Result<std::process::ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match run(config, args, &mut out) {
+        Ok(()) => {
+            out.flush()?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("hekate query: {e}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The client side of `SandboxManagerFilter`: builds `heka.control.sandbox` messages as
+//! The control protocol of `SandboxManagerFilter`: builds `heka.control.sandbox` messages as
 //! Heka's `heka-sbmgr` did and sends them over TCP with Heka stream framing. Used by the
 //! `hekate sbmgr` command (and tests).
 

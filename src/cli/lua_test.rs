@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::{Category, Globals, PluginConfig};
-use crate::error::ProcessError;
-use crate::message::{json::from_json, Message, Pack, ValueRef};
-use crate::plugin::{BuildContext, FilterContext};
-use crate::stats::{PluginStats, Report};
+use hekate::config::{Category, Globals, PluginConfig};
+use hekate::error::ProcessError;
+use hekate::message::{json::from_json, Message, Pack, ValueRef};
+use hekate::plugin::{BuildContext, FilterContext};
+use hekate::stats::{PluginStats, Report};
 
 /// One test file.
 #[derive(Debug, Deserialize)]
@@ -164,7 +164,7 @@ impl Loaded {
     }
 }
 
-fn config_errors(errs: Vec<crate::error::ConfigError>) -> String {
+fn config_errors(errs: Vec<hekate::error::ConfigError>) -> String {
     let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     format!("config: {}", all.join("; "))
 }
@@ -186,15 +186,15 @@ fn run_case(l: &Loaded, case: &Case) -> Result<Outcome, String> {
     let unknown = || format!("{name} is not a filter, decoder or encoder type");
     match cfg.category {
         Category::Filter => {
-            let r = crate::registry::find(crate::filters::FILTERS, name).ok_or_else(unknown)?;
+            let r = hekate::registry::find(hekate::filters::FILTERS, name).ok_or_else(unknown)?;
             run_filter((r.build)(cfg, &bcx).map_err(config_errors)?, &bcx, case)
         }
         Category::Decoder => {
-            let r = crate::registry::find(crate::decoders::DECODERS, name).ok_or_else(unknown)?;
+            let r = hekate::registry::find(hekate::decoders::DECODERS, name).ok_or_else(unknown)?;
             run_decoder((r.build)(cfg, &bcx).map_err(config_errors)?(), case)
         }
         Category::Encoder => {
-            let r = crate::registry::find(crate::encoders::ENCODERS, name).ok_or_else(unknown)?;
+            let r = hekate::registry::find(hekate::encoders::ENCODERS, name).ok_or_else(unknown)?;
             run_encoder((r.build)(cfg, &bcx).map_err(config_errors)?(), case)
         }
         _ => Err(unknown()),
@@ -202,7 +202,7 @@ fn run_case(l: &Loaded, case: &Case) -> Result<Outcome, String> {
 }
 
 fn run_filter(
-    mut f: Box<dyn crate::plugin::Filter>,
+    mut f: Box<dyn hekate::plugin::Filter>,
     bcx: &BuildContext,
     case: &Case,
 ) -> Result<Outcome, String> {
@@ -240,14 +240,14 @@ fn error_text(e: &ProcessError) -> String {
     }
 }
 
-fn run_decoder(mut d: Box<dyn crate::plugin::Decoder>, case: &Case) -> Result<Outcome, String> {
+fn run_decoder(mut d: Box<dyn hekate::plugin::Decoder>, case: &Case) -> Result<Outcome, String> {
     let mut got = Outcome::default();
     for e in &case.events {
         let Some(m) = event_message(e)? else {
             return Err("decoders take `message` events only".into());
         };
         let (record, outputs) = (m.payload.as_bytes(), &mut got.outputs);
-        if let Err(err) = crate::plugin::decode_into(&mut *d, record, &m, outputs) {
+        if let Err(err) = hekate::plugin::decode_into(&mut *d, record, &m, outputs) {
             got.error.get_or_insert(err.0);
         }
     }
@@ -255,7 +255,7 @@ fn run_decoder(mut d: Box<dyn crate::plugin::Decoder>, case: &Case) -> Result<Ou
 }
 
 /// Each encoding becomes an output message whose `Payload` is the bytes (UTF-8, lossy).
-fn run_encoder(mut enc: Box<dyn crate::plugin::Encoder>, case: &Case) -> Result<Outcome, String> {
+fn run_encoder(mut enc: Box<dyn hekate::plugin::Encoder>, case: &Case) -> Result<Outcome, String> {
     let mut got = Outcome::default();
     for e in &case.events {
         let Some(m) = event_message(e)? else {
@@ -361,6 +361,18 @@ fn show(v: &toml::Value) -> String {
         toml::Value::String(s) => format!("{s:?}"),
         other => other.to_string(),
     }
+}
+
+/// `hekate test PATH...`: exit 1 when any case fails.
+pub(super) fn main(paths: &[PathBuf]) -> anyhow::Result<std::process::ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let ok = run_test_files(paths, &mut out)?;
+    out.flush()?;
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::pyfmt::{pad, percent_f, percent_g, repr};
-use super::{fetch, info, Header, WhisperError};
+use hekate::whisper::{fetch, info, Header, WhisperError};
 
 /// Usage text printed for `hekate whisper` without a valid command.
 pub const USAGE: &str = "\
@@ -134,7 +134,7 @@ fn cmd_info(args: &[String], out: &mut dyn Write) -> Result<(), String> {
 }
 
 /// The five fields of one archive as `whisper.info` lists them.
-fn archive_fields(a: &super::ArchiveInfo) -> [(&'static str, i64); 5] {
+fn archive_fields(a: &hekate::whisper::ArchiveInfo) -> [(&'static str, i64); 5] {
     [
         ("offset", i64::from(a.offset)),
         ("secondsPerPoint", i64::from(a.seconds_per_point)),
@@ -188,7 +188,7 @@ fn info_json(h: &Header, size: u64) -> String {
 }
 
 fn now_secs() -> i64 {
-    crate::message::now_ns().div_euclid(1_000_000_000)
+    hekate::message::now_ns().div_euclid(1_000_000_000)
 }
 
 fn cmd_fetch(args: &[String], out: &mut dyn Write) -> Result<(), String> {
@@ -277,7 +277,7 @@ fn dump_header(h: &Header) -> String {
 
 fn dump_points(
     w: &mut dyn Write,
-    a: &super::ArchiveInfo,
+    a: &hekate::whisper::ArchiveInfo,
     data: &[u8],
     raw: bool,
 ) -> Result<(), String> {
@@ -300,10 +300,20 @@ fn dump_points(
     Ok(())
 }
 
+/// `hekate whisper ARGS...`: prints what the Python tool would and exits with its code.
+pub(super) fn main(args: &[String]) -> anyhow::Result<std::process::ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let code = run(args, &mut out);
+    out.flush()?;
+    Ok(std::process::ExitCode::from(
+        u8::try_from(code).unwrap_or(1),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::whisper::{create, update_many, AggregationMethod, Retention};
+    use hekate::whisper::{create, update_many, AggregationMethod, Retention};
 
     fn run_str(args: &[&str]) -> (i32, String) {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
