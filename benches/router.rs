@@ -11,7 +11,7 @@ use hekate::config::FullAction;
 use hekate::matcher::Matcher;
 use hekate::message::{Field, Message, Pack};
 use hekate::pipeline::router::{Router, Subscriber};
-use hekate::pipeline::shutdown;
+use hekate::plugin::shutdown;
 use hekate::stats::PluginStats;
 
 const BATCH: usize = 512;

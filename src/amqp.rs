@@ -218,7 +218,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::plugin_config;
+    use crate::plugin::testing::plugin_config;
 
     fn check(url: &str, exchange: &str, exchange_type: &str) -> Result<Exchange, Vec<ConfigError>> {
         let p = plugin_config("AMQPOutput", "");

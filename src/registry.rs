@@ -7,6 +7,13 @@ use crate::config::Category;
 use crate::plugin::Registration;
 use crate::{decoders, encoders, filters, inputs, outputs, splitters};
 
+pub use decoders::DECODERS;
+pub use encoders::ENCODERS;
+pub use filters::FILTERS;
+pub use inputs::INPUTS;
+pub use outputs::OUTPUTS;
+pub use splitters::SPLITTERS;
+
 /// The name and description of one registered type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeInfo {

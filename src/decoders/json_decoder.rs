@@ -63,7 +63,7 @@ mod tests {
     use crate::message::Message;
     use crate::message::{Field, ValueRef};
     use crate::plugin::decode_into;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn decoder() -> Box<dyn Decoder> {
         build(&plugin_config("JsonDecoder", ""), &build_context()).expect("valid")()
@@ -132,10 +132,10 @@ mod tests {
 
     #[tokio::test]
     async fn json_lines_through_record_stream() {
-        use crate::splitters::testing::{received, record_stream, registered};
+        use crate::plugin::testing::{received, record_stream, registered_splitter};
         let cx = build_context();
-        let split = registered(crate::splitters::SPLITTERS, "TokenSplitter");
-        let dec = registered(crate::decoders::DECODERS, "JsonDecoder");
+        let split = registered_splitter("TokenSplitter");
+        let dec = super::PLUGIN.build;
         let (mut stream, mut rx, stats) = record_stream(
             split(&plugin_config("TokenSplitter", ""), &cx).expect("splitter"),
             Some(dec(&plugin_config("JsonDecoder", ""), &cx).expect("decoder")),

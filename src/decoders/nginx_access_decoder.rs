@@ -52,8 +52,8 @@ mod tests {
     use super::*;
     use crate::message::{Message, ValueRef};
     use crate::plugin::decode_into;
+    use crate::plugin::testing::{build_context, plugin_config};
     use crate::plugin::Decoder;
-    use crate::splitters::testing::{build_context, plugin_config};
 
     fn decoder(toml: &str) -> Box<dyn Decoder> {
         build(&plugin_config("NginxAccessDecoder", toml), &build_context()).expect("valid")()

@@ -287,7 +287,7 @@ fn interpolate(parts: &[Part], caps: &regex::Captures<'_>, base: &Message) -> St
 mod tests {
     use super::*;
     use crate::plugin::decode_into;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     const SYSLOGISH: &str = r#"
 match_regex = '^(?P<Timestamp>\w{3} [ \d]\d \d{4} \d\d:\d\d:\d\d) (?P<Host>\S+) (?P<Prog>\w+)\[(?P<Pid>\d+)\]: <(?P<Severity>\w+)> (?P<Msg>.*)$'

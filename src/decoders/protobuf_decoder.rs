@@ -46,7 +46,7 @@ mod tests {
     use crate::message::Field;
     use crate::message::Message;
     use crate::plugin::decode_into;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn decoder() -> Box<dyn Decoder> {
         build(&plugin_config("ProtobufDecoder", ""), &build_context()).expect("valid")()
@@ -79,10 +79,10 @@ mod tests {
     #[tokio::test]
     async fn framed_stream_through_record_stream() {
         use crate::message::framing::write_frame;
-        use crate::splitters::testing::{received, record_stream, registered};
+        use crate::plugin::testing::{received, record_stream, registered_splitter};
         let cx = build_context();
-        let split = registered(crate::splitters::SPLITTERS, "HekaFramingSplitter");
-        let dec = registered(crate::decoders::DECODERS, "ProtobufDecoder");
+        let split = registered_splitter("HekaFramingSplitter");
+        let dec = super::PLUGIN.build;
         let (mut stream, mut rx, stats) = record_stream(
             split(&plugin_config("HekaFramingSplitter", ""), &cx).expect("splitter"),
             Some(dec(&plugin_config("ProtobufDecoder", ""), &cx).expect("decoder")),

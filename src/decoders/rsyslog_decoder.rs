@@ -209,7 +209,7 @@ mod tests {
     use super::*;
     use crate::message::ValueRef;
     use crate::plugin::decode_into;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
     use chrono::{Datelike, TimeZone, Utc};
 
     fn decoder(toml: &str) -> Box<dyn Decoder> {

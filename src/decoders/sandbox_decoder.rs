@@ -104,7 +104,7 @@ mod tests {
     use super::*;
     use crate::message::ValueRef;
     use crate::plugin::decode_into;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn decoder(script: &str) -> (tempfile::TempDir, Box<dyn Decoder>) {
         let dir = tempfile::tempdir().expect("tempdir");

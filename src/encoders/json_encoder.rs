@@ -59,7 +59,7 @@ impl Encoder for JsonEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn encode(toml: &str, m: &Message) -> Vec<u8> {
         let enc = build(&plugin_config("JsonEncoder", toml), &build_context()).expect("valid");

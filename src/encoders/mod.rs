@@ -15,26 +15,3 @@ pub const ENCODERS: &[Registration<BuildEncoder>] = &[
     protobuf_encoder::PLUGIN,
     sandbox_encoder::PLUGIN,
 ];
-
-/// Encoders for other plugins' unit tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use crate::error::ProcessError;
-    use crate::message::Message;
-    use crate::plugin::Encoder;
-
-    /// Writes the Payload alone, followed by a newline when `newline` is set.
-    pub(crate) struct PayloadOnly {
-        pub(crate) newline: bool,
-    }
-
-    impl Encoder for PayloadOnly {
-        fn encode(&mut self, m: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError> {
-            out.extend_from_slice(m.payload.as_bytes());
-            if self.newline {
-                out.push(b'\n');
-            }
-            Ok(())
-        }
-    }
-}

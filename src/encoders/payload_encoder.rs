@@ -118,7 +118,7 @@ impl Encoder for PayloadEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
     use chrono::FixedOffset;
 
     fn encoder(toml: &str) -> Box<dyn Encoder> {

@@ -42,7 +42,7 @@ impl Encoder for ProtobufEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_has_no_keys() {

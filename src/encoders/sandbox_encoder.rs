@@ -66,7 +66,7 @@ impl Encoder for SandboxEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn encoder(script: &str) -> (tempfile::TempDir, Box<dyn Encoder>) {
         let dir = tempfile::tempdir().expect("tempdir");

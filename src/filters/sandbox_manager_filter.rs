@@ -1,7 +1,7 @@
 //! `SandboxManagerFilter`: loads and unloads `SandboxFilter`s while hekate runs, driven
 //! by `heka.control.sandbox` messages (heka.md §3.8, Heka's `sandbox_manager_filter.go`).
 //! Built by the filter registry; its runner lends it the pipeline's
-//! [`FilterSpawner`](crate::pipeline::dynamic::FilterSpawner), which gives each loaded
+//! [`Spawner`](crate::plugin::Spawner), which gives each loaded
 //! filter its own runner thread, queue, matcher and counters.
 //!
 //! A control message has `Type = "heka.control.sandbox"` and `Fields[action]`:
@@ -20,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -27,8 +28,8 @@ use crate::config::load::{section_from_table, SectionCommon};
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::{now_ns, Field, Message, Pack, ValueRef};
-use crate::pipeline::dynamic::{FilterSpawner, SpawnError};
 use crate::plugin::{BuildContext, Defaults, Filter, FilterContext, Registration};
+use crate::plugin::{SpawnError, Spawner};
 use crate::sandbox::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT, DEFAULT_OUTPUT_LIMIT};
 
 /// The control message type (also the default matcher).
@@ -117,7 +118,7 @@ pub struct SandboxManagerFilter {
     dir: PathBuf,
     /// Names (with the manager prefix) of the filters this manager started.
     managed: BTreeSet<String>,
-    spawner: Option<FilterSpawner>,
+    spawner: Option<Arc<dyn Spawner>>,
 }
 
 /// Builds the manager (nothing touches the disk until it starts).
@@ -200,7 +201,7 @@ impl SandboxManagerFilter {
 
     /// Filters started by this manager that are still running (finished ones are
     /// forgotten, as Heka's `PluginExited`).
-    fn running(&mut self, spawner: &FilterSpawner) -> usize {
+    fn running(&mut self, spawner: &dyn Spawner) -> usize {
         self.managed.retain(|n| spawner.is_running(n));
         self.managed.len()
     }
@@ -209,7 +210,7 @@ impl SandboxManagerFilter {
     /// overrides; the script is at `<dir>/<name>.<script_type>`.
     fn start_filter(
         &mut self,
-        spawner: &FilterSpawner,
+        spawner: &dyn Spawner,
         name: &str,
         toml_text: &str,
     ) -> Result<(), ControlError> {
@@ -267,7 +268,7 @@ impl SandboxManagerFilter {
     /// `action = "load"`.
     fn load(
         &mut self,
-        spawner: &FilterSpawner,
+        spawner: &dyn Spawner,
         manager: &str,
         msg: &Message,
     ) -> Result<String, ControlError> {
@@ -308,7 +309,7 @@ impl SandboxManagerFilter {
     }
 
     /// `action = "unload"`: true if the filter was known and is now stopping.
-    fn unload(&mut self, spawner: &FilterSpawner, manager: &str, msg: &Message) -> bool {
+    fn unload(&mut self, spawner: &dyn Spawner, manager: &str, msg: &Message) -> bool {
         let Some(section) = str_field(msg, "name") else {
             return false;
         };
@@ -323,7 +324,7 @@ impl SandboxManagerFilter {
     }
 
     /// Loads every `<manager>-*.toml` of the working directory (at start).
-    fn restore(&mut self, spawner: &FilterSpawner, manager: &str, cx: &FilterContext<'_>) {
+    fn restore(&mut self, spawner: &dyn Spawner, manager: &str, cx: &FilterContext<'_>) {
         let prefix = format!("{}-", normalized(manager));
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -363,7 +364,7 @@ impl SandboxManagerFilter {
         }
     }
 
-    fn report_running(&mut self, spawner: &FilterSpawner, cx: &FilterContext<'_>) {
+    fn report_running(&mut self, spawner: &dyn Spawner, cx: &FilterContext<'_>) {
         let n = self.running(spawner) as u64;
         cx.stats
             .counter("running_filters")
@@ -416,8 +417,8 @@ impl Filter for SandboxManagerFilter {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         let manager = cx.name.to_string();
-        self.restore(&spawner, &manager, cx);
-        self.report_running(&spawner, cx);
+        self.restore(&*spawner, &manager, cx);
+        self.report_running(&*spawner, cx);
         self.spawner = Some(spawner);
         Ok(())
     }
@@ -448,7 +449,7 @@ impl Filter for SandboxManagerFilter {
         }
         let manager = cx.name.to_string();
         match str_field(msg, "action") {
-            Some("load") => match self.load(&spawner, &manager, msg) {
+            Some("load") => match self.load(&*spawner, &manager, msg) {
                 Ok(_) => bump(cx, "loads"),
                 Err(e) => {
                     bump(cx, "load_failures");
@@ -459,7 +460,7 @@ impl Filter for SandboxManagerFilter {
                 }
             },
             Some("unload") => {
-                if self.unload(&spawner, &manager, msg) {
+                if self.unload(&*spawner, &manager, msg) {
                     bump(cx, "unloads");
                 } else {
                     bump(cx, "discarded");
@@ -477,7 +478,7 @@ impl Filter for SandboxManagerFilter {
                 )));
             }
         }
-        self.report_running(&spawner, cx);
+        self.report_running(&*spawner, cx);
         Ok(())
     }
 }

@@ -393,7 +393,7 @@ async fn close(mut s: Session, end: &End, counters: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     const OK: &str =
         "url = 'amqp://guest:guest@127.0.0.1:5672/'\nexchange = 'hekate'\nexchange_type = 'fanout'";

@@ -264,7 +264,7 @@ impl HttpInput {
         stream: &mut RecordStream,
         fetched: Fetched,
         counters: &Counters,
-    ) -> Result<(), crate::pipeline::router::Closed> {
+    ) -> Result<(), crate::plugin::Closed> {
         match fetched {
             Fetched::Failed(reason) => {
                 PluginStats::add(&counters.failed, 1);
@@ -343,7 +343,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_requires_one_of_url_or_urls_and_checks_them() {

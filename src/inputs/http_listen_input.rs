@@ -32,7 +32,7 @@ use crate::config::common::de_duration;
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
 use crate::message::Field;
-use crate::pipeline::router::Refused;
+use crate::plugin::Refused;
 use crate::plugin::{
     BoxFuture, BuildContext, Defaults, Input, InputContext, RecordStream, Registration,
 };
@@ -517,7 +517,7 @@ fn respond(shared: &Shared, status: StatusCode, text: &'static str) -> Response<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_checks_address_auth_and_headers() {

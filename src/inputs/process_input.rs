@@ -282,7 +282,7 @@ pub fn nagios_state(status: i32, timed_out: bool) -> (&'static str, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_needs_a_numbered_command() {

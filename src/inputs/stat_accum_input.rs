@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
 use crate::message::{now_ns, Field, Message};
-use crate::pipeline::router::Closed;
+use crate::plugin::Closed;
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
 use crate::stats::PluginStats;
 use crate::statsd::accum::write_js_number;
@@ -252,8 +252,8 @@ mod tests {
     use crate::config::Globals;
     use crate::message::smallvec;
     use crate::message::{FieldValue, ValueRef};
-    use crate::pipeline::router::RouterEvent;
-    use crate::statsd::testing::input_context;
+    use crate::plugin::channel::RouterEvent;
+    use crate::plugin::testing::input_context;
     use crate::statsd::Parser;
 
     fn section(toml: &str) -> PluginConfig {

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
-use crate::pipeline::shutdown::Shutdown;
+use crate::plugin::Shutdown;
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
 use crate::stats::PluginStats;
 use crate::statsd::{ParseStats, Parser, StatBus};
@@ -431,7 +431,7 @@ mod tests {
 
     use super::*;
     use crate::config::Globals;
-    use crate::statsd::testing::input_context;
+    use crate::plugin::testing::input_context;
     use crate::statsd::{FlushConfig, Prefixes};
 
     fn section(toml: &str) -> PluginConfig {

@@ -116,7 +116,7 @@ impl UdpInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_parses_and_rejects_unknown_keys() {

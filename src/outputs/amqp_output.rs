@@ -474,8 +474,8 @@ impl Drop for AmqpOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoders::testing::PayloadOnly;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::PayloadOnly;
+    use crate::plugin::testing::{build_context, plugin_config};
 
     const OK: &str =
         "url = 'amqp://guest:guest@127.0.0.1:5672/'\nexchange = 'hekate'\nexchange_type = 'fanout'";

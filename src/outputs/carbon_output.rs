@@ -162,7 +162,7 @@ impl Output for CarbonOutput {
 mod tests {
     use super::*;
     use crate::message::Message;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
     use std::io::Read;
 
     fn pack(payload: &str) -> Pack {

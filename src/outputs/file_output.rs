@@ -225,8 +225,8 @@ impl Output for FileOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoders::testing::PayloadOnly;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::PayloadOnly;
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_errors_are_all_reported() {

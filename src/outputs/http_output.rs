@@ -230,7 +230,7 @@ fn classify(status: StatusCode) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_checks_address_method_and_headers() {

@@ -385,7 +385,7 @@ impl Output for SmtpOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn config_error(body: &str) -> String {
         match build(&plugin_config("SmtpOutput", body), &build_context()) {

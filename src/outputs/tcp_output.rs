@@ -111,7 +111,7 @@ impl Output for TcpOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     #[test]
     fn config_checks_address_and_tls() {

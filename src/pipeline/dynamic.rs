@@ -13,38 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::mpsc;
-
 use crate::buffer::Queue;
 use crate::config::load::SectionCommon;
 use crate::config::{Category, Globals, Section};
-use crate::error::ConfigError;
 use crate::message::Pack;
 use crate::pipeline::build::fo_plan;
 use crate::pipeline::filter_runner::FilterRunner;
-use crate::pipeline::router::{RouterEvent, RouterSender, Subscriber};
-use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::pipeline::router::{Command, Subscriber};
 use crate::pipeline::supervise::Exits;
+use crate::plugin::channel::RouterSender;
+use crate::plugin::shutdown::ShutdownTrigger;
+use crate::plugin::spawn::{SpawnError, Spawner};
 use crate::plugin::BuildContext;
 use crate::registry::find;
 use crate::stats::PluginStats;
-
-/// Why a dynamic filter was not started.
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    /// A filter with that name is running.
-    #[error("{0} is already running")]
-    AlreadyRunning(String),
-    /// hekate is stopping; nothing new starts.
-    #[error("hekate is shutting down")]
-    ShuttingDown,
-    /// The section is not a registered filter type, or its keys are wrong.
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    Config(Vec<ConfigError>),
-    /// The runner thread could not be started.
-    #[error("cannot start the runner thread: {0}")]
-    Thread(#[from] std::io::Error),
-}
 
 /// One dynamic filter's thread and whether it was asked to stop.
 struct Entry {
@@ -55,7 +37,6 @@ struct Entry {
 }
 
 struct Inner {
-    tx: mpsc::Sender<RouterEvent>,
     router: RouterSender,
     bcx: BuildContext,
     globals: Arc<Globals>,
@@ -79,15 +60,14 @@ impl std::fmt::Debug for FilterSpawner {
 
 impl FilterSpawner {
     pub(crate) fn new(
-        tx: mpsc::Sender<RouterEvent>,
+        router: RouterSender,
         bcx: BuildContext,
         shutdown: ShutdownTrigger,
         exits: Exits,
     ) -> Self {
         FilterSpawner {
             inner: Arc::new(Inner {
-                router: RouterSender { tx: tx.clone() },
-                tx,
+                router,
                 globals: bcx.globals.clone(),
                 bcx,
                 shutdown,
@@ -100,7 +80,7 @@ impl FilterSpawner {
 
     /// True while a dynamic filter called `name` has a live runner (a filter that failed
     /// for good and was removed under `can_exit` no longer counts).
-    pub fn is_running(&self, name: &str) -> bool {
+    fn live(&self, name: &str) -> bool {
         self.running()
             .get(name)
             .is_some_and(|e| !e.handle.is_finished())
@@ -108,13 +88,13 @@ impl FilterSpawner {
 
     /// Builds the filter `section` describes and starts its runner; the router delivers
     /// to it from the next batch on.
-    pub fn start(&self, section: Section) -> Result<(), SpawnError> {
+    fn spawn(&self, section: Section) -> Result<(), SpawnError> {
         let inner = &self.inner;
         if inner.shutdown.is_set() {
             return Err(SpawnError::ShuttingDown);
         }
         let name = section.plugin.name.clone();
-        if self.is_running(&name) {
+        if self.live(&name) {
             return Err(SpawnError::AlreadyRunning(name));
         }
         let p = &section.plugin;
@@ -167,7 +147,7 @@ impl FilterSpawner {
         let unloaded = Arc::new(AtomicBool::new(false));
         let stats = stats_for_entry;
         let (tx, report, gone, q) = (
-            inner.tx.clone(),
+            inner.router.clone(),
             inner.bcx.report.clone(),
             unloaded.clone(),
             queue.clone(),
@@ -178,14 +158,14 @@ impl FilterSpawner {
                 let stats = runner.stats.clone();
                 runner.run();
                 // Removed after failing for good: stop routing to its abandoned queue.
-                let _ = tx.blocking_send(RouterEvent::Unsubscribe(q));
+                let _ = tx.blocking_command(Command::Unsubscribe(q));
                 if gone.load(Ordering::Acquire) {
                     report.remove(&stats);
                 }
             })?;
         if inner
-            .tx
-            .blocking_send(RouterEvent::Subscribe(Box::new(sub)))
+            .router
+            .blocking_command(Command::Subscribe(Box::new(sub)))
             .is_err()
         {
             queue.close();
@@ -204,7 +184,7 @@ impl FilterSpawner {
 
     /// Stops the dynamic filter `name`: it leaves the router, drains its queue and ends
     /// (its counters leave the report then). False if no such filter is running.
-    pub fn stop(&self, name: &str) -> bool {
+    fn unload(&self, name: &str) -> bool {
         let Some(entry) = self.running().remove(name) else {
             return false;
         };
@@ -212,8 +192,8 @@ impl FilterSpawner {
         entry.unloaded.store(true, Ordering::Release);
         let _ = self
             .inner
-            .tx
-            .blocking_send(RouterEvent::Unsubscribe(entry.queue.clone()));
+            .router
+            .blocking_command(Command::Unsubscribe(entry.queue.clone()));
         if !live {
             self.inner.bcx.report.remove(&entry.stats);
         }
@@ -243,5 +223,19 @@ impl FilterSpawner {
 
     fn stopped(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
         self.inner.stopped.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Spawner for FilterSpawner {
+    fn is_running(&self, name: &str) -> bool {
+        self.live(name)
+    }
+
+    fn start(&self, section: Section) -> Result<(), SpawnError> {
+        self.spawn(section)
+    }
+
+    fn stop(&self, name: &str) -> bool {
+        self.unload(name)
     }
 }

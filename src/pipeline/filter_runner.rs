@@ -15,10 +15,10 @@ use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
 use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
-use crate::pipeline::dynamic::FilterSpawner;
-use crate::pipeline::router::RouterSender;
-use crate::pipeline::shutdown::ShutdownTrigger;
 use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
+use crate::plugin::channel::RouterSender;
+use crate::plugin::shutdown::ShutdownTrigger;
+use crate::plugin::spawn::Spawner;
 use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
 use crate::stats::PluginStats;
 
@@ -43,7 +43,7 @@ pub(crate) struct FilterRunner {
     pub shutdown: ShutdownTrigger,
     pub exits: Exits,
     /// Lent to the filter for starting filters at runtime (`None` for dynamic filters).
-    pub spawner: Option<FilterSpawner>,
+    pub spawner: Option<Arc<dyn Spawner>>,
 }
 
 /// What the last call asked the runner to do.

@@ -4,11 +4,9 @@
 pub mod build;
 pub mod dynamic;
 pub mod filter_runner;
-pub mod input;
 pub mod output_runner;
 pub mod router;
 pub mod run;
-pub mod shutdown;
 pub mod supervise;
 
 pub use build::{build, Pipeline, Wiring};

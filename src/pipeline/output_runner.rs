@@ -17,8 +17,8 @@ use crate::buffer::{Pop, Queue};
 use crate::config::{Globals, PluginConfig};
 use crate::error::ProcessError;
 use crate::message::{now_ns, prefetch, Pack};
-use crate::pipeline::shutdown::ShutdownTrigger;
 use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
+use crate::plugin::shutdown::ShutdownTrigger;
 use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
 use crate::stats::{LogLimiter, PluginStats};
 

@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -17,30 +16,14 @@ use crate::buffer::Queue;
 use crate::config::FullAction;
 use crate::matcher::Matcher;
 use crate::message::Pack;
-use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::plugin::channel::RouterEvent;
+use crate::plugin::shutdown::ShutdownTrigger;
 use crate::stats::{LogLimiter, PluginStats};
 
-/// The router's input channel has closed: hekate is shutting down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the router has shut down")]
-pub struct Closed;
-
-/// Why [`RouterSender::send_within`] did not send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// The channel stayed full for the whole wait: the pipeline is back-pressured.
-    #[error("the router is back-pressured")]
-    Full,
-    /// The router has shut down.
-    #[error("the router has shut down")]
-    Closed,
-}
-
-/// What arrives on the router's channel.
+/// The engine's own commands on the router channel (`RouterEvent::Engine`), in order
+/// with the batches around them.
 #[derive(Debug)]
-pub enum RouterEvent {
-    /// Messages from inputs or filter injections.
-    Batch(Vec<Pack>),
+pub enum Command {
     /// Every input has stopped: once everything before this is routed, filter queues close.
     InputsDone,
     /// Every filter has finished: route what is left, close output queues and stop.
@@ -52,47 +35,6 @@ pub enum RouterEvent {
     /// was routed to it and stops. (By queue, not name: a filter unloaded and loaded again
     /// under the same name is a different subscriber.)
     Unsubscribe(Arc<Queue<Pack>>),
-}
-
-/// The sending side of the router's bounded channel.
-#[derive(Debug, Clone)]
-pub struct RouterSender {
-    pub(crate) tx: mpsc::Sender<RouterEvent>,
-}
-
-impl RouterSender {
-    /// Sends a batch, waiting while the router is back-pressured.
-    pub async fn send(&self, batch: Vec<Pack>) -> Result<(), Closed> {
-        self.tx
-            .send(RouterEvent::Batch(batch))
-            .await
-            .map_err(|_| Closed)
-    }
-
-    /// Sends a batch if the router's channel has room within `wait` (`Duration::ZERO`:
-    /// only if it has room now). The batch is one channel slot, so it is taken whole or
-    /// not at all; on [`Refused::Full`] nothing was sent and the caller still decides what
-    /// to do (an HTTP input answers 503 so the sender retries).
-    pub async fn send_within(&self, batch: Vec<Pack>, wait: Duration) -> Result<(), Refused> {
-        let ev = RouterEvent::Batch(batch);
-        if wait.is_zero() {
-            return self.tx.try_send(ev).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Refused::Full,
-                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-            });
-        }
-        self.tx.send_timeout(ev, wait).await.map_err(|e| match e {
-            mpsc::error::SendTimeoutError::Timeout(_) => Refused::Full,
-            mpsc::error::SendTimeoutError::Closed(_) => Refused::Closed,
-        })
-    }
-
-    /// Sends a batch from a non-async thread (filter injections).
-    pub fn blocking_send(&self, batch: Vec<Pack>) -> Result<(), Closed> {
-        self.tx
-            .blocking_send(RouterEvent::Batch(batch))
-            .map_err(|_| Closed)
-    }
 }
 
 /// One filter or output as the router sees it (public for benchmarks and tests).
@@ -271,27 +213,43 @@ impl Router {
         while let Some(ev) = rx.blocking_recv() {
             match ev {
                 RouterEvent::Batch(b) => self.route(b),
-                RouterEvent::InputsDone => self.close(true),
-                RouterEvent::FiltersDone => break,
-                RouterEvent::Subscribe(sub) => self.subscribe(*sub),
-                RouterEvent::Unsubscribe(queue) => {
-                    self.unsubscribe(&queue);
-                }
+                RouterEvent::Engine(c) => match command(c) {
+                    Some(Command::InputsDone) => self.close(true),
+                    Some(Command::FiltersDone) => break,
+                    Some(Command::Subscribe(sub)) => self.subscribe(*sub),
+                    Some(Command::Unsubscribe(queue)) => {
+                        self.unsubscribe(&queue);
+                    }
+                    None => {}
+                },
             }
         }
         // Whatever filters injected while finishing is still queued: route it.
         while let Ok(ev) = rx.try_recv() {
             match ev {
                 RouterEvent::Batch(b) => self.route(b),
-                RouterEvent::Unsubscribe(queue) => {
-                    self.unsubscribe(&queue);
-                }
-                RouterEvent::Subscribe(sub) => sub.queue.close(),
-                RouterEvent::InputsDone | RouterEvent::FiltersDone => {}
+                RouterEvent::Engine(c) => match command(c) {
+                    Some(Command::Unsubscribe(queue)) => {
+                        self.unsubscribe(&queue);
+                    }
+                    Some(Command::Subscribe(sub)) => sub.queue.close(),
+                    _ => {}
+                },
             }
         }
         self.close(true);
         self.close(false);
+    }
+}
+
+/// The engine command inside an `Engine` event (nothing else sends one).
+fn command(c: Box<dyn std::any::Any + Send>) -> Option<Command> {
+    match c.downcast::<Command>() {
+        Ok(c) => Some(*c),
+        Err(_) => {
+            tracing::error!("Unknown engine command on the router channel; ignored.");
+            None
+        }
     }
 }
 
@@ -331,7 +289,7 @@ mod tests {
 
     #[test]
     fn fans_out_shared_messages_to_matching_subscribers_only() {
-        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let (trigger, _) = crate::plugin::shutdown::channel();
         let subs = vec![
             sub("all", "TRUE", 10, FullAction::Block),
             sub("a", "Type == 'a'", 10, FullAction::Block),
@@ -350,7 +308,7 @@ mod tests {
 
     #[test]
     fn drops_messages_past_max_message_loops_and_counts_them() {
-        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let (trigger, _) = crate::plugin::shutdown::channel();
         let stats = Arc::new(PluginStats::default());
         let s = sub("all", "TRUE", 10, FullAction::Block);
         let q = s.queue.clone();
@@ -362,7 +320,7 @@ mod tests {
 
     #[test]
     fn full_queue_drop_is_counted_and_shutdown_triggers() {
-        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let (trigger, _) = crate::plugin::shutdown::channel();
         let d = sub("d", "TRUE", 1, FullAction::Drop);
         let s = sub("s", "TRUE", 1, FullAction::Shutdown);
         let (ds, ss) = (d.stats.clone(), s.stats.clone());
@@ -380,7 +338,7 @@ mod tests {
 
     #[test]
     fn subscribers_added_and_removed_at_runtime_see_only_their_window() {
-        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let (trigger, _) = crate::plugin::shutdown::channel();
         let mut r = Router::new(Vec::new(), 4, Arc::new(PluginStats::default()), trigger);
         r.route(vec![pack("x", 0)]);
         let s = sub("dyn", "TRUE", 10, FullAction::Block);
@@ -399,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_filter_subscribed_after_inputs_done_is_closed_at_once() {
-        let (trigger, _) = crate::pipeline::shutdown::channel();
+        let (trigger, _) = crate::plugin::shutdown::channel();
         let mut r = Router::new(Vec::new(), 4, Arc::new(PluginStats::default()), trigger);
         r.close(true);
         let mut s = sub("late", "TRUE", 10, FullAction::Block);

@@ -20,18 +20,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::buffer::Queue;
 use crate::pipeline::build::{FilterPlan, InputPlan, OutputPlan, Pipeline};
 use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::filter_runner::FilterRunner;
-use crate::pipeline::input::InputContext;
 use crate::pipeline::output_runner::OutputRunner;
-use crate::pipeline::router::{Router, RouterEvent, RouterSender, Subscriber};
-use crate::pipeline::shutdown::{self, ShutdownTrigger};
+use crate::pipeline::router::{Command, Router, Subscriber};
 use crate::pipeline::supervise::{Exits, RestartPolicy};
+use crate::plugin::channel::{router_channel, RouterSender};
+use crate::plugin::shutdown::{self, ShutdownTrigger};
+use crate::plugin::InputContext;
 use crate::stats::{PluginStats, Report};
 
 /// How long inputs get to return after the shutdown signal before they are abandoned.
@@ -103,13 +103,16 @@ impl Pipeline {
             .enable_all()
             .build()?;
         let exits = Exits::new(trigger.clone());
-        let (tx, rx) = mpsc::channel(self.globals.plugin_chansize.max(1));
-        let router = RouterSender { tx: tx.clone() };
+        let (router, rx) = router_channel(self.globals.plugin_chansize);
         let mut subs = Vec::new();
         let mut reopen = Vec::new();
         let outputs = self.spawn_outputs(&trigger, &exits, &mut subs, &mut reopen)?;
-        let spawner =
-            FilterSpawner::new(tx.clone(), self.bcx.clone(), trigger.clone(), exits.clone());
+        let spawner = FilterSpawner::new(
+            router.clone(),
+            self.bcx.clone(),
+            trigger.clone(),
+            exits.clone(),
+        );
         let filters = self.spawn_filters(&trigger, &exits, &router, &spawner, &mut subs)?;
         let core = Router::new(
             subs,
@@ -123,7 +126,6 @@ impl Pipeline {
         let (late_trigger, _) = shutdown::channel();
         let (inputs, late_inputs) =
             self.spawn_inputs(&rt, &trigger, &late_trigger, &exits, &router);
-        drop(router);
         rt.block_on(wait_for_stop(
             trigger.clone(),
             signals,
@@ -132,7 +134,7 @@ impl Pipeline {
         ));
         rt.block_on(stop_inputs(inputs));
         tracing::info!("Inputs stopped; draining filters.");
-        let _ = tx.blocking_send(RouterEvent::InputsDone);
+        let _ = router.blocking_command(Command::InputsDone);
         join_all(filters);
         // Filters started at runtime by the (now finished) configured filters.
         spawner.join_all();
@@ -140,8 +142,8 @@ impl Pipeline {
         // Inputs that filters feed (StatAccumInput) stop last, after the filters drained.
         late_trigger.trigger();
         rt.block_on(stop_inputs(late_inputs));
-        let _ = tx.blocking_send(RouterEvent::FiltersDone);
-        drop(tx);
+        let _ = router.blocking_command(Command::FiltersDone);
+        drop(router);
         let _ = router_thread.join();
         join_all(outputs);
         rt.shutdown_timeout(Duration::from_secs(1));
@@ -227,7 +229,7 @@ impl Pipeline {
                 can_exit: fo.can_exit,
                 shutdown: trigger.clone(),
                 exits: exits.clone(),
-                spawner: Some(spawner.clone()),
+                spawner: Some(Arc::new(spawner.clone())),
             };
             handles.push(
                 std::thread::Builder::new()

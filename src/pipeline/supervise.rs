@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Retries;
-use crate::pipeline::shutdown::ShutdownTrigger;
+use crate::plugin::shutdown::ShutdownTrigger;
 
 /// A run of healthy operation this long resets the attempt count.
 const HEALTHY_RESET: Duration = Duration::from_secs(60);

@@ -95,7 +95,7 @@ impl crate::plugin::Splitter for HekaFramingSplitter {
 mod tests {
     use super::*;
     use crate::message::framing::write_frame;
-    use crate::splitters::testing::{build_context, plugin_config, split_all, split_chunked};
+    use crate::plugin::testing::{build_context, plugin_config, split_all, split_chunked};
     use proptest::prelude::*;
 
     fn splitter(toml: &str) -> Box<dyn crate::plugin::Splitter> {

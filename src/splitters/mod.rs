@@ -7,8 +7,6 @@ mod heka_framing_splitter;
 mod null_splitter;
 mod regex_splitter;
 mod syslog_splitter;
-#[cfg(test)]
-pub(crate) mod testing;
 mod token_splitter;
 
 /// Every registered splitter type.

@@ -48,8 +48,8 @@ impl crate::plugin::Splitter for NullSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::testing::{build_context, plugin_config, split_all};
     use crate::plugin::Splitter;
-    use crate::splitters::testing::{build_context, plugin_config, split_all};
 
     #[test]
     fn config_has_no_keys() {

@@ -126,7 +126,7 @@ impl crate::plugin::Splitter for SyslogSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config, split_all, split_chunked};
+    use crate::plugin::testing::{build_context, plugin_config, split_all, split_chunked};
     use proptest::prelude::*;
 
     fn splitter() -> Box<dyn crate::plugin::Splitter> {

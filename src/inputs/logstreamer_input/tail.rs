@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::journal::{read_exact_at, Checkpoint};
 use super::scan::StreamPattern;
 use crate::message::Message;
-use crate::pipeline::router::Closed;
+use crate::plugin::Closed;
 use crate::plugin::RecordStream;
 use crate::stats::{LogLimiter, PluginStats};
 

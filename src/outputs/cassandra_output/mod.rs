@@ -169,7 +169,7 @@ impl Output for CassandraOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::splitters::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config};
 
     fn try_build(toml: &str) -> Result<Box<dyn Output>, Vec<ConfigError>> {
         build(&plugin_config("CassandraOutput", toml), &build_context())

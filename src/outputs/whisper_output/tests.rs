@@ -261,10 +261,7 @@ fn registration_builds_through_the_plugin_slice() {
         dir.path().to_path_buf(),
         Report::default(),
     );
-    let reg = crate::outputs::OUTPUTS
-        .iter()
-        .find(|r| r.name == "WhisperOutput")
-        .expect("registered");
+    let reg = super::PLUGIN;
     assert_eq!(
         reg.defaults.message_matcher,
         Some("Type == 'heka.statmetric'")

@@ -1,10 +1,14 @@
-//! Test helpers for splitter, decoder and encoder unit tests: build a `PluginConfig` from
-//! inline TOML and drive a splitter the way `RecordStream` does.
+//! Test helpers for plugin unit tests of every kind: build a `PluginConfig` from inline
+//! TOML, drive a splitter the way `RecordStream` does, run a real `RecordStream` into a
+//! channel, and a payload-only encoder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Category, Globals, PluginConfig};
+use crate::error::ProcessError;
+use crate::message::Message;
+use crate::plugin::Encoder;
 use crate::plugin::{BuildContext, Split, Splitter};
 use crate::stats::Report;
 
@@ -78,13 +82,12 @@ pub(crate) fn split_all(s: &mut dyn Splitter, data: &[u8]) -> Outcome {
     split_chunked(s, data, data.len())
 }
 
-/// Builds the registered plugin `type_name` of a kind from an inline TOML section.
-pub(crate) fn registered<B: Copy>(slice: &[crate::plugin::Registration<B>], type_name: &str) -> B {
-    slice
-        .iter()
-        .find(|r| r.name == type_name)
+/// The build function of the registered splitter `type_name` (tests that pair a decoder
+/// with another kind's plugin go through the registry, not that plugin's module).
+pub(crate) fn registered_splitter(type_name: &str) -> crate::plugin::BuildSplitter {
+    crate::registry::find(crate::registry::SPLITTERS, type_name)
         .map(|r| r.build)
-        .expect("plugin is registered")
+        .expect("splitter is registered")
 }
 
 /// A real `RecordStream` using `splitter` and `decoder`, and the router end it sends to.
@@ -93,18 +96,18 @@ pub(crate) fn record_stream(
     decoder: Option<crate::plugin::DecoderFactory>,
 ) -> (
     crate::plugin::RecordStream,
-    tokio::sync::mpsc::Receiver<crate::pipeline::router::RouterEvent>,
+    tokio::sync::mpsc::Receiver<crate::plugin::channel::RouterEvent>,
     Arc<crate::stats::PluginStats>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let (_trigger, shutdown) = crate::pipeline::shutdown::channel();
+    let (router, rx) = crate::plugin::channel::router_channel(1024);
+    let (_trigger, shutdown) = crate::plugin::shutdown::channel();
     let stats = Arc::new(crate::stats::PluginStats::default());
     let cx = crate::plugin::InputContext {
         name: "test_input".into(),
         globals: Arc::new(Globals::default()),
         stats: stats.clone(),
         shutdown,
-        router: crate::pipeline::router::RouterSender { tx },
+        router,
         splitter,
         splitter_common: Default::default(),
         decoder,
@@ -116,13 +119,67 @@ pub(crate) fn record_stream(
 
 /// Every message the router end has received so far.
 pub(crate) fn received(
-    rx: &mut tokio::sync::mpsc::Receiver<crate::pipeline::router::RouterEvent>,
+    rx: &mut tokio::sync::mpsc::Receiver<crate::plugin::channel::RouterEvent>,
 ) -> Vec<crate::message::Message> {
     let mut out = Vec::new();
     while let Ok(ev) = rx.try_recv() {
-        if let crate::pipeline::router::RouterEvent::Batch(b) = ev {
+        if let crate::plugin::channel::RouterEvent::Batch(b) = ev {
             out.extend(b.into_iter().map(|p| (*p.msg).clone()));
         }
     }
     out
+}
+
+/// Writes the Payload alone, followed by a newline when `newline` is set.
+pub(crate) struct PayloadOnly {
+    pub(crate) newline: bool,
+}
+
+impl Encoder for PayloadOnly {
+    fn encode(&mut self, m: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError> {
+        out.extend_from_slice(m.payload.as_bytes());
+        if self.newline {
+            out.push(b'\n');
+        }
+        Ok(())
+    }
+}
+
+/// One record per buffer, like `NullSplitter`.
+struct Whole;
+impl Splitter for Whole {
+    fn find_record(&mut self, buf: &[u8]) -> Split {
+        Split::Record {
+            consumed: buf.len(),
+            start: 0,
+            end: buf.len(),
+        }
+    }
+}
+
+/// A context for an input called `name`, its router receiver and shutdown trigger.
+pub(crate) fn input_context(
+    name: &str,
+    globals: Globals,
+    ticker_interval: Option<u64>,
+) -> (
+    crate::plugin::InputContext,
+    tokio::sync::mpsc::Receiver<crate::plugin::channel::RouterEvent>,
+    crate::plugin::shutdown::ShutdownTrigger,
+) {
+    let (router, rx) = crate::plugin::channel::router_channel(64);
+    let (trigger, shutdown) = crate::plugin::shutdown::channel();
+    let cx = crate::plugin::InputContext {
+        name: name.into(),
+        globals: Arc::new(globals),
+        stats: Arc::new(crate::stats::PluginStats::default()),
+        shutdown,
+        router,
+        splitter: Arc::new(|| Box::new(Whole) as Box<dyn Splitter>),
+        splitter_common: crate::config::CommonSplitter::default(),
+        decoder: None,
+        common: crate::config::CommonInput::default(),
+        ticker_interval,
+    };
+    (cx, rx, trigger)
 }

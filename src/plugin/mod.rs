@@ -1,5 +1,15 @@
-//! The plugin interfaces: one trait per kind, the static [`Registration`] descriptor each
-//! plugin file exports, and the contexts runners hand to plugins.
+//! The plugin layer: everything a plugin may know of the engine. One trait per kind, the
+//! static [`Registration`] descriptor each plugin file exports, the contexts runners hand
+//! to plugins ([`InputContext`] and its [`RecordStream`], [`FilterContext`],
+//! [`OutputContext`], [`BuildContext`]), the errors that cross the boundary ([`Closed`],
+//! [`Refused`], `ProcessError`), the [`Shutdown`] handle and the [`Spawner`] trait.
+//!
+//! The engine (`pipeline`) implements this layer; plugins (`inputs`, `splitters`,
+//! `decoders`, `filters`, `encoders`, `outputs`) import it and the kits, never `pipeline`
+//! and never another plugin kind (`tests/layering` checks the sources).
+//!
+//! May import: `config`, `error`, `message`, `stats`, `buffer`; never `pipeline` or a
+//! plugin folder.
 //!
 //! Runners own the loops (`pipeline`); plugins implement hooks. Inputs are the exception:
 //! they own an async loop because they wait on the outside world. Splitters, decoders and
@@ -19,7 +29,17 @@ use crate::message::reclaim::Pool;
 use crate::message::{Message, Pack};
 use crate::stats::{PluginStats, Report};
 
-pub use crate::pipeline::input::{InputContext, RecordStream};
+pub mod channel;
+mod input;
+pub mod shutdown;
+pub mod spawn;
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use channel::{Closed, Refused};
+pub use input::{InputContext, RecordStream};
+pub use shutdown::Shutdown;
+pub use spawn::{SpawnError, Spawner};
 
 /// A boxed future, as returned by [`Input::run`].
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -310,7 +330,7 @@ pub struct FilterContext<'a> {
     /// The filter's counters.
     pub stats: &'a PluginStats,
     pub(crate) injected: &'a mut Vec<Message>,
-    spawner: Option<&'a crate::pipeline::dynamic::FilterSpawner>,
+    spawner: Option<&'a Arc<dyn Spawner>>,
 }
 
 impl<'a> FilterContext<'a> {
@@ -330,17 +350,14 @@ impl<'a> FilterContext<'a> {
         }
     }
 
-    /// Lends the pipeline's [`FilterSpawner`](crate::pipeline::dynamic::FilterSpawner).
-    pub fn with_spawner(
-        mut self,
-        spawner: Option<&'a crate::pipeline::dynamic::FilterSpawner>,
-    ) -> Self {
+    /// Lends the engine's [`Spawner`].
+    pub fn with_spawner(mut self, spawner: Option<&'a Arc<dyn Spawner>>) -> Self {
         self.spawner = spawner;
         self
     }
 
     /// Starts and stops filters at runtime; `None` outside a running pipeline.
-    pub fn spawner(&self) -> Option<&'a crate::pipeline::dynamic::FilterSpawner> {
+    pub fn spawner(&self) -> Option<&'a Arc<dyn Spawner>> {
         self.spawner
     }
 

@@ -15,8 +15,8 @@ use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
 use crate::message::reclaim::{self, Pool};
 use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
-use crate::pipeline::router::{Closed, Refused, RouterSender};
-use crate::pipeline::shutdown::Shutdown;
+use crate::plugin::channel::{Closed, Refused, RouterSender};
+use crate::plugin::shutdown::Shutdown;
 use crate::plugin::{Decoded, DecoderFactory, Split, Splitter, SplitterFactory};
 use crate::stats::{LogLimiter, PluginStats};
 
@@ -389,7 +389,7 @@ fn truncate_utf8(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::router::RouterEvent;
+    use crate::plugin::channel::{router_channel, RouterEvent};
 
     /// One record per buffer, like `NullSplitter`.
     struct WholeBuffer;
@@ -405,15 +405,15 @@ mod tests {
     }
 
     fn context(capacity: usize) -> (InputContext, tokio::sync::mpsc::Receiver<RouterEvent>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
-        let (_trigger, shutdown) = crate::pipeline::shutdown::channel();
+        let (router, rx) = router_channel(capacity);
+        let (_trigger, shutdown) = crate::plugin::shutdown::channel();
         let null: crate::plugin::SplitterFactory = Arc::new(|| Box::new(WholeBuffer));
         let cx = InputContext {
             name: "test_input".into(),
             globals: Arc::new(Globals::default()),
             stats: Arc::new(PluginStats::default()),
             shutdown,
-            router: RouterSender { tx },
+            router,
             splitter: null,
             splitter_common: Default::default(),
             decoder: None,
