@@ -4,20 +4,16 @@
 //! consumer (AMQPInput → FileOutput as JSON), on its own exchange and queue names. The
 //! broker-restart test takes a write lock so no other test here runs during the restart.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(60);
-static BROKER: RwLock<()> = RwLock::new(());
 
 /// Fails the test with a clear message when the broker is not there.
 fn require_broker() {
@@ -197,7 +193,7 @@ fn counter(h: &Hekate, plugin: &str, name: &str) -> u64 {
 #[test]
 fn round_trip_between_two_hekates_keeps_every_message_and_field() {
     require_broker();
-    let _shared = BROKER.read().unwrap_or_else(|p| p.into_inner());
+    let _shared = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
     let (exchange, queue) = (unique("rt-x"), unique("rt-q"));
     let c = consumer(&exchange, &queue, "", file_output());
     let port = free_port();
@@ -234,7 +230,7 @@ fn round_trip_between_two_hekates_keeps_every_message_and_field() {
 #[test]
 fn broker_restart_mid_stream_loses_nothing() {
     require_broker();
-    let _exclusive = BROKER.write().unwrap_or_else(|p| p.into_inner());
+    let _exclusive = RABBITMQ.write().unwrap_or_else(|p| p.into_inner());
     let (exchange, queue) = (unique("restart-x"), unique("restart-q"));
     let _cleanup = QueueGuard(queue.clone());
     let c = consumer(
@@ -280,7 +276,7 @@ fn broker_restart_mid_stream_loses_nothing() {
 #[test]
 fn consumer_killed_before_ack_gets_everything_redelivered() {
     require_broker();
-    let _shared = BROKER.read().unwrap_or_else(|p| p.into_inner());
+    let _shared = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
     let (exchange, queue) = (unique("kill-x"), unique("kill-q"));
     let _cleanup = QueueGuard(queue.clone());
     let topology = format!("{DURABLE}\nqueue_durability = true\nqueue_auto_delete = false");

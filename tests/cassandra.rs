@@ -6,15 +6,12 @@
 //! The stop/start test lives in `tests/cassandra_restart.rs` (its own binary, so it never
 //! runs beside these).
 
-mod cassandra_common;
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 use std::time::Duration;
 
-use cassandra_common::*;
-use common::*;
+use crate::cassandra_common::*;
+use crate::common::*;
 use hekate::message::{smallvec, Field, FieldValue, Message};
 use scylla::value::{CqlDate, CqlTimestamp};
 use serde_json::Value;
@@ -92,7 +89,7 @@ type StoredMessage = (
 
 #[test]
 fn messages_are_stored_per_host_type_and_day_and_served_back() {
-    require_cassandra();
+    let _cassandra = require_cassandra();
     let rt = runtime();
     let cql = session(&rt);
     let ks = "hekate_test_messages";
@@ -265,7 +262,7 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
 
 #[test]
 fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
-    require_cassandra();
+    let _cassandra = require_cassandra();
     let rt = runtime();
     let cql = session(&rt);
     let ks = "hekate_test_metrics";
@@ -438,7 +435,7 @@ fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
 
 #[test]
 fn messages_wait_until_cassandra_is_first_reachable() {
-    require_cassandra();
+    let _cassandra = require_cassandra();
     let rt = runtime();
     let cql = session(&rt);
     let ks = "hekate_test_late";

@@ -6,14 +6,11 @@
 //! Its own test binary, so it never runs beside `tests/cassandra.rs` (cargo runs test
 //! binaries one after another). A lock file guards against parallel runners too.
 
-mod cassandra_common;
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cassandra_common::*;
-use common::*;
+use crate::cassandra_common::*;
+use crate::common::*;
 use hekate::message::Message;
 
 fn service(action: &str) {
@@ -51,7 +48,7 @@ fn batch(from: usize, n: usize) -> Vec<Message> {
 
 #[test]
 fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
-    require_cassandra();
+    let _cassandra = require_cassandra_exclusive();
     let lock_path = std::env::temp_dir().join("hekate-cassandra-restart.lock");
     let lock = std::fs::File::create(&lock_path).expect("lock file");
     // SAFETY: flock on a file descriptor we own.

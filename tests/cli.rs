@@ -1,8 +1,6 @@
 //! The command line: `match`, `plugins`, `check` on a valid config, `--version` and
 //! Heka's single-dash flags.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -69,7 +67,7 @@ fn plugins_lists_every_kind() {
 
 #[test]
 fn check_prints_the_wired_pipeline_with_heka_style_flag() {
-    let dir = common::write_config(&[(
+    let dir = crate::common::write_config(&[(
         "a.toml",
         "[in]\ntype = 'TcpInput'\naddress = '127.0.0.1:1'\n[out]\ntype = 'TcpOutput'\nmessage_matcher = 'Type =~ /^app/'\naddress = '127.0.0.1:2'\n",
     )]);
@@ -152,7 +150,7 @@ fn whisper_subcommand_reads_a_file() {
 
 #[test]
 fn logstreamer_prints_streams_oldest_first_and_rejects_bad_sections() {
-    let dir = common::write_config(&[(
+    let dir = crate::common::write_config(&[(
         "10-tail.toml",
         r#"
 [tail]

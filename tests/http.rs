@@ -2,15 +2,13 @@
 //! real loopback HTTP. Clients and test servers are plain `std::net` code speaking
 //! HTTP/1.1 with `Connection: close`, so they test the wire, not a shared library.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

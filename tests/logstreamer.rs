@@ -3,15 +3,13 @@
 //! restarted on the same journal. Every line must reach the FileOutput, and duplicates
 //! may only be lines the last checkpoint did not cover.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const TOTAL: u64 = 200_000;
 const BATCH: u64 = 1_000;

@@ -2,12 +2,10 @@
 //! NginxAccessDecoder → StatFilter → StatAccumInput → WhisperOutput) run by the real
 //! binary on a written access log; the per-status counters must land in whisper exactly.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn example_config() -> tempfile::TempDir {
     copy_repo_config("examples/nginx-metrics/config.d")

@@ -1,13 +1,11 @@
 //! End-to-end tests of the core pipeline: the real binary, real loopback sockets, real
 //! files. Each test writes a config.d, starts hekate, sends bytes and checks exact output.
 
-mod common;
-
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

@@ -1,11 +1,9 @@
 //! ProcessInput end to end: a check script's output, exit status and Nagios state, a
 //! command chain, a timeout, all through the real binary into a FileOutput.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[test]

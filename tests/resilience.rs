@@ -2,14 +2,12 @@
 //! `block`, a failing input under a retry policy, bad input of every kind, and config
 //! mistakes reported all at once.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(30);
 

@@ -10,8 +10,6 @@
 //! directory in the test's temp folder, and opens no system socket (no `imuxsock`,
 //! no `imklog`).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
@@ -19,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";

@@ -1,13 +1,11 @@
 //! End-to-end tests of `SandboxFilter`: the real binary running the Lua scripts under
 //! `sandbox/lua/testsupport/`, fed over TCP/UDP, with exact FileOutput contents.
 
-mod common;
-
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

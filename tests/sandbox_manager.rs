@@ -2,15 +2,13 @@
 //! through `heka.control.sandbox` messages sent with `hekate sbmgr`) and of
 //! `SandboxFilter`'s `hot_reload`, driving the real binary over loopback TCP.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

@@ -6,14 +6,11 @@
 //! aggregator's whisper files and its Apache Cassandra tables (metrics and messages
 //! schemas; Cassandra started by `scripts/services/cassandra.sh start`).
 
-mod cassandra_common;
-mod common;
-
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -68,7 +65,10 @@ fn start_aggregator(t: &Transport) -> (Hekate, PathBuf) {
     env.push(("HEKATE_BASE_DIR", base.display().to_string()));
     // One flush, at shutdown: the whisper value is then the total of the whole run.
     env.push(("HEKATE_FLUSH_INTERVAL", "3600".into()));
-    env.push(("HEKATE_CASSANDRA", cassandra_common::cassandra_addr()));
+    env.push((
+        "HEKATE_CASSANDRA",
+        crate::cassandra_common::cassandra_addr(),
+    ));
     env.push(("HEKATE_CASSANDRA_KEYSPACE", t.keyspace()));
     let h = Hekate::start_with_env(dir, &env);
     let ready = match t {
@@ -130,7 +130,7 @@ fn whisper(base: &Path, metric: &str) -> Option<f64> {
 }
 
 fn run(t: Transport) {
-    cassandra_common::require_cassandra();
+    let _cassandra = crate::cassandra_common::require_cassandra();
     let (mut aggregator, base) = start_aggregator(&t);
     let agents = [start_agent(&t, "agent1", 30), start_agent(&t, "agent2", 70)];
 
@@ -193,7 +193,7 @@ fn run(t: Transport) {
 /// The aggregator wrote the same totals into Cassandra's metrics table and one row per
 /// log line, per agent, into the messages table.
 fn check_cassandra(ks: &str, log: &str) {
-    use cassandra_common::{drop_keyspace, runtime, select, session};
+    use crate::cassandra_common::{drop_keyspace, runtime, select, session};
     let rt = runtime();
     let s = session(&rt);
     let point = |name: &str| -> Vec<(f64,)> {
@@ -233,6 +233,7 @@ fn two_agents_one_aggregator_over_amqp() {
         );
     }
     let pid = std::process::id();
+    let _broker = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
     let queue = format!("hekate-test-scale-out-{pid}");
     let t = Transport::Amqp {
         exchange: format!("hekate-test-scale-out-{pid}"),

@@ -6,14 +6,12 @@
 //! Needs `scripts/test-deps.sh` (aiosmtpd in `<repo>/.venv`, or `$HEKATE_VENV`); without it
 //! these tests fail with a message saying so.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

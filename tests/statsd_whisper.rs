@@ -2,14 +2,12 @@
 //! WhisperOutput), real UDP packets, real whisper files, values checked against Etsy
 //! statsd's semantics.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn bundled_config() -> tempfile::TempDir {
     copy_repo_config("config.d")

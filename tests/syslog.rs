@@ -3,14 +3,12 @@
 //! from the system's `logger`), decodes them with `SyslogDecoder` and writes them with
 //! `JsonEncoder` to a file, which is checked exactly.
 
-mod common;
-
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(20);

@@ -1,15 +1,14 @@
-//! Helpers of the Cassandra end-to-end tests (`tests/cassandra.rs`,
-//! `tests/cassandra_restart.rs`): a CQL session through the scylla driver, framed
+//! Helpers of the Cassandra end-to-end tests (`cassandra`, `cassandra_restart`,
+//! `scale_out`): a CQL session through the scylla driver, framed
 //! protobuf messages for a `TcpInput`, and a minimal HTTP GET.
 //!
 //! The tests need a running Cassandra on 127.0.0.1:9042 (or `HEKATE_CASSANDRA`, a
 //! `host:port`); `scripts/services/cassandra.sh start` provides one. Without it they fail.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use hekate::message::Message;
@@ -21,8 +20,25 @@ pub fn cassandra_addr() -> String {
     std::env::var("HEKATE_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".into())
 }
 
+/// The test Cassandra, shared by tests that use it and held alone by the one that
+/// restarts it (the tests run in one binary, in parallel).
+static CASSANDRA: RwLock<()> = RwLock::new(());
+
+/// Fails with a clear message when Cassandra is not reachable; otherwise a shared hold on
+/// it, so no restart happens while the caller uses it.
+pub fn require_cassandra() -> RwLockReadGuard<'static, ()> {
+    check_cassandra();
+    CASSANDRA.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Like [`require_cassandra`], but alone: for a test that stops and starts Cassandra.
+pub fn require_cassandra_exclusive() -> RwLockWriteGuard<'static, ()> {
+    check_cassandra();
+    CASSANDRA.write().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Panics with a clear message when Cassandra does not accept connections.
-pub fn require_cassandra() {
+fn check_cassandra() {
     let addr = cassandra_addr();
     let ok = addr
         .parse()
@@ -46,7 +62,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// A CQL session to the test Cassandra.
 pub fn session(rt: &tokio::runtime::Runtime) -> Session {
-    require_cassandra();
+    check_cassandra();
     rt.block_on(SessionBuilder::new().known_node(cassandra_addr()).build())
         .expect("CQL session")
 }

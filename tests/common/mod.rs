@@ -1,13 +1,15 @@
 //! Shared harness for end-to-end tests: start the real `hekate` binary on a config
 //! written to a temp folder, talk to it over loopback, signal it, and read its log.
 
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// The test RabbitMQ, shared by the tests that use it and held alone by the one that
+/// stops and starts it (the tests run in one binary, in parallel).
+pub static RABBITMQ: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// A running hekate process.
 pub struct Hekate {

@@ -1,0 +1,32 @@
+//! hekate's integration and end-to-end tests, one binary with one module per area (as
+//! ripgrep does): linking one binary instead of two dozen keeps `cargo test` fast.
+//! `common` starts the real `hekate` binary on a config in a temp folder and talks to it
+//! over loopback; `cassandra_common` reaches the test Cassandra. Tests that need
+//! RabbitMQ or Cassandra fail with a hint when the service is down (`scripts/services.sh`).
+
+mod cassandra_common;
+mod common;
+
+mod amqp;
+mod cassandra;
+mod cassandra_restart;
+mod cli;
+mod hekate_test;
+mod http;
+mod layering;
+mod logstreamer;
+mod matcher_conformance;
+mod nginx_metrics;
+mod pipeline;
+mod process;
+mod proto_vectors;
+mod resilience;
+mod rsyslog;
+mod sandbox;
+mod sandbox_manager;
+mod scale_out;
+mod smtp;
+mod statsd_whisper;
+mod syslog;
+mod syslog_dst;
+mod whisper_python;
