@@ -192,8 +192,8 @@ fn counter(h: &Hekate, plugin: &str, name: &str) -> u64 {
 
 #[test]
 fn round_trip_between_two_hekates_keeps_every_message_and_field() {
-    require_broker();
     let _shared = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
+    require_broker();
     let (exchange, queue) = (unique("rt-x"), unique("rt-q"));
     let c = consumer(&exchange, &queue, "", file_output());
     let port = free_port();
@@ -229,8 +229,8 @@ fn round_trip_between_two_hekates_keeps_every_message_and_field() {
 
 #[test]
 fn broker_restart_mid_stream_loses_nothing() {
-    require_broker();
     let _exclusive = RABBITMQ.write().unwrap_or_else(|p| p.into_inner());
+    require_broker();
     let (exchange, queue) = (unique("restart-x"), unique("restart-q"));
     let _cleanup = QueueGuard(queue.clone());
     let c = consumer(
@@ -275,8 +275,8 @@ fn broker_restart_mid_stream_loses_nothing() {
 
 #[test]
 fn consumer_killed_before_ack_gets_everything_redelivered() {
-    require_broker();
     let _shared = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
+    require_broker();
     let (exchange, queue) = (unique("kill-x"), unique("kill-q"));
     let _cleanup = QueueGuard(queue.clone());
     let topology = format!("{DURABLE}\nqueue_durability = true\nqueue_auto_delete = false");

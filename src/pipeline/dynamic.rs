@@ -15,16 +15,14 @@ use std::thread::JoinHandle;
 
 use crate::buffer::Queue;
 use crate::config::load::SectionCommon;
-use crate::config::{Category, Globals, Section};
+use crate::config::{Category, Section};
 use crate::message::Pack;
-use crate::pipeline::build::fo_plan;
+use crate::pipeline::build::{fo_plan, FilterPlan};
 use crate::pipeline::filter_runner::FilterRunner;
-use crate::pipeline::router::{Command, Subscriber};
-use crate::pipeline::supervise::Exits;
+use crate::pipeline::router::Command;
+use crate::pipeline::runner::Env;
 use crate::plugin::channel::RouterSender;
-use crate::plugin::shutdown::ShutdownTrigger;
 use crate::plugin::spawn::{SpawnError, Spawner};
-use crate::plugin::BuildContext;
 use crate::registry::find;
 use crate::stats::PluginStats;
 
@@ -38,10 +36,7 @@ struct Entry {
 
 struct Inner {
     router: RouterSender,
-    bcx: BuildContext,
-    globals: Arc<Globals>,
-    shutdown: ShutdownTrigger,
-    exits: Exits,
+    env: Env,
     running: Mutex<HashMap<String, Entry>>,
     stopped: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -59,19 +54,11 @@ impl std::fmt::Debug for FilterSpawner {
 }
 
 impl FilterSpawner {
-    pub(crate) fn new(
-        router: RouterSender,
-        bcx: BuildContext,
-        shutdown: ShutdownTrigger,
-        exits: Exits,
-    ) -> Self {
+    pub(crate) fn new(router: RouterSender, env: Env) -> Self {
         FilterSpawner {
             inner: Arc::new(Inner {
                 router,
-                globals: bcx.globals.clone(),
-                bcx,
-                shutdown,
-                exits,
+                env,
                 running: Mutex::default(),
                 stopped: Mutex::default(),
             }),
@@ -90,7 +77,7 @@ impl FilterSpawner {
     /// to it from the next batch on.
     fn spawn(&self, section: Section) -> Result<(), SpawnError> {
         let inner = &self.inner;
-        if inner.shutdown.is_set() {
+        if inner.env.shutdown.is_set() {
             return Err(SpawnError::ShuttingDown);
         }
         let name = section.plugin.name.clone();
@@ -107,60 +94,43 @@ impl FilterSpawner {
             let msg = crate::registry::unknown_type_message(p.category, &p.type_name);
             SpawnError::Config(vec![p.error("type", msg)])
         })?;
-        let filter = (reg.build)(p, &inner.bcx).map_err(SpawnError::Config)?;
+        let filter = (reg.build)(p, &inner.env.bcx).map_err(SpawnError::Config)?;
         // A finished runner of the same name (removed after failing) gives way.
         if let Some(old) = self.running().remove(&name) {
-            inner.bcx.report.remove(&old.stats);
+            inner.env.bcx.report.remove(&old.stats);
             self.stopped().push(old.handle);
         }
-        let fo = fo_plan(&inner.globals, &inner.bcx.report, p, common, &reg.defaults)
-            .map_err(SpawnError::Config)?;
-        let queue = Arc::new(Queue::new(fo.capacity));
-        let name_arc: Arc<str> = name.as_str().into();
-        let stats_for_entry = fo.stats.clone();
-        let sub = Subscriber::new(
-            name_arc.clone(),
-            fo.matcher.clone(),
-            queue.clone(),
-            fo.common.buffering.full_action,
-            fo.stats.clone(),
-            true,
-        );
-        let runner = FilterRunner {
-            name: name_arc.clone(),
-            policy: fo.policy(),
-            config: fo.config,
+        let fo = fo_plan(
+            &inner.env.globals,
+            &inner.env.bcx.report,
+            p,
+            common,
+            &reg.defaults,
+        )
+        .map_err(SpawnError::Config)?;
+        let plan = FilterPlan {
+            fo,
             build: reg.build,
-            bcx: inner.bcx.clone(),
             filter,
-            queue: queue.clone(),
-            matcher: fo.matcher,
-            router: inner.router.clone(),
-            stats: fo.stats,
-            globals: inner.globals.clone(),
-            ticker: fo.ticker,
-            can_exit: fo.can_exit,
-            shutdown: inner.shutdown.clone(),
-            exits: inner.exits.clone(),
-            spawner: None,
         };
+        let (runner, sub) = FilterRunner::new(plan, &inner.env, inner.router.clone(), None);
+        let (queue, stats) = (sub.queue.clone(), sub.stats.clone());
         let unloaded = Arc::new(AtomicBool::new(false));
-        let stats = stats_for_entry;
-        let (tx, report, gone, q) = (
+        let (tx, report, gone, q, own) = (
             inner.router.clone(),
-            inner.bcx.report.clone(),
+            inner.env.bcx.report.clone(),
             unloaded.clone(),
             queue.clone(),
+            stats.clone(),
         );
         let handle = std::thread::Builder::new()
             .name(format!("flt-{name}"))
             .spawn(move || {
-                let stats = runner.stats.clone();
                 runner.run();
                 // Removed after failing for good: stop routing to its abandoned queue.
                 let _ = tx.blocking_command(Command::Unsubscribe(q));
                 if gone.load(Ordering::Acquire) {
-                    report.remove(&stats);
+                    report.remove(&own);
                 }
             })?;
         if inner
@@ -195,7 +165,7 @@ impl FilterSpawner {
             .router
             .blocking_command(Command::Unsubscribe(entry.queue.clone()));
         if !live {
-            self.inner.bcx.report.remove(&entry.stats);
+            self.inner.env.bcx.report.remove(&entry.stats);
         }
         self.stopped().push(entry.handle);
         live

@@ -7,19 +7,21 @@
 //! the filter a last `timer_event`, calls `stop` and returns.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::buffer::{Pop, Queue};
-use crate::config::{Globals, PluginConfig};
+use crate::buffer::Pop;
+use crate::config::Globals;
 use crate::error::ProcessError;
 use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
-use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
+use crate::pipeline::build::FilterPlan;
+use crate::pipeline::router::Subscriber;
+use crate::pipeline::runner::{Core, Env};
 use crate::plugin::channel::RouterSender;
-use crate::plugin::shutdown::ShutdownTrigger;
 use crate::plugin::spawn::Spawner;
-use crate::plugin::{BuildContext, BuildFilter, Filter, FilterContext};
+use crate::plugin::{BuildFilter, Filter, FilterContext};
 use crate::stats::PluginStats;
 
 /// Most packs taken from the queue at once.
@@ -27,23 +29,15 @@ const POP_BATCH: usize = 256;
 
 /// Everything a filter thread needs.
 pub(crate) struct FilterRunner {
-    pub name: Arc<str>,
-    pub config: PluginConfig,
-    pub build: BuildFilter,
-    pub bcx: BuildContext,
-    pub filter: Box<dyn Filter>,
-    pub queue: Arc<Queue<Pack>>,
-    pub matcher: Option<Matcher>,
-    pub router: RouterSender,
-    pub stats: Arc<PluginStats>,
-    pub globals: Arc<Globals>,
-    pub ticker: Option<Duration>,
-    pub policy: RestartPolicy,
-    pub can_exit: bool,
-    pub shutdown: ShutdownTrigger,
-    pub exits: Exits,
+    core: Core<BuildFilter>,
+    filter: Box<dyn Filter>,
+    /// The filter's own matcher: what it injects must not match it again.
+    matcher: Option<Matcher>,
+    router: RouterSender,
     /// Lent to the filter for starting filters at runtime (`None` for dynamic filters).
-    pub spawner: Option<Arc<dyn Spawner>>,
+    spawner: Option<Arc<dyn Spawner>>,
+    /// `circular_injects`, resolved once.
+    circular_injects: Arc<AtomicU64>,
 }
 
 /// What the last call asked the runner to do.
@@ -53,13 +47,37 @@ enum Next {
 }
 
 impl FilterRunner {
+    /// A runner for `plan` and the router subscriber that feeds it.
+    pub fn new(
+        plan: FilterPlan,
+        env: &Env,
+        router: RouterSender,
+        spawner: Option<Arc<dyn Spawner>>,
+    ) -> (Self, Subscriber) {
+        let matcher = plan.fo.matcher.clone();
+        let (core, sub) = Core::new(plan.fo, plan.build, env, true);
+        let runner = FilterRunner {
+            circular_injects: core.stats.counter("circular_injects"),
+            core,
+            filter: plan.filter,
+            matcher,
+            router,
+            spawner,
+        };
+        (runner, sub)
+    }
+
+    /// The instance name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.core.name
+    }
+
     /// The thread body.
     pub fn run(mut self) {
-        let span =
-            tracing::info_span!("filter", name = %self.name, r#type = %self.config.type_name);
+        let span = self.core.span(true);
         let _enter = span.enter();
         let mut batch = Vec::with_capacity(POP_BATCH);
-        let mut next_tick = self.ticker.map(|t| Instant::now() + t);
+        let mut next_tick = self.core.ticker.map(|t| Instant::now() + t);
         if let Next::Restart(reason) = self.start() {
             if !self.restart(&reason) {
                 return;
@@ -69,9 +87,9 @@ impl FilterRunner {
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
-            self.stats.queue_len.store(
-                self.queue.len() as u64,
+            let popped = self.core.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            self.core.stats.queue_len.store(
+                self.core.queue.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
             let mut next = Next::Continue;
@@ -81,7 +99,7 @@ impl FilterRunner {
             if let (Next::Continue, Some(t)) = (&next, next_tick) {
                 if Instant::now() >= t {
                     next = self.tick();
-                    next_tick = self.ticker.map(|d| Instant::now() + d);
+                    next_tick = self.core.ticker.map(|d| Instant::now() + d);
                 }
             }
             if let Next::Restart(reason) = next {
@@ -101,7 +119,7 @@ impl FilterRunner {
         let mut next = Next::Continue;
         for (i, pack) in batch.iter().enumerate() {
             let result = self.call(&mut injected, |f, cx| f.process_message(pack, cx));
-            PluginStats::add(&self.stats.processed, 1);
+            PluginStats::add(&self.core.stats.processed, 1);
             self.collect(
                 &mut injected,
                 pack.loop_count.saturating_add(1),
@@ -109,7 +127,7 @@ impl FilterRunner {
             );
             if let Err(reason) = result {
                 let lost = batch.len() - i - 1;
-                PluginStats::add(&self.stats.dropped, lost as u64);
+                PluginStats::add(&self.core.stats.dropped, lost as u64);
                 next = Next::Restart(reason);
                 break;
             }
@@ -151,13 +169,18 @@ impl FilterRunner {
         injected: &mut Vec<Message>,
         f: impl FnOnce(&mut dyn Filter, &mut FilterContext<'_>) -> Result<(), ProcessError>,
     ) -> Result<(), String> {
-        let mut cx = FilterContext::new(&self.name, &self.globals, &self.stats, injected)
-            .with_spawner(self.spawner.as_ref());
+        let mut cx = FilterContext::new(
+            &self.core.name,
+            &self.core.globals,
+            &self.core.stats,
+            injected,
+        )
+        .with_spawner(self.spawner.as_ref());
         let filter = self.filter.as_mut();
         match catch_unwind(AssertUnwindSafe(|| f(filter, &mut cx))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(ProcessError::Drop(why))) => {
-                PluginStats::add(&self.stats.failures, 1);
+                PluginStats::add(&self.core.stats.failures, 1);
                 tracing::debug!(reason = %why, "Message processing failed; message skipped.");
                 Ok(())
             }
@@ -169,10 +192,10 @@ impl FilterRunner {
     /// Stamps injected messages and drops the ones that would match this filter again.
     fn collect(&self, injected: &mut Vec<Message>, loop_count: u8, out: &mut Vec<Pack>) {
         for mut msg in injected.drain(..) {
-            stamp(&mut msg, &self.name, &self.globals);
+            stamp(&mut msg, &self.core.name, &self.core.globals);
             if self.matcher.as_ref().is_some_and(|m| m.matches(&msg)) {
-                PluginStats::add(&self.stats.dropped, 1);
-                PluginStats::add(&self.stats.counter("circular_injects"), 1);
+                PluginStats::add(&self.core.stats.dropped, 1);
+                PluginStats::add(&self.circular_injects, 1);
                 continue;
             }
             out.push(Pack {
@@ -188,20 +211,17 @@ impl FilterRunner {
         }
         let n = outbound.len() as u64;
         match self.router.blocking_send(outbound) {
-            Ok(()) => PluginStats::add(&self.stats.injected, n),
-            Err(_) => PluginStats::add(&self.stats.dropped, n),
+            Ok(()) => PluginStats::add(&self.core.stats.injected, n),
+            Err(_) => PluginStats::add(&self.core.stats.dropped, n),
         }
     }
 
     /// Rebuilds the filter under the retry policy; false when the filter is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Filter failed.");
-        let (config, bcx, build, queue) = (&self.config, &self.bcx, self.build, &self.queue);
         // Shutting down with nothing left to process: stop quietly.
-        let idle = || queue.is_empty();
-        match rebuild(&mut self.policy, &self.shutdown, &self.stats, idle, || {
-            build(config, bcx)
-        }) {
+        let queue = self.core.queue.clone();
+        match self.core.rebuild(|| queue.is_empty()) {
             Some(f) => {
                 self.filter = f;
                 match self.start() {
@@ -209,27 +229,16 @@ impl FilterRunner {
                     Next::Restart(reason) => self.restart(&reason),
                 }
             }
-            None if self.shutdown.is_set() && self.queue.is_empty() => false,
+            None if self.core.shutdown.is_set() && self.core.queue.is_empty() => false,
             None => {
-                self.give_up(reason);
+                self.core.retire(reason);
                 false
             }
         }
     }
 
-    fn give_up(&self, reason: &str) {
-        retire(
-            &self.queue,
-            &self.stats,
-            self.can_exit,
-            &self.exits,
-            &self.name,
-            reason,
-        );
-    }
-
     fn finish(&mut self) {
-        if self.ticker.is_some() && self.filter.timer_event_on_shutdown() {
+        if self.core.ticker.is_some() && self.filter.timer_event_on_shutdown() {
             if let Next::Restart(reason) = self.tick() {
                 tracing::error!(reason, "Final timer_event failed.");
             }

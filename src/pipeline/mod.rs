@@ -7,6 +7,7 @@ pub mod filter_runner;
 pub mod output_runner;
 pub mod router;
 pub mod run;
+mod runner;
 pub mod supervise;
 
 pub use build::{build, Pipeline, Wiring};

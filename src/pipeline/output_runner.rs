@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::buffer::{Pop, Queue};
-use crate::config::{Globals, PluginConfig};
+use crate::buffer::Pop;
 use crate::error::ProcessError;
 use crate::message::{now_ns, prefetch, Pack};
-use crate::pipeline::supervise::{rebuild, retire, Exits, RestartPolicy};
-use crate::plugin::shutdown::ShutdownTrigger;
-use crate::plugin::{BuildContext, BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
+use crate::pipeline::build::OutputPlan;
+use crate::pipeline::router::Subscriber;
+use crate::pipeline::runner::{Core, Env};
+use crate::plugin::{BuildOutput, Encoder, EncoderFactory, Output, OutputContext};
 use crate::stats::{LogLimiter, PluginStats};
 
 const POP_BATCH: usize = 256;
@@ -30,22 +30,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything an output thread needs.
 pub(crate) struct OutputRunner {
-    pub name: Arc<str>,
-    pub config: PluginConfig,
-    pub build: BuildOutput,
-    pub bcx: BuildContext,
-    pub output: Box<dyn Output>,
-    pub encoder: Option<EncoderFactory>,
-    pub use_framing: bool,
-    pub queue: Arc<Queue<Pack>>,
-    pub stats: Arc<PluginStats>,
-    pub globals: Arc<Globals>,
-    pub ticker: Option<Duration>,
-    pub policy: RestartPolicy,
-    pub can_exit: bool,
-    pub shutdown: ShutdownTrigger,
-    pub exits: Exits,
-    pub reopen: Arc<AtomicBool>,
+    core: Core<BuildOutput>,
+    output: Box<dyn Output>,
+    encoder: Option<EncoderFactory>,
+    use_framing: bool,
+    /// Set on SIGHUP: reopen files and connections.
+    reopen: Arc<AtomicBool>,
 }
 
 /// The output plus its encoder and scratch buffers, so a call can borrow them together.
@@ -66,10 +56,27 @@ enum Outcome {
 }
 
 impl OutputRunner {
+    /// A runner for `plan` and the router subscriber that feeds it.
+    pub fn new(plan: OutputPlan, env: &Env, reopen: Arc<AtomicBool>) -> (Self, Subscriber) {
+        let (core, sub) = Core::new(plan.fo, plan.build, env, false);
+        let runner = OutputRunner {
+            core,
+            output: plan.output,
+            encoder: plan.encoder,
+            use_framing: plan.use_framing,
+            reopen,
+        };
+        (runner, sub)
+    }
+
+    /// The instance name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.core.name
+    }
+
     /// The thread body.
     pub fn run(mut self) {
-        let span =
-            tracing::info_span!("output", name = %self.name, r#type = %self.config.type_name);
+        let span = self.core.span(false);
         let _enter = span.enter();
         let mut io = Io {
             encoder: self.encoder.as_ref().map(|f| f()),
@@ -80,21 +87,22 @@ impl OutputRunner {
             spent: Default::default(),
         };
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
-        let mut next_tick = self.ticker.map(|t| Instant::now() + t);
+        let mut next_tick = self.core.ticker.map(|t| Instant::now() + t);
         loop {
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            let popped = self.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            let popped = self.core.queue.pop_batch(&mut batch, POP_BATCH, wait);
             // After the wait, so a SIGHUP that arrived meanwhile applies to this batch.
             self.check_reopen();
-            self.stats
+            self.core
+                .stats
                 .queue_len
-                .store(self.queue.len() as u64, Ordering::Relaxed);
+                .store(self.core.queue.len() as u64, Ordering::Relaxed);
             let mut outcome = Outcome::Done;
             if popped == Pop::Items {
                 outcome = self.process_batch(&mut io, &mut batch);
-                if matches!(outcome, Outcome::Done) && self.queue.is_empty() {
+                if matches!(outcome, Outcome::Done) && self.core.queue.is_empty() {
                     outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
                 }
             }
@@ -104,13 +112,15 @@ impl OutputRunner {
                     if matches!(outcome, Outcome::Done) {
                         outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
                     }
-                    next_tick = self.ticker.map(|d| Instant::now() + d);
+                    next_tick = self.core.ticker.map(|d| Instant::now() + d);
                 }
             }
             match outcome {
                 Outcome::Failed(reason) if !self.restart(&reason) => return,
                 Outcome::GaveUp => {
-                    return self.abandon("shutdown grace period over while retrying")
+                    return self
+                        .core
+                        .retire("shutdown grace period over while retrying")
                 }
                 _ if popped == Pop::Closed => break,
                 _ => {}
@@ -136,11 +146,11 @@ impl OutputRunner {
             outcome = self.with_retry(io, |o, cx| o.process_message(pack, cx));
             processed += 1;
             if !matches!(outcome, Outcome::Done) {
-                PluginStats::add(&self.stats.dropped, (total - processed) as u64);
+                PluginStats::add(&self.core.stats.dropped, (total - processed) as u64);
                 break;
             }
         }
-        PluginStats::add(&self.stats.processed, processed as u64);
+        PluginStats::add(&self.core.stats.processed, processed as u64);
         crate::message::reclaim::give_back(batch, &mut io.spent);
         outcome
     }
@@ -154,9 +164,9 @@ impl OutputRunner {
         let mut backoff = RETRY_MIN;
         loop {
             let mut cx = OutputContext::new(
-                &self.name,
-                &self.globals,
-                &self.stats,
+                &self.core.name,
+                &self.core.globals,
+                &self.core.stats,
                 io.encoder.as_deref_mut(),
                 self.use_framing,
                 &mut io.buf,
@@ -166,8 +176,8 @@ impl OutputRunner {
             match catch_unwind(AssertUnwindSafe(|| f(output, &mut cx))) {
                 Ok(Ok(())) => return Outcome::Done,
                 Ok(Err(ProcessError::Drop(why))) => {
-                    PluginStats::add(&self.stats.failures, 1);
-                    PluginStats::add(&self.stats.dropped, 1);
+                    PluginStats::add(&self.core.stats.failures, 1);
+                    PluginStats::add(&self.core.stats.dropped, 1);
                     if let Some(suppressed) = io.log.check() {
                         tracing::warn!(reason = %why, suppressed, "Message dropped by output.");
                     }
@@ -181,7 +191,7 @@ impl OutputRunner {
                 Ok(Err(ProcessError::Fatal(why))) => return Outcome::Failed(why.to_string()),
                 Err(_) => return Outcome::Failed("the output panicked".into()),
             }
-            if self.shutdown.is_set() {
+            if self.core.shutdown.is_set() {
                 let since = *io.shutdown_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= SHUTDOWN_GRACE {
                     return Outcome::GaveUp;
@@ -203,33 +213,15 @@ impl OutputRunner {
     /// Rebuilds the output under the retry policy; false when it is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Output failed.");
-        let (config, bcx, build) = (&self.config, &self.bcx, self.build);
-        match rebuild(
-            &mut self.policy,
-            &self.shutdown,
-            &self.stats,
-            || false,
-            || build(config, bcx),
-        ) {
+        match self.core.rebuild(|| false) {
             Some(o) => {
                 self.output = o;
                 true
             }
             None => {
-                self.abandon(reason);
+                self.core.retire(reason);
                 false
             }
         }
-    }
-
-    fn abandon(&self, reason: &str) {
-        retire(
-            &self.queue,
-            &self.stats,
-            self.can_exit,
-            &self.exits,
-            &self.name,
-            reason,
-        );
     }
 }

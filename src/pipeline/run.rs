@@ -22,16 +22,16 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::buffer::Queue;
-use crate::pipeline::build::{FilterPlan, InputPlan, OutputPlan, Pipeline};
+use crate::pipeline::build::{InputPlan, Pipeline};
 use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::filter_runner::FilterRunner;
 use crate::pipeline::output_runner::OutputRunner;
 use crate::pipeline::router::{Command, Router, Subscriber};
+use crate::pipeline::runner::Env;
 use crate::pipeline::supervise::{Exits, RestartPolicy};
 use crate::plugin::channel::{router_channel, RouterSender};
 use crate::plugin::shutdown::{self, ShutdownTrigger};
-use crate::plugin::InputContext;
+use crate::plugin::{InputContext, Spawner};
 use crate::stats::{PluginStats, Report};
 
 /// How long inputs get to return after the shutdown signal before they are abandoned.
@@ -106,14 +106,15 @@ impl Pipeline {
         let (router, rx) = router_channel(self.globals.plugin_chansize);
         let mut subs = Vec::new();
         let mut reopen = Vec::new();
-        let outputs = self.spawn_outputs(&trigger, &exits, &mut subs, &mut reopen)?;
-        let spawner = FilterSpawner::new(
-            router.clone(),
-            self.bcx.clone(),
-            trigger.clone(),
-            exits.clone(),
-        );
-        let filters = self.spawn_filters(&trigger, &exits, &router, &spawner, &mut subs)?;
+        let env = Env {
+            globals: self.globals.clone(),
+            bcx: self.bcx.clone(),
+            shutdown: trigger.clone(),
+            exits: exits.clone(),
+        };
+        let outputs = self.spawn_outputs(&env, &mut subs, &mut reopen)?;
+        let spawner = FilterSpawner::new(router.clone(), env.clone());
+        let filters = self.spawn_filters(&env, &router, &spawner, &mut subs)?;
         let core = Router::new(
             subs,
             self.globals.max_message_loops,
@@ -156,45 +157,19 @@ impl Pipeline {
 
     fn spawn_outputs(
         &mut self,
-        trigger: &ShutdownTrigger,
-        exits: &Exits,
+        env: &Env,
         subs: &mut Vec<Subscriber>,
         reopen: &mut Vec<Arc<AtomicBool>>,
     ) -> std::io::Result<Vec<JoinHandle<()>>> {
         let mut handles = Vec::new();
         for plan in std::mem::take(&mut self.outputs) {
-            let OutputPlan {
-                fo,
-                build,
-                output,
-                encoder,
-                use_framing,
-            } = plan;
-            let name: Arc<str> = fo.config.name.as_str().into();
-            let queue = subscribe(&fo, &name, false, subs);
             let flag = Arc::new(AtomicBool::new(false));
             reopen.push(flag.clone());
-            let runner = OutputRunner {
-                name: name.clone(),
-                policy: fo.policy(),
-                config: fo.config,
-                build,
-                bcx: self.bcx.clone(),
-                output,
-                encoder,
-                use_framing,
-                queue,
-                stats: fo.stats,
-                globals: self.globals.clone(),
-                ticker: fo.ticker,
-                can_exit: fo.can_exit,
-                shutdown: trigger.clone(),
-                exits: exits.clone(),
-                reopen: flag,
-            };
+            let (runner, sub) = OutputRunner::new(plan, env, flag);
+            subs.push(sub);
             handles.push(
                 std::thread::Builder::new()
-                    .name(format!("out-{name}"))
+                    .name(format!("out-{}", runner.name()))
                     .spawn(move || runner.run())?,
             );
         }
@@ -203,37 +178,19 @@ impl Pipeline {
 
     fn spawn_filters(
         &mut self,
-        trigger: &ShutdownTrigger,
-        exits: &Exits,
+        env: &Env,
         router: &RouterSender,
         spawner: &FilterSpawner,
         subs: &mut Vec<Subscriber>,
     ) -> std::io::Result<Vec<JoinHandle<()>>> {
         let mut handles = Vec::new();
-        for FilterPlan { fo, build, filter } in std::mem::take(&mut self.filters) {
-            let name: Arc<str> = fo.config.name.as_str().into();
-            let queue = subscribe(&fo, &name, true, subs);
-            let runner = FilterRunner {
-                name: name.clone(),
-                policy: fo.policy(),
-                config: fo.config,
-                build,
-                bcx: self.bcx.clone(),
-                filter,
-                queue,
-                matcher: fo.matcher,
-                router: router.clone(),
-                stats: fo.stats,
-                globals: self.globals.clone(),
-                ticker: fo.ticker,
-                can_exit: fo.can_exit,
-                shutdown: trigger.clone(),
-                exits: exits.clone(),
-                spawner: Some(Arc::new(spawner.clone())),
-            };
+        let spawner: Arc<dyn Spawner> = Arc::new(spawner.clone());
+        for plan in std::mem::take(&mut self.filters) {
+            let (runner, sub) = FilterRunner::new(plan, env, router.clone(), Some(spawner.clone()));
+            subs.push(sub);
             handles.push(
                 std::thread::Builder::new()
-                    .name(format!("flt-{name}"))
+                    .name(format!("flt-{}", runner.name()))
                     .spawn(move || runner.run())?,
             );
         }
@@ -284,26 +241,6 @@ impl Pipeline {
         }
         (handles, late)
     }
-}
-
-/// Creates a filter's or output's bounded queue and registers it with the router.
-fn subscribe(
-    fo: &crate::pipeline::build::FoPlan,
-    name: &Arc<str>,
-    is_filter: bool,
-    subs: &mut Vec<Subscriber>,
-) -> Arc<Queue<crate::message::Pack>> {
-    let queue = Arc::new(Queue::new(fo.capacity));
-    let action = fo.common.buffering.full_action;
-    subs.push(Subscriber::new(
-        name.clone(),
-        fo.matcher.clone(),
-        queue.clone(),
-        action,
-        fo.stats.clone(),
-        is_filter,
-    ));
-    queue
 }
 
 /// Runs one input, restarting it under its retry policy.

@@ -27,14 +27,17 @@ static CASSANDRA: RwLock<()> = RwLock::new(());
 /// Fails with a clear message when Cassandra is not reachable; otherwise a shared hold on
 /// it, so no restart happens while the caller uses it.
 pub fn require_cassandra() -> RwLockReadGuard<'static, ()> {
+    // The hold first: a restart in progress finishes before the check.
+    let hold = CASSANDRA.read().unwrap_or_else(|p| p.into_inner());
     check_cassandra();
-    CASSANDRA.read().unwrap_or_else(|p| p.into_inner())
+    hold
 }
 
 /// Like [`require_cassandra`], but alone: for a test that stops and starts Cassandra.
 pub fn require_cassandra_exclusive() -> RwLockWriteGuard<'static, ()> {
+    let hold = CASSANDRA.write().unwrap_or_else(|p| p.into_inner());
     check_cassandra();
-    CASSANDRA.write().unwrap_or_else(|p| p.into_inner())
+    hold
 }
 
 /// Panics with a clear message when Cassandra does not accept connections.
