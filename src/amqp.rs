@@ -116,9 +116,48 @@ impl ExchangeConfig {
     }
 }
 
+/// Why talking to the broker failed; the lapin error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    /// The broker refused or dropped the connection.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// What lapin said.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker did not answer in time.
+    #[error("cannot connect to {url}: no answer within {timeout:?}")]
+    Timeout {
+        /// The URL, password redacted.
+        url: String,
+        /// How long hekate waited.
+        timeout: std::time::Duration,
+    },
+    /// A protocol step (channel, declare, bind, consume, ack...) failed.
+    #[error("{what}")]
+    Step {
+        /// The step, in words.
+        what: String,
+        /// What lapin said.
+        #[source]
+        source: lapin::Error,
+    },
+}
+
+impl AmqpError {
+    /// A failed protocol step.
+    pub fn step(what: impl Into<String>) -> impl FnOnce(lapin::Error) -> AmqpError {
+        let what = what.into();
+        move |source| AmqpError::Step { what, source }
+    }
+}
+
 impl Exchange {
     /// Connects within [`CONNECT_TIMEOUT`]. Must run inside a tokio runtime.
-    pub(crate) async fn connect(&self, name: &str) -> Result<Connection, String> {
+    pub(crate) async fn connect(&self, name: &str) -> Result<Connection, AmqpError> {
         let props =
             ConnectionProperties::default().with_connection_name(format!("hekate {name}").into());
         match tokio::time::timeout(
@@ -128,16 +167,19 @@ impl Exchange {
         .await
         {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.display_url)),
-            Err(_) => Err(format!(
-                "cannot connect to {}: no answer within {CONNECT_TIMEOUT:?}",
-                self.display_url
-            )),
+            Ok(Err(source)) => Err(AmqpError::Connect {
+                url: self.display_url.clone(),
+                source,
+            }),
+            Err(_) => Err(AmqpError::Timeout {
+                url: self.display_url.clone(),
+                timeout: CONNECT_TIMEOUT,
+            }),
         }
     }
 
     /// Declares the exchange with the configured type and flags.
-    pub(crate) async fn declare(&self, ch: &Channel) -> Result<(), String> {
+    pub(crate) async fn declare(&self, ch: &Channel) -> Result<(), AmqpError> {
         let opts = ExchangeDeclareOptions {
             durable: self.durable,
             auto_delete: self.auto_delete,
@@ -150,7 +192,10 @@ impl Exchange {
             FieldTable::default(),
         )
         .await
-        .map_err(|e| format!("cannot declare exchange {:?}: {e}", self.name))
+        .map_err(AmqpError::step(format!(
+            "cannot declare exchange {:?}",
+            self.name
+        )))
     }
 }
 

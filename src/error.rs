@@ -75,14 +75,29 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
-    /// A `Retry` from any displayable cause.
-    pub fn retry(e: impl fmt::Display) -> Self {
-        ProcessError::Retry(e.to_string().into())
+    /// A `Retry` caused by `e`: an error (kept whole, with its sources) or a message.
+    pub fn retry(e: impl Into<BoxError>) -> Self {
+        ProcessError::Retry(e.into())
     }
 
-    /// A `Fatal` from any displayable cause.
-    pub fn fatal(e: impl fmt::Display) -> Self {
-        ProcessError::Fatal(e.to_string().into())
+    /// A `Fatal` caused by `e`: an error (kept whole, with its sources) or a message.
+    pub fn fatal(e: impl Into<BoxError>) -> Self {
+        ProcessError::Fatal(e.into())
+    }
+}
+
+/// Displays an error with its whole chain of sources, `outer: inner: root`, for logs.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +116,25 @@ impl DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_shows_every_source() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot connect to 127.0.0.1:5672")]
+        struct Connect(#[source] std::io::Error);
+        let e = ProcessError::retry(Connect(std::io::Error::other("connection refused")));
+        let ProcessError::Retry(cause) = e else {
+            panic!("retry")
+        };
+        assert!(
+            cause.downcast_ref::<Connect>().is_some(),
+            "the cause is kept whole"
+        );
+        assert_eq!(
+            Chain(&*cause).to_string(),
+            "cannot connect to 127.0.0.1:5672: connection refused"
+        );
+    }
 
     #[test]
     fn config_error_names_file_section_and_key() {

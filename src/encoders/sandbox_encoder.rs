@@ -42,7 +42,10 @@ pub struct SandboxEncoder {
 
 impl Encoder for SandboxEncoder {
     fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError> {
-        let sb = self.sandbox.as_mut().map_err(ProcessError::fatal)?;
+        let sb = self
+            .sandbox
+            .as_mut()
+            .map_err(|why| ProcessError::fatal(why.clone()))?;
         if let Some(reason) = sb.termination() {
             return Err(ProcessError::fatal(reason));
         }

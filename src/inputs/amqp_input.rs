@@ -24,9 +24,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, Consumer};
 use serde::Deserialize;
 
-use crate::amqp::{Backoff, Exchange, ExchangeConfig};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
 use crate::config::PluginConfig;
-use crate::error::{BoxError, ConfigError};
+use crate::error::{BoxError, Chain, ConfigError};
 use crate::message::Message;
 use crate::plugin::{
     BoxFuture, BuildContext, Defaults, Input, InputContext, RecordStream, Registration,
@@ -168,7 +168,7 @@ struct Session {
 /// Why a session ended.
 enum End {
     Shutdown,
-    Broken(String),
+    Broken(BoxError),
     PipelineClosed,
 }
 
@@ -211,7 +211,7 @@ impl AmqpInput {
                 }
                 Err(e) => {
                     PluginStats::add(&counters.connect_failures, 1);
-                    End::Broken(e)
+                    End::Broken(e.into())
                 }
             };
             match end {
@@ -219,7 +219,7 @@ impl AmqpInput {
                 End::Broken(why) => {
                     let wait = backoff.failed();
                     if let Some(suppressed) = log.check() {
-                        tracing::warn!(error = %why, suppressed, retry_in = ?wait, "AMQP connection unavailable; reconnecting (unacked deliveries will be redelivered).");
+                        tracing::warn!(error = %Chain(&*why), suppressed, retry_in = ?wait, "AMQP connection unavailable; reconnecting (unacked deliveries will be redelivered).");
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -231,13 +231,13 @@ impl AmqpInput {
     }
 
     /// Connects, declares the topology (unless `read_only`) and starts consuming.
-    async fn open(&self, name: &str) -> Result<Session, String> {
+    async fn open(&self, name: &str) -> Result<Session, AmqpError> {
         let c = &self.config;
         let conn = self.exchange.connect(name).await?;
         let channel = conn
             .create_channel()
             .await
-            .map_err(|e| format!("cannot open a channel: {e}"))?;
+            .map_err(AmqpError::step("cannot open a channel"))?;
         let queue = if c.read_only {
             c.queue.clone()
         } else {
@@ -247,7 +247,7 @@ impl AmqpInput {
         channel
             .basic_qos(c.prefetch_count, BasicQosOptions::default())
             .await
-            .map_err(|e| format!("cannot set prefetch_count: {e}"))?;
+            .map_err(AmqpError::step("cannot set prefetch_count"))?;
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -256,7 +256,7 @@ impl AmqpInput {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| format!("cannot consume queue {queue:?}: {e}"))?;
+            .map_err(AmqpError::step(format!("cannot consume queue {queue:?}")))?;
         Ok(Session {
             conn,
             channel,
@@ -266,7 +266,7 @@ impl AmqpInput {
     }
 
     /// Declares the queue and binds it; returns its name (broker-chosen when "").
-    async fn declare_queue(&self, channel: &Channel) -> Result<String, String> {
+    async fn declare_queue(&self, channel: &Channel) -> Result<String, AmqpError> {
         let c = &self.config;
         let mut args = FieldTable::default();
         if c.queue_ttl >= 0 {
@@ -281,7 +281,10 @@ impl AmqpInput {
         let q = channel
             .queue_declare(c.queue.as_str().into(), opts, args)
             .await
-            .map_err(|e| format!("cannot declare queue {:?}: {e}", c.queue))?;
+            .map_err(AmqpError::step(format!(
+                "cannot declare queue {:?}",
+                c.queue
+            )))?;
         let name = q.name().as_str().to_string();
         if c.bind_queue {
             channel
@@ -293,7 +296,7 @@ impl AmqpInput {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| format!("cannot bind queue {name:?}: {e}"))?;
+                .map_err(AmqpError::step(format!("cannot bind queue {name:?}")))?;
         }
         Ok(name)
     }
@@ -321,7 +324,7 @@ async fn consume(
                     }
                     s.unacked.push_back((d.delivery_tag, stream.delivery_token()));
                 }
-                Some(Err(e)) => return End::Broken(format!("consumer failed: {e}")),
+                Some(Err(e)) => return End::Broken(AmqpError::step("consumer failed")(e).into()),
                 None => return End::Broken("the broker ended the consumer".into()),
             },
             _ = tokio::time::sleep(poll), if !s.unacked.is_empty() => timer = true,
@@ -331,14 +334,14 @@ async fn consume(
             Ok(0) if timer => poll = (poll * 2).min(ACK_POLL_MAX),
             Ok(0) => {}
             Ok(_) => poll = ACK_POLL,
-            Err(e) => return End::Broken(e),
+            Err(e) => return End::Broken(e.into()),
         }
     }
 }
 
 /// Acks (with `multiple`) the longest run of oldest deliveries the pipeline is done with.
 /// Returns how many were acked.
-async fn ack_done(s: &mut Session, counters: &Counters) -> Result<u64, String> {
+async fn ack_done(s: &mut Session, counters: &Counters) -> Result<u64, AmqpError> {
     let mut last = None;
     let mut n = 0u64;
     while let Some((tag, token)) = s.unacked.front() {
@@ -353,7 +356,7 @@ async fn ack_done(s: &mut Session, counters: &Counters) -> Result<u64, String> {
     s.channel
         .basic_ack(tag, BasicAckOptions { multiple: true })
         .await
-        .map_err(|e| format!("ack failed: {e}"))?;
+        .map_err(AmqpError::step("ack failed"))?;
     PluginStats::add(&counters.acked, n);
     Ok(n)
 }

@@ -21,9 +21,9 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use serde::Deserialize;
 
-use crate::amqp::{Backoff, Exchange, ExchangeConfig};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
 use crate::config::PluginConfig;
-use crate::error::{ConfigError, ProcessError};
+use crate::error::{Chain, ConfigError, ProcessError};
 use crate::message::Pack;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 use crate::stats::{LogLimiter, PluginStats};
@@ -289,7 +289,7 @@ impl AmqpOutput {
                 self.count(|c| &c.connect_failures, 1);
                 let wait = self.backoff.failed();
                 if let Some(suppressed) = self.log.check() {
-                    tracing::warn!(error = %e, suppressed, retry_in = ?wait, "AMQP connect failed; messages wait in the queue.");
+                    tracing::warn!(error = %Chain(&e), suppressed, retry_in = ?wait, "AMQP connect failed; messages wait in the queue.");
                 }
                 Err(ProcessError::retry(e))
             }
@@ -423,17 +423,17 @@ fn classify(r: lapin::Result<Confirmation>) -> Settled {
     }
 }
 
-async fn open_link(x: Exchange, name: String) -> Result<Link, String> {
+async fn open_link(x: Exchange, name: String) -> Result<Link, AmqpError> {
     let conn = x.connect(&name).await?;
     let channel = conn
         .create_channel()
         .await
-        .map_err(|e| format!("cannot open a channel: {e}"))?;
+        .map_err(AmqpError::step("cannot open a channel"))?;
     x.declare(&channel).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
-        .map_err(|e| format!("cannot enable publisher confirms: {e}"))?;
+        .map_err(AmqpError::step("cannot enable publisher confirms"))?;
     Ok(Link { conn, channel })
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::Pop;
 use crate::config::Globals;
-use crate::error::ProcessError;
+use crate::error::{Chain, ProcessError};
 use crate::matcher::Matcher;
 use crate::message::{now_ns, Message, Pack};
 use crate::pipeline::build::FilterPlan;
@@ -184,7 +184,8 @@ impl FilterRunner {
                 tracing::debug!(reason = %why, "Message processing failed; message skipped.");
                 Ok(())
             }
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(ProcessError::Retry(why))) => Err(format!("retrying: {}", Chain(&*why))),
+            Ok(Err(ProcessError::Fatal(why))) => Err(format!("fatal: {}", Chain(&*why))),
             Err(_) => Err("the filter panicked".into()),
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buffer::Pop;
-use crate::error::ProcessError;
+use crate::error::{Chain, ProcessError};
 use crate::message::{now_ns, prefetch, Pack};
 use crate::pipeline::build::OutputPlan;
 use crate::pipeline::router::Subscriber;
@@ -185,10 +185,12 @@ impl OutputRunner {
                 }
                 Ok(Err(ProcessError::Retry(why))) => {
                     if let Some(suppressed) = io.log.check() {
-                        tracing::warn!(reason = %why, suppressed, "Output not ready; retrying the same message.");
+                        tracing::warn!(reason = %Chain(&*why), suppressed, "Output not ready; retrying the same message.");
                     }
                 }
-                Ok(Err(ProcessError::Fatal(why))) => return Outcome::Failed(why.to_string()),
+                Ok(Err(ProcessError::Fatal(why))) => {
+                    return Outcome::Failed(format!("fatal: {}", Chain(&*why)))
+                }
                 Err(_) => return Outcome::Failed("the output panicked".into()),
             }
             if self.core.shutdown.is_set() {
