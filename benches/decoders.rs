@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::Datelike;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hekate::config::{Category, Globals, PluginConfig};
-use hekate::message::reclaim::{self, Pool, Spent};
+use hekate::message::reclaim::{Pool, Reclaim, Spent};
 use hekate::message::Message;
 use hekate::plugin::{BuildContext, Decoded};
 use hekate::stats::Report;
@@ -106,13 +106,14 @@ fn syslog(c: &mut Criterion) {
             black_box(&out);
         })
     });
-    // As in a pipeline: messages handed back (`reclaim::give_back`, as an output does)
-    // and reused (`reclaim::collect`, as an input stream does before each read).
+    // As in a pipeline: messages handed back (`Reclaim::give_back`, as an output does)
+    // and reused (`Reclaim::collect`, as an input stream does before each read).
     let (mut pool, mut spent) = (Pool::new(1024), Spent::default());
+    let reclaim = Reclaim::default();
     g.bench_function("decoder_rfc3164_recycled", |b| {
         b.iter(|| {
-            reclaim::give_back(&mut out, &mut spent);
-            reclaim::collect(&mut pool);
+            reclaim.give_back(&mut out, &mut spent);
+            reclaim.collect(&mut pool);
             for l in &lines {
                 let mut sink = Decoded::new(&base, &mut out, &mut pool);
                 dec.decode(black_box(l.as_bytes()), &mut sink)

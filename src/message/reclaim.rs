@@ -1,7 +1,9 @@
 //! Hands messages outputs have finished with back to the input threads that built them,
-//! to be reused or freed there. The output runner calls [`give_back`] after each batch;
-//! `pipeline::input::RecordStream` calls [`collect`] before decoding each read and
-//! wraps new messages with [`Pool::pack`].
+//! to be reused or freed there, through a [`Reclaim`] each running pipeline owns (no
+//! process-wide state: two pipelines in one process, as in tests, never share one). The
+//! output runner calls [`Reclaim::give_back`] after each batch; `plugin::RecordStream`
+//! reaches the same `Reclaim` through its input's context, calls [`Reclaim::collect`]
+//! before decoding each read and wraps new messages with [`Pool::pack`].
 //!
 //! A message is allocated on an input thread and usually dropped on an output thread.
 //! With a thread-caching allocator every such free is a cross-thread free, and the next
@@ -40,13 +42,6 @@ pub struct Spent {
 }
 
 impl Spent {
-    const fn new() -> Self {
-        Spent {
-            messages: Vec::new(),
-            bodies: Vec::new(),
-        }
-    }
-
     /// How many messages and bodies are held.
     pub fn len(&self) -> usize {
         self.messages.len() + self.bodies.len()
@@ -71,41 +66,47 @@ impl Spent {
     }
 }
 
-static HELD: Mutex<Spent> = Mutex::new(Spent::new());
-
-/// Takes the messages of `batch` whose last reference it holds into `spent` (scratch
-/// space the caller keeps between calls), dropping the rest of the batch, then queues
-/// them for the inputs.
-pub fn give_back(batch: &mut Vec<Pack>, spent: &mut Spent) {
-    spent.sort(batch);
-    if spent.is_empty() {
-        return;
-    }
-    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-    if held.len() + spent.len() <= MAX_HELD {
-        held.messages.append(&mut spent.messages);
-        held.bodies.append(&mut spent.bodies);
-        return;
-    }
-    drop(held);
-    spent.messages.clear();
-    spent.bodies.clear();
+/// The way back from a pipeline's outputs to its inputs: a bounded hold of spent messages.
+#[derive(Debug, Default)]
+pub struct Reclaim {
+    held: Mutex<Spent>,
 }
 
-/// Takes what outputs gave back, on the calling (input) thread: reusable messages go to
-/// `pool` while it has room; everything else is dropped here.
-pub fn collect(pool: &mut Pool) {
-    let taken = {
-        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-        if held.is_empty() {
+impl Reclaim {
+    /// Takes the messages of `batch` whose last reference it holds into `spent` (scratch
+    /// space the caller keeps between calls), dropping the rest of the batch, then queues
+    /// them for the inputs.
+    pub fn give_back(&self, batch: &mut Vec<Pack>, spent: &mut Spent) {
+        spent.sort(batch);
+        if spent.is_empty() {
             return;
         }
-        std::mem::take(&mut *held)
-    };
-    pool.refill(taken);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() + spent.len() <= MAX_HELD {
+            held.messages.append(&mut spent.messages);
+            held.bodies.append(&mut spent.bodies);
+            return;
+        }
+        drop(held);
+        spent.messages.clear();
+        spent.bodies.clear();
+    }
+
+    /// Takes what outputs gave back, on the calling (input) thread: reusable messages go
+    /// to `pool` while it has room; everything else is dropped here.
+    pub fn collect(&self, pool: &mut Pool) {
+        let taken = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if held.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *held)
+        };
+        pool.refill(taken);
+    }
 }
 
-/// An input stream's spare message allocations, refilled by [`collect`].
+/// An input stream's spare message allocations, refilled by [`Reclaim::collect`].
 ///
 /// A pool keeps about what its stream uses: at each refill, twice the messages started
 /// since the last one (at least [`MIN_SPARES`], at most its `keep`), so a server with
@@ -302,14 +303,22 @@ mod tests {
     }
 
     #[test]
-    fn give_back_and_collect_work_across_threads() {
-        // The queue is process-wide and other tests' runners use it, so what comes back
-        // is not asserted here; handing over and collecting must simply work.
-        let mut batch = vec![Pack::new(msg("a"))];
-        give_back(&mut batch, &mut Spent::default());
+    fn what_an_output_gives_back_an_input_of_the_same_pipeline_collects() {
+        let (ours, theirs) = (Arc::new(Reclaim::default()), Reclaim::default());
+        let mut batch = vec![Pack::new(msg("a")), Pack::new(msg("b"))];
+        ours.give_back(&mut batch, &mut Spent::default());
         assert!(batch.is_empty());
-        std::thread::spawn(|| collect(&mut Pool::new(4)))
-            .join()
-            .expect("collect");
+        let mut other = Pool::new(4);
+        theirs.collect(&mut other);
+        assert_eq!(other.len(), 0, "another pipeline's hold is separate");
+        let input = ours.clone();
+        let pool = std::thread::spawn(move || {
+            let mut pool = Pool::new(4);
+            input.collect(&mut pool);
+            pool
+        })
+        .join()
+        .expect("collect");
+        assert_eq!(pool.len(), 2, "both messages come back to the input thread");
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::Pop;
 use crate::error::{Chain, ProcessError};
+use crate::message::reclaim::Reclaim;
 use crate::message::{now_ns, prefetch, Pack};
 use crate::pipeline::build::OutputPlan;
 use crate::pipeline::router::Subscriber;
@@ -36,6 +37,8 @@ pub(crate) struct OutputRunner {
     use_framing: bool,
     /// Set on SIGHUP: reopen files and connections.
     reopen: Arc<AtomicBool>,
+    /// Where spent messages go back to the inputs.
+    reclaim: Arc<Reclaim>,
 }
 
 /// The output plus its encoder and scratch buffers, so a call can borrow them together.
@@ -65,6 +68,7 @@ impl OutputRunner {
             encoder: plan.encoder,
             use_framing: plan.use_framing,
             reopen,
+            reclaim: env.reclaim.clone(),
         };
         (runner, sub)
     }
@@ -151,7 +155,7 @@ impl OutputRunner {
             }
         }
         PluginStats::add(&self.core.stats.processed, processed as u64);
-        crate::message::reclaim::give_back(batch, &mut io.spent);
+        self.reclaim.give_back(batch, &mut io.spent);
         outcome
     }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use crate::message::reclaim::Reclaim;
 use crate::pipeline::build::{InputPlan, Pipeline};
 use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::filter_runner::FilterRunner;
@@ -111,6 +112,7 @@ impl Pipeline {
             bcx: self.bcx.clone(),
             shutdown: trigger.clone(),
             exits: exits.clone(),
+            reclaim: Arc::new(Reclaim::default()),
         };
         let outputs = self.spawn_outputs(&env, &mut subs, &mut reopen)?;
         let spawner = FilterSpawner::new(router.clone(), env.clone());
@@ -125,8 +127,7 @@ impl Pipeline {
             .name("hekate-router".into())
             .spawn(move || core.run(rx))?;
         let (late_trigger, _) = shutdown::channel();
-        let (inputs, late_inputs) =
-            self.spawn_inputs(&rt, &trigger, &late_trigger, &exits, &router);
+        let (inputs, late_inputs) = self.spawn_inputs(&rt, &env, &late_trigger, &router);
         rt.block_on(wait_for_stop(
             trigger.clone(),
             signals,
@@ -202,9 +203,8 @@ impl Pipeline {
     fn spawn_inputs(
         &mut self,
         rt: &tokio::runtime::Runtime,
-        trigger: &ShutdownTrigger,
+        env: &Env,
         late_trigger: &ShutdownTrigger,
-        exits: &Exits,
         router: &RouterSender,
     ) -> (
         Vec<tokio::task::JoinHandle<()>>,
@@ -215,7 +215,7 @@ impl Pipeline {
             let stop = if plan.stop_after_filters {
                 late_trigger
             } else {
-                trigger
+                &env.shutdown
             };
             let cx = InputContext {
                 name: plan.config.name.as_str().into(),
@@ -228,10 +228,11 @@ impl Pipeline {
                 decoder: plan.decoder.clone(),
                 common: plan.common.clone(),
                 ticker_interval: plan.ticker_interval,
+                reclaim: env.reclaim.clone(),
             };
             let span = tracing::info_span!("input", name = %plan.config.name, r#type = %plan.config.type_name);
             let is_late = plan.stop_after_filters;
-            let sup = supervise_input(plan, cx, self.bcx.clone(), exits.clone());
+            let sup = supervise_input(plan, cx, self.bcx.clone(), env.exits.clone());
             let handle = rt.spawn(sup.instrument(span));
             if is_late {
                 late.push(handle);

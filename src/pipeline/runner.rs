@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::buffer::Queue;
 use crate::config::{Globals, PluginConfig};
 use crate::error::ConfigError;
+use crate::message::reclaim::Reclaim;
 use crate::message::Pack;
 use crate::pipeline::build::FoPlan;
 use crate::pipeline::router::Subscriber;
@@ -28,6 +29,8 @@ pub(crate) struct Env {
     pub shutdown: ShutdownTrigger,
     /// Where plugins that may not exit report their end.
     pub exits: Exits,
+    /// Where outputs hand spent messages back to this pipeline's inputs.
+    pub reclaim: Arc<Reclaim>,
 }
 
 /// The state a filter or output runner shares: compiled values, plus the section the

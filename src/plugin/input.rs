@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{CommonInput, CommonSplitter, Globals};
 use crate::error::DecodeError;
-use crate::message::reclaim::{self, Pool};
+use crate::message::reclaim::{Pool, Reclaim};
 use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::plugin::channel::{Closed, Refused, RouterSender};
 use crate::plugin::shutdown::Shutdown;
@@ -39,6 +39,8 @@ pub struct InputContext {
     pub(crate) decoder: Option<DecoderFactory>,
     pub(crate) common: CommonInput,
     pub(crate) ticker_interval: Option<u64>,
+    /// Where this pipeline's outputs hand spent messages back for reuse.
+    pub(crate) reclaim: Arc<Reclaim>,
 }
 
 impl InputContext {
@@ -273,7 +275,7 @@ impl RecordStream {
     /// that arrived in one read share one receive Timestamp (one clock read per read, not
     /// per record); decoders that find a time in the record replace it.
     fn split_from(&mut self, data: &[u8]) -> usize {
-        reclaim::collect(&mut self.pool);
+        self.cx.reclaim.collect(&mut self.pool);
         self.base.timestamp = now_ns();
         let mut pos = 0;
         while pos < data.len() {
@@ -419,6 +421,7 @@ mod tests {
             decoder: None,
             common: Default::default(),
             ticker_interval: None,
+            reclaim: Default::default(),
         };
         (cx, rx)
     }

@@ -113,6 +113,7 @@ pub(crate) fn record_stream(
         decoder,
         common: Default::default(),
         ticker_interval: None,
+        reclaim: Default::default(),
     };
     (cx.stream(), rx, stats)
 }
@@ -180,6 +181,7 @@ pub(crate) fn input_context(
         decoder: None,
         common: crate::config::CommonInput::default(),
         ticker_interval,
+        reclaim: Default::default(),
     };
     (cx, rx, trigger)
 }
