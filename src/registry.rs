@@ -4,7 +4,7 @@
 //! `hekate plugins` to list what exists. A failed lookup names the valid types.
 
 use crate::config::Category;
-use crate::plugin::Registration;
+use crate::plugin::{Reference, Registration};
 use crate::{decoders, encoders, filters, inputs, outputs, splitters};
 
 pub use decoders::DECODERS;
@@ -42,6 +42,19 @@ pub fn unknown_type_message(category: Category, name: &str) -> String {
         category.as_str().to_lowercase(),
         valid.join(", ")
     )
+}
+
+/// The references (keys naming other sections) a type declares; none for unknown types.
+pub fn references(category: Category, name: &str) -> &'static [Reference] {
+    let found = match category {
+        Category::Input => find(INPUTS, name).map(|r| r.references),
+        Category::Splitter => find(SPLITTERS, name).map(|r| r.references),
+        Category::Decoder => find(DECODERS, name).map(|r| r.references),
+        Category::Filter => find(FILTERS, name).map(|r| r.references),
+        Category::Encoder => find(ENCODERS, name).map(|r| r.references),
+        Category::Output => find(OUTPUTS, name).map(|r| r.references),
+    };
+    found.unwrap_or(&[])
 }
 
 /// Every registered type, by category then name.

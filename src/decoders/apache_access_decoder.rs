@@ -18,6 +18,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes Apache access-log lines (LogFormat syntax) into typed fields.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// Keys of `ApacheAccessDecoder`.

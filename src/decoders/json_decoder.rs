@@ -18,6 +18,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes messages in hekate's JSON form, one per record.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `JsonDecoder` has no keys of its own.

@@ -18,6 +18,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes nginx access-log lines (log_format syntax) into typed fields.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// Keys of `NginxAccessDecoder`.

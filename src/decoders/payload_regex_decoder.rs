@@ -25,6 +25,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Parses records with a regex of named captures into message fields.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// Keys of `PayloadRegexDecoder`.

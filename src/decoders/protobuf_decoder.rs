@@ -17,6 +17,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes Heka protobuf messages (pair with HekaFramingSplitter).",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `ProtobufDecoder` has no keys of its own.

@@ -32,6 +32,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes lines written by rsyslog with a given template (file or forward format).",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `RsyslogDecoder` keys.

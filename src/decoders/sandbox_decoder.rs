@@ -24,6 +24,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Runs a Lua 5.4 script with Heka's sandbox API as a decoder.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {

@@ -37,6 +37,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
     description: "Decodes RFC 3164 and RFC 5424 syslog lines, one per record.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `SyslogDecoder` keys.

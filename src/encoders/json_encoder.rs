@@ -16,6 +16,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildEncoder> = Registratio
     description: "Encodes messages in hekate's JSON form, one per line.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `JsonEncoder` keys.

@@ -21,6 +21,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildEncoder> = Registratio
     description: "Writes the message Payload, optionally timestamped, one per line.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `PayloadEncoder` keys.

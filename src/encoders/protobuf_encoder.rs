@@ -16,6 +16,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildEncoder> = Registratio
     description: "Encodes messages as Heka protobuf (framed by outputs with use_framing).",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `ProtobufEncoder` has no keys of its own.

@@ -23,6 +23,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildEncoder> = Registratio
     description: "Runs a Lua 5.4 script with Heka's sandbox API as an encoder.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<EncoderFactory, Vec<ConfigError>> {

@@ -38,6 +38,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildFilter> = Registration
         can_exit: true,
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 /// `[name]` keys of a `SandboxFilter` section.

@@ -46,6 +46,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildFilter> = Registration
         message_matcher: Some("Type == 'heka.control.sandbox'"),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 /// `[name]` keys of a `SandboxManagerFilter` section.

@@ -31,6 +31,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildFilter> = Registration
     description: "Turns matched messages into statsd stats for a StatAccumInput.",
     build,
     defaults: Defaults::HEKA,
+    references: &[crate::statsd::STAT_ACCUM_NAME],
 };
 
 /// One `[name.Metric.<id>]` table.

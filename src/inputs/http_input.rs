@@ -102,6 +102,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         ticker_interval: Some(10),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

@@ -162,6 +162,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     description: "HTTP server: each request body becomes messages; 503 under back-pressure.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

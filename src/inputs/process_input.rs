@@ -80,6 +80,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         uses_records: false,
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

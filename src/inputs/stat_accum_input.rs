@@ -31,6 +31,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         uses_records: false,
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 /// How long the final flush waits for `StatsdInput` sockets to finish their last batch.

@@ -34,6 +34,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         uses_records: false,
         ..Defaults::HEKA
     },
+    references: &[crate::statsd::STAT_ACCUM_NAME],
 };
 
 /// Datagrams read per `recvmmsg` call.

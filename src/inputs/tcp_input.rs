@@ -74,6 +74,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         decoder: Some("ProtobufDecoder"),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

@@ -50,6 +50,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     description: "Receive records in UDP datagrams (one per datagram by default).",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

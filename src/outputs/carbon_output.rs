@@ -61,6 +61,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         message_matcher: Some("Type == 'heka.statmetric'"),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {

@@ -80,6 +80,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         encoder: Some("PayloadEncoder"),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn octal(p: &PluginConfig, key: &str, v: &str) -> Result<u32, ConfigError> {

@@ -90,6 +90,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         encoder: Some("PayloadEncoder"),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {

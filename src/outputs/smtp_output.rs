@@ -126,6 +126,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         ticker_interval: Some(1),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {

@@ -121,7 +121,7 @@ pub fn build(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
     let report = Report::default();
     let bcx = BuildContext::new(globals.clone(), cfg.config_dir, report.clone());
     let recipes = build_recipes(&cfg.sections, &bcx, &mut errors);
-    check_stat_accum_refs(&cfg.sections, &mut errors);
+    check_references(&cfg.sections, &mut errors);
     let mut p = Pipeline {
         globals,
         report: report.clone(),
@@ -217,26 +217,24 @@ fn lookup<B>(
         .ok_or_else(|| vec![p.error("type", unknown_type_message(p.category, &p.type_name))])
 }
 
-/// `stat_accum_name` (StatsdInput, StatFilter) must name a configured StatAccumInput.
-fn check_stat_accum_refs(sections: &[Section], errors: &mut Vec<ConfigError>) {
-    let accums: Vec<&str> = sections
-        .iter()
-        .filter(|s| s.plugin.type_name == "StatAccumInput")
-        .map(|s| s.plugin.name.as_str())
-        .collect();
-    for s in sections
-        .iter()
-        .filter(|s| matches!(s.plugin.type_name.as_str(), "StatsdInput" | "StatFilter"))
-    {
-        let target = s
-            .plugin
-            .table
-            .get("stat_accum_name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("StatAccumInput");
-        if !accums.contains(&target) {
-            let msg = format!("no StatAccumInput section named {target:?}");
-            errors.push(s.plugin.error("stat_accum_name", msg));
+/// Every key a registration declares as a [`Reference`](crate::plugin::Reference) must
+/// name a configured section of the declared type.
+fn check_references(sections: &[Section], errors: &mut Vec<ConfigError>) {
+    for s in sections {
+        let p = &s.plugin;
+        for r in crate::registry::references(p.category, &p.type_name) {
+            let target = p
+                .table
+                .get(r.key)
+                .and_then(|v| v.as_str())
+                .unwrap_or(r.default);
+            let found = sections
+                .iter()
+                .any(|t| t.plugin.name == target && t.plugin.type_name == r.type_name);
+            if !found {
+                let msg = format!("no {} section named {target:?}", r.type_name);
+                errors.push(p.error(r.key, msg));
+            }
         }
     }
 }
@@ -469,5 +467,53 @@ fn join_errors<A, B>(
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),
         (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(toml: &str) -> Vec<ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hekate.toml");
+        std::fs::write(&file, toml).expect("write config");
+        let loaded = crate::config::load::load(&file).expect("loads");
+        match build(loaded) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors,
+        }
+    }
+
+    #[test]
+    fn declared_references_must_name_a_section_of_their_type() {
+        let errors = errors_of(
+            "[hekad]\nbase_dir = '.'\n\
+             [StatsdInput]\naddress = '127.0.0.1:0'\nstat_accum_name = 'Nope'\n\
+             [Stats]\ntype = 'StatFilter'\nmessage_matcher = 'TRUE'\n\
+             [Stats.Metric.m]\ntype = 'Counter'\nname = 'n'\nvalue = '1'\n\
+             [Nope]\ntype = 'UdpInput'\naddress = '127.0.0.1:0'\n",
+        );
+        let refs: Vec<(&str, &str, &str)> = errors
+            .iter()
+            .filter(|e| e.key == "stat_accum_name")
+            .map(|e| (e.section.as_str(), e.key.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                (
+                    "StatsdInput",
+                    "stat_accum_name",
+                    "no StatAccumInput section named \"Nope\""
+                ),
+                (
+                    "Stats",
+                    "stat_accum_name",
+                    "no StatAccumInput section named \"StatAccumInput\""
+                ),
+            ],
+            "{errors:?}"
+        );
     }
 }

@@ -55,6 +55,21 @@ pub struct Registration<B: 'static> {
     pub build: B,
     /// Plugin-specific defaults for common keys.
     pub defaults: Defaults,
+    /// Keys of this plugin's section that name another section; the builder checks
+    /// every one of them (all errors at once), so plugins that meet through a named
+    /// section (`StatsdInput`/`StatFilter` → `StatAccumInput`) need no special case.
+    pub references: &'static [Reference],
+}
+
+/// A key that names another section of a given type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference {
+    /// The key, e.g. `stat_accum_name`.
+    pub key: &'static str,
+    /// The name used when the section does not set the key.
+    pub default: &'static str,
+    /// The type the named section must have, e.g. `StatAccumInput`.
+    pub type_name: &'static str,
 }
 
 /// Plugin-specific defaults for common keys (Heka lets each plugin override them).

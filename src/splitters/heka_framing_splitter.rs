@@ -20,6 +20,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
     description: "Splits a stream of Heka-framed protobuf messages.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `HekaFramingSplitter` keys.

@@ -16,6 +16,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
     description: "Each read or datagram is one record.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `NullSplitter` has no keys of its own.

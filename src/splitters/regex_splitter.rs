@@ -20,6 +20,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
     description: "Splits a stream at each match of a delimiter regex.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `RegexSplitter` keys.

@@ -20,6 +20,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
     description: "Splits syslog streams: RFC 6587 octet counting or newline framing, per frame.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// Most digits a length prefix may have (lengths fit in 32 bits).

@@ -17,6 +17,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
         "Splits a stream after a one-byte delimiter (default newline), kept in the record.",
     build,
     defaults: Defaults::HEKA,
+    references: &[],
 };
 
 /// `TokenSplitter` keys.

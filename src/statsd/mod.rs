@@ -16,7 +16,15 @@ use std::time::Duration;
 pub use accum::{Aggregator, FlushConfig, Percentile, Prefixes, Snapshot, StatValue};
 pub use parse::{Metric, ParseStats, Parser, Value};
 
-use crate::plugin::BuildContext;
+use crate::plugin::{BuildContext, Reference};
+
+/// `stat_accum_name`: the key by which `StatsdInput` and `StatFilter` name the
+/// `StatAccumInput` they feed, declared on their registrations and checked by the builder.
+pub const STAT_ACCUM_NAME: Reference = Reference {
+    key: "stat_accum_name",
+    default: "StatAccumInput",
+    type_name: "StatAccumInput",
+};
 
 /// The aggregator shared by every plugin that names the same `StatAccumInput`.
 #[derive(Debug, Default)]

@@ -112,6 +112,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         splitter: "TokenSplitter",
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 fn build(p: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {

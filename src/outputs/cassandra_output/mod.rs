@@ -47,6 +47,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         ticker_interval: Some(1),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 /// The running output.

@@ -37,6 +37,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
         ticker_interval: Some(1),
         ..Defaults::HEKA
     },
+    references: &[],
 };
 
 /// Carbon's `MAX_CREATES_PER_MINUTE` token bucket (capacity = rate, refilled per second).
