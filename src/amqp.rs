@@ -8,6 +8,7 @@ use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
@@ -17,6 +18,31 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The exchange keys both plugins take (Heka's names and defaults). Each plugin's config
 /// struct repeats them as plain fields, so unknown-key reporting sees every key.
+/// `exchange_type`: how the exchange routes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeType {
+    /// By exact routing key.
+    Direct,
+    /// To every bound queue.
+    Fanout,
+    /// By routing-key pattern.
+    Topic,
+    /// By message headers.
+    Headers,
+}
+
+impl ExchangeType {
+    fn kind(self) -> ExchangeKind {
+        match self {
+            ExchangeType::Direct => ExchangeKind::Direct,
+            ExchangeType::Fanout => ExchangeKind::Fanout,
+            ExchangeType::Topic => ExchangeKind::Topic,
+            ExchangeType::Headers => ExchangeKind::Headers,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
     /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` is
@@ -25,7 +51,7 @@ pub struct ExchangeConfig {
     /// Exchange to publish to or bind the queue to. Required.
     pub exchange: String,
     /// `direct`, `fanout`, `topic` or `headers`. Required.
-    pub exchange_type: String,
+    pub exchange_type: Option<ExchangeType>,
     /// Declare the exchange durable (survives a broker restart). Default false.
     pub exchange_durability: bool,
     /// Let the broker delete the exchange when nothing is bound to it. Default true.
@@ -39,7 +65,7 @@ impl Default for ExchangeConfig {
         ExchangeConfig {
             url: String::new(),
             exchange: String::new(),
-            exchange_type: String::new(),
+            exchange_type: None,
             exchange_durability: false,
             exchange_auto_delete: true,
             routing_key: String::new(),
@@ -88,15 +114,12 @@ impl ExchangeConfig {
         if self.exchange.is_empty() {
             errs.push(p.error("exchange", "required"));
         }
-        let kind = match self.exchange_type.as_str() {
-            "direct" => Some(ExchangeKind::Direct),
-            "fanout" => Some(ExchangeKind::Fanout),
-            "topic" => Some(ExchangeKind::Topic),
-            "headers" => Some(ExchangeKind::Headers),
-            other => {
+        let kind = match self.exchange_type {
+            Some(t) => Some(t.kind()),
+            None => {
                 errs.push(p.error(
                     "exchange_type",
-                    format!("expected direct, fanout, topic or headers, got {other:?}"),
+                    "required: direct, fanout, topic or headers",
                 ));
                 None
             }
@@ -266,14 +289,27 @@ mod tests {
     use crate::plugin::testing::plugin_config;
 
     fn check(url: &str, exchange: &str, exchange_type: &str) -> Result<Exchange, Vec<ConfigError>> {
-        let p = plugin_config("AMQPOutput", "");
+        #[derive(serde::Deserialize)]
+        struct Keys {
+            exchange_type: Option<ExchangeType>,
+        }
+        let toml = match exchange_type {
+            "" => String::new(),
+            t => format!("exchange_type = '{t}'"),
+        };
+        let p = plugin_config("AMQPOutput", &toml);
+        let (keys, mut errs) = p.parse_all::<Keys>();
         let c = ExchangeConfig {
             url: url.into(),
             exchange: exchange.into(),
-            exchange_type: exchange_type.into(),
+            exchange_type: keys.and_then(|k| k.exchange_type),
             ..ExchangeConfig::default()
         };
-        c.check(&p)
+        match c.check(&p) {
+            Ok(x) if errs.is_empty() => Ok(x),
+            Ok(_) => Err(errs),
+            Err(e) => Err(errs.drain(..).chain(e).collect()),
+        }
     }
 
     #[test]
@@ -294,7 +330,8 @@ mod tests {
     fn rejects_amqps_and_unknown_types() {
         let errs = check("amqps://h/", "x", "fan").expect_err("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["url", "exchange_type"]);
+        assert_eq!(keys, ["exchange_type", "url", "exchange_type"]);
+        assert!(errs[0].message.contains("`fanout`"), "{}", errs[0].message);
     }
 
     #[test]

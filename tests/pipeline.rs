@@ -247,7 +247,15 @@ encoder = "PayloadEncoder"
         .map(|i| line(if i % 4 == 0 { 500 } else { 200 }))
         .collect();
     send_tcp(port, body.as_bytes());
-    // Stop at once: messages still queued for the filter must make the final flush.
+    // Once the input has taken every line in (a connection still in the listen backlog
+    // at SIGTERM is never accepted), stop at once: messages still queued for the filter
+    // must make the final flush.
+    assert!(
+        wait_for(LONG, || h.counters("json").get("processed")
+            == Some(&20_000)),
+        "{}",
+        h.log_text()
+    );
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
     let stats = std::fs::read_to_string(h.path().join("stats.txt")).unwrap_or_default();

@@ -136,7 +136,7 @@ fn resolve_target(config: &Path, args: &QueryArgs) -> Result<Target, CliError> {
         None
     }
     .unwrap_or_else(|| CassandraOutputConfig {
-        schema: schema.as_str().into(),
+        schema,
         ..CassandraOutputConfig::default()
     });
     if !args.hosts.is_empty() {
@@ -174,7 +174,7 @@ fn section_config(
         }
         let c: CassandraOutputConfig = parse_table(&p.table, &p.file, &p.name)
             .map_err(|errs| CliError::Config(join(&errs)))?;
-        if c.schema == schema.as_str() {
+        if c.schema == schema {
             return Ok(Some(c));
         }
     }

@@ -133,43 +133,152 @@ impl PluginConfig {
         ConfigError::new(&self.file, &self.name, key, message)
     }
 
-    /// Parses the plugin-specific keys into `T`, reporting every unknown key and the first
-    /// mistyped or missing one, each with its key path.
+    /// Parses the plugin-specific keys into `T`, reporting every unknown key and every
+    /// mistyped one (a bad value of a closed set names the allowed values), each with its
+    /// key path.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigError>> {
         parse_table(&self.table, &self.file, &self.name)
     }
+
+    /// Like [`PluginConfig::parse`], but keeps going: a key with a bad value is reported
+    /// and read as its default, so the build function can check the rest of the section
+    /// and report every mistake at once. `None` only when no value could be made at all.
+    pub fn parse_all<T: DeserializeOwned>(&self) -> (Option<T>, Vec<ConfigError>) {
+        parse_lenient(&self.table, &self.file, &self.name)
+    }
 }
 
-/// Deserializes `table` into `T`; unknown keys (at any depth) are all reported.
+/// Deserializes `table` into `T`; unknown keys (at any depth) and every bad value are all
+/// reported.
 pub fn parse_table<T: DeserializeOwned>(
     table: &toml::Table,
     file: &Path,
     section: &str,
 ) -> Result<T, Vec<ConfigError>> {
+    match parse_lenient(table, file, section) {
+        (Some(v), errors) if errors.is_empty() => Ok(v),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Parses `table`, and after each bad value removes that key and parses again (the key
+/// then takes its default), until the rest parses: every bad value is reported, not just
+/// the first.
+fn parse_lenient<T: DeserializeOwned>(
+    table: &toml::Table,
+    file: &Path,
+    section: &str,
+) -> (Option<T>, Vec<ConfigError>) {
+    let mut table = table.clone();
+    let (mut unknown, mut bad) = (Vec::<String>::new(), Vec::new());
+    let value = loop {
+        let (result, seen) = parse_once(&table);
+        seen.into_iter().for_each(|k| {
+            if !unknown.contains(&k) {
+                unknown.push(k)
+            }
+        });
+        match result {
+            Ok(v) => break Some(v),
+            Err((path, message)) => {
+                let key = if path == "." { String::new() } else { path };
+                if key.is_empty() && !bad.is_empty() {
+                    // A field left without its (removed) bad value: already reported.
+                    break None;
+                }
+                let removed = !key.is_empty() && remove_path(&mut table, &key);
+                bad.push(ConfigError::new(file, section, key, message));
+                if !removed {
+                    break None;
+                }
+            }
+        }
+    };
+    let mut errors: Vec<ConfigError> = unknown
+        .into_iter()
+        .map(|k| ConfigError::new(file, section, k, "unknown config setting"))
+        .collect();
+    errors.append(&mut bad);
+    (value, errors)
+}
+
+/// What one strict pass gives: the value, or the failing key path and message; and the
+/// unknown keys it passed over.
+type Parsed<T> = (Result<T, (String, String)>, Vec<String>);
+
+fn parse_once<T: DeserializeOwned>(table: &toml::Table) -> Parsed<T> {
     let mut unknown = Vec::new();
     let value = toml::Value::Table(table.clone());
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(value, &mut track);
     let result = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
-    let mut errors: Vec<ConfigError> = unknown
-        .into_iter()
-        .map(|k| ConfigError::new(file, section, k, "unknown config setting"))
-        .collect();
-    match result {
-        Ok(v) if errors.is_empty() => Ok(v),
-        Ok(_) => Err(errors),
-        Err(e) => {
-            let path = track.path().to_string();
-            let key = if path == "." { String::new() } else { path };
-            errors.push(ConfigError::new(file, section, key, e.to_string()));
-            Err(errors)
+    let result = result.map_err(|e| (track.path().to_string(), e.to_string()));
+    (result, unknown)
+}
+
+/// Removes the key at a dotted path (`a.b.c`); false when there is none.
+fn remove_path(table: &mut toml::Table, path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut t = table;
+    for p in parts {
+        match t.get_mut(p) {
+            Some(toml::Value::Table(inner)) => t = inner,
+            _ => return false,
         }
     }
+    t.remove(last).is_some()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Net {
+        #[default]
+        Tcp,
+        Udp,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Closed {
+        net: Net,
+        port: u16,
+        name: String,
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_and_the_rest_still_parses() {
+        let table: toml::Table = "net = 'sctp'\nport = 'high'\nname = 'x'\nnmae = 'y'"
+            .parse()
+            .expect("toml");
+        let p = PluginConfig {
+            name: "in".into(),
+            type_name: "TcpInput".into(),
+            category: Category::Input,
+            file: PathBuf::from("c.toml"),
+            table,
+        };
+        let (value, errors) = p.parse_all::<Closed>();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["nmae", "net", "port"]);
+        assert!(
+            errors[1].message.contains("`tcp`") && errors[1].message.contains("`udp`"),
+            "the allowed values are named: {}",
+            errors[1].message
+        );
+        let expected = Closed {
+            name: "x".into(),
+            ..Closed::default()
+        };
+        assert_eq!(value, Some(expected));
+        assert!(p.parse::<Closed>().is_err());
+    }
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]

@@ -24,7 +24,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, Consumer};
 use serde::Deserialize;
 
-use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig, ExchangeType};
 use crate::config::PluginConfig;
 use crate::error::{BoxError, Chain, ConfigError};
 use crate::message::Message;
@@ -50,7 +50,7 @@ pub struct AmqpInputConfig {
     /// Exchange the queue is bound to; declared on connect. Required.
     pub exchange: String,
     /// `direct`, `fanout`, `topic` or `headers`. Required.
-    pub exchange_type: String,
+    pub exchange_type: Option<ExchangeType>,
     /// Declare the exchange durable. Default false.
     pub exchange_durability: bool,
     /// Declare the exchange auto-delete. Default true.
@@ -112,8 +112,10 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
-    let c: AmqpInputConfig = p.parse()?;
-    let mut errs = Vec::new();
+    let (c, mut errs) = p.parse_all::<AmqpInputConfig>();
+    let Some(c) = c else {
+        return Err(errs);
+    };
     if c.prefetch_count == 0 {
         errs.push(p.error(
             "prefetch_count",
@@ -126,7 +128,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     let exchange = ExchangeConfig {
         url: c.url.clone(),
         exchange: c.exchange.clone(),
-        exchange_type: c.exchange_type.clone(),
+        exchange_type: c.exchange_type,
         exchange_durability: c.exchange_durability,
         exchange_auto_delete: c.exchange_auto_delete,
         routing_key: c.routing_key.clone(),

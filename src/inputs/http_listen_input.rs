@@ -53,6 +53,34 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The realm announced in `WWW-Authenticate`.
 const REALM: &str = "hekate";
 
+/// `auth_type`: how requests authenticate (Heka's names; `Bearer` is hekate's).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum AuthType {
+    /// `""`: no authentication.
+    #[default]
+    #[serde(rename = "")]
+    None,
+    /// HTTP Basic with `username`/`password`.
+    Basic,
+    /// The `X-API-KEY` header must equal `api_key`.
+    #[serde(rename = "API")]
+    Api,
+    /// `Authorization: Bearer <bearer_token>`.
+    Bearer,
+}
+
+impl AuthType {
+    /// The spelling in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::None => "\"\"",
+            AuthType::Basic => "\"Basic\"",
+            AuthType::Api => "\"API\"",
+            AuthType::Bearer => "\"Bearer\"",
+        }
+    }
+}
+
 /// Configuration of `HttpListenInput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -65,7 +93,7 @@ pub struct HttpListenInputConfig {
     pub request_headers: Vec<String>,
     /// `""` (none), `"Basic"` (`username`/`password`), `"API"` (the `X-API-KEY` header
     /// must equal `api_key`) or `"Bearer"` (`Authorization: Bearer <bearer_token>`).
-    pub auth_type: String,
+    pub auth_type: AuthType,
     /// User name for `auth_type = "Basic"`.
     pub username: String,
     /// Password for `auth_type = "Basic"`.
@@ -95,7 +123,7 @@ impl Default for HttpListenInputConfig {
             address: "127.0.0.1:8325".into(),
             headers: BTreeMap::new(),
             request_headers: Vec::new(),
-            auth_type: String::new(),
+            auth_type: AuthType::None,
             username: String::new(),
             password: String::new(),
             api_key: String::new(),
@@ -200,28 +228,24 @@ fn auth(p: &PluginConfig, c: &HttpListenInputConfig) -> Result<Auth, Vec<ConfigE
         if v.is_empty() {
             Err(vec![p.error(
                 key,
-                format!("required with auth_type = {:?}", c.auth_type),
+                format!("required with auth_type = {}", c.auth_type.as_str()),
             )])
         } else {
             Ok(())
         }
     };
-    match c.auth_type.as_str() {
-        "" => Ok(Auth::None),
-        "Basic" => {
+    match c.auth_type {
+        AuthType::None => Ok(Auth::None),
+        AuthType::Basic => {
             need("username", &c.username)?;
             crate::http::basic_auth(&c.username, &c.password)
                 .map(Auth::Basic)
                 .map_err(|e| vec![p.error("username", e)])
         }
-        "API" => need("api_key", &c.api_key).map(|()| Auth::ApiKey(c.api_key.clone())),
-        "Bearer" => {
+        AuthType::Api => need("api_key", &c.api_key).map(|()| Auth::ApiKey(c.api_key.clone())),
+        AuthType::Bearer => {
             need("bearer_token", &c.bearer_token).map(|()| Auth::Bearer(c.bearer_token.clone()))
         }
-        other => Err(vec![p.error(
-            "auth_type",
-            format!("unknown auth_type {other:?} (\"Basic\", \"API\", \"Bearer\" or empty)"),
-        )]),
     }
 }
 

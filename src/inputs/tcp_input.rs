@@ -25,14 +25,28 @@ const READ_BUF: usize = 64 * 1024;
 /// At shutdown, a connection quiet this long is considered fully read.
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
 
+/// `net` of a `TcpInput`: Go's network names.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpNet {
+    /// IPv4 or IPv6.
+    #[default]
+    Tcp,
+    /// IPv4.
+    Tcp4,
+    /// IPv6.
+    Tcp6,
+}
+
 /// Configuration of `TcpInput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct TcpInputConfig {
     /// `ip:port` to listen on. Default `127.0.0.1:5565`.
     pub address: String,
-    /// `tcp`, `tcp4` or `tcp6`. Default `tcp`.
-    pub net: String,
+    /// `tcp`, `tcp4` or `tcp6` (accepted as Heka did; the family follows `address`).
+    /// Default `tcp`.
+    pub net: TcpNet,
     /// Enable TCP keep-alive on accepted connections. Default false.
     pub keep_alive: bool,
     /// Keep-alive period in seconds. Default 7200.
@@ -49,7 +63,7 @@ impl Default for TcpInputConfig {
     fn default() -> Self {
         TcpInputConfig {
             address: "127.0.0.1:5565".into(),
-            net: "tcp".into(),
+            net: TcpNet::Tcp,
             keep_alive: false,
             keep_alive_period: 7200,
             use_tls: false,
@@ -78,16 +92,12 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
-    let c: TcpInputConfig = p.parse()?;
-    let mut errs = Vec::new();
+    let (c, mut errs) = p.parse_all::<TcpInputConfig>();
+    let Some(c) = c else {
+        return Err(errs);
+    };
     if c.use_tls {
         errs.push(p.error("use_tls", "TLS is not supported yet"));
-    }
-    if !matches!(c.net.as_str(), "tcp" | "tcp4" | "tcp6") {
-        errs.push(p.error(
-            "net",
-            format!("unsupported network {:?} (tcp, tcp4, tcp6)", c.net),
-        ));
     }
     let address = c
         .address

@@ -17,14 +17,28 @@ const RECV_BUF: usize = 65_536;
 /// Datagrams drained per wake-up before handing the batch to the router.
 const BURST: usize = 256;
 
+/// `net` of a `UdpInput`: Go's network names.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpNet {
+    /// IPv4 or IPv6.
+    #[default]
+    Udp,
+    /// IPv4.
+    Udp4,
+    /// IPv6.
+    Udp6,
+}
+
 /// Configuration of `UdpInput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct UdpInputConfig {
     /// `ip:port` to listen on. Default `127.0.0.1:5565`.
     pub address: String,
-    /// `udp`, `udp4` or `udp6`. Default `udp`.
-    pub net: String,
+    /// `udp`, `udp4` or `udp6` (accepted as Heka did; the family follows `address`).
+    /// Default `udp`.
+    pub net: UdpNet,
     /// Stamp the sender's IP address as the message Hostname. Default false.
     pub set_hostname: bool,
 }
@@ -33,7 +47,7 @@ impl Default for UdpInputConfig {
     fn default() -> Self {
         UdpInputConfig {
             address: "127.0.0.1:5565".into(),
-            net: "udp".into(),
+            net: UdpNet::Udp,
             set_hostname: false,
         }
     }
@@ -55,12 +69,6 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
     let c: UdpInputConfig = p.parse()?;
-    if !matches!(c.net.as_str(), "udp" | "udp4" | "udp6") {
-        return Err(vec![p.error(
-            "net",
-            format!("unsupported network {:?} (udp, udp4, udp6)", c.net),
-        )]);
-    }
     let address = c
         .address
         .parse()

@@ -21,7 +21,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use serde::Deserialize;
 
-use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig, ExchangeType};
 use crate::config::PluginConfig;
 use crate::error::{Chain, ConfigError, ProcessError};
 use crate::message::Pack;
@@ -42,7 +42,7 @@ pub struct AmqpOutputConfig {
     /// Exchange to publish to; declared on connect. Required.
     pub exchange: String,
     /// `direct`, `fanout`, `topic` or `headers`. Required.
-    pub exchange_type: String,
+    pub exchange_type: Option<ExchangeType>,
     /// Declare the exchange durable. Default false.
     pub exchange_durability: bool,
     /// Declare the exchange auto-delete. Default true.
@@ -87,25 +87,26 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let c: AmqpOutputConfig = p.parse()?;
+    let (c, mut errs) = p.parse_all::<AmqpOutputConfig>();
+    let Some(c) = c else {
+        return Err(errs);
+    };
     let exchange = ExchangeConfig {
         url: c.url.clone(),
         exchange: c.exchange.clone(),
-        exchange_type: c.exchange_type.clone(),
+        exchange_type: c.exchange_type,
         exchange_durability: c.exchange_durability,
         exchange_auto_delete: c.exchange_auto_delete,
         routing_key: c.routing_key.clone(),
     }
-    .check(p);
-    let exchange = match (exchange, c.max_in_flight) {
-        (Ok(x), 1..) => x,
-        (Ok(_), 0) => return Err(vec![p.error("max_in_flight", "must be at least 1")]),
-        (Err(mut errs), n) => {
-            if n == 0 {
-                errs.push(p.error("max_in_flight", "must be at least 1"));
-            }
-            return Err(errs);
-        }
+    .check(p)
+    .map_err(|e| errs.extend(e))
+    .ok();
+    if c.max_in_flight == 0 {
+        errs.push(p.error("max_in_flight", "must be at least 1"));
+    }
+    let Some(exchange) = exchange.filter(|_| errs.is_empty()) else {
+        return Err(errs);
     };
     Ok(Box::new(AmqpOutput {
         name: p.name.clone(),

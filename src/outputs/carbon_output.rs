@@ -18,6 +18,17 @@ use crate::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
 /// Largest UDP datagram sent (Heka: 62 KiB).
 const MAX_DATAGRAM: usize = 62 * 1024;
 
+/// `protocol` of a `CarbonOutput`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CarbonProtocol {
+    /// A reconnecting TCP stream.
+    #[default]
+    Tcp,
+    /// One datagram per flush.
+    Udp,
+}
+
 /// Configuration of `CarbonOutput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -25,7 +36,7 @@ pub struct CarbonOutputConfig {
     /// Carbon's plaintext listener, `host:port`. Default `localhost:2003`.
     pub address: String,
     /// `tcp` or `udp`. Default `tcp`.
-    pub protocol: String,
+    pub protocol: CarbonProtocol,
     /// TCP keep-alive. Default false.
     pub tcp_keep_alive: bool,
 }
@@ -34,7 +45,7 @@ impl Default for CarbonOutputConfig {
     fn default() -> Self {
         CarbonOutputConfig {
             address: "localhost:2003".into(),
-            protocol: "tcp".into(),
+            protocol: CarbonProtocol::Tcp,
             tcp_keep_alive: false,
         }
     }
@@ -65,30 +76,25 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let c: CarbonOutputConfig = p.parse()?;
-    let mut errs = Vec::new();
+    let (c, mut errs) = p.parse_all::<CarbonOutputConfig>();
+    let Some(c) = c else {
+        return Err(errs);
+    };
     if !valid_host_port(&c.address) {
         errs.push(p.error(
             "address",
             format!("expected host:port, got {:?}", c.address),
         ));
     }
-    let transport = match c.protocol.as_str() {
-        "tcp" => Transport::Tcp(TcpSink::new(
+    let transport = match c.protocol {
+        CarbonProtocol::Tcp => Transport::Tcp(TcpSink::new(
             c.address,
             c.tcp_keep_alive.then(|| Duration::from_secs(7200)),
         )),
-        "udp" => Transport::Udp {
+        CarbonProtocol::Udp => Transport::Udp {
             address: c.address,
             socket: None,
         },
-        other => {
-            errs.push(p.error(
-                "protocol",
-                format!("must be \"tcp\" or \"udp\", not {other:?}"),
-            ));
-            return Err(errs);
-        }
     };
     if errs.is_empty() {
         Ok(Box::new(CarbonOutput { transport }))
@@ -191,7 +197,9 @@ mod tests {
         .err()
         .expect("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["address", "protocol"]);
+        // A value outside a closed set is reported while parsing, before the other checks.
+        assert_eq!(keys, ["protocol", "address"]);
+        assert!(errs[0].message.contains("`udp`"), "{}", errs[0].message);
     }
 
     #[test]

@@ -17,6 +17,17 @@ use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 
+/// `flush_operator`: how `flush_count` and `flush_interval` combine.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FlushOperator {
+    /// Flush when both limits are reached.
+    #[default]
+    And,
+    /// Flush when either limit is reached.
+    Or,
+}
+
 /// Configuration of `FileOutput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -32,7 +43,7 @@ pub struct FileOutputConfig {
     /// Messages that may wait in memory before being written. Default 1.
     pub flush_count: u64,
     /// How `flush_interval` and `flush_count` combine: "AND" or "OR". Default "AND".
-    pub flush_operator: String,
+    pub flush_operator: FlushOperator,
     /// Hours between file rotations; only 0 (no rotation) is supported.
     pub rotation_interval: u32,
 }
@@ -45,7 +56,7 @@ impl Default for FileOutputConfig {
             folder_perm: "700".into(),
             flush_interval: 1000,
             flush_count: 1,
-            flush_operator: "AND".into(),
+            flush_operator: FlushOperator::And,
             rotation_interval: 0,
         }
     }
@@ -88,8 +99,10 @@ fn octal(p: &PluginConfig, key: &str, v: &str) -> Result<u32, ConfigError> {
 }
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let c: FileOutputConfig = p.parse()?;
-    let mut errs = Vec::new();
+    let (c, mut errs) = p.parse_all::<FileOutputConfig>();
+    let Some(c) = c else {
+        return Err(errs);
+    };
     if c.path.is_empty() {
         errs.push(p.error("path", "required"));
     }
@@ -99,17 +112,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             "rotation is not supported yet; use 0 and logrotate with SIGHUP",
         ));
     }
-    let flush_and = match c.flush_operator.as_str() {
-        "AND" => true,
-        "OR" => false,
-        other => {
-            errs.push(p.error(
-                "flush_operator",
-                format!("must be \"AND\" or \"OR\", not {other:?}"),
-            ));
-            true
-        }
-    };
+    let flush_and = c.flush_operator == FlushOperator::And;
     let perm = octal(p, "perm", &c.perm)
         .map_err(|e| errs.push(e))
         .unwrap_or(0o644);
@@ -244,7 +247,7 @@ mod tests {
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["path", "rotation_interval", "flush_operator", "perm"]
+            ["flush_operator", "path", "rotation_interval", "perm"]
         );
     }
 

@@ -26,6 +26,20 @@ use crate::smtp::{compose, envelope_address, Auth, Client, Headers, Mail, SmtpEr
 use crate::stats::{LogLimiter, PluginStats};
 use crate::tcp_sink::valid_host_port;
 
+/// `auth`: how hekate logs in to the SMTP server (Heka's names).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum SmtpAuth {
+    /// `none`: no login.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// `Plain`: AUTH PLAIN.
+    Plain,
+    /// `CRAMMD5` (or `CRAM-MD5`): AUTH CRAM-MD5.
+    #[serde(rename = "CRAMMD5", alias = "CRAM-MD5")]
+    CramMd5,
+}
+
 /// Configuration of `SmtpOutput`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -41,7 +55,7 @@ pub struct SmtpOutputConfig {
     pub host: String,
     /// `none`, `Plain` (AUTH PLAIN) or `CRAMMD5` (AUTH CRAM-MD5; `CRAM-MD5` is accepted
     /// too), with `user`/`password`. Default `none`.
-    pub auth: String,
+    pub auth: SmtpAuth,
     /// User name for `Plain`/`CRAMMD5`.
     pub user: String,
     /// Password for `Plain`/`CRAMMD5`.
@@ -67,7 +81,7 @@ impl Default for SmtpOutputConfig {
             send_to: Vec::new(),
             subject: String::new(),
             host: "127.0.0.1:25".into(),
-            auth: "none".into(),
+            auth: SmtpAuth::None,
             user: String::new(),
             password: String::new(),
             send_interval: 0,
@@ -130,31 +144,26 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 };
 
 fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let c: SmtpOutputConfig = p.parse()?;
-    let mut errors = Vec::new();
+    let (c, mut errors) = p.parse_all::<SmtpOutputConfig>();
+    let Some(c) = c else {
+        return Err(errors);
+    };
     if c.send_to.is_empty() || c.send_to.iter().any(|t| t.trim().is_empty()) {
         errors.push(p.error("send_to", "must list at least one recipient"));
     }
     if !valid_host_port(&c.host) {
         errors.push(p.error("host", format!("expected host:port, got {:?}", c.host)));
     }
-    let auth = match c.auth.as_str() {
-        "none" => Auth::None,
-        "Plain" => Auth::Plain {
+    let auth = match c.auth {
+        SmtpAuth::None => Auth::None,
+        SmtpAuth::Plain => Auth::Plain {
             user: c.user.clone(),
             password: c.password.clone(),
         },
-        "CRAMMD5" | "CRAM-MD5" => Auth::CramMd5 {
+        SmtpAuth::CramMd5 => Auth::CramMd5 {
             user: c.user.clone(),
             password: c.password.clone(),
         },
-        other => {
-            errors.push(p.error(
-                "auth",
-                format!("expected \"none\", \"Plain\" or \"CRAMMD5\", got {other:?}"),
-            ));
-            Auth::None
-        }
     };
     if c.timeout == 0 {
         errors.push(p.error("timeout", "must be at least 1 second"));

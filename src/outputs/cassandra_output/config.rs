@@ -12,9 +12,11 @@ use crate::config::PluginConfig;
 use crate::error::ConfigError;
 
 /// Which table layout the output writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Schema {
     /// One row per message, partitioned by (hostname, type, day).
+    #[default]
     Messages,
     /// One row per carbon point of a `heka.statmetric` payload, partitioned by (name, day).
     Metrics,
@@ -40,7 +42,7 @@ pub struct CassandraOutputConfig {
     pub keyspace: String,
     /// `"messages"` (one row per message) or `"metrics"` (one row per carbon point of a
     /// `heka.statmetric` payload). Default `"messages"`.
-    pub schema: String,
+    pub schema: Schema,
     /// Table name. Default: the schema name (`messages` or `metrics`). The index of
     /// distinct hostnames/types/names is `<table>_seen`.
     pub table: Option<String>,
@@ -80,7 +82,7 @@ impl Default for CassandraOutputConfig {
         CassandraOutputConfig {
             hosts: vec!["127.0.0.1:9042".into()],
             keyspace: "hekate".into(),
-            schema: "messages".into(),
+            schema: Schema::Messages,
             table: None,
             consistency: "local_one".into(),
             create_schema: true,
@@ -168,26 +170,11 @@ pub fn valid_identifier(s: &str) -> bool {
         && s.len() <= 48
 }
 
-/// Parses the schema name.
-pub fn parse_schema(s: &str) -> Option<Schema> {
-    match s {
-        "messages" => Some(Schema::Messages),
-        "metrics" => Some(Schema::Metrics),
-        _ => None,
-    }
-}
-
 impl CassandraOutputConfig {
     /// Checks every key, reporting all problems at once.
     pub fn check(self, p: &PluginConfig) -> Result<Settings, Vec<ConfigError>> {
         let mut errs = Vec::new();
-        let schema = parse_schema(&self.schema).unwrap_or_else(|| {
-            errs.push(p.error(
-                "schema",
-                format!("must be \"messages\" or \"metrics\", not {:?}", self.schema),
-            ));
-            Schema::Messages
-        });
+        let schema = self.schema;
         let table = self
             .table
             .clone()

@@ -62,7 +62,12 @@ pub struct CassandraOutput {
 }
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let settings = p.parse::<CassandraOutputConfig>()?.check(p)?;
+    let (c, errors) = p.parse_all::<CassandraOutputConfig>();
+    let settings = match (c.map(|c| c.check(p)), errors.is_empty()) {
+        (Some(Ok(s)), true) => s,
+        (Some(Err(more)), _) => return Err(errors.into_iter().chain(more).collect()),
+        _ => return Err(errors),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_THREADS)
         .thread_name("cassandra-output")
