@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hekate::statsd::{Aggregator, Parser};
 
+#[allow(unsafe_code)] // clock_gettime
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

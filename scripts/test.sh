@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 bash scripts/services.sh start
 export HEKATE_VENV="${HEKATE_VENV:-$PWD/.venv}"
+# The lints of Cargo.toml's [lints] (unwrap_used among them) are clippy's: run it first.
+cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

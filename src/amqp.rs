@@ -16,8 +16,6 @@ use crate::error::ConfigError;
 /// How long one connection attempt (TCP connect plus AMQP handshake) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The exchange keys both plugins take (Heka's names and defaults). Each plugin's config
-/// struct repeats them as plain fields, so unknown-key reporting sees every key.
 /// `exchange_type`: how the exchange routes.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +41,8 @@ impl ExchangeType {
     }
 }
 
+/// The exchange keys both plugins take (Heka's names and defaults). Each plugin's config
+/// struct repeats them as plain fields, so unknown-key reporting sees every key.
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
     /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` is

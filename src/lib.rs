@@ -20,8 +20,6 @@
 //! * [`http`]: the HTTP client and header helpers shared by the HTTP plugins.
 //! * [`statsd`]: the statsd parser and Etsy-exact aggregator behind `StatsdInput`/`StatAccumInput`.
 
-#![forbid(unsafe_op_in_unsafe_fn)]
-
 pub mod amqp;
 pub mod buffer;
 pub mod config;

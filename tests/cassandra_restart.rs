@@ -47,6 +47,7 @@ fn batch(from: usize, n: usize) -> Vec<Message> {
 }
 
 #[test]
+#[allow(unsafe_code)] // flock
 fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
     let _cassandra = require_cassandra_exclusive();
     let lock_path = std::env::temp_dir().join("hekate-cassandra-restart.lock");

@@ -435,6 +435,7 @@ thread_local! {
 
 // SAFETY: every call forwards to the system allocator unchanged; the counter is a
 // const-initialised thread-local `Cell`, which itself never allocates.
+#[allow(unsafe_code)]
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));

@@ -268,6 +268,7 @@ fn transient(e: &io::Error) -> bool {
 /// Reads up to `bufs.len()` datagrams with one `recvmmsg`; `lens[i]` gets each length
 /// (more than the buffer when the kernel truncated it).
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // recvmmsg.
 fn recv_batch(sock: &UdpSocket, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     let n = bufs.len().min(BATCH);

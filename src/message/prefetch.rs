@@ -46,6 +46,7 @@ fn lines(at: *const u8, len: usize) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // _mm_prefetch.
 fn line(at: *const u8) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is a hint that never

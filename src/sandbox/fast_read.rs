@@ -12,6 +12,9 @@
 //! Lua errors unwind with `longjmp`: no Rust value with a destructor is alive in the
 //! C function's frame when it calls into Lua.
 
+// A Lua C function over raw pointers: unsafe by nature, each use with a SAFETY comment.
+#![allow(unsafe_code)]
+
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicPtr, Ordering};
 

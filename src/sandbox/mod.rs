@@ -478,6 +478,7 @@ fn first_line(e: &mlua::Error) -> String {
 
 /// Builds the state: allowed libraries, removed functions, restricted `os`, the
 /// `pcall`/`xpcall` guards, `require` and Heka's API.
+#[allow(unsafe_code)] // Lua with `debug` loaded (see SAFETY below).
 fn restricted_state(
     settings: &SandboxSettings,
     term: &Arc<Termination>,

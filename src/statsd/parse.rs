@@ -129,6 +129,7 @@ impl Parser {
 
 /// A key made only of [`is_key_byte`] bytes as `&str`, without a second UTF-8 scan.
 #[inline]
+#[allow(unsafe_code)] // from_utf8_unchecked on checked ASCII.
 fn ascii_str(key: &[u8]) -> &str {
     debug_assert!(key.iter().all(|&b| is_key_byte(b)));
     // SAFETY: every caller passes bytes that passed `is_key_byte` (raw keys) or came out

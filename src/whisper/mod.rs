@@ -397,6 +397,7 @@ fn create_checked(
 /// with `posix_fallocate` (extents, no zero writes; glibc falls back to writing zeros on
 /// file systems without it), so creating a year-long file costs microseconds instead of
 /// writing megabytes. The bytes read back are zeros either way, as whisper's own.
+#[allow(unsafe_code)] // posix_fallocate.
 fn write_new_file(file: &mut File, header: &[u8], data: u64) -> std::io::Result<()> {
     file.write_all(header)?;
     let total = header.len() as u64 + data;

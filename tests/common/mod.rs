@@ -114,6 +114,7 @@ impl Hekate {
     }
 
     /// Sends a signal.
+    #[allow(unsafe_code)] // kill(2)
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with our own child's pid has no memory-safety preconditions.
         unsafe {
