@@ -5,20 +5,23 @@
 //! encoders → outputs.
 //!
 //! ## Layout
-//! * [`message`]: the Heka message model and its wire forms (protobuf, framing, JSON).
-//! * [`config`]: reading `config.d`, `[hekad]` globals, common keys, strict parsing.
-//! * [`matcher`]: Heka's `message_matcher` language, compiled once.
-//! * [`plugin`]: the plugin traits, registrations and contexts.
-//! * [`registry`]: the static registration slices of every kind.
-//! * [`pipeline`]: building the pipeline from config, the router and the runners.
-//! * [`buffer`]: bounded queues with a full policy, generic over the item.
-//! * [`stats`]: per-plugin counters and the all-report.
-//! * [`inputs`], [`splitters`], [`decoders`], [`filters`], [`encoders`], [`outputs`]: one
-//!   file per plugin type.
-//! * [`whisper`]: Graphite's whisper file format.
-//! * [`sandbox`]: the Lua sandbox host (limits, Heka API, cjson, circular_buffer).
-//! * [`http`]: the HTTP client and header helpers shared by the HTTP plugins.
-//! * [`statsd`]: the statsd parser and Etsy-exact aggregator behind `StatsdInput`/`StatAccumInput`.
+//!
+//! Four layers; arrows point down only (`tests/layering.rs` checks the sources):
+//!
+//! * **Engine**: [`pipeline`] builds the pipeline from config, runs the router, the
+//!   runners and the ordered shutdown; [`registry`] holds every kind's registration
+//!   slice. It implements the plugin layer.
+//! * **Plugin layer**: [`plugin`]: the traits, registrations, contexts, the router
+//!   channel's sending side and its errors, the shutdown handle and the spawner trait.
+//!   Everything a plugin knows of the engine.
+//! * **Plugins**: [`inputs`], [`splitters`], [`decoders`], [`filters`], [`encoders`],
+//!   [`outputs`]: one file per Heka type, a thin adapter over a kit.
+//! * **Kits** (shared parsers and clients): [`syslog`], [`log_format`], [`sandbox`] (the
+//!   Lua host and plugin loading), [`statsd`], [`whisper`], [`tcp_sink`], [`smtp`],
+//!   [`amqp`], [`http`].
+//! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
+//!
+//! The command line lives in the binary (`src/cli/`), not here.
 
 pub mod amqp;
 pub mod buffer;

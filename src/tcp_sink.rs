@@ -1,6 +1,6 @@
 //! A reconnecting TCP byte sink shared by `TcpOutput`, `CarbonOutput` and (for address checks) `SmtpOutput`.
 //!
-//! Bytes are appended to a pending buffer and written by [`TcpSink::send_pending`]. If
+//! Bytes are appended to a pending buffer and written by `TcpSink::send_pending`. If
 //! the peer is down or the connection breaks, unwritten bytes stay pending and a `Retry`
 //! is returned; the output runner backs off and calls again, and the bytes are re-sent
 //! after reconnecting. Nothing is discarded here.

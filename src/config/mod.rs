@@ -6,6 +6,8 @@
 //! plugin's `build` function parses them with [`PluginConfig::parse`], which reports every
 //! unknown or mistyped key at once. Nothing here builds runtime objects: that is
 //! `pipeline::build`.
+//!
+//! May import: `error` and `matcher` (common keys are checked here); a foundation module.
 
 pub mod common;
 pub mod load;

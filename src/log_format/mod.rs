@@ -21,6 +21,9 @@
 //! * a numeric value of `-` adds no field; a numeric value that does not parse (e.g. an
 //!   `upstream_response_time` of `0.010, 0.002`) is kept as a string field;
 //! * every other variable is a string field holding the text verbatim (`-` included).
+//!
+//! A kit. May import: `plugin` (its decoder type) and the foundation; never `pipeline` or
+//! a plugin folder.
 
 pub mod time_layout;
 

@@ -54,6 +54,8 @@
 //! `Fields[x] > NIL`. A string ending in a backslash-escaped newline is an error here
 //! (Heka would read on past the newline). Parenthesised nesting is limited to 200
 //! levels.
+//!
+//! May import: `message`, `error`; a foundation module.
 
 mod eval;
 mod lexer;

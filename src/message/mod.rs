@@ -6,6 +6,8 @@
 //! `json` (the one JSON form people read and write). Every component that looks at a
 //! message — the matcher, the Lua API, encoders — resolves variables through
 //! [`Message::field`] and the header accessors here, so there is one path-resolution rule.
+//!
+//! May import: nothing of hekate but `error`; the foundation every layer builds on.
 
 pub mod framing;
 pub mod json;

@@ -1,5 +1,10 @@
 //! Output plugins, one file per type. [`OUTPUTS`] is the static registration slice the
 //! registry searches; adding a plugin is one file plus one line here.
+//!
+//! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) and the foundation
+//! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
+//! registry or another plugin kind (`tests/layering.rs`).
 
 use crate::plugin::{BuildOutput, Registration};
 

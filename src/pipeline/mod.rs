@@ -1,5 +1,8 @@
 //! Building and running the pipeline: config → plugins → runners, the router, and the
 //! ordered shutdown.
+//!
+//! The engine: it implements the plugin layer (`plugin`) and drives every plugin through
+//! it. May import anything but the command line.
 
 pub mod build;
 pub mod dynamic;

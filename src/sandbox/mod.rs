@@ -11,6 +11,9 @@
 //! Submodules: `api` (the functions scripts call), `require` (module loading), `preserve`
 //! (`preserve_data` serialization), `cjson`
 //! and `circular_buffer` (native modules), `output` (payload formatting).
+//!
+//! A kit. May import: `plugin` (for `script`, the section-loading helpers) and the
+//! foundation; never `pipeline` or a plugin folder.
 
 mod api;
 pub mod circular_buffer;

@@ -5,6 +5,9 @@
 //! Feeders (`StatsdInput` sockets, `StatFilter`) lock the bus once per batch and add
 //! metrics; `StatAccumInput` locks it once per tick to take a snapshot, then renders
 //! outside the lock.
+//!
+//! A kit. May import: `plugin` (the declared `stat_accum_name` reference, `BuildContext`)
+//! and the foundation; never `pipeline` or a plugin folder.
 
 pub mod accum;
 pub mod parse;

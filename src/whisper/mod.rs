@@ -1,7 +1,7 @@
 //! Graphite's whisper file format, byte-compatible with Python `whisper` 1.1.10.
 //!
 //! Used by `WhisperOutput` (one file per metric) and by the `hekate whisper` command
-//! ([`cli::run`]). A file is a fixed-size set of round-robin archives: a 16-byte metadata
+//! (`src/cli/whisper.rs`). A file is a fixed-size set of round-robin archives: a 16-byte metadata
 //! block, one 12-byte [`ArchiveInfo`] per archive, then every archive's points (12 bytes:
 //! big-endian `u32` interval start and `f64` value). Writing the same [`create`] and
 //! [`update`]/[`update_many`] sequence as Python whisper gives the same bytes; reads
@@ -13,6 +13,8 @@
 //! Layout: this file holds the types, header I/O, retention parsing and [`create`];
 //! `ops` holds updates, propagation and fetch; `pyfmt` Python's float formatting for
 //! the CLI.
+//!
+//! A kit. May import: the foundation only.
 
 mod ops;
 mod write;
