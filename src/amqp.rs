@@ -41,9 +41,10 @@ impl ExchangeType {
     }
 }
 
-/// The exchange keys both plugins take (Heka's names and defaults). Each plugin's config
-/// struct repeats them as plain fields, so unknown-key reporting sees every key.
-#[derive(Debug, Clone)]
+/// The exchange keys both plugins take (Heka's names and defaults). Each plugin parses
+/// them from its section with [`ExchangeConfig::parse`] and its own keys from the rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct ExchangeConfig {
     /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` is
     /// rejected: hekate is built without TLS.
@@ -87,6 +88,25 @@ pub(crate) struct Exchange {
 }
 
 impl ExchangeConfig {
+    /// The keys this struct reads.
+    pub const KEYS: [&'static str; 6] = [
+        "url",
+        "exchange",
+        "exchange_type",
+        "exchange_durability",
+        "exchange_auto_delete",
+        "routing_key",
+    ];
+
+    /// Parses and checks the exchange keys of `p` into an [`Exchange`]; returns it (when
+    /// valid), the rest of the section for the plugin's own keys, and every error so far.
+    pub(crate) fn parse(p: &PluginConfig) -> (Option<Exchange>, PluginConfig, Vec<ConfigError>) {
+        let (keys, rest) = p.split_off(&Self::KEYS);
+        let (config, mut errs) = keys.parse_all::<ExchangeConfig>();
+        let exchange = config.and_then(|c| c.check(p).map_err(|e| errs.extend(e)).ok());
+        (exchange, rest, errs)
+    }
+
     /// Checks the keys; errors name the offending key.
     pub(crate) fn check(&self, p: &PluginConfig) -> Result<Exchange, Vec<ConfigError>> {
         let mut errs = Vec::new();

@@ -142,6 +142,15 @@ impl PluginConfig {
         parse_table(&self.table, &self.file, &self.name)
     }
 
+    /// Splits the section in two: the `keys` a kit parses itself (when the section has
+    /// them), and the rest, each reporting its own unknown keys under the same section.
+    pub fn split_off(&self, keys: &[&str]) -> (PluginConfig, PluginConfig) {
+        let (mut taken, mut rest) = (self.clone(), self.clone());
+        taken.table.retain(|k, _| keys.contains(&k.as_ref()));
+        rest.table.retain(|k, _| !keys.contains(&k.as_ref()));
+        (taken, rest)
+    }
+
     /// Like [`PluginConfig::parse`], but keeps going: a key with a bad value is reported
     /// and read as its default, so the build function can check the rest of the section
     /// and report every mistake at once. `None` only when no value could be made at all.

@@ -169,14 +169,7 @@ pub(crate) fn build(
 impl SandboxFilterConfig {
     /// The keys shared with every sandbox section.
     fn keys(&self) -> ScriptKeys<'_> {
-        ScriptKeys {
-            filename: &self.filename,
-            module_directory: self.module_directory.as_deref(),
-            memory_limit: self.memory_limit,
-            instruction_limit: self.instruction_limit,
-            output_limit: self.output_limit,
-            config: &self.config,
-        }
+        crate::script_keys!(self)
     }
 }
 

@@ -322,7 +322,6 @@ mod tests {
     use super::*;
     use crate::config::Globals;
     use crate::message::Field;
-    use crate::statsd::{FlushConfig, Prefixes};
 
     fn section(toml: &str) -> PluginConfig {
         PluginConfig {
@@ -381,12 +380,7 @@ value = "%Fields[load]%"
     }
 
     fn flush(bus: &StatBus) -> Vec<String> {
-        let cfg = FlushConfig::new(10, &[], &Prefixes::default(), false);
-        let mut lines = Vec::new();
-        bus.lock()
-            .snapshot(true)
-            .render(&cfg, &mut |n, v| lines.push(format!("{n} {}", v.value)));
-        lines
+        crate::statsd::rendered(bus)
     }
 
     #[test]

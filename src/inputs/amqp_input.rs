@@ -24,7 +24,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, Consumer};
 use serde::Deserialize;
 
-use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig, ExchangeType};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
 use crate::config::PluginConfig;
 use crate::error::{BoxError, Chain, ConfigError};
 use crate::message::Message;
@@ -41,22 +41,12 @@ const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 /// delivered, so those deliveries are acked rather than redelivered on the next start.
 const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(3);
 
-/// Configuration of `AMQPInput`.
+/// Configuration of `AMQPInput`, besides the exchange keys of
+/// [`ExchangeConfig`] (`url`, `exchange`, `exchange_type`, `exchange_durability`,
+/// `exchange_auto_delete`, `routing_key`: the binding key here).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AmqpInputConfig {
-    /// Broker URL, `amqp://user:password@host:port/vhost`. Required.
-    pub url: String,
-    /// Exchange the queue is bound to; declared on connect. Required.
-    pub exchange: String,
-    /// `direct`, `fanout`, `topic` or `headers`. Required.
-    pub exchange_type: Option<ExchangeType>,
-    /// Declare the exchange durable. Default false.
-    pub exchange_durability: bool,
-    /// Declare the exchange auto-delete. Default true.
-    pub exchange_auto_delete: bool,
-    /// Binding key of the queue. Default "".
-    pub routing_key: String,
     /// Most deliveries held unacked (basic.qos). Default 2, as Heka; raise it for
     /// throughput, since a delivery is acked only after the pipeline is done with it.
     pub prefetch_count: u16,
@@ -78,14 +68,7 @@ pub struct AmqpInputConfig {
 
 impl Default for AmqpInputConfig {
     fn default() -> Self {
-        let x = ExchangeConfig::default();
         AmqpInputConfig {
-            url: x.url,
-            exchange: x.exchange,
-            exchange_type: x.exchange_type,
-            exchange_durability: x.exchange_durability,
-            exchange_auto_delete: x.exchange_auto_delete,
-            routing_key: x.routing_key,
             prefetch_count: 2,
             queue: String::new(),
             bind_queue: true,
@@ -103,16 +86,14 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     description:
         "Consume an AMQP queue (RabbitMQ); Heka-framed protobuf by default, acks after delivery.",
     build,
-    defaults: Defaults {
-        splitter: "HekaFramingSplitter",
-        decoder: Some("ProtobufDecoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::FRAMED_PROTOBUF,
     references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
-    let (c, mut errs) = p.parse_all::<AmqpInputConfig>();
+    let (exchange, rest, mut errs) = ExchangeConfig::parse(p);
+    let (c, more) = rest.parse_all::<AmqpInputConfig>();
+    errs.extend(more);
     let Some(c) = c else {
         return Err(errs);
     };
@@ -125,22 +106,12 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     if c.read_only && c.queue.is_empty() {
         errs.push(p.error("queue", "required with read_only = true"));
     }
-    let exchange = ExchangeConfig {
-        url: c.url.clone(),
-        exchange: c.exchange.clone(),
-        exchange_type: c.exchange_type,
-        exchange_durability: c.exchange_durability,
-        exchange_auto_delete: c.exchange_auto_delete,
-        routing_key: c.routing_key.clone(),
-    }
-    .check(p);
     match exchange {
-        Ok(exchange) if errs.is_empty() => Ok(Box::new(AmqpInput {
+        Some(exchange) if errs.is_empty() => Ok(Box::new(AmqpInput {
             config: c,
             exchange,
         })),
-        Ok(_) => Err(errs),
-        Err(e) => Err(e.into_iter().chain(errs).collect()),
+        _ => Err(errs),
     }
 }
 
@@ -406,7 +377,11 @@ mod tests {
 
     #[test]
     fn heka_defaults() {
-        let c: AmqpInputConfig = plugin_config("AMQPInput", OK).parse().expect("parse");
+        let (x, rest, errs) = ExchangeConfig::parse(&plugin_config("AMQPInput", OK));
+        assert!(errs.is_empty(), "{errs:?}");
+        let x = x.expect("exchange");
+        assert!(x.auto_delete && !x.durable && x.routing_key.is_empty());
+        let c: AmqpInputConfig = rest.parse().expect("parse");
         assert_eq!(c.prefetch_count, 2);
         assert!(c.bind_queue && c.queue_auto_delete && !c.queue_durability);
         assert!(!c.queue_exclusive && !c.read_only);

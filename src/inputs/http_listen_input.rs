@@ -452,43 +452,9 @@ fn request_fields(req: &Request<Incoming>, peer: SocketAddr, wanted: &[String]) 
         }
     }
     if let Some(q) = req.uri().query() {
-        fields.extend(query_pairs(q).map(|(k, v)| Field::string(k, v)));
+        fields.extend(crate::http::query_pairs(q).map(|(k, v)| Field::string(k, v)));
     }
     fields
-}
-
-/// Decoded `key=value` pairs of a query string (`+` is a space, `%XX` escapes).
-fn query_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    q.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match b.get(i + 1..i + 3).and_then(hex_byte) {
-                Some(v) => {
-                    out.push(v);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_byte(h: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    Some((digit(h[0])? * 16 + digit(h[1])?) as u8)
 }
 
 /// `Ok` when the request carries the configured credential; otherwise the challenge to
@@ -591,7 +557,7 @@ mod tests {
 
     #[test]
     fn query_strings_are_decoded() {
-        let pairs: Vec<_> = query_pairs("a=1&b=x+y&c=%41%zz&flag&").collect();
+        let pairs: Vec<_> = crate::http::query_pairs("a=1&b=x+y&c=%41%zz&flag&").collect();
         assert_eq!(
             pairs,
             [
@@ -601,6 +567,6 @@ mod tests {
                 ("flag".into(), String::new()),
             ]
         );
-        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(crate::http::percent_decode("%4"), "%4");
     }
 }

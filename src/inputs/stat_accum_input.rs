@@ -254,7 +254,7 @@ mod tests {
     use crate::message::smallvec;
     use crate::message::{FieldValue, ValueRef};
     use crate::plugin::channel::RouterEvent;
-    use crate::plugin::testing::input_context;
+    use crate::plugin::testing::{first_error_key, input_context};
     use crate::statsd::Parser;
 
     fn section(toml: &str) -> PluginConfig {
@@ -289,22 +289,22 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected() {
-        let errs = build(&section("percnt_threshold = [90]"), &bcx())
-            .err()
-            .expect("unknown key");
-        assert_eq!(errs[0].key, "percnt_threshold");
-        let errs = build(&section("emit_in_payload = false"), &bcx())
-            .err()
-            .expect("nothing to emit");
-        assert_eq!(errs[0].key, "emit_in_payload");
-        let errs = build(&section("percent_threshold = [0]"), &bcx())
-            .err()
-            .expect("pct 0");
-        assert_eq!(errs[0].key, "percent_threshold");
-        let errs = build(&section("percent_threshold = [101]"), &bcx())
-            .err()
-            .expect("pct 101");
-        assert_eq!(errs[0].key, "percent_threshold");
+        assert_eq!(
+            first_error_key(build(&section("percnt_threshold = [90]"), &bcx())),
+            "percnt_threshold"
+        );
+        assert_eq!(
+            first_error_key(build(&section("emit_in_payload = false"), &bcx())),
+            "emit_in_payload"
+        );
+        assert_eq!(
+            first_error_key(build(&section("percent_threshold = [0]"), &bcx())),
+            "percent_threshold"
+        );
+        assert_eq!(
+            first_error_key(build(&section("percent_threshold = [101]"), &bcx())),
+            "percent_threshold"
+        );
     }
 
     fn accum(toml: &str) -> (Box<StatAccumInput>, Arc<StatBus>) {

@@ -83,11 +83,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     name: "TcpInput",
     description: "Accept TCP connections; Heka-framed protobuf by default, any splitter/decoder.",
     build,
-    defaults: Defaults {
-        splitter: "HekaFramingSplitter",
-        decoder: Some("ProtobufDecoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::FRAMED_PROTOBUF,
     references: &[],
 };
 

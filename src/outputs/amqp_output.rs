@@ -21,7 +21,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use serde::Deserialize;
 
-use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig, ExchangeType};
+use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
 use crate::config::PluginConfig;
 use crate::error::{Chain, ConfigError, ProcessError};
 use crate::message::Pack;
@@ -33,22 +33,12 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long closing the connection may take when the output stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Configuration of `AMQPOutput`.
+/// Configuration of `AMQPOutput`, besides the exchange keys of
+/// [`ExchangeConfig`] (`url`, `exchange`, `exchange_type`, `exchange_durability`,
+/// `exchange_auto_delete`, `routing_key`: of every message here).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AmqpOutputConfig {
-    /// Broker URL, `amqp://user:password@host:port/vhost`. Required.
-    pub url: String,
-    /// Exchange to publish to; declared on connect. Required.
-    pub exchange: String,
-    /// `direct`, `fanout`, `topic` or `headers`. Required.
-    pub exchange_type: Option<ExchangeType>,
-    /// Declare the exchange durable. Default false.
-    pub exchange_durability: bool,
-    /// Declare the exchange auto-delete. Default true.
-    pub exchange_auto_delete: bool,
-    /// Routing key of every message. Default "".
-    pub routing_key: String,
     /// Publish with delivery mode 2 (the broker writes the message to disk in a durable
     /// queue). Default false.
     pub persistent: bool,
@@ -60,14 +50,7 @@ pub struct AmqpOutputConfig {
 
 impl Default for AmqpOutputConfig {
     fn default() -> Self {
-        let x = ExchangeConfig::default();
         AmqpOutputConfig {
-            url: x.url,
-            exchange: x.exchange,
-            exchange_type: x.exchange_type,
-            exchange_durability: x.exchange_durability,
-            exchange_auto_delete: x.exchange_auto_delete,
-            routing_key: x.routing_key,
             persistent: false,
             content_type: "application/hekad".into(),
             max_in_flight: 1024,
@@ -79,29 +62,17 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "AMQPOutput",
     description: "Publish messages to an AMQP exchange (RabbitMQ) with publisher confirms.",
     build,
-    defaults: Defaults {
-        encoder: Some("ProtobufEncoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::encoder("ProtobufEncoder"),
     references: &[],
 };
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
-    let (c, mut errs) = p.parse_all::<AmqpOutputConfig>();
+    let (exchange, rest, mut errs) = ExchangeConfig::parse(p);
+    let (c, more) = rest.parse_all::<AmqpOutputConfig>();
+    errs.extend(more);
     let Some(c) = c else {
         return Err(errs);
     };
-    let exchange = ExchangeConfig {
-        url: c.url.clone(),
-        exchange: c.exchange.clone(),
-        exchange_type: c.exchange_type,
-        exchange_durability: c.exchange_durability,
-        exchange_auto_delete: c.exchange_auto_delete,
-        routing_key: c.routing_key.clone(),
-    }
-    .check(p)
-    .map_err(|e| errs.extend(e))
-    .ok();
     if c.max_in_flight == 0 {
         errs.push(p.error("max_in_flight", "must be at least 1"));
     }
@@ -484,9 +455,12 @@ mod tests {
 
     #[test]
     fn builds_with_heka_defaults() {
-        let c: AmqpOutputConfig = plugin_config("AMQPOutput", OK).parse().expect("parse");
+        let (x, rest, errs) = ExchangeConfig::parse(&plugin_config("AMQPOutput", OK));
+        assert!(errs.is_empty(), "{errs:?}");
+        let c: AmqpOutputConfig = rest.parse().expect("parse");
         assert_eq!(c.content_type, "application/hekad");
-        assert!(!c.persistent && c.exchange_auto_delete && !c.exchange_durability);
+        let x = x.expect("exchange");
+        assert!(!c.persistent && x.auto_delete && !x.durable);
         assert!(build(&plugin_config("AMQPOutput", OK), &build_context()).is_ok());
     }
 

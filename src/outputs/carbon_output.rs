@@ -169,7 +169,7 @@ impl Output for CarbonOutput {
 mod tests {
     use super::*;
     use crate::message::Message;
-    use crate::plugin::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, plugin_config, OutputHarness};
     use std::io::Read;
 
     fn pack(payload: &str) -> Pack {
@@ -215,12 +215,8 @@ mod tests {
             &cx,
         )
         .expect("build");
-        let (globals, stats) = (
-            crate::config::Globals::default(),
-            crate::stats::PluginStats::default(),
-        );
-        let (mut b1, mut b2) = (Vec::new(), Vec::new());
-        let mut ocx = OutputContext::new("carbon", &globals, &stats, None, false, &mut b1, &mut b2);
+        let mut harness = OutputHarness::default();
+        let mut ocx = harness.cx("carbon");
         out.process_message(&pack("a.b 1 100\nc.d 2.5 100\n"), &mut ocx)
             .expect("buffered");
         assert!(
@@ -249,12 +245,8 @@ mod tests {
             &cx,
         )
         .expect("build");
-        let (globals, stats) = (
-            crate::config::Globals::default(),
-            crate::stats::PluginStats::default(),
-        );
-        let (mut b1, mut b2) = (Vec::new(), Vec::new());
-        let mut ocx = OutputContext::new("carbon", &globals, &stats, None, false, &mut b1, &mut b2);
+        let mut harness = OutputHarness::default();
+        let mut ocx = harness.cx("carbon");
         out.process_message(&pack("x 1 2\n"), &mut ocx)
             .expect("sent");
         let mut buf = [0u8; 64];

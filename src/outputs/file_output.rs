@@ -87,10 +87,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "FileOutput",
     description: "Append encoded messages to a file; reopens it on SIGHUP.",
     build,
-    defaults: Defaults {
-        encoder: Some("PayloadEncoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::encoder("PayloadEncoder"),
     references: &[],
 };
 

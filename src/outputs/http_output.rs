@@ -86,10 +86,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "HttpOutput",
     description: "Send each encoded message in an HTTP request (webhook); retries 5xx/408/429.",
     build,
-    defaults: Defaults {
-        encoder: Some("PayloadEncoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::encoder("PayloadEncoder"),
     references: &[],
 };
 

@@ -23,10 +23,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "LogOutput",
     description: "Write encoded messages to stdout, one per line.",
     build,
-    defaults: Defaults {
-        encoder: Some("PayloadEncoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::encoder("PayloadEncoder"),
     references: &[],
 };
 

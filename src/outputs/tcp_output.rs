@@ -55,10 +55,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     name: "TcpOutput",
     description: "Stream messages to a TCP peer (Heka-framed protobuf by default); reconnects.",
     build,
-    defaults: Defaults {
-        encoder: Some("ProtobufEncoder"),
-        ..Defaults::HEKA
-    },
+    defaults: Defaults::encoder("ProtobufEncoder"),
     references: &[],
 };
 

@@ -139,20 +139,21 @@ impl FilterRunner {
 
     /// Calls the filter's `start` hook (after every (re)build).
     fn start(&mut self) -> Next {
-        let mut injected = Vec::new();
-        let result = self.call(&mut injected, |f, cx| f.start(cx));
-        let mut outbound = Vec::new();
-        self.collect(&mut injected, 1, &mut outbound);
-        self.send(outbound);
-        match result {
-            Ok(()) => Next::Continue,
-            Err(reason) => Next::Restart(reason),
-        }
+        self.hook(|f, cx| f.start(cx))
     }
 
     fn tick(&mut self) -> Next {
+        self.hook(|f, cx| f.timer_event(now_ns(), cx))
+    }
+
+    /// Calls a hook that is not about one message (start, timer): what it injects starts
+    /// a fresh loop count.
+    fn hook(
+        &mut self,
+        f: impl FnOnce(&mut dyn Filter, &mut FilterContext<'_>) -> Result<(), ProcessError>,
+    ) -> Next {
         let mut injected = Vec::new();
-        let result = self.call(&mut injected, |f, cx| f.timer_event(now_ns(), cx));
+        let result = self.call(&mut injected, f);
         let mut outbound = Vec::new();
         self.collect(&mut injected, 1, &mut outbound);
         self.send(outbound);

@@ -391,38 +391,15 @@ fn truncate_utf8(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::channel::{router_channel, RouterEvent};
-
-    /// One record per buffer, like `NullSplitter`.
-    struct WholeBuffer;
-
-    impl Splitter for WholeBuffer {
-        fn find_record(&mut self, buf: &[u8]) -> Split {
-            Split::Record {
-                consumed: buf.len(),
-                start: 0,
-                end: buf.len(),
-            }
-        }
-    }
+    use crate::plugin::channel::RouterEvent;
 
     fn context(capacity: usize) -> (InputContext, tokio::sync::mpsc::Receiver<RouterEvent>) {
-        let (router, rx) = router_channel(capacity);
-        let (_trigger, shutdown) = crate::plugin::shutdown::channel();
-        let null: crate::plugin::SplitterFactory = Arc::new(|| Box::new(WholeBuffer));
-        let cx = InputContext {
-            name: "test_input".into(),
-            globals: Arc::new(Globals::default()),
-            stats: Arc::new(PluginStats::default()),
-            shutdown,
-            router,
-            splitter: null,
-            splitter_common: Default::default(),
-            decoder: None,
-            common: Default::default(),
-            ticker_interval: None,
-            reclaim: Default::default(),
-        };
+        let (cx, rx, _trigger) = crate::plugin::testing::input_context_with(
+            "test_input",
+            Globals::default(),
+            None,
+            capacity,
+        );
         (cx, rx)
     }
 

@@ -96,6 +96,22 @@ pub struct Defaults {
 }
 
 impl Defaults {
+    /// Heka's defaults with another default encoder (outputs).
+    pub const fn encoder(name: &'static str) -> Defaults {
+        Defaults {
+            encoder: Some(name),
+            ..Defaults::HEKA
+        }
+    }
+
+    /// Heka's defaults for inputs that read Heka's stream: `HekaFramingSplitter` and
+    /// `ProtobufDecoder` (`TcpInput`, `AMQPInput`).
+    pub const FRAMED_PROTOBUF: Defaults = Defaults {
+        splitter: "HekaFramingSplitter",
+        decoder: Some("ProtobufDecoder"),
+        ..Defaults::HEKA
+    };
+
     /// Heka's defaults.
     pub const HEKA: Defaults = Defaults {
         splitter: "NullSplitter",

@@ -158,7 +158,8 @@ impl Splitter for Whole {
     }
 }
 
-/// A context for an input called `name`, its router receiver and shutdown trigger.
+/// A context for an input called `name`, its router receiver (64 batches) and shutdown
+/// trigger.
 pub(crate) fn input_context(
     name: &str,
     globals: Globals,
@@ -168,7 +169,21 @@ pub(crate) fn input_context(
     tokio::sync::mpsc::Receiver<crate::plugin::channel::RouterEvent>,
     crate::plugin::shutdown::ShutdownTrigger,
 ) {
-    let (router, rx) = crate::plugin::channel::router_channel(64);
+    input_context_with(name, globals, ticker_interval, 64)
+}
+
+/// Like [`input_context`], with a router channel of `capacity` batches.
+pub(crate) fn input_context_with(
+    name: &str,
+    globals: Globals,
+    ticker_interval: Option<u64>,
+    capacity: usize,
+) -> (
+    crate::plugin::InputContext,
+    tokio::sync::mpsc::Receiver<crate::plugin::channel::RouterEvent>,
+    crate::plugin::shutdown::ShutdownTrigger,
+) {
+    let (router, rx) = crate::plugin::channel::router_channel(capacity);
     let (trigger, shutdown) = crate::plugin::shutdown::channel();
     let cx = crate::plugin::InputContext {
         name: name.into(),
@@ -184,4 +199,30 @@ pub(crate) fn input_context(
         reclaim: Default::default(),
     };
     (cx, rx, trigger)
+}
+
+/// The key of the first error a build function returned (it must fail).
+pub(crate) fn first_error_key<T>(built: Result<T, Vec<crate::error::ConfigError>>) -> String {
+    match built {
+        Ok(_) => panic!("the build was expected to fail"),
+        Err(errors) => errors[0].key.clone(),
+    }
+}
+
+/// Owns what an `OutputContext` borrows (globals, counters, scratch buffers), for output
+/// unit tests that call an output directly.
+#[derive(Default)]
+pub(crate) struct OutputHarness {
+    pub globals: Globals,
+    pub stats: crate::stats::PluginStats,
+    buf: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+impl OutputHarness {
+    /// A context named `name`, without an encoder.
+    pub(crate) fn cx<'a>(&'a mut self, name: &'a str) -> crate::plugin::OutputContext<'a> {
+        let (b, f) = (&mut self.buf, &mut self.frame);
+        crate::plugin::OutputContext::new(name, &self.globals, &self.stats, None, false, b, f)
+    }
 }

@@ -45,6 +45,22 @@ pub struct ScriptKeys<'a> {
     pub config: &'a toml::Table,
 }
 
+/// The [`ScriptKeys`] of a sandbox config struct: every such struct has these fields.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! script_keys {
+    ($c:expr) => {
+        $crate::sandbox::script::ScriptKeys {
+            filename: &$c.filename,
+            module_directory: $c.module_directory.as_deref(),
+            memory_limit: $c.memory_limit,
+            instruction_limit: $c.instruction_limit,
+            output_limit: $c.output_limit,
+            config: &$c.config,
+        }
+    };
+}
+
 /// A script found, read and described: what a sandbox needs to start.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -166,14 +182,7 @@ impl Default for SandboxCodecConfig {
 impl SandboxCodecConfig {
     /// The keys shared with every sandbox section.
     pub fn keys(&self) -> ScriptKeys<'_> {
-        ScriptKeys {
-            filename: &self.filename,
-            module_directory: self.module_directory.as_deref(),
-            memory_limit: self.memory_limit,
-            instruction_limit: self.instruction_limit,
-            output_limit: self.output_limit,
-            config: &self.config,
-        }
+        crate::script_keys!(self)
     }
 }
 

@@ -82,3 +82,15 @@ impl Drop for FeederGuard {
         self.0.idle.notify_waiters();
     }
 }
+
+/// What the bus would flush now, as `name value` lines (10 s interval, default
+/// prefixes): for plugin tests.
+#[cfg(test)]
+pub(crate) fn rendered(bus: &StatBus) -> Vec<String> {
+    let cfg = FlushConfig::new(10, &[], &Prefixes::default(), false);
+    let mut lines = Vec::new();
+    bus.lock()
+        .snapshot(true)
+        .render(&cfg, &mut |n, v| lines.push(format!("{n} {}", v.value)));
+    lines
+}
