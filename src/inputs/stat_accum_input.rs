@@ -254,21 +254,17 @@ mod tests {
     use crate::message::smallvec;
     use crate::message::{FieldValue, ValueRef};
     use crate::plugin::channel::RouterEvent;
-    use crate::plugin::testing::{first_error_key, input_context};
+    use crate::plugin::testing::{
+        build_context, first_error_key, input_context, named_plugin_config,
+    };
     use crate::statsd::Parser;
 
     fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "StatAccumInput".into(),
-            type_name: "StatAccumInput".into(),
-            category: crate::config::Category::Input,
-            file: "test.toml".into(),
-            table: toml.parse().expect("valid toml"),
-        }
+        named_plugin_config("StatAccumInput", "StatAccumInput", toml)
     }
 
     fn bcx() -> BuildContext {
-        BuildContext::new(Arc::default(), ".".into(), Default::default())
+        build_context()
     }
 
     #[test]
@@ -289,22 +285,18 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected() {
-        assert_eq!(
-            first_error_key(build(&section("percnt_threshold = [90]"), &bcx())),
-            "percnt_threshold"
-        );
-        assert_eq!(
-            first_error_key(build(&section("emit_in_payload = false"), &bcx())),
-            "emit_in_payload"
-        );
-        assert_eq!(
-            first_error_key(build(&section("percent_threshold = [0]"), &bcx())),
-            "percent_threshold"
-        );
-        assert_eq!(
-            first_error_key(build(&section("percent_threshold = [101]"), &bcx())),
-            "percent_threshold"
-        );
+        for (toml, key) in [
+            ("percnt_threshold = [90]", "percnt_threshold"),
+            ("emit_in_payload = false", "emit_in_payload"),
+            ("percent_threshold = [0]", "percent_threshold"),
+            ("percent_threshold = [101]", "percent_threshold"),
+        ] {
+            assert_eq!(
+                first_error_key(build(&section(toml), &bcx())),
+                key,
+                "{toml}"
+            );
+        }
     }
 
     fn accum(toml: &str) -> (Box<StatAccumInput>, Arc<StatBus>) {

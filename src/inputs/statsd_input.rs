@@ -433,20 +433,16 @@ mod tests {
 
     use super::*;
     use crate::config::Globals;
-    use crate::plugin::testing::{first_error_key, input_context};
+    use crate::plugin::testing::{
+        build_context, first_error_key, input_context, named_plugin_config,
+    };
 
     fn section(toml: &str) -> PluginConfig {
-        PluginConfig {
-            name: "statsd".into(),
-            type_name: "StatsdInput".into(),
-            category: crate::config::Category::Input,
-            file: "test.toml".into(),
-            table: toml.parse().expect("valid toml"),
-        }
+        named_plugin_config("statsd", "StatsdInput", toml)
     }
 
     fn bcx() -> BuildContext {
-        BuildContext::new(Arc::default(), ".".into(), Default::default())
+        build_context()
     }
 
     #[test]
@@ -466,14 +462,16 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected() {
-        assert_eq!(
-            first_error_key(build(&section("adress = 'x'"), &bcx())),
-            "adress"
-        );
-        assert_eq!(
-            first_error_key(build(&section("max_msg_size = 0"), &bcx())),
-            "max_msg_size"
-        );
+        for (toml, key) in [
+            ("adress = 'x'", "adress"),
+            ("max_msg_size = 0", "max_msg_size"),
+        ] {
+            assert_eq!(
+                first_error_key(build(&section(toml), &bcx())),
+                key,
+                "{toml}"
+            );
+        }
         let cx = bcx();
         let _ = cx.shared::<String>("NotAnAccum");
         assert_eq!(

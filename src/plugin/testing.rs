@@ -14,8 +14,13 @@ use crate::stats::Report;
 
 /// A plugin section of type `type_name` holding the keys in `toml`.
 pub(crate) fn plugin_config(type_name: &str, toml: &str) -> PluginConfig {
+    named_plugin_config(&format!("test_{type_name}"), type_name, toml)
+}
+
+/// A plugin section `[name]` of type `type_name` holding the keys in `toml`.
+pub(crate) fn named_plugin_config(name: &str, type_name: &str, toml: &str) -> PluginConfig {
     PluginConfig {
-        name: format!("test_{type_name}"),
+        name: name.to_string(),
         type_name: type_name.to_string(),
         category: Category::from_type_name(type_name).expect("known category suffix"),
         file: PathBuf::from("test.toml"),
