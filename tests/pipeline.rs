@@ -2,17 +2,12 @@
 //! files. Each test writes a config.d, starts hekate, sends bytes and checks exact output.
 
 use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
-
-fn send_tcp(port: u16, data: &[u8]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.write_all(data).expect("write");
-}
 
 #[test]
 fn udp_datagrams_reach_a_file_exactly() {
@@ -56,18 +51,10 @@ encoder = "enc"
 #[test]
 fn tcp_lines_are_routed_by_matcher() {
     let port = free_port();
+    let tcp_in = tcp_lines(port);
     let mut h = Hekate::start(&format!(
         r#"
-[lines]
-type = "TcpInput"
-address = "127.0.0.1:{port}"
-splitter = "TokenSplitter"
-decoder = ""
-
-[raw]
-type = "PayloadEncoder"
-append_newlines = false
-
+{tcp_in}
 [errors]
 type = "FileOutput"
 message_matcher = "Payload =~ /^ERROR/"
@@ -176,18 +163,10 @@ address = "127.0.0.1:{p2}"
 #[test]
 fn clean_shutdown_loses_nothing() {
     let port = free_port();
+    let tcp_in = tcp_lines(port);
     let mut h = Hekate::start(&format!(
         r#"
-[lines]
-type = "TcpInput"
-address = "127.0.0.1:{port}"
-splitter = "TokenSplitter"
-decoder = ""
-
-[raw]
-type = "PayloadEncoder"
-append_newlines = false
-
+{tcp_in}
 [file]
 type = "FileOutput"
 message_matcher = "TRUE"
@@ -272,14 +251,10 @@ encoder = "PayloadEncoder"
 #[test]
 fn file_output_reopens_its_file_on_sighup() {
     let port = free_port();
+    let tcp_in = tcp_lines_input(port);
     let mut h = Hekate::start(&format!(
         r#"
-[lines]
-type = "TcpInput"
-address = "127.0.0.1:{port}"
-splitter = "TokenSplitter"
-decoder = ""
-
+{tcp_in}
 [file]
 type = "FileOutput"
 message_matcher = "TRUE"

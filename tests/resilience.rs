@@ -20,18 +20,10 @@ fn lines_payload(n: usize) -> Vec<u8> {
 }
 
 fn slow_output_config(port: u16, sink: u16, action: &str) -> String {
+    let tcp_in = tcp_lines(port);
     format!(
         r#"
-[lines]
-type = "TcpInput"
-address = "127.0.0.1:{port}"
-splitter = "TokenSplitter"
-decoder = ""
-
-[raw]
-type = "PayloadEncoder"
-append_newlines = false
-
+{tcp_in}
 [fast]
 type = "FileOutput"
 message_matcher = "TRUE"

@@ -142,17 +142,8 @@ template = "RSYSLOG_TraditionalFileFormat"
 [custom_file]
 type = "RsyslogDecoder"
 template = '{CUSTOM}'
-
-[json]
-type = "JsonEncoder"
-
-[out]
-type = "FileOutput"
-message_matcher = "Type == 'syslog'"
-path = "{{dir}}/out.json"
-encoder = "json"
 "#
-    )
+    ) + &json_file_output("Type == 'syslog'", "out.json")
 }
 
 /// The omfile template of `custom.log` (rsyslog's syntax, used verbatim by both sides).

@@ -1,8 +1,7 @@
 //! End-to-end tests of `SandboxFilter`: the real binary running the Lua scripts under
 //! `sandbox/lua/testsupport/`, fed over TCP/UDP, with exact FileOutput contents.
 
-use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use crate::common::*;
@@ -13,28 +12,6 @@ fn script(name: &str) -> String {
     format!(
         "{}/sandbox/lua/testsupport/{name}",
         env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn send_tcp(port: u16, data: &[u8]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.write_all(data).expect("write");
-}
-
-/// TcpInput `lines` (one message per line) plus a raw PayloadEncoder `raw`.
-fn tcp_lines(port: u16) -> String {
-    format!(
-        r#"
-[lines]
-type = "TcpInput"
-address = "127.0.0.1:{port}"
-splitter = "TokenSplitter"
-decoder = ""
-
-[raw]
-type = "PayloadEncoder"
-append_newlines = false
-"#
     )
 }
 

@@ -4,7 +4,7 @@
 //! `JsonEncoder` to a file, which is checked exactly.
 
 use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
@@ -30,17 +30,8 @@ decoder = "SyslogDecoder"
 [SyslogDecoder]
 
 [SyslogSplitter]
-
-[json]
-type = "JsonEncoder"
-
-[out]
-type = "FileOutput"
-message_matcher = "Type == 'syslog'"
-path = "{{dir}}/out.json"
-encoder = "json"
 "#
-    )
+    ) + &json_file_output("Type == 'syslog'", "out.json")
 }
 
 /// Waits for `n` lines in `out.json`, stops hekate and returns them parsed, in order.
@@ -88,12 +79,9 @@ fn check_ietf_details(v: &Value) {
     );
 }
 
+/// Sends in 17-byte pieces, so records straddle reads.
 fn send_tcp(port: u16, data: &[u8]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    for piece in data.chunks(17) {
-        s.write_all(piece).expect("write");
-        s.flush().expect("flush");
-    }
+    send_tcp_chunked(port, data, 17);
 }
 
 #[test]

@@ -226,3 +226,59 @@ pub fn latest_whisper_value(path: &Path, ahead: i64) -> Option<f64> {
     let f = hekate::whisper::fetch(path, now - 600, now + ahead, now + ahead).ok()??;
     f.values.iter().rev().find_map(|v| *v)
 }
+
+/// `[lines]`: a `TcpInput` on 127.0.0.1:`port` making one message per line (no decoder).
+pub fn tcp_lines_input(port: u16) -> String {
+    format!(
+        r#"
+[lines]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = ""
+"#
+    )
+}
+
+/// [`tcp_lines_input`] plus `[raw]`, a `PayloadEncoder` writing the Payload alone.
+pub fn tcp_lines(port: u16) -> String {
+    tcp_lines_input(port)
+        + r#"
+[raw]
+type = "PayloadEncoder"
+append_newlines = false
+"#
+}
+
+/// Sends `data` on one TCP connection to 127.0.0.1:`port`, in pieces of `chunk` bytes
+/// (0: all at once), and closes it.
+pub fn send_tcp_chunked(port: u16, data: &[u8], chunk: usize) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    for piece in data.chunks(if chunk == 0 { data.len().max(1) } else { chunk }) {
+        s.write_all(piece).expect("write");
+        s.flush().expect("flush");
+    }
+}
+
+/// Sends `data` on one TCP connection to 127.0.0.1:`port` and closes it.
+pub fn send_tcp(port: u16, data: &[u8]) {
+    send_tcp_chunked(port, data, 0);
+}
+
+/// `[json]`, a `JsonEncoder`, and `[out]`, a `FileOutput` of what `matcher` selects to
+/// `{dir}/<file>` in JSON.
+pub fn json_file_output(matcher: &str, file: &str) -> String {
+    format!(
+        r#"
+[json]
+type = "JsonEncoder"
+
+[out]
+type = "FileOutput"
+message_matcher = "{matcher}"
+path = "{{dir}}/{file}"
+encoder = "json"
+"#
+    )
+}
