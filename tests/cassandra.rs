@@ -32,17 +32,12 @@ fn date(day: &str) -> CqlDate {
 }
 
 fn query_cli(dir: &std::path::Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("-config")
-        .arg(dir.join("config.d"))
-        .arg("query")
-        .args(args)
-        .output()
-        .expect("run hekate query");
-    assert!(
-        out.status.success(),
-        "hekate query {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &mut Command::new(env!("CARGO_BIN_EXE_hekate"))
+            .arg("-config")
+            .arg(dir.join("config.d"))
+            .arg("query")
+            .args(args),
     );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }

@@ -14,15 +14,7 @@ use crate::common::*;
 use hekate::message::Message;
 
 fn service(action: &str) {
-    let out = Command::new(service_script())
-        .arg(action)
-        .output()
-        .expect("run scripts/services/cassandra.sh");
-    assert!(
-        out.status.success(),
-        "cassandra.sh {action} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut Command::new(service_script()).arg(action));
 }
 
 /// Restarts Cassandra when dropped, so a failing assertion does not leave it down.

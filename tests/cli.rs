@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::common::run_ok;
+
 fn hekate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hekate"))
 }
@@ -71,17 +73,12 @@ fn check_prints_the_wired_pipeline_with_heka_style_flag() {
         "a.toml",
         "[in]\ntype = 'TcpInput'\naddress = '127.0.0.1:1'\n[out]\ntype = 'TcpOutput'\nmessage_matcher = 'Type =~ /^app/'\naddress = '127.0.0.1:2'\n",
     )]);
-    let out = hekate()
-        .arg("check")
-        .arg(format!("-config={}", dir.path().join("config.d").display()))
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &mut hekate()
+            .arg("check")
+            .arg(format!("-config={}", dir.path().join("config.d").display())),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("HekaFramingSplitter") && text.contains("ProtobufDecoder"),
         "{text}"
@@ -111,17 +108,8 @@ fn whisper_subcommand_reads_a_file() {
     )
     .expect("create");
     hekate::whisper::update(&path, 42.0, 1_700_000_000, 1_700_000_005).expect("update");
-    let out = hekate()
-        .args(["whisper", "info"])
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = run_ok(&mut hekate().args(["whisper", "info"]).arg(&path));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         text.contains("aggregationMethod: average") && text.contains("secondsPerPoint: 10"),
         "{text}"
@@ -166,16 +154,11 @@ differentiator = ["Site", "-logs"]
     for f in ["a.log", "a.log.1", "a.log.2", "b.log"] {
         std::fs::write(logs.join(f), "x\n").expect("write");
     }
-    let out = hekate()
-        .arg("-config")
-        .arg(dir.path().join("config.d"))
-        .arg("logstreamer")
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &mut hekate()
+            .arg("-config")
+            .arg(dir.path().join("config.d"))
+            .arg("logstreamer"),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let l = |f: &str| format!("    {}\n", logs.join(f).display());

@@ -35,17 +35,12 @@ fn send_line(port: u16, line: &str) {
 
 /// Runs `hekate sbmgr --address 127.0.0.1:<port> <args>` and asserts it succeeded.
 fn sbmgr(port: u16, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("sbmgr")
-        .arg("--address")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(args)
-        .output()
-        .expect("run hekate sbmgr");
-    assert!(
-        out.status.success(),
-        "hekate sbmgr failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        &mut Command::new(env!("CARGO_BIN_EXE_hekate"))
+            .arg("sbmgr")
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args),
     );
 }
 

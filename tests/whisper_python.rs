@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::run_ok;
+
 use hekate::whisper::{self, AggregationMethod, Retention};
 use serde_json::{json, Value};
 
@@ -27,16 +29,11 @@ fn venv() -> PathBuf {
 
 /// Runs `python -c code args...` in the venv and returns stdout (panics on failure).
 fn python(code: &str, args: &[&str]) -> String {
-    let out = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &mut Command::new(venv().join("bin/python"))
+            .arg("-c")
+            .arg(code)
+            .args(args),
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }

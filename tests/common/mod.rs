@@ -282,3 +282,18 @@ encoder = "json"
 "#
     )
 }
+
+/// Runs `cmd` to completion and fails the test, with its stderr, unless it succeeded;
+/// returns its output.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
