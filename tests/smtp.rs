@@ -190,21 +190,23 @@ host = "127.0.0.1:{}""#,
     assert!(!d.contains("\n\n") && !d.replace("\r\n", "").contains('\n'));
 }
 
-#[test]
-fn auth_plain_logs_in_and_the_default_subject_names_the_output() {
+/// An SMTP server that wants `hekate:s3cret`, and hekate sending to it with `auth` and
+/// `password`; returns the server, hekate's UDP port and hekate.
+fn with_auth(auth: &str, password: &str) -> (Sink, u16, Hekate) {
     let sink = Sink::start(&["--auth", "hekate:s3cret"]);
     let udp = free_udp_port();
-    let _h = start(
-        udp,
-        &format!(
-            r#"send_to = ["ops@example.com"]
-auth = "Plain"
-user = "hekate"
-password = "s3cret"
-host = "127.0.0.1:{}""#,
-            sink.port
-        ),
+    let keys = format!(
+        "send_to = [\"ops@example.com\"]\nauth = \"{auth}\"\nuser = \"hekate\"\n\
+         password = \"{password}\"\nhost = \"127.0.0.1:{}\"",
+        sink.port
     );
+    let h = start(udp, &keys);
+    (sink, udp, h)
+}
+
+#[test]
+fn auth_plain_logs_in_and_the_default_subject_names_the_output() {
+    let (sink, udp, _h) = with_auth("Plain", "s3cret");
     std::thread::sleep(Duration::from_millis(300));
     send_json(udp, r#"{"Type":"note","Payload":"hello"}"#);
     let mails = sink.wait_mails(1, LONG);
@@ -216,19 +218,7 @@ host = "127.0.0.1:{}""#,
 
 #[test]
 fn auth_cram_md5_logs_in() {
-    let sink = Sink::start(&["--auth", "hekate:s3cret"]);
-    let udp = free_udp_port();
-    let _h = start(
-        udp,
-        &format!(
-            r#"send_to = ["ops@example.com"]
-auth = "CRAMMD5"
-user = "hekate"
-password = "s3cret"
-host = "127.0.0.1:{}""#,
-            sink.port
-        ),
-    );
+    let (sink, udp, _h) = with_auth("CRAMMD5", "s3cret");
     send_json(udp, r#"{"Type":"note","Payload":"hello"}"#);
     let mails = sink.wait_mails(1, LONG);
     assert_eq!(mails[0]["authenticated"], true);
@@ -237,19 +227,7 @@ host = "127.0.0.1:{}""#,
 
 #[test]
 fn refused_mail_is_dropped_and_counted() {
-    let sink = Sink::start(&["--auth", "hekate:s3cret"]);
-    let udp = free_udp_port();
-    let h = start(
-        udp,
-        &format!(
-            r#"send_to = ["ops@example.com"]
-auth = "Plain"
-user = "hekate"
-password = "wrong"
-host = "127.0.0.1:{}""#,
-            sink.port
-        ),
-    );
+    let (sink, udp, h) = with_auth("Plain", "wrong");
     std::thread::sleep(Duration::from_millis(300));
     send_json(udp, r#"{"Type":"note","Payload":"one"}"#);
     send_json(udp, r#"{"Type":"note","Payload":"two"}"#);
