@@ -74,7 +74,9 @@ pub(crate) enum FieldCmp {
 impl Node {
     /// Evaluates the expression. Lists recurse through the out-of-line [`all`] and
     /// [`any`], so this match can be inlined into them and into `Matcher::matches`.
-    #[inline]
+    /// Always: LLVM's cost model otherwise keeps it out of line in some builds (seen after
+    /// a module reshuffle), costing the router 7% with ten matchers.
+    #[inline(always)]
     pub(crate) fn eval(&self, msg: &Message) -> bool {
         match self {
             Node::Const(b) => *b,

@@ -86,7 +86,7 @@ impl Matcher {
     }
 
     /// True when `msg` satisfies the expression. Never allocates.
-    #[inline]
+    #[inline(always)]
     pub fn matches(&self, msg: &Message) -> bool {
         self.root.eval(msg)
     }
