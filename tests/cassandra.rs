@@ -33,7 +33,7 @@ fn date(day: &str) -> CqlDate {
 
 fn query_cli(dir: &std::path::Path, args: &[&str]) -> Value {
     let out = run_ok(
-        &mut Command::new(env!("CARGO_BIN_EXE_hekate"))
+        Command::new(env!("CARGO_BIN_EXE_hekate"))
             .arg("-config")
             .arg(dir.join("config.d"))
             .arg("query")

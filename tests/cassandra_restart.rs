@@ -14,7 +14,7 @@ use crate::common::*;
 use hekate::message::Message;
 
 fn service(action: &str) {
-    run_ok(&mut Command::new(service_script()).arg(action));
+    run_ok(Command::new(service_script()).arg(action));
 }
 
 /// Restarts Cassandra when dropped, so a failing assertion does not leave it down.

@@ -74,7 +74,7 @@ fn check_prints_the_wired_pipeline_with_heka_style_flag() {
         "[in]\ntype = 'TcpInput'\naddress = '127.0.0.1:1'\n[out]\ntype = 'TcpOutput'\nmessage_matcher = 'Type =~ /^app/'\naddress = '127.0.0.1:2'\n",
     )]);
     let out = run_ok(
-        &mut hekate()
+        hekate()
             .arg("check")
             .arg(format!("-config={}", dir.path().join("config.d").display())),
     );
@@ -108,7 +108,7 @@ fn whisper_subcommand_reads_a_file() {
     )
     .expect("create");
     hekate::whisper::update(&path, 42.0, 1_700_000_000, 1_700_000_005).expect("update");
-    let out = run_ok(&mut hekate().args(["whisper", "info"]).arg(&path));
+    let out = run_ok(hekate().args(["whisper", "info"]).arg(&path));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("aggregationMethod: average") && text.contains("secondsPerPoint: 10"),
@@ -155,7 +155,7 @@ differentiator = ["Site", "-logs"]
         std::fs::write(logs.join(f), "x\n").expect("write");
     }
     let out = run_ok(
-        &mut hekate()
+        hekate()
             .arg("-config")
             .arg(dir.path().join("config.d"))
             .arg("logstreamer"),

@@ -36,7 +36,7 @@ fn send_line(port: u16, line: &str) {
 /// Runs `hekate sbmgr --address 127.0.0.1:<port> <args>` and asserts it succeeded.
 fn sbmgr(port: u16, args: &[&str]) {
     run_ok(
-        &mut Command::new(env!("CARGO_BIN_EXE_hekate"))
+        Command::new(env!("CARGO_BIN_EXE_hekate"))
             .arg("sbmgr")
             .arg("--address")
             .arg(format!("127.0.0.1:{port}"))

@@ -30,7 +30,7 @@ fn venv() -> PathBuf {
 /// Runs `python -c code args...` in the venv and returns stdout (panics on failure).
 fn python(code: &str, args: &[&str]) -> String {
     let out = run_ok(
-        &mut Command::new(venv().join("bin/python"))
+        Command::new(venv().join("bin/python"))
             .arg("-c")
             .arg(code)
             .args(args),
