@@ -13,7 +13,7 @@ mod check;
 mod lua_test;
 mod matcher;
 mod plugins;
-mod pyfmt;
+
 pub mod query;
 mod run;
 mod sbmgr;

@@ -7,7 +7,7 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::pyfmt::{pad, percent_f, percent_g, repr};
+use hekate::pyfmt::{pad, percent_f, percent_g, repr};
 use hekate::whisper::{fetch, info, Header, WhisperError};
 
 /// Usage text printed for `hekate whisper` without a valid command.

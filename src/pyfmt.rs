@@ -1,7 +1,7 @@
 //! Python's float formatting (`repr`, `%f`, `%g`), so `hekate whisper` prints exactly
 //! what `whisper-info.py`, `whisper-fetch.py` and `whisper-dump.py` print.
 //!
-//! Called by [`super::whisper`]. Rust's float formatting is exact and rounds ties to even,
+//! Used by `hekate whisper` and the Graphite render API (`graphite`). Rust's float formatting is exact and rounds ties to even,
 //! like C's `printf` that Python's `%` operator follows, so only the layout (exponent
 //! form, trailing zeros) is rebuilt here.
 
