@@ -26,6 +26,7 @@
 pub mod amqp;
 pub mod buffer;
 pub mod config;
+pub mod console;
 pub mod decoders;
 pub mod encoders;
 pub mod error;

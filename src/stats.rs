@@ -6,8 +6,52 @@
 //! pipeline lands in one of these counters.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where a plugin is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginState {
+    /// Running normally.
+    Running,
+    /// Failed; waiting to be rebuilt under its retry policy.
+    Restarting,
+    /// Gone for good (retries spent).
+    Retired,
+}
+
+impl PluginState {
+    /// The lowercase name (`running`, `restarting`, `retired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Running => "running",
+            PluginState::Restarting => "restarting",
+            PluginState::Retired => "retired",
+        }
+    }
+}
+
+/// What the builder knows of a filter or output: its matcher and queue capacity.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PluginInfo {
+    /// The `message_matcher` source, when the plugin has one.
+    pub matcher: Option<String>,
+    /// Capacity of the plugin's input queue (0 for inputs).
+    pub queue_capacity: u64,
+}
+
+/// The last failure of a plugin.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastError {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// What happened.
+    pub message: String,
+}
+
+/// Named values (counter or gauge name, value), sorted by name.
+pub type Named = Vec<(&'static str, u64)>;
 
 /// Counters of one plugin instance.
 #[derive(Debug, Default)]
@@ -28,6 +72,11 @@ pub struct PluginStats {
     pub queue_len: AtomicU64,
     /// Plugin-specific named counters (e.g. `bad_lines_seen`), registered at build time.
     extra: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
+    /// Plugin-specific gauges (values that go down, e.g. `memory`).
+    gauges: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
+    state: AtomicU8,
+    last_error: Mutex<Option<LastError>>,
+    info: OnceLock<PluginInfo>,
 }
 
 impl PluginStats {
@@ -44,6 +93,65 @@ impl PluginStats {
         extra.entry(name).or_default().clone()
     }
 
+    /// A plugin-specific gauge, created on first use (see [`PluginStats::counter`]).
+    pub fn gauge(&self, name: &'static str) -> Arc<AtomicU64> {
+        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        gauges.entry(name).or_default().clone()
+    }
+
+    /// Plugin-specific counters (monotonic) and gauges, each sorted by name.
+    pub fn custom(&self) -> (Named, Named) {
+        let read = |m: &Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>| {
+            let m = m.lock().unwrap_or_else(|p| p.into_inner());
+            m.iter()
+                .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+                .collect()
+        };
+        (read(&self.extra), read(&self.gauges))
+    }
+
+    /// Records where the plugin is in its life.
+    pub fn set_state(&self, state: PluginState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Where the plugin is in its life.
+    pub fn state(&self) -> PluginState {
+        match self.state.load(Ordering::Relaxed) {
+            1 => PluginState::Restarting,
+            2 => PluginState::Retired,
+            _ => PluginState::Running,
+        }
+    }
+
+    /// Records the plugin's latest failure (shown by the console and the API).
+    pub fn record_error(&self, message: impl std::fmt::Display) {
+        let at = chrono::Utc::now().timestamp();
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some(LastError {
+            at,
+            message: message.to_string(),
+        });
+    }
+
+    /// The latest failure, if any.
+    pub fn last_error(&self) -> Option<LastError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the builder's description once (later calls are ignored).
+    pub fn describe(&self, info: PluginInfo) {
+        let _ = self.info.set(info);
+    }
+
+    /// The builder's description (empty for inputs and decoders).
+    pub fn info(&self) -> PluginInfo {
+        self.info.get().cloned().unwrap_or_default()
+    }
+
     /// A snapshot of every counter, standard ones first.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -56,8 +164,9 @@ impl PluginStats {
             ("restarts", load(&self.restarts)),
             ("queue_len", load(&self.queue_len)),
         ];
-        let extra = self.extra.lock().unwrap_or_else(|p| p.into_inner());
-        v.extend(extra.iter().map(|(k, c)| (*k, load(c))));
+        let (counters, gauges) = self.custom();
+        v.extend(counters);
+        v.extend(gauges);
         v
     }
 
@@ -87,6 +196,7 @@ pub struct ReportEntry {
 #[derive(Debug, Default, Clone)]
 pub struct Report {
     entries: Arc<Mutex<Vec<ReportEntry>>>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Report {
@@ -115,6 +225,16 @@ impl Report {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Marks hekate as shutting down (the console's `/health` answers 503).
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Counters of the plugin called `name`.

@@ -5,7 +5,8 @@
 //!   registry, or a module of another plugin kind, and no plugin file imports another
 //!   plugin's file (shared code lives in a kit);
 //! * the plugin layer (`src/plugin/`) and the kits (`syslog`, `log_format`, `sandbox`,
-//!   `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) import neither the engine
+//!   `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `graphite`, `console`,
+//!   `pyfmt`) import neither the engine
 //!   nor a plugin folder (`plugin/testing.rs`, compiled for unit tests only, may use the
 //!   registry);
 //! * the library holds no command-line code: no `clap` outside `src/cli/` and `main.rs`.
@@ -20,7 +21,10 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 9] = [
+const KITS: [&str; 12] = [
+    "console",
+    "graphite",
+    "pyfmt.rs",
     "syslog",
     "log_format",
     "sandbox",

@@ -281,7 +281,7 @@ impl Filter for SandboxFilter {
         self.check_reload(cx);
         let limit = cx.globals.max_timer_inject;
         let res = self.sandbox.timer_event(now_ns, limit, cx.injected);
-        cx.stats.counter("memory").store(
+        cx.stats.gauge("memory").store(
             self.sandbox.memory_used() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );

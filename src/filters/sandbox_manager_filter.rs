@@ -368,7 +368,7 @@ impl SandboxManagerFilter {
     fn report_running(&mut self, spawner: &dyn Spawner, cx: &FilterContext<'_>) {
         let n = self.running(spawner) as u64;
         cx.stats
-            .counter("running_filters")
+            .gauge("running_filters")
             .store(n, Ordering::Relaxed);
     }
 }

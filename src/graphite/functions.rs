@@ -251,8 +251,11 @@ fn fmt_g(x: f64) -> String {
     percent_g(x, 6)
 }
 
+/// An aggregation over a row of values that may hold gaps.
+pub type AggFn = fn(&[Option<f64>]) -> Option<f64>;
+
 /// Graphite's aggregation functions (`getAggFunc`), over a row that may hold gaps.
-pub fn agg_func(name: &str) -> Option<fn(&[Option<f64>]) -> Option<f64>> {
+pub fn agg_func(name: &str) -> Option<AggFn> {
     fn nn(row: &[Option<f64>]) -> Vec<f64> {
         row.iter().flatten().copied().collect()
     }
@@ -529,7 +532,7 @@ fn summarize(a: &Args<'_, '_>) -> Result<Vec<Series>> {
 /// Graphite's `_summarizeValues`, step for step.
 fn summarize_values(
     s: &Series,
-    f: fn(&[Option<f64>]) -> Option<f64>,
+    f: AggFn,
     interval: i64,
     new_start: i64,
     new_end: i64,

@@ -2,7 +2,8 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) and the foundation
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `graphite`, `console`)
+//! and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
@@ -11,6 +12,7 @@ use crate::plugin::{BuildOutput, Registration};
 mod amqp_output;
 mod carbon_output;
 pub mod cassandra_output;
+mod dashboard_output;
 mod file_output;
 mod http_output;
 mod log_output;
@@ -22,6 +24,7 @@ mod whisper_output;
 pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     amqp_output::PLUGIN,
     carbon_output::PLUGIN,
+    dashboard_output::PLUGIN,
     cassandra_output::PLUGIN,
     file_output::PLUGIN,
     http_output::PLUGIN,

@@ -427,6 +427,11 @@ pub(crate) fn fo_plan(
             .saturating_mul(crate::config::MESSAGES_PER_SLOT),
         n => n,
     };
+    let stats = report.register(&p.name, p.category.as_str(), &p.type_name);
+    stats.describe(crate::stats::PluginInfo {
+        matcher: matcher.as_ref().map(|m| m.source().to_string()),
+        queue_capacity: capacity as u64,
+    });
     Ok(FoPlan {
         config: p.clone(),
         common: c.clone(),
@@ -434,7 +439,7 @@ pub(crate) fn fo_plan(
         ticker,
         capacity,
         can_exit: c.can_exit.unwrap_or(d.can_exit),
-        stats: report.register(&p.name, p.category.as_str(), &p.type_name),
+        stats,
     })
 }
 

@@ -221,6 +221,7 @@ impl FilterRunner {
     /// Rebuilds the filter under the retry policy; false when the filter is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Filter failed.");
+        self.core.stats.record_error(reason);
         // Shutting down with nothing left to process: stop quietly.
         let queue = self.core.queue.clone();
         match self.core.rebuild(|| queue.is_empty()) {

@@ -184,12 +184,18 @@ impl OutputRunner {
                     PluginStats::add(&self.core.stats.dropped, 1);
                     if let Some(suppressed) = io.log.check() {
                         tracing::warn!(reason = %why, suppressed, "Message dropped by output.");
+                        self.core
+                            .stats
+                            .record_error(format!("message dropped: {why}"));
                     }
                     return Outcome::Done;
                 }
                 Ok(Err(ProcessError::Retry(why))) => {
                     if let Some(suppressed) = io.log.check() {
                         tracing::warn!(reason = %Chain(&*why), suppressed, "Output not ready; retrying the same message.");
+                        self.core
+                            .stats
+                            .record_error(format!("retrying: {}", Chain(&*why)));
                     }
                 }
                 Ok(Err(ProcessError::Fatal(why))) => {
@@ -219,6 +225,7 @@ impl OutputRunner {
     /// Rebuilds the output under the retry policy; false when it is gone for good.
     fn restart(&mut self, reason: &str) -> bool {
         tracing::error!(reason, "Output failed.");
+        self.core.stats.record_error(reason);
         match self.core.rebuild(|| false) {
             Some(o) => {
                 self.output = o;

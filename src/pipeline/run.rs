@@ -33,7 +33,7 @@ use crate::pipeline::supervise::{Exits, RestartPolicy};
 use crate::plugin::channel::{router_channel, RouterSender};
 use crate::plugin::shutdown::{self, ShutdownTrigger};
 use crate::plugin::{InputContext, Spawner};
-use crate::stats::{PluginStats, Report};
+use crate::stats::{PluginState, PluginStats, Report};
 
 /// How long inputs get to return after the shutdown signal before they are abandoned.
 const INPUT_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -276,7 +276,10 @@ async fn supervise_input(
             return;
         }
         tracing::error!(reason, "Input failed.");
+        stats.record_error(&reason);
+        stats.set_state(PluginState::Restarting);
         let Some(wait) = policy.next_delay() else {
+            stats.set_state(PluginState::Retired);
             if can_exit {
                 tracing::error!(
                     reason,
@@ -295,6 +298,7 @@ async fn supervise_input(
         match build(&config, &bcx) {
             Ok(i) => {
                 PluginStats::add(&stats.restarts, 1);
+                stats.set_state(PluginState::Running);
                 next = Some(i);
             }
             Err(errs) => {
@@ -314,7 +318,9 @@ async fn wait_for_stop(
 ) {
     let mut sd = trigger.subscribe();
     if !signals {
-        return sd.wait().await;
+        sd.wait().await;
+        report.set_draining();
+        return;
     }
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup)) = (
@@ -324,11 +330,16 @@ async fn wait_for_stop(
         signal(SignalKind::hangup()),
     ) else {
         tracing::error!("Cannot install signal handlers; only a fatal error will stop hekate.");
-        return sd.wait().await;
+        sd.wait().await;
+        report.set_draining();
+        return;
     };
     loop {
         tokio::select! {
-            _ = sd.wait() => return,
+            _ = sd.wait() => {
+                report.set_draining();
+                return;
+            }
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = usr1.recv() => tracing::info!("\n{}", report.render_text()),
@@ -336,6 +347,7 @@ async fn wait_for_stop(
         }
     }
     tracing::info!("Signal received; shutting down.");
+    report.set_draining();
     trigger.trigger();
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Retries;
 use crate::plugin::shutdown::ShutdownTrigger;
+use crate::stats::PluginState;
 
 /// A run of healthy operation this long resets the attempt count.
 const HEALTHY_RESET: Duration = Duration::from_secs(60);
@@ -112,6 +113,7 @@ pub fn rebuild<T>(
     stop_on_shutdown: impl Fn() -> bool,
     mut build: impl FnMut() -> Result<T, Vec<crate::error::ConfigError>>,
 ) -> Option<T> {
+    stats.set_state(PluginState::Restarting);
     loop {
         let wait = policy.next_delay()?;
         if !sleep_unless_shutdown(wait, shutdown) && stop_on_shutdown() {
@@ -120,6 +122,7 @@ pub fn rebuild<T>(
         match build() {
             Ok(plugin) => {
                 crate::stats::PluginStats::add(&stats.restarts, 1);
+                stats.set_state(PluginState::Running);
                 tracing::info!(attempt = policy.attempts(), "Plugin restarted.");
                 return Some(plugin);
             }
@@ -130,6 +133,7 @@ pub fn rebuild<T>(
                     .collect::<Vec<_>>()
                     .join("; ");
                 tracing::error!(%error, "Plugin rebuild failed.");
+                stats.record_error(format!("rebuild failed: {error}"));
             }
         }
     }
@@ -148,6 +152,8 @@ pub fn retire<T>(
 ) {
     let lost = queue.abandon();
     crate::stats::PluginStats::add(&stats.dropped, lost as u64);
+    stats.set_state(PluginState::Retired);
+    stats.record_error(format!("retired: {reason}"));
     if can_exit {
         tracing::error!(
             reason,

@@ -23,9 +23,35 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use ops::{fetch, Fetched};
+
+/// The whisper trees this process writes, shared between the `WhisperOutput`s that
+/// register them and readers such as the console (`BuildContext::shared` under
+/// [`Trees::KEY`]).
+#[derive(Debug, Default)]
+pub struct Trees {
+    roots: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl Trees {
+    /// The `BuildContext::shared` key.
+    pub const KEY: &'static str = "whisper.trees";
+
+    /// Registers a tree's root (once; a rebuilt output registers again harmlessly).
+    pub fn add(&self, root: PathBuf) {
+        let mut roots = self.roots.lock().unwrap_or_else(|p| p.into_inner());
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+
+    /// Every registered root, in registration order.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.roots.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 pub use write::{update, update_many};
 
 /// Size of the metadata block: aggregation type, max retention, xFilesFactor, count.

@@ -135,7 +135,12 @@ fn wall_clock() -> i64 {
 
 fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let c: WhisperOutputConfig = cfg.parse()?;
-    Ok(Box::new(WhisperOutput::new(cfg, c, cx)?))
+    let output = WhisperOutput::new(cfg, c, cx)?;
+    // Readers (the console's Graphite API) find this tree through the shared registry.
+    if let Some(trees) = cx.shared::<whisper::Trees>(whisper::Trees::KEY) {
+        trees.add(output.base.clone());
+    }
+    Ok(Box::new(output))
 }
 
 impl WhisperOutput {
