@@ -43,7 +43,7 @@ fn query_cli(dir: &std::path::Path, args: &[&str]) -> Value {
 }
 
 fn json_get(port: u16, path: &str) -> (u16, Value) {
-    let (status, body) = http_get(port, path);
+    let (status, body) = http_get(port, path, &[]);
     let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body:?}"));
     (status, v)
 }

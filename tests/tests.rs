@@ -11,6 +11,7 @@ mod amqp;
 mod cassandra;
 mod cassandra_restart;
 mod cli;
+mod graphite_web;
 mod hekate_test;
 mod http;
 mod layering;
