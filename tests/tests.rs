@@ -7,6 +7,8 @@
 mod cassandra_common;
 mod common;
 
+mod console_browser;
+
 mod amqp;
 mod cassandra;
 mod cassandra_restart;

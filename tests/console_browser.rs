@@ -1,0 +1,237 @@
+//! The web console in a real browser: Debian's headless Chromium, driven through
+//! chromedriver by `tests/fixtures/console_browser.py` (Selenium in the test venv). Each
+//! test loads a page from a running hekate, waits for the live data and checks the DOM,
+//! then leaves a screenshot in `target/console-screenshots/` for a person to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::common::{
+    free_port, free_udp_port, http_get, send_tcp, venv_python, wait_for, wait_tcp, Hekate,
+};
+
+fn screenshot_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&d).expect("screenshot dir");
+    d
+}
+
+/// Opens `url`, runs each `(js, timeout_s)` step until truthy, returns the values.
+fn browse(url: &str, steps: &[(&str, u64)], shot: &str) -> Vec<Value> {
+    for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: run scripts/test-deps.sh"
+        );
+    }
+    let plan = json!({
+        "url": url,
+        "screenshot": screenshot_dir().join(shot),
+        "steps": steps.iter().map(|(js, t)| json!({"js": js, "timeout": t})).collect::<Vec<_>>(),
+    });
+    let file = tempfile::NamedTempFile::new().expect("plan file");
+    std::fs::write(file.path(), plan.to_string()).expect("write plan");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console_browser.py");
+    let out = Command::new(venv_python())
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("run the browser driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser check failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("driver JSON");
+    v["results"].as_array().cloned().unwrap_or_default()
+}
+
+fn dashboard(port: u16) -> String {
+    format!("\n[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\nticker_interval = 1\n")
+}
+
+fn json_lines_input(port: u16) -> String {
+    format!("\n[lines]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\nsplitter = \"TokenSplitter\"\ndecoder = \"json\"\n\n[json]\ntype = \"JsonDecoder\"\n")
+}
+
+fn lua(path: &str) -> String {
+    format!("{}/sandbox/lua/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[test]
+fn pipeline_page_lists_every_plugin_and_counts_live() {
+    let (web, input) = (free_port(), free_port());
+    let config = format!(
+        "{}\n[sink]\ntype = \"FileOutput\"\nmessage_matcher = \"Type == 'app'\"\npath = \"{{dir}}/out.log\"\nencoder = \"json_out\"\n\n[json_out]\ntype = \"JsonEncoder\"\n{}",
+        json_lines_input(input),
+        dashboard(web)
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(web) && wait_tcp(input), "{}", h.log_text());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                send_tcp(input, b"{\"Type\":\"app\",\"Payload\":\"hello\"}\n");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let (_, api) = http_get(web, "/api/v1/plugins", &[]);
+    let api: Value = serde_json::from_str(&api).expect("plugins json");
+    let names: Vec<String> = api["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    for n in ["lines", "sink", "DashboardOutput", "Router"] {
+        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+    }
+    let rows = format!(
+        "(() => {{ const r = [...document.querySelectorAll('#plugins tbody tr')].map(t => t.dataset.plugin); return {names:?}.every(n => r.includes(n)) && r.length == {} ; }})()",
+        names.len()
+    );
+    let processed =
+        "+(document.querySelector('tr[data-plugin=\"lines\"] td.processed') || {}).textContent";
+    let first = format!(
+        "(() => {{ const v = {processed}; if (v > 0) {{ window.__first = v; return v; }} }})()"
+    );
+    let rises =
+        format!("(() => {{ const v = {processed}; return v > window.__first ? v : null; }})()");
+    let wired = "document.querySelectorAll('#wiring rect').length >= 4 && document.querySelectorAll('#wiring line.wire').length >= 3";
+    let got = browse(
+        &format!("http://127.0.0.1:{web}/console/"),
+        &[(&rows, 20), (&first, 20), (&rises, 20), (wired, 10)],
+        "pipeline.png",
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    assert!(
+        got[2].as_f64() > got[1].as_f64(),
+        "processed did not rise: {got:?}"
+    );
+}
+
+#[test]
+fn cbuf_outputs_are_graphed() {
+    let (web, input) = (free_port(), free_port());
+    let config = format!(
+        "{}\n[http_status]\ntype = \"SandboxFilter\"\nfilename = \"{}\"\nmessage_matcher = \"Type == 'web'\"\nticker_interval = 1\n[http_status.config]\nsec_per_row = 1\nrows = 120\n{}",
+        json_lines_input(input),
+        lua("filters/http_status.lua"),
+        dashboard(web)
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(web) && wait_tcp(input), "{}", h.log_text());
+    let mut batch = String::new();
+    for status in [200, 200, 200, 404, 500] {
+        batch.push_str(&format!(
+            "{{\"Type\":\"web\",\"Fields\":{{\"status\":{status}}}}}\n"
+        ));
+    }
+    send_tcp(input, batch.as_bytes());
+    let chart = "(() => { const pts = [...document.querySelectorAll('section.output[data-type=\"cbuf\"] .chart[data-column=\"HTTP_200\"] circle.pt')]; const hit = pts.find(p => +p.dataset.v >= 3); return hit ? +hit.dataset.v : null; })()";
+    let columns = "document.querySelectorAll('section.output[data-type=\"cbuf\"] .chart').length";
+    let got = browse(
+        &format!("http://127.0.0.1:{web}/console/outputs"),
+        &[(chart, 30), (columns, 5)],
+        "cbuf.png",
+    );
+    assert_eq!(
+        got[0].as_f64(),
+        Some(3.0),
+        "HTTP_200 should count 3 in one row: {got:?}"
+    );
+    assert_eq!(got[1].as_u64(), Some(6), "one chart per cbuf column");
+}
+
+#[test]
+fn metrics_page_graphs_a_statsd_counter_at_its_time() {
+    let (web, udp) = (free_port(), free_udp_port());
+    let config = format!(
+        "[StatsdInput]\naddress = \"127.0.0.1:{udp}\"\n\n[StatAccumInput]\nticker_interval = 1\n\n\
+         [WhisperOutput]\nmessage_matcher = \"Type == 'heka.statmetric'\"\nbase_path = \"whisper\"\n\
+         [[WhisperOutput.schemas]]\npattern = '^stats'\nretentions = \"1s:1h\"\n{}",
+        dashboard(web)
+    );
+    let h = Hekate::start_files(&[
+        ("00-hekad.toml", "[hekad]\nbase_dir = \"data\"\n"),
+        ("10-test.toml", &config),
+    ]);
+    assert!(wait_tcp(web), "{}", h.log_text());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = now();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    sock.send_to(b"deploys:5|c", ("127.0.0.1", udp))
+        .expect("send");
+    let after = now();
+    let file = h
+        .path()
+        .join("data/whisper/stats/counters/deploys/count.wsp");
+    assert!(
+        wait_for(Duration::from_secs(10), || file.exists()),
+        "no whisper file: {}",
+        h.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let point = "(() => { const p = [...document.querySelectorAll('#graph circle.pt')].find(c => +c.dataset.v === 5); return p ? +p.dataset.t : null; })()";
+    let got = browse(
+        &format!(
+            "http://127.0.0.1:{web}/console/graphs?target=stats.counters.deploys.count&from=-10min"
+        ),
+        &[
+            (point, 20),
+            (
+                "document.querySelector('#tree li.branch[data-path=\"stats\"]') !== null",
+                10,
+            ),
+        ],
+        "metrics.png",
+    );
+    let t = got[0].as_i64().expect("time of the point");
+    assert!(
+        t >= before - 1 && t <= after + 3,
+        "point at {t}, sent between {before} and {after}"
+    );
+}
+
+#[test]
+fn threshold_alerts_appear_on_the_alerts_page() {
+    let (web, input) = (free_port(), free_port());
+    let config = format!(
+        "{}\n[cpu_threshold]\ntype = \"SandboxFilter\"\nfilename = \"{}\"\nmodule_directory = \"{}\"\nmessage_matcher = \"Type == 'cpu'\"\n\
+         [cpu_threshold.config]\nfield = \"Fields[cpu]\"\nkey_field = \"Hostname\"\nwarning = 80\ncritical = 90\nhysteresis = 5\n{}",
+        json_lines_input(input),
+        lua("filters/threshold.lua"),
+        lua("modules"),
+        dashboard(web)
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(web) && wait_tcp(input), "{}", h.log_text());
+    send_tcp(
+        input,
+        b"{\"Type\":\"cpu\",\"Hostname\":\"web7\",\"Fields\":{\"cpu\":95}}\n",
+    );
+    let alert = "(() => { const r = [...document.querySelectorAll('#alerts tr.alert')].find(t => t.querySelector('.text').textContent.includes('web7')); return r ? [r.querySelector('.severity').textContent, r.querySelector('.source').textContent] : null; })()";
+    let got = browse(
+        &format!("http://127.0.0.1:{web}/console/alerts"),
+        &[(alert, 30)],
+        "alerts.png",
+    );
+    assert_eq!(got[0], json!(["CRITICAL", "cpu_threshold"]));
+}
