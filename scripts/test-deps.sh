@@ -11,6 +11,25 @@ cd "$(dirname "$0")/.."
 # aiosmtpd: the SMTP server tests/smtp.rs sends mail to.
 .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("aiosmtpd") != "1.4.6")' 2>/dev/null \
   || .venv/bin/pip install -q aiosmtpd==1.4.6
+# graphite-web 1.1.10 (the oracle of tests/graphite_web.rs, run through Django's test
+# client by tests/fixtures/graphite_oracle.py; it needs libcairo2 to import) and Selenium
+# (tests/fixtures/console_browser.py drives Debian's Chromium through chromedriver).
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("graphite-web") != "1.1.10")' 2>/dev/null \
+  || .venv/bin/pip install -q graphite-web==1.1.10
+.venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(m.version("selenium") != "4.51.0")' 2>/dev/null \
+  || .venv/bin/pip install -q selenium==4.51.0
+# Chromium and chromedriver (console browser tests), promtool from Debian's prometheus
+# package (checks /metrics), libcairo2 for graphite-web.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v promtool >/dev/null || missing+=(prometheus)
+ldconfig -p | grep -q 'libcairo.so.2' || missing+=(libcairo2)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "test-deps: ${missing[*]} missing; run this script as root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" fonts-dejavu-core
+fi
 # Java 17 and Maven for scripts/services/cassandra.sh (tests/cassandra*.rs need a real
 # Apache Cassandra; the script assembles it from Maven Central).
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then

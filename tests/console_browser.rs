@@ -54,7 +54,7 @@ fn browse(url: &str, steps: &[(&str, u64)], shot: &str) -> Vec<Value> {
 }
 
 fn dashboard(port: u16) -> String {
-    format!("\n[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\nticker_interval = 1\n")
+    format!("\n[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\nticker_interval = 1\nworking_directory = \"{{dir}}/dashboard\"\n")
 }
 
 fn json_lines_input(port: u16) -> String {
@@ -174,7 +174,7 @@ fn metrics_page_graphs_a_statsd_counter_at_its_time() {
         ("10-test.toml", &config),
     ]);
     assert!(wait_tcp(web), "{}", h.log_text());
-    std::thread::sleep(Duration::from_millis(300));
+    crate::common::wait_statsd(udp, &h.path().join("data/whisper"));
     let before = now();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     sock.send_to(b"deploys:5|c", ("127.0.0.1", udp))

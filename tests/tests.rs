@@ -7,12 +7,12 @@
 mod cassandra_common;
 mod common;
 
-mod console_browser;
-
 mod amqp;
 mod cassandra;
 mod cassandra_restart;
 mod cli;
+mod console;
+mod console_browser;
 mod graphite_web;
 mod hekate_test;
 mod http;

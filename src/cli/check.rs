@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use super::run::build;
 
 pub(super) fn check(config: &Path) -> anyhow::Result<ExitCode> {
-    let p = match build(config) {
+    let p = match build(config, true) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

@@ -9,9 +9,15 @@ use hekate::config::load;
 use hekate::error::ConfigError;
 use hekate::pipeline::{self, Pipeline};
 
-/// Loads and builds, printing every config error at once.
-pub(super) fn build(config: &Path) -> Result<Pipeline, ExitCode> {
-    let loaded = load(config).and_then(pipeline::build);
+/// Loads and builds (only to check it when `check_only`), printing every config error
+/// at once.
+pub(super) fn build(config: &Path, check_only: bool) -> Result<Pipeline, ExitCode> {
+    let builder = if check_only {
+        pipeline::build_check
+    } else {
+        pipeline::build
+    };
+    let loaded = load(config).and_then(builder);
     loaded.map_err(|errors| {
         print_errors(&errors);
         ExitCode::FAILURE
@@ -27,7 +33,7 @@ fn print_errors(errors: &[ConfigError]) {
 }
 
 pub(super) fn run(config: &Path) -> anyhow::Result<ExitCode> {
-    let p = match build(config) {
+    let p = match build(config, false) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

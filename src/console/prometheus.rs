@@ -1,6 +1,8 @@
 //! `/metrics`: Prometheus text exposition (format 0.0.4) of every plugin's counters and
 //! gauges, the router, the process (RSS, CPU, threads, open files) and build info.
-//! Names follow Prometheus conventions: `hekate_plugin_processed_total{plugin,type,kind}`.
+//! Names follow Prometheus conventions: `hekate_plugin_processed_total{plugin,type,kind}`;
+//! plugin-specific counters are `hekate_plugin_extra_total{...,name="bad_lines_seen"}`
+//! and gauges `hekate_plugin_extra_level{...,name="memory"}`.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -154,28 +156,28 @@ fn custom(out: &mut String, entries: &[crate::stats::ReportEntry]) {
     let all: Vec<_> = entries.iter().map(|e| (e, e.stats.custom())).collect();
     let _ = writeln!(
         out,
-        "# HELP hekate_plugin_counter_total Plugin-specific counters, by name."
+        "# HELP hekate_plugin_extra_total Plugin-specific counters, by name."
     );
-    let _ = writeln!(out, "# TYPE hekate_plugin_counter_total counter");
+    let _ = writeln!(out, "# TYPE hekate_plugin_extra_total counter");
     for (e, (counters, _)) in &all {
         for (k, v) in counters {
             let _ = writeln!(
                 out,
-                "hekate_plugin_counter_total{{{},counter=\"{k}\"}} {v}",
+                "hekate_plugin_extra_total{{{},name=\"{k}\"}} {v}",
                 labels(e)
             );
         }
     }
     let _ = writeln!(
         out,
-        "# HELP hekate_plugin_gauge Plugin-specific gauges, by name."
+        "# HELP hekate_plugin_extra_level Plugin-specific gauges, by name."
     );
-    let _ = writeln!(out, "# TYPE hekate_plugin_gauge gauge");
+    let _ = writeln!(out, "# TYPE hekate_plugin_extra_level gauge");
     for (e, (_, gauges)) in &all {
         for (k, v) in gauges {
             let _ = writeln!(
                 out,
-                "hekate_plugin_gauge{{{},gauge=\"{k}\"}} {v}",
+                "hekate_plugin_extra_level{{{},name=\"{k}\"}} {v}",
                 labels(e)
             );
         }
@@ -221,7 +223,7 @@ mod tests {
         PluginStats::add(&s.counter("bad_lines_seen"), 2);
         let text = render(&r);
         assert!(text.contains(r#"hekate_plugin_processed_total{plugin="udp \"in\"",type="UdpInput",kind="Input"} 7"#), "{text}");
-        assert!(text.contains(r#"counter="bad_lines_seen"} 2"#));
+        assert!(text.contains(r#"name="bad_lines_seen"} 2"#));
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("hekate_build_info{version="));
     }

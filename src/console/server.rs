@@ -405,3 +405,74 @@ async fn serve_asset(app: &App, name: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{PluginState, Report};
+    use tower::ServiceExt;
+
+    fn app(report: Report, auth: Auth) -> Router {
+        let shared = Arc::new(Shared::new(report, Arc::default()));
+        let settings = Settings {
+            static_dir: None,
+            headers: HeaderMap::from_iter([(
+                header::HeaderName::from_static("x-served-by"),
+                HeaderValue::from_static("hekate"),
+            )]),
+            auth,
+            max_connections: 4,
+            request_timeout: Duration::from_secs(5),
+            max_body_size: 1024,
+        };
+        router(shared, Arc::new(settings))
+    }
+
+    async fn get(app: Router, path: &str) -> (StatusCode, HeaderMap, String) {
+        let req = Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = app.oneshot(req).await.expect("response");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn health_is_503_when_an_output_is_retired_or_hekate_drains() {
+        let report = Report::default();
+        let out = report.register("mail", "Output", "SmtpOutput");
+        let (code, headers, body) = get(app(report.clone(), Auth::Open), "/health").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(
+            headers.get("x-served-by").map(|v| v.as_bytes()),
+            Some(&b"hekate"[..])
+        );
+        out.set_state(PluginState::Retired);
+        let (code, _, body) = get(app(report.clone(), Auth::Open), "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("output 'mail' has failed for good"), "{body}");
+        out.set_state(PluginState::Running);
+        report.set_draining();
+        let (code, _, body) = get(app(report, Auth::Open), "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("draining"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn health_needs_no_token_but_the_rest_does() {
+        let a = || app(Report::default(), Auth::Token("t0k".into()));
+        assert_eq!(get(a(), "/health").await.0, StatusCode::OK);
+        assert_eq!(get(a(), "/metrics").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(a(), "/metrics?token=t0k").await.0, StatusCode::OK);
+        assert_eq!(
+            get(a(), "/console/assets/../../etc/passwd").await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -81,7 +81,8 @@ impl Default for DashboardOutputConfig {
 struct DashboardOutput {
     shared: Arc<Shared>,
     report_file: PathBuf,
-    _console: Console,
+    /// `None` when built only to be checked (`hekate check` listens on nothing).
+    _console: Option<Console>,
 }
 
 fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
@@ -89,9 +90,16 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Output>, Vec<C
     let settings = settings(cfg, &c, cx)?;
     let trees = cx.shared::<Trees>(Trees::KEY).unwrap_or_default();
     let shared = Arc::new(Shared::new(cx.report.clone(), trees));
-    let console = Console::start(&c.address, settings, shared.clone()).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         vec![cfg.error("address", format!("cannot listen on {:?}: {e}", c.address))]
-    })?;
+    };
+    let console = if cx.check_only {
+        // Checking a running hekate's config must not collide with its listener.
+        std::net::ToSocketAddrs::to_socket_addrs(c.address.as_str()).map_err(cannot)?;
+        None
+    } else {
+        Some(Console::start(&c.address, settings, shared.clone()).map_err(cannot)?)
+    };
     let workdir = cx.base_path(std::path::Path::new(&c.working_directory));
     Ok(Box::new(DashboardOutput {
         shared,

@@ -116,10 +116,22 @@ struct Recipes {
 
 /// Builds every plugin of `cfg`, or returns every error found.
 pub fn build(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
+    build_as(cfg, false)
+}
+
+/// Builds every plugin of `cfg` to check it (`hekate check`): plugins skip side effects
+/// such as listening (`BuildContext::check_only`), so checking the config of a running
+/// hekate does not collide with it.
+pub fn build_check(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
+    build_as(cfg, true)
+}
+
+fn build_as(cfg: LoadedConfig, check_only: bool) -> Result<Pipeline, Vec<ConfigError>> {
     let mut errors = cfg.errors;
     let globals = Arc::new(cfg.globals);
     let report = Report::default();
-    let bcx = BuildContext::new(globals.clone(), cfg.config_dir, report.clone());
+    let mut bcx = BuildContext::new(globals.clone(), cfg.config_dir, report.clone());
+    bcx.check_only = check_only;
     let recipes = build_recipes(&cfg.sections, &bcx, &mut errors);
     check_references(&cfg.sections, &mut errors);
     let mut p = Pipeline {

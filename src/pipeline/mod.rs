@@ -13,5 +13,5 @@ pub mod run;
 mod runner;
 pub mod supervise;
 
-pub use build::{build, Pipeline, Wiring};
+pub use build::{build, build_check, Pipeline, Wiring};
 pub use run::{RunError, Running};

@@ -316,6 +316,9 @@ pub struct BuildContext {
     pub config_dir: PathBuf,
     /// The report registry, for plugin-specific counters.
     pub report: Report,
+    /// True when the pipeline is built only to be checked (`hekate check`): plugins
+    /// validate everything but skip side effects such as binding a port.
+    pub check_only: bool,
     shared: Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
 }
 
@@ -326,6 +329,7 @@ impl BuildContext {
             globals,
             config_dir,
             report,
+            check_only: false,
             shared: Default::default(),
         }
     }

@@ -5,7 +5,7 @@
 //! The tests need a running Cassandra on 127.0.0.1:9042 (or `HEKATE_CASSANDRA`, a
 //! `host:port`); `scripts/services/cassandra.sh start` provides one. Without it they fail.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

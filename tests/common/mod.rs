@@ -372,3 +372,16 @@ pub fn venv_python() -> std::path::PathBuf {
     );
     python
 }
+
+/// Sends `probe:1|c` to a StatsdInput on `udp` until its whisper file appears under
+/// `whisper` (the input is listening and flushes reach the WhisperOutput).
+pub fn wait_statsd(udp: u16, whisper: &Path) {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let probe = whisper.join("stats/counters/probe/count.wsp");
+    let ok = wait_for(Duration::from_secs(15), || {
+        let _ = sock.send_to(b"probe:1|c", ("127.0.0.1", udp));
+        std::thread::sleep(Duration::from_millis(200));
+        probe.exists()
+    });
+    assert!(ok, "statsd flushes never reached {}", whisper.display());
+}
