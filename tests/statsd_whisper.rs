@@ -37,6 +37,9 @@ fn bundled_config_writes_etsy_exact_values_to_whisper() {
         "{}",
         h.log_text()
     );
+    // The bundled config's console is on too.
+    assert!(wait_tcp(h.console_port), "{}", h.log_text());
+    assert_eq!(http_get(h.console_port, "/health", &[]).0, 200);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let timers: String = (1..=10).map(|i| format!("lat:{i}|ms\n")).collect();
     let packets: Vec<String> = vec![

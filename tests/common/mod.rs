@@ -16,6 +16,8 @@ pub struct Hekate {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// Where the bundled config's console listens (`HEKATE_CONSOLE_ADDRESS`).
+    pub console_port: u16,
 }
 
 /// A loopback port that was free a moment ago.
@@ -82,16 +84,27 @@ impl Hekate {
     pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, String)]) -> Hekate {
         let log = dir.path().join("hekate.log");
         let log_file = std::fs::File::create(&log).expect("log file");
+        // The bundled config.d turns the console on; give each instance its own port.
+        let console_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_hekate"))
             .arg("-config")
             .arg(dir.path().join("config.d"))
+            .env(
+                "HEKATE_CONSOLE_ADDRESS",
+                format!("127.0.0.1:{console_port}"),
+            )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn hekate");
-        Hekate { child, dir, log }
+        Hekate {
+            child,
+            dir,
+            log,
+            console_port,
+        }
     }
 
     /// The temp folder.
