@@ -362,3 +362,55 @@ fn check_does_not_collide_with_a_running_console() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("DashboardOutput"));
 }
+
+#[test]
+fn top_prints_the_pipeline_table() {
+    let (input, web) = (free_port(), free_port());
+    let h = Hekate::start(&lines_and_file(input, web, "auth_token = \"t0p\""));
+    assert!(wait_tcp(web) && wait_tcp(input), "{}", h.log_text());
+    send_tcp(input, b"x\ny\n");
+    assert!(wait_for(Duration::from_secs(5), || h
+        .counters("sink")
+        .get("processed")
+        == Some(&2)));
+    // The address and token come from the config's DashboardOutput section.
+    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .arg("-config")
+        .arg(h.path().join("config.d"))
+        .args(["top", "--once"])
+        .output()
+        .expect("run top");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sink = text
+        .lines()
+        .find(|l| l.starts_with("sink "))
+        .unwrap_or_else(|| panic!("no sink row: {text}"));
+    let cols: Vec<&str> = sink.split_whitespace().collect();
+    assert_eq!(
+        &cols[..5],
+        ["sink", "FileOutput", "Output", "running", "2"],
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .args([
+            "top",
+            "--once",
+            "--url",
+            &format!("http://127.0.0.1:{web}"),
+            "--token",
+            "wrong",
+        ])
+        .output()
+        .expect("run top");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

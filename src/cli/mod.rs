@@ -17,6 +17,7 @@ mod plugins;
 pub mod query;
 mod run;
 mod sbmgr;
+mod top;
 mod whisper;
 
 /// A Heka-compatible stream processor.
@@ -77,6 +78,9 @@ pub enum Command {
     /// `types`, `names`. The target is the config's CassandraOutput section, or
     /// `--hosts/--keyspace/--table`.
     Query(query::QueryArgs),
+    /// Show the pipeline table of a running hekate, updated in place (reads the
+    /// DashboardOutput's API; `--url`, `--token`, `--interval`, `--once`).
+    Top(top::TopArgs),
 }
 
 /// `hekate sbmgr` actions.
@@ -116,6 +120,7 @@ impl Cli {
             Command::Match { expr } => matcher::match_stdin(&expr),
             Command::Whisper { args } => whisper::main(&args),
             Command::Query(args) => query::main(&config, &args),
+            Command::Top(args) => top::main(&config, &args),
             Command::Logstreamer => check::logstreamer(&config),
             Command::Test { paths } => lua_test::main(&paths),
             Command::Sbmgr { address, action } => sbmgr::sbmgr(&address, action),
