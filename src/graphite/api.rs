@@ -351,41 +351,68 @@ pub fn apply_max_data_points(data: &mut [Series], max: Option<usize>) {
     }
 }
 
-fn json_number(v: Option<f64>) -> String {
-    match v {
-        None => "null".into(),
-        Some(x) if x.is_nan() => "null".into(),
-        Some(x) if x.is_infinite() => if x > 0.0 { "1e9999" } else { "-1e9999" }.into(),
-        Some(x) => repr(x),
+/// Appends a value as graphite-web writes it: Python's `repr` of the float, `null` for
+/// a gap or NaN, `1e9999` for infinity. The common cases skip the general formatter:
+/// integral values and values whose shortest digits Python shows positionally.
+fn push_number(out: &mut String, v: Option<f64>) {
+    use std::fmt::Write;
+    let Some(x) = v.filter(|x| !x.is_nan()) else {
+        out.push_str("null");
+        return;
+    };
+    let a = x.abs();
+    if x.is_infinite() {
+        out.push_str(if x > 0.0 { "1e9999" } else { "-1e9999" });
+    } else if x.fract() == 0.0 && a < 1e16 && x != 0.0 {
+        let _ = write!(out, "{}.0", x as i64);
+    } else if (1e-4..1e16).contains(&a) {
+        // Rust's Display is the shortest round-trip form, positional: Python's repr in
+        // this range (integral values were handled above).
+        let _ = write!(out, "{x}");
+    } else {
+        out.push_str(&repr(x));
     }
 }
 
 /// The JSON format graphite-web returns.
 pub fn render_json(data: &[Series], no_null_points: bool) -> String {
-    let mut out = String::from("[");
+    let total: usize = data.iter().map(|s| s.values.len()).sum();
+    let mut out = String::with_capacity(64 + total * 24);
+    out.push('[');
     let mut first = true;
     for s in data {
-        let mut points = s.datapoints();
-        if no_null_points {
-            points.retain(|(v, _)| v.is_some_and(|x| !x.is_nan()));
-            if points.is_empty() {
-                continue;
-            }
+        let step = (s.step * s.values_per_point as i64).max(1);
+        let points = s.points();
+        let times = (s.start..=s.end).step_by(step as usize);
+        let keep = |v: &Option<f64>| !no_null_points || v.is_some_and(|x| !x.is_nan());
+        if no_null_points && !points.iter().zip(times.clone()).any(|(v, _)| keep(v)) {
+            continue;
         }
         if !first {
             out.push_str(", ");
         }
         first = false;
-        let dp: Vec<String> = points
-            .iter()
-            .map(|(v, t)| format!("[{}, {t}]", json_number(*v)))
-            .collect();
-        out.push_str(&format!(
-            "{{\"target\": {}, \"tags\": {}, \"datapoints\": [{}]}}",
-            Json::String(s.name.clone()),
-            json!(s.tags),
-            dp.join(", ")
-        ));
+        out.push_str("{\"target\": ");
+        out.push_str(&Json::String(s.name.clone()).to_string());
+        out.push_str(", \"tags\": ");
+        out.push_str(&json!(s.tags).to_string());
+        out.push_str(", \"datapoints\": [");
+        let mut first_point = true;
+        for (v, t) in points.iter().zip(times) {
+            if !keep(v) {
+                continue;
+            }
+            if !first_point {
+                out.push_str(", ");
+            }
+            first_point = false;
+            out.push('[');
+            push_number(&mut out, *v);
+            out.push_str(", ");
+            out.push_str(itoa::Buffer::new().format(t));
+            out.push(']');
+        }
+        out.push_str("]}");
     }
     out.push(']');
     out
@@ -470,6 +497,22 @@ mod tests {
         assert!(e.to_string().contains("from"), "{e}");
         let e = find(&store, &params(&[("query", "../../etc")])).unwrap_err();
         assert!(matches!(e, GraphiteError::PathRefused { .. }), "{e}");
+    }
+
+    #[test]
+    fn fast_numbers_equal_python_repr() {
+        let mut x = 1.234_567_890_123e-12_f64;
+        let mut samples = vec![0.0, -0.0, 3.0, -7.0, 1e15, 1e16, 123456789012345.0, 0.1, 1e-4, 9.99e-5, 2.5e20, 0.116667];
+        while x < 1e22 {
+            samples.push(x);
+            samples.push(-x * 1.7);
+            x *= 3.3;
+        }
+        for v in samples {
+            let mut s = String::new();
+            push_number(&mut s, Some(v));
+            assert_eq!(s, repr(v), "{v:e}");
+        }
     }
 
     #[test]
