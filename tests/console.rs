@@ -102,7 +102,16 @@ fn metrics_pass_promtool_and_equal_the_sigusr1_report() {
 #[test]
 fn json_api_event_stream_and_graphite_formats() {
     let (input, web) = (free_port(), free_port());
-    let h = Hekate::start(&lines_and_file(input, web, ""));
+    let assets = tempfile::tempdir().expect("tempdir");
+    std::fs::write(assets.path().join("console.css"), "/* custom */").expect("write css");
+    let h = Hekate::start(&lines_and_file(
+        input,
+        web,
+        &format!(
+            "static_directory = {:?}",
+            assets.path().display().to_string()
+        ),
+    ));
     assert!(wait_tcp(web) && wait_tcp(input), "{}", h.log_text());
     send_tcp(input, b"a\nb\n");
     let (status, health) = http_get(web, "/health", &[]);
@@ -144,6 +153,13 @@ fn json_api_event_stream_and_graphite_formats() {
         text.contains("text/event-stream") && text.contains("\"plugins\""),
         "{text}"
     );
+    // static_directory replaces built-in assets by name; other names stay built in.
+    let (status, css) = http_get(web, "/console/assets/console.css", &[]);
+    assert_eq!(status, 200);
+    assert!(css.contains("/* custom */"), "{css}");
+    assert!(http_get(web, "/console/assets/console.js", &[])
+        .1
+        .contains("EventSource"));
     // Heka's report file, each tick.
     let report = h.path().join("dashboard/heka_report.json");
     assert!(

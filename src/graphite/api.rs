@@ -502,7 +502,20 @@ mod tests {
     #[test]
     fn fast_numbers_equal_python_repr() {
         let mut x = 1.234_567_890_123e-12_f64;
-        let mut samples = vec![0.0, -0.0, 3.0, -7.0, 1e15, 1e16, 123456789012345.0, 0.1, 1e-4, 9.99e-5, 2.5e20, 0.116667];
+        let mut samples = vec![
+            0.0,
+            -0.0,
+            3.0,
+            -7.0,
+            1e15,
+            1e16,
+            123456789012345.0,
+            0.1,
+            1e-4,
+            9.99e-5,
+            2.5e20,
+            0.116667,
+        ];
         while x < 1e22 {
             samples.push(x);
             samples.push(-x * 1.7);
