@@ -1,0 +1,842 @@
+//! The on-disk queue behind `use_buffering = true`: records survive a process crash
+//! (`kill -9`, OOM) and, up to the fsync policy, a power loss; a record leaves the disk
+//! only once the plugin acknowledged it.
+//!
+//! # Design
+//!
+//! A queue is a folder (`<base_dir>/buffers/<plugin>/`) of **segment** files and one
+//! **ledger**. It knows bytes, not messages; the engine stores each message in its
+//! protobuf form.
+//!
+//! * **Records.** `magic: u32 LE = 0x3152_4B48 ("HKR1") | len: u32 LE | crc32c(payload):
+//!   u32 LE | payload`. A record never spans segments. The magic lets a reader find the
+//!   next record after damage: it scans forward for a header whose length fits the
+//!   segment and whose checksum matches.
+//! * **Segments** `<id>.seg` (`id` a 16-digit hex counter) are appended by the writer and
+//!   rolled at `max_file_size`. Every open starts a **fresh** segment, so a torn tail
+//!   left by a crash is never written after: the reader meets it, counts it and moves on.
+//! * **Ledger** `ledger`: `magic | segment | offset | crc32c`, the acknowledged cursor
+//!   (every record before it is delivered). It is replaced atomically (write
+//!   `ledger.tmp`, rename) after every `cursor_update_count` acknowledgements, when a
+//!   segment is deleted, and on close.
+//! * **Acknowledgements** may arrive out of order; the cursor advances over the
+//!   acknowledged prefix. A segment is deleted only when the cursor has passed its end,
+//!   i.e. every record in it is acknowledged, and after the ledger says so (ledger first,
+//!   then unlink: a crash in between leaves a segment the ledger already skips, which the
+//!   next open deletes — never a ledger pointing at a missing file that nothing can move
+//!   past, Vector's crash loop #25570).
+//! * **Fsync policy** (`fsync`): `interval` (default, every `fsync_interval`, 1 s),
+//!   `always` (after every append), `never`. Appends go to the OS at once, so a
+//!   **process crash loses nothing** under any policy. A **power loss** can lose what
+//!   was appended since the last fsync (up to `fsync_interval` under `interval`) and can
+//!   leave the ledger older than the deliveries, which re-delivers (duplicates), never
+//!   loses, acknowledged records.
+//! * **Recovery** on open: list the segments, read the ledger, and place the reader:
+//!   at the ledger's cursor when its segment exists; at the start of the first later
+//!   segment when it does not (a missing segment: counted); at the end of the data when
+//!   the ledger is beyond it (counted). A missing or corrupt ledger starts at the oldest
+//!   segment (duplicates, no loss). Segments wholly before the cursor are deleted.
+//! * **Damage** while reading (a torn last record, a flipped byte, a length that does not
+//!   fit): the record is skipped, `corrupt_records` counts it, the position is logged,
+//!   and reading resumes at the next valid record or the next segment. It never stops
+//!   the queue.
+//! * **Limits.** `max_buffer_size` bounds the bytes of all segments (0: unlimited); an
+//!   append that does not fit, or that fails (disk full, I/O error), is refused with
+//!   [`Refusal`], and the caller applies `full_action` (block, drop or shutdown) and
+//!   counts it. Segment size is capped at a quarter of `max_buffer_size`, so space is
+//!   freed in steps smaller than the limit.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+mod crc;
+mod ledger;
+#[cfg(test)]
+mod tests;
+
+pub use crc::crc32c;
+use ledger::Ledger;
+
+/// The record header's magic number ("HKR1").
+pub const MAGIC: u32 = 0x3152_4B48;
+/// Bytes of a record header.
+pub const HEADER: u64 = 12;
+/// How much a read fetches at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// When appended bytes are forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every append (slowest; loses nothing on power loss).
+    Always,
+    /// At most this long after an append (the default, 1 s).
+    Interval(Duration),
+    /// Never explicitly (the OS writes back when it likes).
+    Never,
+}
+
+/// Settings of one queue.
+#[derive(Debug, Clone)]
+pub struct DiskConfig {
+    /// The queue's folder.
+    pub dir: PathBuf,
+    /// Segment roll size in bytes.
+    pub max_file_size: u64,
+    /// Bytes of all segments together; 0 is unlimited.
+    pub max_buffer_size: u64,
+    /// Acknowledgements between ledger writes (at least 1).
+    pub cursor_update_count: u64,
+    /// The fsync policy.
+    pub fsync: Fsync,
+    /// Largest record accepted.
+    pub max_record_size: usize,
+}
+
+/// A position: segment id and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+pub struct Pos {
+    /// Segment id.
+    pub segment: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+}
+
+/// One record handed to the consumer; acknowledge it with [`DiskQueue::ack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where it starts.
+    pub pos: Pos,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// `max_buffer_size` would be exceeded.
+    #[error("the disk buffer is full ({used} of {limit} bytes)")]
+    Full {
+        /// Bytes on disk.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The record is larger than `max_record_size`.
+    #[error("record of {0} bytes is larger than the limit")]
+    TooLarge(usize),
+    /// Writing failed (disk full, read-only, I/O error).
+    #[error("cannot write the disk buffer: {0}")]
+    Io(#[from] std::io::Error),
+    /// The queue was closed.
+    #[error("the disk buffer is closed")]
+    Closed,
+}
+
+/// Why a queue could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The folder or a file could not be created or read.
+    #[error("disk buffer {dir}: {source}")]
+    Io {
+        /// The folder.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Counters of one queue, readable while it runs.
+#[derive(Debug, Default)]
+pub struct DiskStats {
+    /// Records appended.
+    pub writes: AtomicU64,
+    /// Records acknowledged.
+    pub acks: AtomicU64,
+    /// Damaged records skipped (torn, corrupt, or unreadable).
+    pub corrupt_records: AtomicU64,
+    /// Appends refused (full, too large, or failed).
+    pub full_events: AtomicU64,
+    /// Segments missing between the ledger and the data, found on open.
+    pub missing_segments: AtomicU64,
+    /// Opens where the ledger pointed beyond the data.
+    pub ledger_ahead: AtomicU64,
+}
+
+/// What the queue holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Usage {
+    /// Bytes of all segments.
+    pub bytes: u64,
+    /// Records not yet acknowledged.
+    pub records: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Seconds since the oldest unacknowledged record was appended (0 if none), as far
+    /// as this process knows (records from before a restart count from the open).
+    pub oldest_age_secs: u64,
+}
+
+struct Inflight {
+    start: Pos,
+    end: Pos,
+    acked: bool,
+}
+
+struct State {
+    /// Sizes of the segments on disk, by id.
+    segments: BTreeMap<u64, u64>,
+    write_id: u64,
+    write_file: File,
+    read: Pos,
+    read_file: Option<(u64, File)>,
+    /// The acknowledged cursor.
+    acked: Pos,
+    inflight: VecDeque<Inflight>,
+    acks_since_ledger: u64,
+    /// Unacknowledged records and when each batch of appends happened.
+    records: u64,
+    appended_at: VecDeque<(Pos, Instant)>,
+    dirty_since: Option<Instant>,
+    closed: bool,
+    consumer_waiting: bool,
+}
+
+/// A crash-safe queue of byte records with acknowledgements. One producer side (any
+/// thread) and one consumer.
+pub struct DiskQueue {
+    cfg: DiskConfig,
+    segment_size: u64,
+    state: Mutex<State>,
+    not_empty: Condvar,
+    /// Counters.
+    pub stats: DiskStats,
+}
+
+fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.seg"))
+}
+
+/// Segment ids and sizes in `dir`.
+pub fn list_segments(dir: &Path) -> std::io::Result<BTreeMap<u64, u64>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            continue;
+        };
+        out.insert(id, e.metadata()?.len());
+    }
+    Ok(out)
+}
+
+impl DiskQueue {
+    /// Opens (or creates) the queue in `cfg.dir`, recovering as the module doc says.
+    pub fn open(cfg: DiskConfig) -> Result<DiskQueue, OpenError> {
+        let io = |source| OpenError::Io {
+            dir: cfg.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&cfg.dir).map_err(io)?;
+        let stats = DiskStats::default();
+        let mut segments = list_segments(&cfg.dir).map_err(io)?;
+        let ledger = Ledger::read(&cfg.dir);
+        let acked = place_cursor(&segments, ledger, &stats);
+        // Segments wholly before the cursor are delivered: delete them.
+        let done: Vec<u64> = segments.range(..acked.segment).map(|(id, _)| *id).collect();
+        for id in done {
+            let _ = std::fs::remove_file(seg_path(&cfg.dir, id));
+            segments.remove(&id);
+        }
+        let write_id = segments
+            .keys()
+            .next_back()
+            .map_or(1, |l| l + 1)
+            .max(acked.segment);
+        let write_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&cfg.dir, write_id))
+            .map_err(io)?;
+        segments.entry(write_id).or_insert(0);
+        let acked = if segments.contains_key(&acked.segment) {
+            acked
+        } else {
+            Pos {
+                segment: write_id,
+                offset: 0,
+            }
+        };
+        Ledger::write(&cfg.dir, acked, cfg.fsync != Fsync::Never).map_err(io)?;
+        let segment_size = match cfg.max_buffer_size {
+            0 => cfg.max_file_size,
+            limit => cfg.max_file_size.min((limit / 4).max(HEADER + 1)),
+        }
+        .max(HEADER + 1);
+        let pending = count_records(&cfg.dir, &segments, acked);
+        let now = Instant::now();
+        Ok(DiskQueue {
+            segment_size,
+            state: Mutex::new(State {
+                segments,
+                write_id,
+                write_file,
+                read: acked,
+                read_file: None,
+                acked,
+                inflight: VecDeque::new(),
+                acks_since_ledger: 0,
+                records: pending,
+                appended_at: if pending > 0 {
+                    VecDeque::from([(acked, now)])
+                } else {
+                    VecDeque::new()
+                },
+                dirty_since: None,
+                closed: false,
+                consumer_waiting: false,
+            }),
+            not_empty: Condvar::new(),
+            stats,
+            cfg,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The queue's folder.
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    /// Appends one record. On `Err` nothing was written; the caller applies its
+    /// `full_action` and counts the refusal.
+    pub fn append(&self, data: &[u8]) -> Result<(), Refusal> {
+        if data.len() > self.cfg.max_record_size || data.len() > u32::MAX as usize {
+            PluginCount::add(&self.stats.full_events);
+            return Err(Refusal::TooLarge(data.len()));
+        }
+        let len = HEADER + data.len() as u64;
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Refusal::Closed);
+        }
+        let used: u64 = st.segments.values().sum();
+        if self.cfg.max_buffer_size > 0 && used + len > self.cfg.max_buffer_size {
+            PluginCount::add(&self.stats.full_events);
+            return Err(Refusal::Full {
+                used,
+                limit: self.cfg.max_buffer_size,
+            });
+        }
+        let size = st.segments.get(&st.write_id).copied().unwrap_or(0);
+        if size > 0 && size + len > self.segment_size {
+            self.roll(&mut st).map_err(|e| self.refused(e))?;
+        }
+        let mut rec = Vec::with_capacity(len as usize);
+        rec.extend_from_slice(&MAGIC.to_le_bytes());
+        rec.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&crc32c(data).to_le_bytes());
+        rec.extend_from_slice(data);
+        let at = Pos {
+            segment: st.write_id,
+            offset: st.segments.get(&st.write_id).copied().unwrap_or(0),
+        };
+        if let Err(e) = st.write_file.write_all(&rec) {
+            // Whatever part was written is a torn record the reader will skip; keep the
+            // size right so the next record starts after it.
+            if let Ok(m) = st.write_file.metadata() {
+                let id = st.write_id;
+                st.segments.insert(id, m.len());
+            }
+            return Err(self.refused(e));
+        }
+        let id = st.write_id;
+        *st.segments.entry(id).or_insert(0) += len;
+        st.records += 1;
+        if st
+            .appended_at
+            .back()
+            .is_none_or(|(_, t)| t.elapsed() >= Duration::from_secs(1))
+        {
+            st.appended_at.push_back((at, Instant::now()));
+        }
+        self.sync_policy(&mut st).map_err(|e| self.refused(e))?;
+        PluginCount::add(&self.stats.writes);
+        let wake = st.consumer_waiting;
+        drop(st);
+        if wake {
+            self.not_empty.notify_one();
+        }
+        Ok(())
+    }
+
+    fn refused(&self, e: std::io::Error) -> Refusal {
+        PluginCount::add(&self.stats.full_events);
+        Refusal::Io(e)
+    }
+
+    fn sync_policy(&self, st: &mut State) -> std::io::Result<()> {
+        match self.cfg.fsync {
+            Fsync::Always => st.write_file.sync_data(),
+            Fsync::Never => Ok(()),
+            Fsync::Interval(d) => {
+                let since = *st.dirty_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= d {
+                    st.dirty_since = None;
+                    st.write_file.sync_data()
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Forces appended data to stable storage now (called on ticks and at close).
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut st = self.lock();
+        if st.dirty_since.take().is_some() || self.cfg.fsync == Fsync::Always {
+            st.write_file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn roll(&self, st: &mut State) -> std::io::Result<()> {
+        if self.cfg.fsync != Fsync::Never {
+            st.write_file.sync_data()?;
+        }
+        let next = st.write_id + 1;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.cfg.dir, next))?;
+        st.write_file = file;
+        st.write_id = next;
+        st.segments.insert(next, 0);
+        st.dirty_since = None;
+        Ok(())
+    }
+
+    /// Reads up to `max` records, waiting up to `timeout` for the first. Damaged records
+    /// are skipped and counted. An empty result means nothing arrived in time (or the
+    /// queue is closed and drained: see [`DiskQueue::is_drained`]).
+    pub fn pop(&self, max: usize, timeout: Duration) -> Vec<Record> {
+        let mut st = self.lock();
+        let mut out = self.read_some(&mut st, max);
+        if out.is_empty() && !st.closed && !timeout.is_zero() {
+            st.consumer_waiting = true;
+            st = self
+                .not_empty
+                .wait_timeout(st, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            st.consumer_waiting = false;
+            out = self.read_some(&mut st, max);
+        }
+        out
+    }
+
+    fn read_some(&self, st: &mut State, max: usize) -> Vec<Record> {
+        let mut out = Vec::new();
+        while out.len() < max.max(1) {
+            let end = st.segments.get(&st.read.segment).copied();
+            let Some(end) = end else {
+                // The reader's segment is gone (deleted behind it): go to the next.
+                match st.segments.range(st.read.segment..).next() {
+                    Some((id, _)) => {
+                        st.read = Pos {
+                            segment: *id,
+                            offset: 0,
+                        }
+                    }
+                    None => break,
+                }
+                continue;
+            };
+            if st.read.offset >= end {
+                if st.read.segment >= st.write_id {
+                    break;
+                }
+                let next = st
+                    .segments
+                    .range(st.read.segment + 1..)
+                    .next()
+                    .map(|(id, _)| *id);
+                match next {
+                    Some(id) => {
+                        if id != st.read.segment + 1 {
+                            PluginCount::add(&self.stats.missing_segments);
+                            tracing::warn!(
+                                after = st.read.segment,
+                                next = id,
+                                "Disk buffer segments are missing; their records are lost."
+                            );
+                        }
+                        st.read = Pos {
+                            segment: id,
+                            offset: 0,
+                        };
+                    }
+                    None => break,
+                }
+                continue;
+            }
+            match self.read_chunk(st, end, max - out.len()) {
+                Ok(mut recs) => {
+                    for r in &recs {
+                        let end = Pos {
+                            segment: r.pos.segment,
+                            offset: r.pos.offset + HEADER + r.data.len() as u64,
+                        };
+                        st.inflight.push_back(Inflight {
+                            start: r.pos,
+                            end,
+                            acked: false,
+                        });
+                    }
+                    out.append(&mut recs);
+                }
+                Err(e) => {
+                    tracing::error!(segment = st.read.segment, error = %e, "Disk buffer segment unreadable; skipping it.");
+                    PluginCount::add(&self.stats.corrupt_records);
+                    st.read.offset = end;
+                }
+            }
+        }
+        out
+    }
+
+    /// Parses records from the reader's position, up to `want`, skipping damage.
+    fn read_chunk(&self, st: &mut State, end: u64, want: usize) -> std::io::Result<Vec<Record>> {
+        let seg = st.read.segment;
+        if st.read_file.as_ref().is_none_or(|(id, _)| *id != seg) {
+            st.read_file = Some((seg, File::open(seg_path(&self.cfg.dir, seg))?));
+        }
+        let Some((_, file)) = st.read_file.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let start = st.read.offset;
+        let n = ((end - start) as usize)
+            .min(READ_CHUNK.max(HEADER as usize + self.cfg.max_record_size));
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, start)?;
+        let mut out = Vec::new();
+        let mut i = 0usize;
+        while out.len() < want && i < buf.len() {
+            match parse(&buf[i..], (end - start) as usize - i) {
+                Parsed::Record(len) => {
+                    out.push(Record {
+                        pos: Pos {
+                            segment: seg,
+                            offset: start + i as u64,
+                        },
+                        data: buf[i + HEADER as usize..i + len].to_vec(),
+                    });
+                    i += len;
+                }
+                Parsed::Incomplete if i > 0 => break,
+                Parsed::Incomplete | Parsed::Damaged => {
+                    // Damage: find the next header that checks out in what we hold, or
+                    // give up on the rest of this chunk.
+                    let at = start + i as u64;
+                    let skip = resync(&buf[i + 1..], (end - start) as usize - i - 1)
+                        .map_or(buf.len() - i, |k| k + 1);
+                    PluginCount::add(&self.stats.corrupt_records);
+                    tracing::warn!(
+                        segment = seg,
+                        offset = at,
+                        skipped = skip,
+                        "Damaged disk buffer record skipped."
+                    );
+                    i += skip;
+                }
+            }
+        }
+        st.read.offset = start + i as u64;
+        Ok(out)
+    }
+
+    /// Acknowledges a record by its position: it is delivered. The cursor moves over the
+    /// acknowledged prefix; finished segments are deleted.
+    pub fn ack(&self, pos: Pos) {
+        let mut st = self.lock();
+        if let Some(f) = st.inflight.iter_mut().find(|f| f.start == pos && !f.acked) {
+            f.acked = true;
+        } else {
+            return;
+        }
+        PluginCount::add(&self.stats.acks);
+        st.records = st.records.saturating_sub(1);
+        let mut moved = false;
+        while st.inflight.front().is_some_and(|f| f.acked) {
+            if let Some(f) = st.inflight.pop_front() {
+                st.acked = f.end;
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+        let acked = st.acked;
+        while st.appended_at.len() > 1 && st.appended_at.get(1).is_some_and(|(p, _)| *p <= acked) {
+            st.appended_at.pop_front();
+        }
+        if st.records == 0 {
+            st.appended_at.clear();
+        }
+        st.acks_since_ledger += 1;
+        let finished: Vec<u64> = st
+            .segments
+            .iter()
+            .filter(|(id, size)| {
+                **id < st.write_id
+                    && (**id < acked.segment || (**id == acked.segment && acked.offset >= **size))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if st.acks_since_ledger >= self.cfg.cursor_update_count.max(1) || !finished.is_empty() {
+            st.acks_since_ledger = 0;
+            // Ledger first, then unlink (see the module doc).
+            if let Err(e) = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never) {
+                tracing::error!(error = %e, "Cannot write the disk buffer ledger; deliveries may repeat after a restart.");
+                return;
+            }
+            for id in finished {
+                if let Err(e) = std::fs::remove_file(seg_path(&self.cfg.dir, id)) {
+                    tracing::warn!(segment = id, error = %e, "Cannot delete a delivered disk buffer segment.");
+                }
+                st.segments.remove(&id);
+                if st.read_file.as_ref().is_some_and(|(r, _)| *r == id) {
+                    st.read_file = None;
+                }
+            }
+        }
+    }
+
+    /// Gives back records that were read but will not be acknowledged now (the consumer
+    /// is restarting): they are read again, in order.
+    pub fn rewind(&self) {
+        let mut st = self.lock();
+        if let Some(first) = st.inflight.iter().find(|f| !f.acked).map(|f| f.start) {
+            st.read = first;
+            while st
+                .inflight
+                .back()
+                .is_some_and(|f| !f.acked || f.start >= first)
+            {
+                st.inflight.pop_back();
+            }
+            // Keep acknowledged entries before `first` so the cursor still advances.
+        }
+    }
+
+    /// What the queue holds now.
+    pub fn usage(&self) -> Usage {
+        let st = self.lock();
+        Usage {
+            bytes: st.segments.values().sum(),
+            records: st.records,
+            segments: st.segments.len() as u64,
+            oldest_age_secs: st
+                .appended_at
+                .front()
+                .map_or(0, |(_, t)| t.elapsed().as_secs()),
+        }
+    }
+
+    /// No more appends; a waiting consumer wakes up. The ledger is written.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        let _ = st.write_file.sync_data();
+        let acked = st.acked;
+        drop(st);
+        let _ = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never);
+        self.not_empty.notify_all();
+    }
+
+    /// True when closed and every appended record has been read.
+    pub fn is_drained(&self) -> bool {
+        let st = self.lock();
+        st.closed
+            && st.read.segment >= st.write_id
+            && st.read.offset >= st.segments.get(&st.write_id).copied().unwrap_or(0)
+    }
+}
+
+/// Counter helper (relaxed atomics, as `stats::PluginStats`).
+struct PluginCount;
+
+impl PluginCount {
+    fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+enum Parsed {
+    /// A valid record of this many bytes (header included).
+    Record(usize),
+    /// The buffer ends inside the record (read more).
+    Incomplete,
+    /// Not a valid record here.
+    Damaged,
+}
+
+/// Checks for a record at the start of `b`; `left` is how many bytes the segment holds
+/// from here (so a length running past the segment is damage, not "read more").
+fn parse(b: &[u8], left: usize) -> Parsed {
+    if left < HEADER as usize {
+        return Parsed::Damaged;
+    }
+    if b.len() < HEADER as usize {
+        return Parsed::Incomplete;
+    }
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    if word(0) != MAGIC {
+        return Parsed::Damaged;
+    }
+    let len = word(4) as usize;
+    let total = HEADER as usize + len;
+    if total > left {
+        return Parsed::Damaged;
+    }
+    if b.len() < total {
+        return Parsed::Incomplete;
+    }
+    if crc32c(&b[HEADER as usize..total]) != word(8) {
+        return Parsed::Damaged;
+    }
+    Parsed::Record(total)
+}
+
+/// The offset in `b` of the next valid record (checked as [`parse`] does).
+fn resync(b: &[u8], left: usize) -> Option<usize> {
+    let magic = MAGIC.to_le_bytes();
+    let mut i = 0;
+    while i + 4 <= b.len() {
+        if b[i..i + 4] == magic && matches!(parse(&b[i..], left - i), Parsed::Record(_)) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where reading starts, from the ledger and the segments present (module doc).
+fn place_cursor(segments: &BTreeMap<u64, u64>, ledger: Option<Pos>, stats: &DiskStats) -> Pos {
+    let first = segments.keys().next().copied();
+    let Some(l) = ledger else {
+        return Pos {
+            segment: first.unwrap_or(1),
+            offset: 0,
+        };
+    };
+    match segments.get(&l.segment) {
+        Some(size) if l.offset <= *size => l,
+        Some(size) => {
+            PluginCount::add(&stats.ledger_ahead);
+            tracing::warn!(
+                segment = l.segment,
+                ledger = l.offset,
+                size,
+                "Disk buffer ledger is beyond its segment's data; resuming at the data's end."
+            );
+            Pos {
+                segment: l.segment,
+                offset: *size,
+            }
+        }
+        None => {
+            match segments.range(l.segment..).next() {
+                Some((id, _)) => {
+                    PluginCount::add(&stats.missing_segments);
+                    tracing::warn!(ledger_segment = l.segment, next = id, "Disk buffer segment named by the ledger is missing; resuming at the next one.");
+                    Pos {
+                        segment: *id,
+                        offset: 0,
+                    }
+                }
+                None if segments
+                    .keys()
+                    .next_back()
+                    .is_some_and(|last| *last < l.segment) =>
+                {
+                    PluginCount::add(&stats.ledger_ahead);
+                    tracing::warn!(
+                        ledger_segment = l.segment,
+                        "Disk buffer ledger is beyond every segment; starting after them."
+                    );
+                    l
+                }
+                None => l,
+            }
+        }
+    }
+}
+
+/// Counts the valid records from `from` on (for `usage` after a restart).
+fn count_records(dir: &Path, segments: &BTreeMap<u64, u64>, from: Pos) -> u64 {
+    let mut n = 0;
+    for (id, size) in segments.range(from.segment..) {
+        let Ok(bytes) = std::fs::read(seg_path(dir, *id)) else {
+            continue;
+        };
+        let mut i = if *id == from.segment {
+            from.offset as usize
+        } else {
+            0
+        };
+        let end = (*size as usize).min(bytes.len());
+        while i < end {
+            match parse(&bytes[i..end], end - i) {
+                Parsed::Record(len) => {
+                    n += 1;
+                    i += len;
+                }
+                _ => match resync(&bytes[i + 1..end], end - i - 1) {
+                    Some(k) => i += k + 1,
+                    None => break,
+                },
+            }
+        }
+    }
+    n
+}
+
+/// A read-only look at a queue folder (`hekate buffer inspect`), without opening it.
+pub fn inspect(dir: &Path) -> std::io::Result<Inspection> {
+    let segments = list_segments(dir)?;
+    let ledger = Ledger::read(dir);
+    let cursor = place_cursor(&segments, ledger, &DiskStats::default());
+    Ok(Inspection {
+        bytes: segments.values().sum(),
+        segments: segments.len() as u64,
+        ledger,
+        records: count_records(dir, &segments, cursor),
+    })
+}
+
+/// What [`inspect`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inspection {
+    /// Bytes of all segments.
+    pub bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// The acknowledged cursor in the ledger, if readable.
+    pub ledger: Option<Pos>,
+    /// Valid records after the cursor (not yet delivered).
+    pub records: u64,
+}

@@ -1,0 +1,369 @@
+//! The disk queue under normal use, damage and crashes.
+
+use super::*;
+use proptest::prelude::*;
+
+fn cfg(dir: &Path) -> DiskConfig {
+    DiskConfig {
+        dir: dir.to_path_buf(),
+        max_file_size: 1024,
+        max_buffer_size: 0,
+        cursor_update_count: 1,
+        fsync: Fsync::Never,
+        max_record_size: 64 * 1024,
+    }
+}
+
+fn rec(i: usize) -> Vec<u8> {
+    format!("record {i} {}", "x".repeat(i % 50)).into_bytes()
+}
+
+fn drain(q: &DiskQueue) -> Vec<Record> {
+    let mut out = Vec::new();
+    loop {
+        let got = q.pop(64, Duration::ZERO);
+        if got.is_empty() {
+            return out;
+        }
+        out.extend(got);
+    }
+}
+
+fn fill(q: &DiskQueue, n: usize) {
+    for i in 0..n {
+        q.append(&rec(i)).unwrap();
+    }
+}
+
+fn segs(dir: &Path) -> Vec<u64> {
+    list_segments(dir).unwrap().keys().copied().collect()
+}
+
+#[test]
+fn records_roll_into_segments_and_leave_only_when_acknowledged() {
+    let d = tempfile::tempdir().unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    fill(&q, 100);
+    assert!(segs(d.path()).len() > 3, "1 KiB segments must roll");
+    let got = drain(&q);
+    assert_eq!(
+        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        (0..100).map(rec).collect::<Vec<_>>()
+    );
+    assert_eq!(q.usage().records, 100);
+    for r in &got {
+        q.ack(r.pos);
+    }
+    assert_eq!(q.usage().records, 0);
+    assert_eq!(segs(d.path()).len(), 1, "every finished segment is deleted");
+    assert_eq!(q.stats.acks.load(Ordering::Relaxed), 100);
+}
+
+#[test]
+fn a_crash_redelivers_what_was_not_acknowledged_and_nothing_else() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(cfg(d.path())).unwrap();
+        fill(&q, 50);
+        for r in drain(&q).iter().take(20) {
+            q.ack(r.pos);
+        }
+        // Dropped without close: a kill -9.
+    }
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    assert_eq!(q.usage().records, 30);
+    let got = drain(&q);
+    assert_eq!(
+        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        (20..50).map(rec).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn cursor_update_count_bounds_the_duplicates() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            cursor_update_count: 10,
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 50);
+        for r in drain(&q).iter().take(25) {
+            q.ack(r.pos);
+        }
+    }
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    let got = drain(&q);
+    // The ledger was written at 10 and 20 acknowledgements: at most 9 come back.
+    assert_eq!(got.len(), 30);
+    assert_eq!(got[0].data, rec(20));
+}
+
+#[test]
+fn a_torn_last_record_is_skipped_and_counted() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 3);
+    }
+    let seg = seg_path(d.path(), segs(d.path())[0]);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    let got = drain(&q);
+    assert_eq!(
+        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        vec![rec(0), rec(1)]
+    );
+    assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 1);
+    // New records go to a fresh segment and read normally after the damage.
+    q.append(b"after").unwrap();
+    assert_eq!(drain(&q)[0].data, b"after");
+}
+
+#[test]
+fn a_corrupt_byte_mid_segment_costs_one_record() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 5);
+    }
+    let seg = seg_path(d.path(), segs(d.path())[0]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let second = HEADER as usize + rec(0).len();
+    bytes[second + HEADER as usize + 2] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    let got: Vec<Vec<u8>> = drain(&q).into_iter().map(|r| r.data).collect();
+    assert_eq!(got, vec![rec(0), rec(2), rec(3), rec(4)]);
+    assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_missing_segment_is_counted_and_reading_goes_on() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(cfg(d.path())).unwrap();
+        fill(&q, 100);
+    }
+    let all = segs(d.path());
+    std::fs::remove_file(seg_path(d.path(), all[1])).unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    let got = drain(&q);
+    assert!(!got.is_empty() && got.len() < 100);
+    assert_eq!(got.last().unwrap().data, rec(99));
+    assert_eq!(q.stats.missing_segments.load(Ordering::Relaxed), 1);
+    // The ledger naming a missing segment: resume at the next one.
+    let d2 = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(cfg(d2.path())).unwrap();
+        fill(&q, 100);
+    }
+    let all = segs(d2.path());
+    Ledger::write(
+        d2.path(),
+        Pos {
+            segment: all[2],
+            offset: 10,
+        },
+        false,
+    )
+    .unwrap();
+    std::fs::remove_file(seg_path(d2.path(), all[2])).unwrap();
+    let q = DiskQueue::open(cfg(d2.path())).unwrap();
+    assert_eq!(q.stats.missing_segments.load(Ordering::Relaxed), 1);
+    assert_eq!(drain(&q).last().unwrap().data, rec(99));
+}
+
+#[test]
+fn a_ledger_ahead_of_or_behind_the_data() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 10);
+    }
+    let seg = segs(d.path())[0];
+    // Ahead: beyond the segment's data.
+    Ledger::write(
+        d.path(),
+        Pos {
+            segment: seg,
+            offset: 1 << 30,
+        },
+        false,
+    )
+    .unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    assert!(drain(&q).is_empty());
+    assert_eq!(q.stats.ledger_ahead.load(Ordering::Relaxed), 1);
+    drop(q);
+    // Ahead: a segment that does not exist yet.
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 10);
+    }
+    Ledger::write(
+        d.path(),
+        Pos {
+            segment: 999,
+            offset: 0,
+        },
+        false,
+    )
+    .unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    assert_eq!(q.stats.ledger_ahead.load(Ordering::Relaxed), 1);
+    q.append(b"new").unwrap();
+    assert_eq!(
+        drain(&q).iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        vec![b"new".to_vec()]
+    );
+    drop(q);
+    // Behind (or damaged): everything after it comes again, nothing is lost.
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(DiskConfig {
+            max_file_size: 1 << 20,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        fill(&q, 10);
+        for r in drain(&q).iter().take(6) {
+            q.ack(r.pos);
+        }
+    }
+    std::fs::write(d.path().join("ledger"), b"garbage").unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    assert_eq!(drain(&q).len(), 10);
+}
+
+#[test]
+fn max_buffer_size_refuses_and_frees_in_segment_steps() {
+    let d = tempfile::tempdir().unwrap();
+    let q = DiskQueue::open(DiskConfig {
+        max_buffer_size: 4096,
+        max_file_size: 1 << 20,
+        ..cfg(d.path())
+    })
+    .unwrap();
+    let fixed = [7u8; 100];
+    while q.append(&fixed).is_ok() {}
+    assert!(matches!(q.append(&fixed), Err(Refusal::Full { .. })));
+    assert!(q.usage().bytes <= 4096);
+    assert!(q.stats.full_events.load(Ordering::Relaxed) >= 2);
+    for r in drain(&q) {
+        q.ack(r.pos);
+    }
+    q.append(b"room again").unwrap();
+    assert!(matches!(
+        q.append(&vec![0; 70_000]),
+        Err(Refusal::TooLarge(70_000))
+    ));
+}
+
+#[test]
+fn rewind_gives_back_unacknowledged_records_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    fill(&q, 10);
+    let first = drain(&q);
+    q.ack(first[0].pos);
+    q.ack(first[1].pos);
+    q.rewind();
+    let again = drain(&q);
+    assert_eq!(again.first().unwrap().data, rec(2));
+    assert_eq!(again.len(), 8);
+}
+
+#[test]
+fn inspect_reads_a_stopped_queue() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let q = DiskQueue::open(cfg(d.path())).unwrap();
+        fill(&q, 40);
+        for r in drain(&q).iter().take(15) {
+            q.ack(r.pos);
+        }
+        q.close();
+    }
+    let i = inspect(d.path()).unwrap();
+    assert_eq!(i.records, 25);
+    assert!(i.ledger.is_some() && i.segments >= 1 && i.bytes > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Random sizes, acknowledgements in random order, a crash (drop without close) at a
+    /// random point, reopen: nothing before the acknowledged cursor comes back, and
+    /// nothing unacknowledged is lost (a process crash keeps every append).
+    #[test]
+    fn crashes_lose_nothing_unacknowledged(
+        sizes in proptest::collection::vec(0usize..3000, 1..120),
+        order in proptest::collection::vec(any::<u16>(), 0..120),
+        crash_after in 0usize..120,
+        update in 1u64..5,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let payload = |i: usize, n: usize| { let mut v = (i as u32).to_le_bytes().to_vec(); v.resize(4 + n, (i % 251) as u8); v };
+        let mut acked = std::collections::BTreeSet::new();
+        let cursor_records;
+        {
+            let q = DiskQueue::open(DiskConfig { cursor_update_count: update, max_file_size: 8192, ..cfg(d.path()) }).unwrap();
+            for (i, n) in sizes.iter().enumerate() {
+                q.append(&payload(i, *n)).unwrap();
+            }
+            let got = drain(&q);
+            prop_assert_eq!(got.len(), sizes.len());
+            let mut idx: Vec<usize> = (0..got.len()).collect();
+            for (k, o) in order.iter().enumerate() {
+                let j = k % idx.len().max(1);
+                let pick = *o as usize % idx.len().max(1);
+                if k >= crash_after || idx.is_empty() { break; }
+                idx.swap(j, pick);
+                let which = idx.remove(j.min(idx.len() - 1));
+                q.ack(got[which].pos);
+                acked.insert(which);
+            }
+            // What the cursor covers: the acknowledged prefix.
+            cursor_records = (0..got.len()).take_while(|i| acked.contains(i)).count();
+        }
+        let q = DiskQueue::open(cfg(d.path())).unwrap();
+        let back: Vec<usize> = drain(&q).iter().map(|r| u32::from_le_bytes(r.data[..4].try_into().unwrap()) as usize).collect();
+        // Nothing unacknowledged is lost.
+        for i in 0..sizes.len() {
+            if !acked.contains(&i) {
+                prop_assert!(back.contains(&i), "record {} lost", i);
+            }
+        }
+        // Nothing before the written cursor comes back; at most `update - 1` of the
+        // acknowledged prefix do (the ledger is written every `update` advances).
+        let repeated = back.iter().filter(|i| **i < cursor_records).count();
+        prop_assert!(repeated < update as usize * 4 + 1, "{} repeated (cursor {})", repeated, cursor_records);
+        prop_assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 0);
+    }
+}
