@@ -322,7 +322,7 @@ message_matcher = "TRUE"
 address = "http://127.0.0.1:{sink_port}/hook"
 
 [hook.buffering]
-max_buffer_size = 1
+queue_size = 1
 full_action = "block"
 "#
     ));

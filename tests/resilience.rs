@@ -36,7 +36,7 @@ message_matcher = "TRUE"
 address = "127.0.0.1:{sink}"
 encoder = "raw"
 [slow.buffering]
-max_buffer_size = 10
+queue_size = 10
 full_action = "{action}"
 "#
     )

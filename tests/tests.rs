@@ -13,6 +13,7 @@ mod cassandra_restart;
 mod cli;
 mod console;
 mod console_browser;
+mod durability;
 mod graphite_web;
 mod hekate_test;
 mod http;

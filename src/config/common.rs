@@ -96,6 +96,8 @@ pub struct CommonFo {
     pub retries: Retries,
     /// Queue policy between the router and this plugin.
     pub buffering: Buffering,
+    /// Put Heka's disk buffer between the router and this plugin.
+    pub use_buffering: bool,
 }
 
 /// Keys common to every splitter.
@@ -179,14 +181,68 @@ pub enum FullAction {
     Shutdown,
 }
 
-/// `[name.buffering]`: the queue between the router and one filter or output.
+/// When a disk buffer forces its appends to stable storage.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// At most `fsync_interval` ms after an append (default).
+    #[default]
+    Interval,
+    /// After every append.
+    Always,
+    /// Never explicitly; the OS writes back when it likes.
+    Never,
+}
+
+/// `[name.buffering]`: the queue between the router and one filter or output. Without
+/// `use_buffering` it is a queue in memory, sized in messages by `queue_size`; with it,
+/// Heka's disk buffer, sized in bytes by `max_buffer_size`. A disk key without
+/// `use_buffering` is an error, so no config is read with the other meaning.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct Buffering {
-    /// Queue capacity in messages; 0 (default) means `plugin_chansize` × 256 (7,680).
-    pub max_buffer_size: usize,
-    /// What to do when the queue is full. Default "block".
-    pub full_action: FullAction,
+    /// The memory queue's capacity in messages; 0 (default) means `plugin_chansize` ×
+    /// 256 (7,680). With `use_buffering` it is the small staging queue before the disk.
+    pub queue_size: usize,
+    /// Disk buffer: total bytes of its segment files (Heka's meaning); 0 = unlimited.
+    pub max_buffer_size: Option<u64>,
+    /// Disk buffer: segment roll size in bytes; default 512 MiB (0 = the default).
+    pub max_file_size: Option<u64>,
+    /// When full: the memory queue's default is "block"; the disk buffer's, as Heka's,
+    /// "shutdown".
+    pub full_action: Option<FullAction>,
+    /// Disk buffer: acknowledgements between ledger writes; default 1.
+    pub cursor_update_count: Option<u64>,
+    /// Disk buffer: fsync policy; default "interval".
+    pub fsync: Option<FsyncPolicy>,
+    /// Disk buffer: milliseconds between fsyncs under "interval"; default 1000.
+    pub fsync_interval: Option<u64>,
+}
+
+impl Buffering {
+    /// The full action in effect.
+    pub fn action(&self, disk: bool) -> FullAction {
+        self.full_action.unwrap_or(if disk {
+            FullAction::Shutdown
+        } else {
+            FullAction::Block
+        })
+    }
+
+    /// Disk keys that are set (errors without `use_buffering`).
+    pub fn disk_keys_set(&self) -> Vec<&'static str> {
+        [
+            ("max_buffer_size", self.max_buffer_size.is_some()),
+            ("max_file_size", self.max_file_size.is_some()),
+            ("cursor_update_count", self.cursor_update_count.is_some()),
+            ("fsync", self.fsync.is_some()),
+            ("fsync_interval", self.fsync_interval.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect()
+    }
 }
 
 fn yes() -> bool {

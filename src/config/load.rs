@@ -69,6 +69,7 @@ const FO_KEYS: &[&str] = &[
     "can_exit",
     "retries",
     "buffering",
+    "use_buffering",
 ];
 const SPLITTER_KEYS: &[&str] = &[
     "keep_truncated",
@@ -271,11 +272,9 @@ fn split_common(
             common.insert((*k).to_string(), v);
         }
     }
-    if let Some(toml::Value::Boolean(true)) = body.get("use_buffering") {
-        let msg = "disk buffering is not available yet; remove this key (the in-memory queue and [name.buffering] apply)";
-        return Err(vec![ConfigError::new(file, name, "use_buffering", msg)]);
+    if category != Category::Filter && category != Category::Output {
+        body.remove("use_buffering");
     }
-    body.remove("use_buffering");
     Ok(match category {
         Category::Input => SectionCommon::Input(parse_table(&common, file, name)?),
         Category::Splitter => SectionCommon::Splitter(parse_table(&common, file, name)?),
@@ -308,6 +307,21 @@ fn check_fo(
                     "only outputs take this setting",
                 ));
             }
+        }
+    }
+    if !fo.use_buffering {
+        for key in fo.buffering.disk_keys_set() {
+            let msg = if key == "max_buffer_size" {
+                "is the disk buffer's size in bytes (Heka's meaning) and applies only with use_buffering = true; size the in-memory queue in messages with queue_size"
+            } else {
+                "is a disk buffer setting and applies only with use_buffering = true"
+            };
+            errs.push(ConfigError::new(
+                file,
+                name,
+                format!("buffering.{key}"),
+                msg,
+            ));
         }
     }
     if fo.message_signer.as_deref().is_some_and(|s| !s.is_empty()) {

@@ -76,6 +76,47 @@ pub(crate) struct InputPlan {
 }
 
 /// What filters and outputs share.
+/// A plugin's disk buffer (`use_buffering`): where and how, and what to do when full.
+#[derive(Debug, Clone)]
+pub(crate) struct DiskPlan {
+    pub config: crate::buffer::disk::DiskConfig,
+    pub full_action: crate::config::FullAction,
+}
+
+/// `<base_dir>/buffers/<name>` with every non-word character of the name as `_` (Heka).
+fn disk_plan(globals: &Globals, p: &PluginConfig, c: &CommonFo) -> DiskPlan {
+    use crate::buffer::disk::{DiskConfig, Fsync};
+    use crate::config::common::FsyncPolicy;
+    let b = &c.buffering;
+    let folder: String = p
+        .name
+        .chars()
+        .map(|ch| {
+            if ch.is_alphanumeric() || ch == '_' || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let interval = std::time::Duration::from_millis(b.fsync_interval.unwrap_or(1000));
+    DiskPlan {
+        config: DiskConfig {
+            dir: globals.base_dir.join("buffers").join(folder),
+            max_file_size: b.max_file_size.filter(|s| *s > 0).unwrap_or(512 << 20),
+            max_buffer_size: b.max_buffer_size.unwrap_or(0),
+            cursor_update_count: b.cursor_update_count.unwrap_or(1).max(1),
+            fsync: match b.fsync.unwrap_or_default() {
+                FsyncPolicy::Interval => Fsync::Interval(interval),
+                FsyncPolicy::Always => Fsync::Always,
+                FsyncPolicy::Never => Fsync::Never,
+            },
+            max_record_size: globals.max_message_size as usize + 4096,
+        },
+        full_action: b.action(true),
+    }
+}
+
 pub(crate) struct FoPlan {
     pub config: PluginConfig,
     pub common: CommonFo,
@@ -84,6 +125,8 @@ pub(crate) struct FoPlan {
     pub capacity: usize,
     pub can_exit: bool,
     pub stats: Arc<PluginStats>,
+    /// The disk buffer, with `use_buffering`.
+    pub disk: Option<DiskPlan>,
 }
 
 impl FoPlan {
@@ -433,12 +476,13 @@ pub(crate) fn fo_plan(
         .or(d.ticker_interval)
         .filter(|t| *t > 0)
         .map(Duration::from_secs);
-    let capacity = match c.buffering.max_buffer_size {
+    let capacity = match c.buffering.queue_size {
         0 => globals
             .plugin_chansize
             .saturating_mul(crate::config::MESSAGES_PER_SLOT),
         n => n,
     };
+    let disk = c.use_buffering.then(|| disk_plan(globals, p, c));
     let stats = report.register(&p.name, p.category.as_str(), &p.type_name);
     stats.describe(crate::stats::PluginInfo {
         matcher: matcher.as_ref().map(|m| m.source().to_string()),
@@ -452,6 +496,7 @@ pub(crate) fn fo_plan(
         capacity,
         can_exit: c.can_exit.unwrap_or(d.can_exit),
         stats,
+        disk,
     })
 }
 
@@ -462,11 +507,20 @@ fn fo_detail(fo: &FoPlan, encoder: Option<(&str, bool)>) -> String {
         .map_or("(matches nothing)".to_string(), |m| {
             format!("matcher {:?}", m.source())
         });
-    let q = format!(
-        "queue {} ({:?} when full)",
-        fo.capacity, fo.common.buffering.full_action
-    )
-    .to_lowercase();
+    let q = match &fo.disk {
+        Some(d) => format!(
+            "disk buffer {} ({} bytes max, {:?} when full)",
+            d.config.dir.display(),
+            d.config.max_buffer_size,
+            d.full_action
+        ),
+        None => format!(
+            "queue {} ({:?} when full)",
+            fo.capacity,
+            fo.common.buffering.action(false)
+        )
+        .to_lowercase(),
+    };
     let t = fo
         .ticker
         .map(|t| format!(", ticker {}s", t.as_secs()))

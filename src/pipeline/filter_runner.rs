@@ -94,7 +94,10 @@ impl FilterRunner {
             );
             let mut next = Next::Continue;
             if popped == Pop::Items {
+                let taken = batch.len();
                 next = self.process_batch(&mut batch);
+                // Processed (or dropped and counted): a disk buffer may let them go.
+                self.core.delivered(taken);
             }
             if let (Next::Continue, Some(t)) = (&next, next_tick) {
                 if Instant::now() >= t {
@@ -111,6 +114,7 @@ impl FilterRunner {
             }
         }
         self.finish();
+        self.core.finish();
     }
 
     fn process_batch(&mut self, batch: &mut Vec<Pack>) -> Next {

@@ -5,6 +5,7 @@
 //! it. May import anything but the command line.
 
 pub mod build;
+mod disk_stage;
 pub mod dynamic;
 pub mod filter_runner;
 pub mod output_runner;

@@ -24,6 +24,9 @@ use crate::plugin::{BuildOutput, Encoder, EncoderFactory, Output, OutputContext}
 use crate::stats::{LogLimiter, PluginStats};
 
 const POP_BATCH: usize = 256;
+/// With a disk buffer, flush (and acknowledge) at least every this many messages, even
+/// while the queue never runs empty.
+const ACK_EVERY: usize = 1024;
 const RETRY_MIN: Duration = Duration::from_millis(10);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 /// How long a retrying output may hold up a shutdown before its backlog is given up.
@@ -92,6 +95,9 @@ impl OutputRunner {
         };
         let mut batch: Vec<Pack> = Vec::with_capacity(POP_BATCH);
         let mut next_tick = self.core.ticker.map(|t| Instant::now() + t);
+        // Messages taken but not yet made durable by a flush (acknowledged to the disk
+        // buffer after the next successful flush).
+        let mut unflushed = 0usize;
         loop {
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
@@ -105,34 +111,53 @@ impl OutputRunner {
                 .store(self.core.queue.len() as u64, Ordering::Relaxed);
             let mut outcome = Outcome::Done;
             if popped == Pop::Items {
+                unflushed += batch.len();
                 outcome = self.process_batch(&mut io, &mut batch);
-                if matches!(outcome, Outcome::Done) && self.core.queue.is_empty() {
-                    outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
+                let due = self.core.is_buffered() && unflushed >= ACK_EVERY;
+                if matches!(outcome, Outcome::Done) && (self.core.queue.is_empty() || due) {
+                    outcome = self.flushed(&mut io, &mut unflushed);
                 }
             }
             if let (Outcome::Done, Some(t)) = (&outcome, next_tick) {
                 if Instant::now() >= t {
                     outcome = self.with_retry(&mut io, |o, cx| o.timer_event(now_ns(), cx));
                     if matches!(outcome, Outcome::Done) {
-                        outcome = self.with_retry(&mut io, |o, cx| o.flush(cx));
+                        outcome = self.flushed(&mut io, &mut unflushed);
                     }
                     next_tick = self.core.ticker.map(|d| Instant::now() + d);
                 }
             }
             match outcome {
-                Outcome::Failed(reason) if !self.restart(&reason) => return,
+                Outcome::Failed(reason) => {
+                    // What was taken is dropped and counted (as without a disk buffer).
+                    self.core.delivered(std::mem::take(&mut unflushed));
+                    if !self.restart(&reason) {
+                        return;
+                    }
+                }
                 Outcome::GaveUp => {
+                    // Unacknowledged: a disk buffer delivers it again after a restart.
                     return self
                         .core
-                        .retire("shutdown grace period over while retrying")
+                        .retire("shutdown grace period over while retrying");
                 }
                 _ if popped == Pop::Closed => break,
                 _ => {}
             }
         }
-        if let Outcome::Failed(reason) = self.with_retry(&mut io, |o, cx| o.flush(cx)) {
-            tracing::error!(reason, "Final flush failed.");
+        match self.flushed(&mut io, &mut unflushed) {
+            Outcome::Failed(reason) => tracing::error!(reason, "Final flush failed."),
+            _ => self.core.finish(),
         }
+    }
+
+    /// Flushes; on success the messages taken since the last flush are delivered.
+    fn flushed(&mut self, io: &mut Io, unflushed: &mut usize) -> Outcome {
+        let outcome = self.with_retry(io, |o, cx| o.flush(cx));
+        if matches!(outcome, Outcome::Done) {
+            self.core.delivered(std::mem::take(unflushed));
+        }
+        outcome
     }
 
     fn process_batch(&mut self, io: &mut Io, batch: &mut Vec<Pack>) -> Outcome {

@@ -7,6 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buffer::Queue;
+use crate::config::FullAction;
+use crate::pipeline::disk_stage::DiskStage;
+
+/// Messages the disk stage keeps ready for the runner (the runner's queue holds twice
+/// this).
+const DISK_FEED: usize = 256;
 use crate::config::{Globals, PluginConfig};
 use crate::error::ConfigError;
 use crate::message::reclaim::Reclaim;
@@ -52,6 +58,8 @@ pub(crate) struct Core<B> {
     pub shutdown: ShutdownTrigger,
     policy: RestartPolicy,
     exits: Exits,
+    /// The disk stage between the router and this plugin (`use_buffering`).
+    disk: Option<Arc<DiskStage>>,
     /// The section, its build function and context: how to rebuild the plugin.
     config: PluginConfig,
     build: B,
@@ -62,12 +70,36 @@ impl<B> Core<B> {
     /// The core of the plugin `fo` plans, and the router subscriber that feeds its queue.
     pub fn new(fo: FoPlan, build: B, env: &Env, is_filter: bool) -> (Self, Subscriber) {
         let name: Arc<str> = fo.config.name.as_str().into();
-        let queue = Arc::new(Queue::new(fo.capacity));
+        let front = Arc::new(Queue::new(fo.capacity));
+        let (queue, disk, action) = match &fo.disk {
+            None => (front.clone(), None, fo.common.buffering.action(false)),
+            Some(plan) => {
+                // The runner reads a short queue the disk stage keeps filled; the router
+                // fills the staging queue the stage spools to disk (blocking when it is
+                // full: the disk's own full_action applies at the spool).
+                let back = Arc::new(Queue::new(2 * DISK_FEED));
+                match DiskStage::start(
+                    &name,
+                    plan,
+                    front.clone(),
+                    back.clone(),
+                    fo.stats.clone(),
+                    env.exits.clone(),
+                ) {
+                    Ok(stage) => (back, Some(stage), FullAction::Block),
+                    Err(e) => {
+                        env.exits
+                            .fatal(&name, format!("cannot open its disk buffer: {e}"));
+                        (front.clone(), None, FullAction::Drop)
+                    }
+                }
+            }
+        };
         let sub = Subscriber::new(
             name.clone(),
             fo.matcher.clone(),
-            queue.clone(),
-            fo.common.buffering.full_action,
+            front,
+            action,
             fo.stats.clone(),
             is_filter,
         );
@@ -84,8 +116,29 @@ impl<B> Core<B> {
             config: fo.config,
             build,
             bcx: env.bcx.clone(),
+            disk,
         };
         (core, sub)
+    }
+
+    /// The plugin has finished with the next `n` messages it took from its queue
+    /// (delivered, or dropped and counted): with a disk buffer they are acknowledged.
+    pub fn delivered(&self, n: usize) {
+        if let Some(d) = &self.disk {
+            d.delivered(n);
+        }
+    }
+
+    /// True when a disk buffer feeds this plugin.
+    pub fn is_buffered(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// A clean end: the disk buffer's cursor is saved.
+    pub fn finish(&self) {
+        if let Some(d) = &self.disk {
+            d.checkpoint();
+        }
     }
 
     /// The runner thread's span: `filter{name, type}` or `output{name, type}`.

@@ -656,6 +656,16 @@ impl DiskQueue {
         }
     }
 
+    /// Writes the ledger now (a clean stop: no acknowledged record comes back).
+    pub fn checkpoint(&self) {
+        let st = self.lock();
+        let acked = st.acked;
+        drop(st);
+        if let Err(e) = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never) {
+            tracing::error!(error = %e, "Cannot write the disk buffer ledger.");
+        }
+    }
+
     /// No more appends; a waiting consumer wakes up. The ledger is written.
     pub fn close(&self) {
         let mut st = self.lock();
