@@ -28,13 +28,15 @@ fn send_lines(port: u16, from: usize, to: usize) {
     send_tcp(port, text.as_bytes());
 }
 
-fn restart(h: Hekate) -> Hekate {
-    let mut h = h;
+/// `kill -9`, and the folder to restart in.
+fn kill9(mut h: Hekate) -> tempfile::TempDir {
     h.signal(libc::SIGKILL);
     let _ = h.child.wait();
-    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().expect("tmp"));
-    drop(h);
-    Hekate::start_in(dir)
+    std::mem::replace(&mut h.dir, tempfile::tempdir().expect("tmp"))
+}
+
+fn restart(h: Hekate) -> Hekate {
+    Hekate::start_in(kill9(h))
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod buffer;
 mod check;
 mod lua_test;
 mod matcher;
@@ -78,9 +79,25 @@ pub enum Command {
     /// `types`, `names`. The target is the config's CassandraOutput section, or
     /// `--hosts/--keyspace/--table`.
     Query(query::QueryArgs),
+    /// Inspect disk buffers (`use_buffering`) from their files: `buffer inspect [NAME]`.
+    Buffer {
+        #[command(subcommand)]
+        action: BufferAction,
+    },
     /// Show the pipeline table of a running hekate, updated in place (reads the
     /// DashboardOutput's API; `--url`, `--token`, `--interval`, `--once`).
     Top(top::TopArgs),
+}
+
+/// `hekate buffer` actions.
+#[derive(Debug, Subcommand)]
+pub enum BufferAction {
+    /// Segments, bytes, undelivered records and the acknowledged cursor of every disk
+    /// buffer of the config (or of the one named).
+    Inspect {
+        /// A section name.
+        name: Option<String>,
+    },
 }
 
 /// `hekate sbmgr` actions.
@@ -121,6 +138,9 @@ impl Cli {
             Command::Whisper { args } => whisper::main(&args),
             Command::Query(args) => query::main(&config, &args),
             Command::Top(args) => top::main(&config, &args),
+            Command::Buffer {
+                action: BufferAction::Inspect { name },
+            } => buffer::inspect(&config, name.as_deref()),
             Command::Logstreamer => check::logstreamer(&config),
             Command::Test { paths } => lua_test::main(&paths),
             Command::Sbmgr { address, action } => sbmgr::sbmgr(&address, action),

@@ -825,6 +825,21 @@ fn count_records(dir: &Path, segments: &BTreeMap<u64, u64>, from: Pos) -> u64 {
     n
 }
 
+/// The folder name of a plugin's queue: the section name with every character other
+/// than letters, digits, `_` and `-` as `_` (as Heka's `output_queue` names).
+pub fn folder_name(plugin: &str) -> String {
+    plugin
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A read-only look at a queue folder (`hekate buffer inspect`), without opening it.
 pub fn inspect(dir: &Path) -> std::io::Result<Inspection> {
     let segments = list_segments(dir)?;
