@@ -102,9 +102,7 @@ impl DiskStage {
             let k = n.min(h.len());
             h.drain(..k).collect()
         };
-        for p in positions {
-            self.queue.ack(p);
-        }
+        self.queue.ack_many(&positions);
     }
 
     /// Saves the acknowledged cursor (a clean stop).
@@ -123,17 +121,14 @@ impl DiskStage {
         // The spool keeps the figures fresh: the feeder may wait on a stalled plugin.
         let gauges = Gauges::new(stats);
         let mut batch = Vec::with_capacity(FEED_BATCH);
-        let mut buf = Vec::new();
+        let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(FEED_BATCH);
         let mut last_sync = Instant::now();
         loop {
             let popped = front.pop_batch(&mut batch, FEED_BATCH, Duration::from_millis(500));
-            for pack in batch.drain(..) {
-                buf.clear();
-                proto::encode(&pack.msg, &mut buf);
-                if !self.append(&buf, stats, action, exits, name) {
-                    PluginStats::add(&stats.dropped, 1);
-                }
-            }
+            encoded.clear();
+            encoded.extend(batch.drain(..).map(|pack| proto::encode_to_vec(&pack.msg)));
+            let dropped = self.append_all(&encoded, stats, action, exits, name);
+            PluginStats::add(&stats.dropped, dropped as u64);
             gauges.update(&self.queue);
             if last_sync.elapsed() >= Duration::from_secs(1) {
                 let _ = self.queue.sync();
@@ -146,32 +141,32 @@ impl DiskStage {
         }
     }
 
-    /// Appends under `action`; false when the message is dropped.
-    fn append(
-        &self,
-        rec: &[u8],
-        stats: &PluginStats,
-        action: FullAction,
-        exits: &Exits,
-        name: &str,
-    ) -> bool {
+    /// Appends every record under `action`; returns how many were dropped.
+    fn append_all(&self, recs: &[Vec<u8>], stats: &PluginStats, action: FullAction, exits: &Exits, name: &str) -> usize {
+        let (mut i, mut dropped) = (0, 0);
         let mut wait = Duration::from_millis(50);
-        loop {
-            let why = match self.queue.append(rec) {
-                Ok(()) => return true,
-                Err(Refusal::TooLarge(n)) => {
-                    tracing::warn!(bytes = n, "Message too large for the disk buffer; dropped.");
-                    return false;
+        while i < recs.len() {
+            let (n, refusal) = self.queue.append_batch(&recs[i..]);
+            i += n;
+            let Some(why) = refusal else { break };
+            if n > 0 {
+                wait = Duration::from_millis(50);
+            }
+            match why {
+                Refusal::TooLarge(bytes) => {
+                    tracing::warn!(bytes, "Message too large for the disk buffer; dropped.");
+                    (i, dropped) = (i + 1, dropped + 1);
+                    continue;
                 }
-                Err(Refusal::Closed) => return false,
-                Err(e) => e,
-            };
+                Refusal::Closed => return dropped + recs.len() - i,
+                _ => {}
+            }
             stats.record_error(format!("disk buffer: {why}"));
             match action {
-                FullAction::Drop => return false,
+                FullAction::Drop => (i, dropped) = (i + 1, dropped + 1),
                 FullAction::Shutdown => {
                     exits.fatal(name, format!("{why} (full_action = \"shutdown\")"));
-                    return false;
+                    return dropped + recs.len() - i;
                 }
                 FullAction::Block => {
                     std::thread::sleep(wait);
@@ -179,6 +174,7 @@ impl DiskStage {
                 }
             }
         }
+        dropped
     }
 
     fn feed(&self, back: &Queue<Pack>, stats: &PluginStats) {

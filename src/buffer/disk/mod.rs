@@ -15,10 +15,9 @@
 //! * **Segments** `<id>.seg` (`id` a 16-digit hex counter) are appended by the writer and
 //!   rolled at `max_file_size`. Every open starts a **fresh** segment, so a torn tail
 //!   left by a crash is never written after: the reader meets it, counts it and moves on.
-//! * **Ledger** `ledger`: `magic | segment | offset | crc32c`, the acknowledged cursor
-//!   (every record before it is delivered). It is replaced atomically (write
-//!   `ledger.tmp`, rename) after every `cursor_update_count` acknowledgements, when a
-//!   segment is deleted, and on close.
+//! * **Ledger** `ledger`: the acknowledged cursor (every record before it is delivered),
+//!   in two checksummed slots written alternately in place (`ledger.rs`), after every
+//!   `cursor_update_count` acknowledgements, when a segment is deleted, and on close.
 //! * **Acknowledgements** may arrive out of order; the cursor advances over the
 //!   acknowledged prefix. A segment is deleted only when the cursor has passed its end,
 //!   i.e. every record in it is acknowledged, and after the ledger says so (ledger first,
@@ -112,8 +111,8 @@ pub struct Pos {
 pub struct Record {
     /// Where it starts.
     pub pos: Pos,
-    /// The payload.
-    pub data: Vec<u8>,
+    /// The payload (a slice of the read-ahead buffer: no copy per record).
+    pub data: bytes::Bytes,
 }
 
 /// Why an append was refused.
@@ -199,6 +198,11 @@ struct State {
     acked: Pos,
     inflight: VecDeque<Inflight>,
     acks_since_ledger: u64,
+    ledger: Ledger,
+    ledger_synced: Instant,
+    /// Bytes read ahead from the reader's segment, starting at `read_buf_at`.
+    read_buf: bytes::Bytes,
+    read_buf_at: Pos,
     /// Unacknowledged records and when each batch of appends happened.
     records: u64,
     appended_at: VecDeque<(Pos, Instant)>,
@@ -277,7 +281,8 @@ impl DiskQueue {
                 offset: 0,
             }
         };
-        Ledger::write(&cfg.dir, acked, cfg.fsync != Fsync::Never).map_err(io)?;
+        let mut ledger = Ledger::open(&cfg.dir).map_err(io)?;
+        ledger.write(acked, cfg.fsync != Fsync::Never).map_err(io)?;
         let segment_size = match cfg.max_buffer_size {
             0 => cfg.max_file_size,
             limit => cfg.max_file_size.min((limit / 4).max(HEADER + 1)),
@@ -296,6 +301,10 @@ impl DiskQueue {
                 acked,
                 inflight: VecDeque::new(),
                 acks_since_ledger: 0,
+                ledger,
+                ledger_synced: now,
+                read_buf: bytes::Bytes::new(),
+                read_buf_at: Pos::default(),
                 records: pending,
                 appended_at: if pending > 0 {
                     VecDeque::from([(acked, now)])
@@ -324,62 +333,101 @@ impl DiskQueue {
     /// Appends one record. On `Err` nothing was written; the caller applies its
     /// `full_action` and counts the refusal.
     pub fn append(&self, data: &[u8]) -> Result<(), Refusal> {
-        if data.len() > self.cfg.max_record_size || data.len() > u32::MAX as usize {
-            PluginCount::add(&self.stats.full_events);
-            return Err(Refusal::TooLarge(data.len()));
+        match self.append_batch(&[data]) {
+            (_, Some(e)) => Err(e),
+            _ => Ok(()),
         }
-        let len = HEADER + data.len() as u64;
+    }
+
+    /// Appends records in order with one write per segment touched: returns how many
+    /// were appended, and why the next one was refused if not all were.
+    pub fn append_batch<R: AsRef<[u8]>>(&self, recs: &[R]) -> (usize, Option<Refusal>) {
         let mut st = self.lock();
         if st.closed {
-            return Err(Refusal::Closed);
+            return (0, Some(Refusal::Closed));
         }
-        let used: u64 = st.segments.values().sum();
-        if self.cfg.max_buffer_size > 0 && used + len > self.cfg.max_buffer_size {
-            PluginCount::add(&self.stats.full_events);
-            return Err(Refusal::Full {
-                used,
-                limit: self.cfg.max_buffer_size,
-            });
-        }
-        let size = st.segments.get(&st.write_id).copied().unwrap_or(0);
-        if size > 0 && size + len > self.segment_size {
-            self.roll(&mut st).map_err(|e| self.refused(e))?;
-        }
-        let mut rec = Vec::with_capacity(len as usize);
-        rec.extend_from_slice(&MAGIC.to_le_bytes());
-        rec.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&crc32c(data).to_le_bytes());
-        rec.extend_from_slice(data);
-        let at = Pos {
-            segment: st.write_id,
-            offset: st.segments.get(&st.write_id).copied().unwrap_or(0),
-        };
-        if let Err(e) = st.write_file.write_all(&rec) {
-            // Whatever part was written is a torn record the reader will skip; keep the
-            // size right so the next record starts after it.
-            if let Ok(m) = st.write_file.metadata() {
-                let id = st.write_id;
-                st.segments.insert(id, m.len());
+        let mut done = 0;
+        let mut buf = Vec::new();
+        while done < recs.len() {
+            let (n, refusal) = self.fill_segment(&mut st, &recs[done..], &mut buf);
+            if n > 0 {
+                if let Err(e) = self.write_out(&mut st, &buf, &recs[done..done + n]) {
+                    return (done, Some(self.refused(e)));
+                }
+                done += n;
             }
-            return Err(self.refused(e));
+            match refusal {
+                Some(SegmentEnd::Refused(r)) => return (done, Some(r)),
+                Some(SegmentEnd::Roll) => {
+                    if let Err(e) = self.roll(&mut st) {
+                        return (done, Some(self.refused(e)));
+                    }
+                }
+                None => {}
+            }
         }
-        let id = st.write_id;
-        *st.segments.entry(id).or_insert(0) += len;
-        st.records += 1;
-        if st
-            .appended_at
-            .back()
-            .is_none_or(|(_, t)| t.elapsed() >= Duration::from_secs(1))
-        {
-            st.appended_at.push_back((at, Instant::now()));
+        if let Err(e) = self.sync_policy(&mut st) {
+            return (done, Some(self.refused(e)));
         }
-        self.sync_policy(&mut st).map_err(|e| self.refused(e))?;
-        PluginCount::add(&self.stats.writes);
         let wake = st.consumer_waiting;
         drop(st);
         if wake {
             self.not_empty.notify_one();
         }
+        (done, None)
+    }
+
+    /// Encodes as many of `recs` as fit in the current segment and the limits into `buf`.
+    fn fill_segment<R: AsRef<[u8]>>(&self, st: &mut State, recs: &[R], buf: &mut Vec<u8>) -> (usize, Option<SegmentEnd>) {
+        buf.clear();
+        let mut used: u64 = st.segments.values().sum();
+        let mut size = st.segments.get(&st.write_id).copied().unwrap_or(0);
+        for (i, r) in recs.iter().enumerate() {
+            let data = r.as_ref();
+            if data.len() > self.cfg.max_record_size || data.len() > u32::MAX as usize {
+                PluginCount::add(&self.stats.full_events);
+                return (i, Some(SegmentEnd::Refused(Refusal::TooLarge(data.len()))));
+            }
+            let len = HEADER + data.len() as u64;
+            if self.cfg.max_buffer_size > 0 && used + len > self.cfg.max_buffer_size {
+                PluginCount::add(&self.stats.full_events);
+                let limit = self.cfg.max_buffer_size;
+                return (i, Some(SegmentEnd::Refused(Refusal::Full { used, limit })));
+            }
+            if size > 0 && size + len > self.segment_size {
+                return (i, Some(SegmentEnd::Roll));
+            }
+            buf.extend_from_slice(&MAGIC.to_le_bytes());
+            buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&crc32c(data).to_le_bytes());
+            buf.extend_from_slice(data);
+            used += len;
+            size += len;
+        }
+        (recs.len(), None)
+    }
+
+    /// Writes `buf` (the encoded `recs`) to the current segment and books it.
+    fn write_out<R: AsRef<[u8]>>(&self, st: &mut State, buf: &[u8], recs: &[R]) -> std::io::Result<()> {
+        let id = st.write_id;
+        let at = Pos {
+            segment: id,
+            offset: st.segments.get(&id).copied().unwrap_or(0),
+        };
+        if let Err(e) = st.write_file.write_all(buf) {
+            // Whatever part was written is a torn record the reader will skip; keep the
+            // size right so the next record starts after it.
+            if let Ok(m) = st.write_file.metadata() {
+                st.segments.insert(id, m.len());
+            }
+            return Err(e);
+        }
+        *st.segments.entry(id).or_insert(0) += buf.len() as u64;
+        st.records += recs.len() as u64;
+        if st.appended_at.back().is_none_or(|(_, t)| t.elapsed() >= Duration::from_secs(1)) {
+            st.appended_at.push_back((at, Instant::now()));
+        }
+        self.stats.writes.fetch_add(recs.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -518,77 +566,105 @@ impl DiskQueue {
         out
     }
 
-    /// Parses records from the reader's position, up to `want`, skipping damage.
+    /// Parses records from the reader's position, up to `want`, skipping damage. Reads
+    /// ahead in chunks and keeps what is left for the next call.
     fn read_chunk(&self, st: &mut State, end: u64, want: usize) -> std::io::Result<Vec<Record>> {
         let seg = st.read.segment;
-        if st.read_file.as_ref().is_none_or(|(id, _)| *id != seg) {
-            st.read_file = Some((seg, File::open(seg_path(&self.cfg.dir, seg))?));
-        }
-        let Some((_, file)) = st.read_file.as_ref() else {
-            return Ok(Vec::new());
-        };
         let start = st.read.offset;
-        let n = ((end - start) as usize)
-            .min(READ_CHUNK.max(HEADER as usize + self.cfg.max_record_size));
-        let mut buf = vec![0u8; n];
-        file.read_exact_at(&mut buf, start)?;
+        let cached = st.read_buf_at.segment == seg
+            && st.read_buf_at.offset <= start
+            && start < st.read_buf_at.offset + st.read_buf.len() as u64;
+        if !cached {
+            if st.read_file.as_ref().is_none_or(|(id, _)| *id != seg) {
+                st.read_file = Some((seg, File::open(seg_path(&self.cfg.dir, seg))?));
+            }
+            let n = ((end - start) as usize).min(READ_CHUNK.max(HEADER as usize + self.cfg.max_record_size));
+            let mut buf = bytes::BytesMut::zeroed(n);
+            if let Some((_, file)) = st.read_file.as_ref() {
+                file.read_exact_at(&mut buf, start)?;
+            }
+            st.read_buf = buf.freeze();
+            st.read_buf_at = Pos { segment: seg, offset: start };
+        }
+        let skip_cached = (start - st.read_buf_at.offset) as usize;
+        let left_in_segment = (end - st.read_buf_at.offset) as usize;
+        let buf = st.read_buf.clone();
         let mut out = Vec::new();
-        let mut i = 0usize;
+        let mut i = skip_cached;
+        let mut incomplete = false;
         while out.len() < want && i < buf.len() {
-            match parse(&buf[i..], (end - start) as usize - i) {
+            match parse(&buf[i..], left_in_segment - i) {
                 Parsed::Record(len) => {
                     out.push(Record {
-                        pos: Pos {
-                            segment: seg,
-                            offset: start + i as u64,
-                        },
-                        data: buf[i + HEADER as usize..i + len].to_vec(),
+                        pos: Pos { segment: seg, offset: st.read_buf_at.offset + i as u64 },
+                        data: buf.slice(i + HEADER as usize..i + len),
                     });
                     i += len;
                 }
-                Parsed::Incomplete if i > 0 => break,
+                // The record runs past the cached bytes: read again from it (a fresh read
+                // always holds a whole record, so this cannot repeat forever).
+                Parsed::Incomplete if cached || i > skip_cached => {
+                    incomplete = true;
+                    break;
+                }
                 Parsed::Incomplete | Parsed::Damaged => {
-                    // Damage: find the next header that checks out in what we hold, or
-                    // give up on the rest of this chunk.
-                    let at = start + i as u64;
-                    let skip = resync(&buf[i + 1..], (end - start) as usize - i - 1)
-                        .map_or(buf.len() - i, |k| k + 1);
+                    let at = st.read_buf_at.offset + i as u64;
+                    let skip = resync(&buf[i + 1..], left_in_segment - i - 1).map_or(buf.len() - i, |k| k + 1);
                     PluginCount::add(&self.stats.corrupt_records);
-                    tracing::warn!(
-                        segment = seg,
-                        offset = at,
-                        skipped = skip,
-                        "Damaged disk buffer record skipped."
-                    );
+                    tracing::warn!(segment = seg, offset = at, skipped = skip, "Damaged disk buffer record skipped.");
                     i += skip;
                 }
             }
         }
-        st.read.offset = start + i as u64;
+        let next = st.read_buf_at.offset + i as u64;
+        if incomplete {
+            // The rest of this record is past the cached bytes: read again from it.
+            st.read_buf = bytes::Bytes::new();
+        }
+        st.read.offset = next;
         Ok(out)
     }
 
     /// Acknowledges a record by its position: it is delivered. The cursor moves over the
     /// acknowledged prefix; finished segments are deleted.
     pub fn ack(&self, pos: Pos) {
+        self.ack_many(&[pos]);
+    }
+
+    /// Acknowledges several records (one lock).
+    pub fn ack_many(&self, positions: &[Pos]) {
         let mut st = self.lock();
-        if let Some(f) = st.inflight.iter_mut().find(|f| f.start == pos && !f.acked) {
-            f.acked = true;
-        } else {
+        let mut n = 0u64;
+        for pos in positions {
+            let i = st.inflight.binary_search_by_key(pos, |f| f.start);
+            if let Ok(i) = i {
+                if !st.inflight[i].acked {
+                    st.inflight[i].acked = true;
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 {
             return;
         }
-        PluginCount::add(&self.stats.acks);
-        st.records = st.records.saturating_sub(1);
-        let mut moved = false;
+        self.stats.acks.fetch_add(n, Ordering::Relaxed);
+        st.records = st.records.saturating_sub(n);
+        let before = st.acked;
         while st.inflight.front().is_some_and(|f| f.acked) {
             if let Some(f) = st.inflight.pop_front() {
                 st.acked = f.end;
-                moved = true;
+                st.acks_since_ledger += 1;
             }
         }
-        if !moved {
+        if st.acked == before {
             return;
         }
+        self.advance(&mut st);
+    }
+
+    /// After the cursor moved: trims the age marks, writes the ledger when due and
+    /// deletes finished segments (ledger first, synced, then unlink).
+    fn advance(&self, st: &mut State) {
         let acked = st.acked;
         while st.appended_at.len() > 1 && st.appended_at.get(1).is_some_and(|(p, _)| *p <= acked) {
             st.appended_at.pop_front();
@@ -596,31 +672,38 @@ impl DiskQueue {
         if st.records == 0 {
             st.appended_at.clear();
         }
-        st.acks_since_ledger += 1;
-        let finished: Vec<u64> = st
-            .segments
-            .iter()
-            .filter(|(id, size)| {
-                **id < st.write_id
-                    && (**id < acked.segment || (**id == acked.segment && acked.offset >= **size))
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        if st.acks_since_ledger >= self.cfg.cursor_update_count.max(1) || !finished.is_empty() {
-            st.acks_since_ledger = 0;
-            // Ledger first, then unlink (see the module doc).
-            if let Err(e) = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never) {
-                tracing::error!(error = %e, "Cannot write the disk buffer ledger; deliveries may repeat after a restart.");
-                return;
+        let write_id = st.write_id;
+        let done = |id: u64, size: u64| id < write_id && (id < acked.segment || (id == acked.segment && acked.offset >= size));
+        // Segments finish oldest first: look further only when the oldest is finished.
+        let any = st.segments.first_key_value().is_some_and(|(id, size)| done(*id, *size));
+        let finished: Vec<u64> = if any {
+            st.segments.iter().filter(|(id, size)| done(**id, **size)).map(|(id, _)| *id).collect()
+        } else {
+            Vec::new()
+        };
+        if st.acks_since_ledger < self.cfg.cursor_update_count.max(1) && finished.is_empty() {
+            return;
+        }
+        st.acks_since_ledger = 0;
+        let sync = match self.cfg.fsync {
+            Fsync::Always => true,
+            Fsync::Never => !finished.is_empty(),
+            Fsync::Interval(d) => !finished.is_empty() || st.ledger_synced.elapsed() >= d,
+        };
+        if let Err(e) = st.ledger.write(acked, sync) {
+            tracing::error!(error = %e, "Cannot write the disk buffer ledger; deliveries may repeat after a restart.");
+            return;
+        }
+        if sync {
+            st.ledger_synced = Instant::now();
+        }
+        for id in finished {
+            if let Err(e) = std::fs::remove_file(seg_path(&self.cfg.dir, id)) {
+                tracing::warn!(segment = id, error = %e, "Cannot delete a delivered disk buffer segment.");
             }
-            for id in finished {
-                if let Err(e) = std::fs::remove_file(seg_path(&self.cfg.dir, id)) {
-                    tracing::warn!(segment = id, error = %e, "Cannot delete a delivered disk buffer segment.");
-                }
-                st.segments.remove(&id);
-                if st.read_file.as_ref().is_some_and(|(r, _)| *r == id) {
-                    st.read_file = None;
-                }
+            st.segments.remove(&id);
+            if st.read_file.as_ref().is_some_and(|(r, _)| *r == id) {
+                st.read_file = None;
             }
         }
     }
@@ -658,10 +741,9 @@ impl DiskQueue {
 
     /// Writes the ledger now (a clean stop: no acknowledged record comes back).
     pub fn checkpoint(&self) {
-        let st = self.lock();
+        let mut st = self.lock();
         let acked = st.acked;
-        drop(st);
-        if let Err(e) = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never) {
+        if let Err(e) = st.ledger.write(acked, self.cfg.fsync != Fsync::Never) {
             tracing::error!(error = %e, "Cannot write the disk buffer ledger.");
         }
     }
@@ -672,8 +754,8 @@ impl DiskQueue {
         st.closed = true;
         let _ = st.write_file.sync_data();
         let acked = st.acked;
+        let _ = st.ledger.write(acked, self.cfg.fsync != Fsync::Never);
         drop(st);
-        let _ = Ledger::write(&self.cfg.dir, acked, self.cfg.fsync != Fsync::Never);
         self.not_empty.notify_all();
     }
 
@@ -693,6 +775,14 @@ impl PluginCount {
     fn add(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Why a batch stopped filling the current segment.
+enum SegmentEnd {
+    /// The next record needs a new segment.
+    Roll,
+    /// The next record is refused.
+    Refused(Refusal),
 }
 
 enum Parsed {

@@ -47,7 +47,7 @@ fn records_roll_into_segments_and_leave_only_when_acknowledged() {
     assert!(segs(d.path()).len() > 3, "1 KiB segments must roll");
     let got = drain(&q);
     assert_eq!(
-        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        got.iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(),
         (0..100).map(rec).collect::<Vec<_>>()
     );
     assert_eq!(q.usage().records, 100);
@@ -74,7 +74,7 @@ fn a_crash_redelivers_what_was_not_acknowledged_and_nothing_else() {
     assert_eq!(q.usage().records, 30);
     let got = drain(&q);
     assert_eq!(
-        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        got.iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(),
         (20..50).map(rec).collect::<Vec<_>>()
     );
 }
@@ -98,7 +98,7 @@ fn cursor_update_count_bounds_the_duplicates() {
     let got = drain(&q);
     // The ledger was written at 10 and 20 acknowledgements: at most 9 come back.
     assert_eq!(got.len(), 30);
-    assert_eq!(got[0].data, rec(20));
+    assert_eq!(got[0].data.to_vec(), rec(20));
 }
 
 #[test]
@@ -123,13 +123,13 @@ fn a_torn_last_record_is_skipped_and_counted() {
     let q = DiskQueue::open(cfg(d.path())).unwrap();
     let got = drain(&q);
     assert_eq!(
-        got.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        got.iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(),
         vec![rec(0), rec(1)]
     );
     assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 1);
     // New records go to a fresh segment and read normally after the damage.
     q.append(b"after").unwrap();
-    assert_eq!(drain(&q)[0].data, b"after");
+    assert_eq!(&drain(&q)[0].data[..], b"after");
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn a_corrupt_byte_mid_segment_costs_one_record() {
     bytes[second + HEADER as usize + 2] ^= 0xff;
     std::fs::write(&seg, &bytes).unwrap();
     let q = DiskQueue::open(cfg(d.path())).unwrap();
-    let got: Vec<Vec<u8>> = drain(&q).into_iter().map(|r| r.data).collect();
+    let got: Vec<Vec<u8>> = drain(&q).into_iter().map(|r| r.data.to_vec()).collect();
     assert_eq!(got, vec![rec(0), rec(2), rec(3), rec(4)]);
     assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 1);
 }
@@ -166,7 +166,7 @@ fn a_missing_segment_is_counted_and_reading_goes_on() {
     let q = DiskQueue::open(cfg(d.path())).unwrap();
     let got = drain(&q);
     assert!(!got.is_empty() && got.len() < 100);
-    assert_eq!(got.last().unwrap().data, rec(99));
+    assert_eq!(got.last().unwrap().data.to_vec(), rec(99));
     assert_eq!(q.stats.missing_segments.load(Ordering::Relaxed), 1);
     // The ledger naming a missing segment: resume at the next one.
     let d2 = tempfile::tempdir().unwrap();
@@ -175,7 +175,7 @@ fn a_missing_segment_is_counted_and_reading_goes_on() {
         fill(&q, 100);
     }
     let all = segs(d2.path());
-    Ledger::write(
+    Ledger::write_once(
         d2.path(),
         Pos {
             segment: all[2],
@@ -187,7 +187,7 @@ fn a_missing_segment_is_counted_and_reading_goes_on() {
     std::fs::remove_file(seg_path(d2.path(), all[2])).unwrap();
     let q = DiskQueue::open(cfg(d2.path())).unwrap();
     assert_eq!(q.stats.missing_segments.load(Ordering::Relaxed), 1);
-    assert_eq!(drain(&q).last().unwrap().data, rec(99));
+    assert_eq!(drain(&q).last().unwrap().data.to_vec(), rec(99));
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn a_ledger_ahead_of_or_behind_the_data() {
     }
     let seg = segs(d.path())[0];
     // Ahead: beyond the segment's data.
-    Ledger::write(
+    Ledger::write_once(
         d.path(),
         Pos {
             segment: seg,
@@ -226,7 +226,7 @@ fn a_ledger_ahead_of_or_behind_the_data() {
         .unwrap();
         fill(&q, 10);
     }
-    Ledger::write(
+    Ledger::write_once(
         d.path(),
         Pos {
             segment: 999,
@@ -239,7 +239,7 @@ fn a_ledger_ahead_of_or_behind_the_data() {
     assert_eq!(q.stats.ledger_ahead.load(Ordering::Relaxed), 1);
     q.append(b"new").unwrap();
     assert_eq!(
-        drain(&q).iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        drain(&q).iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(),
         vec![b"new".to_vec()]
     );
     drop(q);
@@ -295,7 +295,7 @@ fn rewind_gives_back_unacknowledged_records_in_order() {
     q.ack(first[1].pos);
     q.rewind();
     let again = drain(&q);
-    assert_eq!(again.first().unwrap().data, rec(2));
+    assert_eq!(again.first().unwrap().data.to_vec(), rec(2));
     assert_eq!(again.len(), 8);
 }
 
@@ -366,4 +366,20 @@ proptest! {
         prop_assert!(repeated < update as usize * 4 + 1, "{} repeated (cursor {})", repeated, cursor_records);
         prop_assert_eq!(q.stats.corrupt_records.load(Ordering::Relaxed), 0);
     }
+}
+
+#[test]
+fn batches_roll_segments_and_stop_at_the_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let q = DiskQueue::open(cfg(d.path())).unwrap();
+    let recs: Vec<Vec<u8>> = (0..100).map(rec).collect();
+    assert_eq!(q.append_batch(&recs).0, 100);
+    assert!(segs(d.path()).len() > 3);
+    assert_eq!(drain(&q).into_iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(), recs);
+    let d = tempfile::tempdir().unwrap();
+    let q = DiskQueue::open(DiskConfig { max_buffer_size: 2048, ..cfg(d.path()) }).unwrap();
+    let (n, why) = q.append_batch(&recs);
+    assert!(n > 0 && n < 100);
+    assert!(matches!(why, Some(Refusal::Full { .. })));
+    assert_eq!(drain(&q).len(), n);
 }
