@@ -12,7 +12,10 @@ use hekate::buffer::disk::{DiskConfig, DiskQueue, Fsync, HEADER};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = args
+        .get(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let size: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(200);
     let policy = args.get(3).map_or("interval", String::as_str);
     let fsync = match policy {
@@ -80,7 +83,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let mbs = |d: Duration| bytes / d.as_secs_f64() / 1e6;
     println!("records: {n} x {size} B, fsync {policy}");
-    println!("plain buffered write:       {:>8.3} s {:>8.1} MB/s", plain.as_secs_f64(), mbs(plain));
-    println!("disk queue append+read+ack: {:>8.3} s {:>8.1} MB/s {:>9.0} records/s", queue.as_secs_f64(), mbs(queue), n as f64 / queue.as_secs_f64());
+    println!(
+        "plain buffered write:       {:>8.3} s {:>8.1} MB/s",
+        plain.as_secs_f64(),
+        mbs(plain)
+    );
+    println!(
+        "disk queue append+read+ack: {:>8.3} s {:>8.1} MB/s {:>9.0} records/s",
+        queue.as_secs_f64(),
+        mbs(queue),
+        n as f64 / queue.as_secs_f64()
+    );
     println!("ratio: {:.2}", plain.as_secs_f64() / queue.as_secs_f64());
 }

@@ -177,3 +177,84 @@ fn disk_keys_without_use_buffering_are_errors() {
     );
     assert!(err.contains("buffering.cursor_update_count"), "{err}");
 }
+
+/// Runs hekate under `ulimit -f` (SIGXFSZ ignored), so writes past `kib` KiB fail with
+/// EFBIG: a disk that is full for this process, without mounting anything.
+fn start_with_file_limit(config: &str, kib: u32) -> (std::process::Child, tempfile::TempDir) {
+    let dir = crate::common::write_config(&[("10-test.toml", config)]);
+    let log = std::fs::File::create(dir.path().join("hekate.log")).expect("log");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {kib}; exec \"$0\" -config \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_hekate"))
+        .arg(dir.path().join("config.d"))
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    (child, dir)
+}
+
+#[test]
+fn a_full_disk_is_full_action_not_a_silent_loss() {
+    // drop: appends that fail are dropped and counted; hekate keeps running.
+    let (input, agg) = (free_port(), free_port());
+    let (mut child, dir) = start_with_file_limit(
+        &agent(
+            input,
+            agg,
+            "max_file_size = 16777216\nfull_action = \"drop\"",
+        ),
+        512,
+    );
+    assert!(wait_tcp(input));
+    send_lines(input, 0, 30_000);
+    let log = || std::fs::read_to_string(dir.path().join("hekate.log")).unwrap_or_default();
+    // SIGUSR1 prints the counters.
+    let report = || {
+        // SAFETY: kill(2) on our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGUSR1);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        crate::common::parse_report(&log(), "fwd")
+    };
+    assert!(
+        wait_for(LONG, || report()
+            .get("buffer_full_events")
+            .copied()
+            .unwrap_or(0)
+            > 0),
+        "{}",
+        log()
+    );
+    let c = report();
+    assert!(c.get("dropped").copied().unwrap_or(0) > 0, "{c:?}");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "hekate must keep running: {}",
+        log()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // shutdown: hekate stops and says why.
+    let (input, agg) = (free_port(), free_port());
+    let (mut child, dir) =
+        start_with_file_limit(&agent(input, agg, "max_file_size = 16777216"), 512);
+    assert!(wait_tcp(input));
+    send_lines(input, 0, 30_000);
+    let deadline = std::time::Instant::now() + LONG;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "hekate did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(dir.path().join("hekate.log")).unwrap_or_default();
+    assert!(!status.success());
+    assert!(log.contains("cannot write the disk buffer"), "{log}");
+}

@@ -142,7 +142,14 @@ impl DiskStage {
     }
 
     /// Appends every record under `action`; returns how many were dropped.
-    fn append_all(&self, recs: &[Vec<u8>], stats: &PluginStats, action: FullAction, exits: &Exits, name: &str) -> usize {
+    fn append_all(
+        &self,
+        recs: &[Vec<u8>],
+        stats: &PluginStats,
+        action: FullAction,
+        exits: &Exits,
+        name: &str,
+    ) -> usize {
         let (mut i, mut dropped) = (0, 0);
         let mut wait = Duration::from_millis(50);
         while i < recs.len() {

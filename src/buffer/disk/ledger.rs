@@ -109,17 +109,56 @@ mod tests {
     fn a_torn_slot_leaves_the_previous_cursor() {
         let d = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(d.path()).unwrap();
-        l.write(Pos { segment: 1, offset: 10 }, false).unwrap();
-        l.write(Pos { segment: 1, offset: 20 }, false).unwrap();
-        assert_eq!(Ledger::read(d.path()), Some(Pos { segment: 1, offset: 20 }));
+        l.write(
+            Pos {
+                segment: 1,
+                offset: 10,
+            },
+            false,
+        )
+        .unwrap();
+        l.write(
+            Pos {
+                segment: 1,
+                offset: 20,
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            Ledger::read(d.path()),
+            Some(Pos {
+                segment: 1,
+                offset: 20
+            })
+        );
         // Tear the newest slot (seq 2 lives in slot 0).
         let mut b = std::fs::read(d.path().join(NAME)).unwrap();
         b[25] ^= 0xff;
         std::fs::write(d.path().join(NAME), &b).unwrap();
-        assert_eq!(Ledger::read(d.path()), Some(Pos { segment: 1, offset: 10 }));
+        assert_eq!(
+            Ledger::read(d.path()),
+            Some(Pos {
+                segment: 1,
+                offset: 10
+            })
+        );
         // Reopening continues the sequence from the valid slot.
         let mut l = Ledger::open(d.path()).unwrap();
-        l.write(Pos { segment: 2, offset: 0 }, false).unwrap();
-        assert_eq!(Ledger::read(d.path()), Some(Pos { segment: 2, offset: 0 }));
+        l.write(
+            Pos {
+                segment: 2,
+                offset: 0,
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            Ledger::read(d.path()),
+            Some(Pos {
+                segment: 2,
+                offset: 0
+            })
+        );
     }
 }

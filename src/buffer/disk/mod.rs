@@ -378,7 +378,12 @@ impl DiskQueue {
     }
 
     /// Encodes as many of `recs` as fit in the current segment and the limits into `buf`.
-    fn fill_segment<R: AsRef<[u8]>>(&self, st: &mut State, recs: &[R], buf: &mut Vec<u8>) -> (usize, Option<SegmentEnd>) {
+    fn fill_segment<R: AsRef<[u8]>>(
+        &self,
+        st: &mut State,
+        recs: &[R],
+        buf: &mut Vec<u8>,
+    ) -> (usize, Option<SegmentEnd>) {
         buf.clear();
         let mut used: u64 = st.segments.values().sum();
         let mut size = st.segments.get(&st.write_id).copied().unwrap_or(0);
@@ -408,7 +413,12 @@ impl DiskQueue {
     }
 
     /// Writes `buf` (the encoded `recs`) to the current segment and books it.
-    fn write_out<R: AsRef<[u8]>>(&self, st: &mut State, buf: &[u8], recs: &[R]) -> std::io::Result<()> {
+    fn write_out<R: AsRef<[u8]>>(
+        &self,
+        st: &mut State,
+        buf: &[u8],
+        recs: &[R],
+    ) -> std::io::Result<()> {
         let id = st.write_id;
         let at = Pos {
             segment: id,
@@ -424,10 +434,16 @@ impl DiskQueue {
         }
         *st.segments.entry(id).or_insert(0) += buf.len() as u64;
         st.records += recs.len() as u64;
-        if st.appended_at.back().is_none_or(|(_, t)| t.elapsed() >= Duration::from_secs(1)) {
+        if st
+            .appended_at
+            .back()
+            .is_none_or(|(_, t)| t.elapsed() >= Duration::from_secs(1))
+        {
             st.appended_at.push_back((at, Instant::now()));
         }
-        self.stats.writes.fetch_add(recs.len() as u64, Ordering::Relaxed);
+        self.stats
+            .writes
+            .fetch_add(recs.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -578,13 +594,17 @@ impl DiskQueue {
             if st.read_file.as_ref().is_none_or(|(id, _)| *id != seg) {
                 st.read_file = Some((seg, File::open(seg_path(&self.cfg.dir, seg))?));
             }
-            let n = ((end - start) as usize).min(READ_CHUNK.max(HEADER as usize + self.cfg.max_record_size));
+            let n = ((end - start) as usize)
+                .min(READ_CHUNK.max(HEADER as usize + self.cfg.max_record_size));
             let mut buf = bytes::BytesMut::zeroed(n);
             if let Some((_, file)) = st.read_file.as_ref() {
                 file.read_exact_at(&mut buf, start)?;
             }
             st.read_buf = buf.freeze();
-            st.read_buf_at = Pos { segment: seg, offset: start };
+            st.read_buf_at = Pos {
+                segment: seg,
+                offset: start,
+            };
         }
         let skip_cached = (start - st.read_buf_at.offset) as usize;
         let left_in_segment = (end - st.read_buf_at.offset) as usize;
@@ -596,7 +616,10 @@ impl DiskQueue {
             match parse(&buf[i..], left_in_segment - i) {
                 Parsed::Record(len) => {
                     out.push(Record {
-                        pos: Pos { segment: seg, offset: st.read_buf_at.offset + i as u64 },
+                        pos: Pos {
+                            segment: seg,
+                            offset: st.read_buf_at.offset + i as u64,
+                        },
                         data: buf.slice(i + HEADER as usize..i + len),
                     });
                     i += len;
@@ -609,9 +632,15 @@ impl DiskQueue {
                 }
                 Parsed::Incomplete | Parsed::Damaged => {
                     let at = st.read_buf_at.offset + i as u64;
-                    let skip = resync(&buf[i + 1..], left_in_segment - i - 1).map_or(buf.len() - i, |k| k + 1);
+                    let skip = resync(&buf[i + 1..], left_in_segment - i - 1)
+                        .map_or(buf.len() - i, |k| k + 1);
                     PluginCount::add(&self.stats.corrupt_records);
-                    tracing::warn!(segment = seg, offset = at, skipped = skip, "Damaged disk buffer record skipped.");
+                    tracing::warn!(
+                        segment = seg,
+                        offset = at,
+                        skipped = skip,
+                        "Damaged disk buffer record skipped."
+                    );
                     i += skip;
                 }
             }
@@ -673,11 +702,20 @@ impl DiskQueue {
             st.appended_at.clear();
         }
         let write_id = st.write_id;
-        let done = |id: u64, size: u64| id < write_id && (id < acked.segment || (id == acked.segment && acked.offset >= size));
+        let done = |id: u64, size: u64| {
+            id < write_id && (id < acked.segment || (id == acked.segment && acked.offset >= size))
+        };
         // Segments finish oldest first: look further only when the oldest is finished.
-        let any = st.segments.first_key_value().is_some_and(|(id, size)| done(*id, *size));
+        let any = st
+            .segments
+            .first_key_value()
+            .is_some_and(|(id, size)| done(*id, *size));
         let finished: Vec<u64> = if any {
-            st.segments.iter().filter(|(id, size)| done(**id, **size)).map(|(id, _)| *id).collect()
+            st.segments
+                .iter()
+                .filter(|(id, size)| done(**id, **size))
+                .map(|(id, _)| *id)
+                .collect()
         } else {
             Vec::new()
         };

@@ -239,7 +239,10 @@ fn a_ledger_ahead_of_or_behind_the_data() {
     assert_eq!(q.stats.ledger_ahead.load(Ordering::Relaxed), 1);
     q.append(b"new").unwrap();
     assert_eq!(
-        drain(&q).iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(),
+        drain(&q)
+            .iter()
+            .map(|r| r.data.to_vec())
+            .collect::<Vec<_>>(),
         vec![b"new".to_vec()]
     );
     drop(q);
@@ -375,9 +378,19 @@ fn batches_roll_segments_and_stop_at_the_limit() {
     let recs: Vec<Vec<u8>> = (0..100).map(rec).collect();
     assert_eq!(q.append_batch(&recs).0, 100);
     assert!(segs(d.path()).len() > 3);
-    assert_eq!(drain(&q).into_iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(), recs);
+    assert_eq!(
+        drain(&q)
+            .into_iter()
+            .map(|r| r.data.to_vec())
+            .collect::<Vec<_>>(),
+        recs
+    );
     let d = tempfile::tempdir().unwrap();
-    let q = DiskQueue::open(DiskConfig { max_buffer_size: 2048, ..cfg(d.path()) }).unwrap();
+    let q = DiskQueue::open(DiskConfig {
+        max_buffer_size: 2048,
+        ..cfg(d.path())
+    })
+    .unwrap();
     let (n, why) = q.append_batch(&recs);
     assert!(n > 0 && n < 100);
     assert!(matches!(why, Some(Refusal::Full { .. })));
