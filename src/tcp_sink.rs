@@ -92,3 +92,151 @@ pub(crate) fn valid_host_port(address: &str) -> bool {
         .rsplit_once(':')
         .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok())
 }
+
+/// How long `AckedSink::flush` waits for the peer's acknowledgements before asking the
+/// runner to retry.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// A TCP sink for `require_ack`: every frame stays buffered until the peer (a `TcpInput`
+/// with `require_ack = true`) acknowledges it. The peer sends, on each connection, the
+/// cumulative count of frames its pipeline has taken as an 8-byte big-endian integer.
+/// When the connection breaks, everything unacknowledged is sent again on the next one,
+/// so the peer may see a frame twice (those it took but whose ack was lost), never zero
+/// times.
+pub(crate) struct AckedSink {
+    address: String,
+    keep_alive: Option<Duration>,
+    conn: Option<TcpStream>,
+    /// Unacknowledged frames, back to back.
+    buf: Vec<u8>,
+    /// Their sizes, oldest first.
+    frames: std::collections::VecDeque<usize>,
+    /// Bytes of `buf` written on the current connection.
+    written: usize,
+    /// Frames the peer acknowledged on the current connection.
+    acked: u64,
+    /// Partial ack bytes read so far.
+    ack_bytes: Vec<u8>,
+}
+
+impl AckedSink {
+    /// A sink for `address` (`host:port`).
+    pub fn new(address: String, keep_alive: Option<Duration>) -> Self {
+        AckedSink {
+            address,
+            keep_alive,
+            conn: None,
+            buf: Vec::new(),
+            frames: std::collections::VecDeque::new(),
+            written: 0,
+            acked: 0,
+            ack_bytes: Vec::with_capacity(8),
+        }
+    }
+
+    /// Bytes not yet acknowledged.
+    pub fn unacked(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Adds one frame.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.buf.extend_from_slice(frame);
+        self.frames.push_back(frame.len());
+    }
+
+    fn connect(&mut self) -> Result<(), ProcessError> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let mut plain = TcpSink::new(self.address.clone(), self.keep_alive);
+        plain.connect()?;
+        self.conn = plain.conn.take();
+        // A new connection: the peer counts from zero, and everything is sent again.
+        self.written = 0;
+        self.acked = 0;
+        self.ack_bytes.clear();
+        Ok(())
+    }
+
+    fn broken(&mut self, why: impl std::fmt::Display) -> ProcessError {
+        self.conn = None;
+        ProcessError::retry(format!("connection to {} lost: {why}", self.address))
+    }
+
+    /// Writes everything, then waits until the peer acknowledged every frame.
+    pub fn flush(&mut self) -> Result<(), ProcessError> {
+        let deadline = std::time::Instant::now() + ACK_WAIT;
+        while !self.frames.is_empty() {
+            self.connect()?;
+            self.write_all()?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(ProcessError::retry(format!(
+                    "{} frames not acknowledged by {} within {ACK_WAIT:?}",
+                    self.frames.len(),
+                    self.address
+                )));
+            }
+            self.read_acks(left)?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self) -> Result<(), ProcessError> {
+        while self.written < self.buf.len() {
+            let Some(conn) = self.conn.as_mut() else {
+                return Err(ProcessError::retry("not connected"));
+            };
+            match conn.write(&self.buf[self.written..]) {
+                Ok(0) => return Err(self.broken("connection closed")),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.broken(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads acknowledgements for up to `wait` and drops the frames they cover.
+    fn read_acks(&mut self, wait: Duration) -> Result<(), ProcessError> {
+        use std::io::Read;
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let _ = conn.set_read_timeout(Some(
+            wait.clamp(Duration::from_millis(1), Duration::from_millis(200)),
+        ));
+        let mut b = [0u8; 64];
+        match conn.read(&mut b) {
+            Ok(0) => return Err(self.broken("closed by the peer")),
+            Ok(n) => self.ack_bytes.extend_from_slice(&b[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(self.broken(e)),
+        }
+        while self.ack_bytes.len() >= 8 {
+            let count = u64::from_be_bytes(self.ack_bytes[..8].try_into().unwrap_or([0; 8]));
+            self.ack_bytes.drain(..8);
+            let newly = count
+                .saturating_sub(self.acked)
+                .min(self.frames.len() as u64);
+            let mut bytes = 0;
+            for _ in 0..newly {
+                bytes += self.frames.pop_front().unwrap_or(0);
+            }
+            self.buf.drain(..bytes);
+            self.written = self.written.saturating_sub(bytes);
+            self.acked = self.acked.max(count);
+        }
+        Ok(())
+    }
+}

@@ -17,9 +17,9 @@ fn agent(input: u16, aggregator: u16, buffering: &str) -> String {
     )
 }
 
-fn aggregator(port: u16) -> String {
+fn aggregator(port: u16, ack: bool) -> String {
     format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\n\n[out]\ntype = \"FileOutput\"\nmessage_matcher = \"TRUE\"\npath = \"{{dir}}/got.log\"\nencoder = \"raw\"\n\n[raw]\ntype = \"PayloadEncoder\"\n"
+        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\nrequire_ack = {ack}\n\n[out]\ntype = \"FileOutput\"\nmessage_matcher = \"TRUE\"\npath = \"{{dir}}/got.log\"\nencoder = \"raw\"\n\n[raw]\ntype = \"PayloadEncoder\"\n"
     )
 }
 
@@ -41,9 +41,22 @@ fn restart(h: Hekate) -> Hekate {
 
 #[test]
 fn a_buffered_agent_survives_kill9_while_its_aggregator_is_down() {
+    agent_kill9_then_aggregator_up(false);
+}
+
+#[test]
+fn a_buffered_agent_with_require_ack_survives_kill9() {
+    agent_kill9_then_aggregator_up(true);
+}
+
+fn agent_kill9_then_aggregator_up(ack: bool) {
     let (input, agg) = (free_port(), free_port());
     let (first, second) = (20_000, 5_000);
-    let mut h = Hekate::start(&agent(input, agg, "cursor_update_count = 50"));
+    let config = agent(input, agg, "cursor_update_count = 50").replace(
+        "use_buffering = true",
+        &format!("use_buffering = true\nrequire_ack = {ack}"),
+    );
+    let mut h = Hekate::start(&config);
     assert!(wait_tcp(input), "{}", h.log_text());
     send_lines(input, 0, first);
     assert!(
@@ -73,7 +86,7 @@ fn a_buffered_agent_survives_kill9_while_its_aggregator_is_down() {
     h = restart(h);
     assert!(wait_tcp(input), "{}", h.log_text());
     // The aggregator comes up.
-    let a = Hekate::start(&aggregator(agg));
+    let a = Hekate::start(&aggregator(agg, ack));
     let got = a.path().join("got.log");
     let total = first + second;
     let ok = wait_for(LONG, || {

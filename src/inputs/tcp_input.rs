@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -57,6 +57,10 @@ pub struct TcpInputConfig {
     pub set_hostname: bool,
     /// Most connections served at once; further ones wait in the backlog. Default 1024.
     pub max_connections: usize,
+    /// Acknowledge records to a `TcpOutput` with `require_ack = true`: after each read,
+    /// the cumulative count of records this connection's pipeline has taken, as an 8-byte
+    /// big-endian integer. Default false (a plain Heka peer never reads acks).
+    pub require_ack: bool,
 }
 
 impl Default for TcpInputConfig {
@@ -69,6 +73,7 @@ impl Default for TcpInputConfig {
             use_tls: false,
             set_hostname: false,
             max_connections: 1024,
+            require_ack: false,
         }
     }
 }
@@ -140,7 +145,13 @@ impl Input for TcpInput {
                 self.tune(&sock);
                 // Each connection logs under the input's span, with its peer.
                 let span = tracing::info_span!("conn", %peer);
-                let conn = serve(sock, peer, cx.clone(), self.config.set_hostname);
+                let conn = serve(
+                    sock,
+                    peer,
+                    cx.clone(),
+                    self.config.set_hostname,
+                    self.config.require_ack,
+                );
                 conns.spawn(conn.instrument(span));
             }
             drop(listener);
@@ -164,13 +175,20 @@ impl TcpInput {
 }
 
 /// Reads one connection until EOF, error or shutdown, then flushes its stream.
-async fn serve(mut sock: TcpStream, peer: SocketAddr, cx: InputContext, set_hostname: bool) {
+async fn serve(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    cx: InputContext,
+    set_hostname: bool,
+    require_ack: bool,
+) {
     let mut stream = cx.stream();
     if set_hostname {
         stream.set_hostname(peer.ip().to_string());
     }
     let mut buf = vec![0u8; READ_BUF];
     let mut shutdown = cx.shutdown();
+    let mut acked = 0u64;
     loop {
         let n = tokio::select! {
             r = sock.read(&mut buf) => match r {
@@ -188,6 +206,14 @@ async fn serve(mut sock: TcpStream, peer: SocketAddr, cx: InputContext, set_host
         };
         if stream.feed(&buf[..n]).await.is_err() {
             return;
+        }
+        if require_ack && stream.records() > acked {
+            // Everything split so far is in the router's hands (or counted bad).
+            acked = stream.records();
+            if let Err(e) = sock.write_all(&acked.to_be_bytes()).await {
+                tracing::debug!(%peer, error = %e, "Cannot send an ack.");
+                break;
+            }
         }
     }
     let _ = stream.finish().await;

@@ -14,7 +14,7 @@ use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
-use crate::tcp_sink::{valid_host_port, TcpSink, HIGH_WATER};
+use crate::tcp_sink::{valid_host_port, AckedSink, TcpSink, HIGH_WATER};
 
 /// Configuration of `TcpOutput`.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +30,10 @@ pub struct TcpOutputConfig {
     pub reconnect_after: u64,
     /// TLS is not supported yet; `true` is rejected.
     pub use_tls: bool,
+    /// Wait for a `TcpInput` with `require_ack = true` to acknowledge every message before
+    /// a flush succeeds (so a disk buffer lets it go only then); unacknowledged messages
+    /// are sent again after a reconnect. Default false (plain Heka peers never ack).
+    pub require_ack: bool,
 }
 
 impl Default for TcpOutputConfig {
@@ -40,6 +44,7 @@ impl Default for TcpOutputConfig {
             keep_alive_period: 7200,
             reconnect_after: 0,
             use_tls: false,
+            require_ack: false,
         }
     }
 }
@@ -49,6 +54,8 @@ pub struct TcpOutput {
     reconnect_after: u64,
     sink: TcpSink,
     sent_on_conn: u64,
+    /// `require_ack`: frames wait here until the peer acknowledges them.
+    acked: Option<AckedSink>,
 }
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration {
@@ -73,8 +80,16 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     let keep_alive = c
         .keep_alive
         .then(|| Duration::from_secs(c.keep_alive_period));
+    if c.require_ack && c.reconnect_after > 0 {
+        return Err(vec![
+            p.error("reconnect_after", "cannot be combined with require_ack")
+        ]);
+    }
     Ok(Box::new(TcpOutput {
         reconnect_after: c.reconnect_after,
+        acked: c
+            .require_ack
+            .then(|| AckedSink::new(c.address.clone(), keep_alive)),
         sink: TcpSink::new(c.address, keep_alive),
         sent_on_conn: 0,
     }))
@@ -86,6 +101,14 @@ impl Output for TcpOutput {
         pack: &Pack,
         cx: &mut OutputContext<'_>,
     ) -> Result<(), ProcessError> {
+        if let Some(acked) = self.acked.as_mut() {
+            if acked.unacked() >= HIGH_WATER {
+                acked.flush()?;
+            }
+            let bytes = cx.encode(&pack.msg)?;
+            acked.push(bytes);
+            return Ok(());
+        }
         if self.sink.pending.len() >= HIGH_WATER {
             // Back-pressure: the pending bytes must go before this message is accepted.
             self.sink.send_pending()?;
@@ -102,7 +125,10 @@ impl Output for TcpOutput {
     }
 
     fn flush(&mut self, _cx: &mut OutputContext<'_>) -> Result<(), ProcessError> {
-        self.sink.send_pending()
+        match self.acked.as_mut() {
+            Some(acked) => acked.flush(),
+            None => self.sink.send_pending(),
+        }
     }
 }
 

@@ -86,6 +86,7 @@ impl InputContext {
             log: LogLimiter::default(),
             last_sent: Weak::new(),
             bad_records: 0,
+            records: 0,
             uuids: UuidGen::new(),
             cx: self.clone(),
         }
@@ -136,6 +137,9 @@ pub struct RecordStream {
     log: LogLimiter,
     last_sent: Weak<Message>,
     bad_records: u64,
+    /// Complete records split from the stream (each is sent or counted bad once the
+    /// `feed` that split it returns).
+    records: u64,
     uuids: UuidGen,
     cx: InputContext,
 }
@@ -176,6 +180,13 @@ impl RecordStream {
     /// Records this stream counted as bad (dropped, undecodable) since it was created.
     pub fn bad_records(&self) -> u64 {
         self.bad_records
+    }
+
+    /// Complete records taken from the stream so far: once the `feed` that split them has
+    /// returned `Ok`, each was sent to the router or counted as bad (`require_ack`
+    /// acknowledges this count).
+    pub fn records(&self) -> u64 {
+        self.records
     }
 
     /// Bytes held back because they do not form a complete record yet.
@@ -290,6 +301,7 @@ impl RecordStream {
                     start,
                     end,
                 } => {
+                    self.records += 1;
                     self.record(&data[pos + start..pos + end]);
                     pos += consumed.max(1);
                 }
