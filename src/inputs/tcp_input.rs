@@ -189,6 +189,11 @@ async fn serve(
     let mut buf = vec![0u8; READ_BUF];
     let mut shutdown = cx.shutdown();
     let mut acked = 0u64;
+    if require_ack {
+        // Acks are tiny writes: Nagle's algorithm would hold each one back until the
+        // previous was acknowledged, stalling the sender behind its delayed ACK.
+        let _ = sock.set_nodelay(true);
+    }
     loop {
         let n = tokio::select! {
             r = sock.read(&mut buf) => match r {
