@@ -271,3 +271,74 @@ fn a_full_disk_is_full_action_not_a_silent_loss() {
     assert!(!status.success());
     assert!(log.contains("cannot write the disk buffer"), "{log}");
 }
+
+/// LogstreamerInput's journal records a line only once every output let go of it; a
+/// buffered output lets go once the line is in its disk buffer. So a tailed line is safe
+/// as soon as it is on disk in hekate, even while the destination is down: `kill -9`
+/// after the journal moved, restart, bring the destination up, and every line arrives.
+#[test]
+fn tailed_lines_are_safe_once_in_the_disk_buffer() {
+    let agg = free_port();
+    let config = format!(
+        "[hekad]\nbase_dir = \"{{dir}}/base\"\n\n[tail]\ntype = \"LogstreamerInput\"\nlog_directory = \"{{dir}}/logs\"\nfile_match = 'app\\.log'\ncheck_data_interval = \"20ms\"\n\n\
+         [fwd]\ntype = \"TcpOutput\"\nmessage_matcher = \"Logger == 'tail'\"\naddress = \"127.0.0.1:{agg}\"\nuse_buffering = true\n"
+    );
+    let dir = crate::common::write_config(&[("10-test.toml", &config)]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    let write = |from: usize, to: usize| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("app.log"))
+            .expect("log");
+        let text: String = (from..to).map(|i| format!("line-{i}\n")).collect();
+        f.write_all(text.as_bytes()).expect("append");
+    };
+    write(0, 5_000);
+    let h = Hekate::start_in(dir);
+    let journal_dir = h.path().join("base/logstreamer");
+    assert!(
+        h.wait_log("Tailing log streams", LONG),
+        "did not start: {:?} {}",
+        std::fs::read_dir(h.path()).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        h.log_text()
+    );
+    assert!(
+        wait_for(LONG, || h
+            .counters("fwd")
+            .get("buffer_writes")
+            .copied()
+            .unwrap_or(0)
+            >= 5_000),
+        "{}",
+        h.log_text()
+    );
+    // The journal moves once the lines are on disk in the buffer, with the destination
+    // still down.
+    assert!(
+        wait_for(LONG, || journal_dir.exists()),
+        "no journal: {}",
+        h.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let dir = kill9(h);
+    write(5_000, 7_000);
+    let h = Hekate::start_in(dir);
+    let a = Hekate::start(&aggregator(agg, false));
+    let got = a.path().join("got.log");
+    let seen = || -> std::collections::HashSet<String> {
+        lines(&got).into_iter().filter(|l| !l.is_empty()).collect()
+    };
+    assert!(
+        wait_for(LONG, || seen().len() >= 7_000),
+        "{} of 7000 arrived: {}",
+        seen().len(),
+        h.log_text()
+    );
+    let all = seen();
+    for i in 0..7_000 {
+        assert!(all.contains(&format!("line-{i}")), "line-{i} lost");
+    }
+}
