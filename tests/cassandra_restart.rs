@@ -1,7 +1,9 @@
 //! `CassandraOutput` while Cassandra goes away: the test stops the shared Cassandra with
-//! `scripts/services/cassandra.sh stop` for at least 30 s in the middle of a stream, starts
-//! it again, and checks that every message sent before, during and after the outage is
-//! in the table, that the output counted failed attempts, and that nothing was dropped.
+//! `scripts/services/cassandra.sh stop` for at least 30 s in the middle of a stream, and
+//! while it is down `kill -9`s hekate and starts it again (the output has
+//! `use_buffering = true`, so what waited for Cassandra is on disk). Then Cassandra comes
+//! back, and every message sent before, during and after the outage must be in the
+//! table, with failed attempts counted and nothing dropped.
 //!
 //! Its own test binary, so it never runs beside `tests/cassandra.rs` (cargo runs test
 //! binaries one after another). A lock file guards against parallel runners too.
@@ -56,14 +58,14 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
         drop_keyspace(&rt, &cql, ks);
     }
     let input = free_port();
-    let h = Hekate::start(&format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
+    let mut h = Hekate::start(&format!(
+        "[hekad]\nbase_dir = \"{{dir}}/base\"\n[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
         output_section(
             "cass",
             ks,
             "messages",
             "Type == 'cass.restart'",
-            "batch_size = 20"
+            "batch_size = 20\nuse_buffering = true"
         )
     ));
     assert!(wait_tcp(input), "{}", h.log_text());
@@ -96,13 +98,29 @@ fn messages_sent_while_cassandra_is_down_are_written_when_it_is_back() {
         "failed attempts are counted: {during:?}"
     );
     assert!(down_since.elapsed() >= Duration::from_secs(30));
+    // kill -9 while Cassandra is down: the 300 waiting messages are in the disk buffer.
+    assert!(
+        wait_for(Duration::from_secs(30), || h
+            .counters("cass")
+            .get("buffer_writes")
+            >= Some(&400)),
+        "{:?}",
+        h.counters("cass")
+    );
+    h.signal(libc::SIGKILL);
+    let _ = h.child.wait();
+    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().expect("tmp"));
+    drop(h);
+    let h = Hekate::start_in(dir);
+    assert!(wait_tcp(input), "{}", h.log_text());
     service("start");
     send(input, &batch(400, 50));
+    // The restarted hekate writes the 300 from its disk buffer and the 50 new ones.
     assert!(
         wait_for(Duration::from_secs(180), || h
             .counters("cass")
             .get("rows_written")
-            == Some(&450)),
+            == Some(&350)),
         "{:?}\n{}",
         h.counters("cass"),
         h.log_text()
