@@ -82,9 +82,9 @@ pub fn router(shared: Arc<Shared>, settings: Arc<Settings>) -> Router {
         .route("/api/v1/outputs/{id}/payload", get(payload))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/events", get(events))
-        .route("/metrics/find", get(find).post(find))
-        .route("/metrics/expand", get(expand).post(expand))
-        .route("/render", get(render).post(render))
+        .route("/metrics/find", graphite_routes(GraphiteRoute::Find))
+        .route("/metrics/expand", graphite_routes(GraphiteRoute::Expand))
+        .route("/render", graphite_routes(GraphiteRoute::Render))
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(|s, h| page(s, h, "pipeline.html")))
@@ -100,6 +100,12 @@ pub fn router(shared: Arc<Shared>, settings: Arc<Settings>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_size))
         .layer(middleware::from_fn_with_state(app.clone(), finish))
         .with_state(app)
+}
+
+/// GET and POST of one Graphite route.
+fn graphite_routes(route: GraphiteRoute) -> axum::routing::MethodRouter<App> {
+    let handler = move |s, m, q, h, b| graphite_route(route, s, m, q, h, b);
+    get(handler).post(handler)
 }
 
 /// Applies the request timeout and the configured headers.
@@ -330,31 +336,17 @@ fn graphite_response(r: Result<graphite::Body, GraphiteError>) -> Response {
     }
 }
 
-async fn find(
-    State(app): State<App>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, q, &headers, &body);
-    let store = app.store();
-    blocking(move || graphite::find(&store, &p)).await
+/// The Graphite read routes, one enum so they share extraction and threading.
+#[derive(Debug, Clone, Copy)]
+enum GraphiteRoute {
+    Find,
+    Expand,
+    Render,
 }
 
-async fn expand(
-    State(app): State<App>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, q, &headers, &body);
-    let store = app.store();
-    blocking(move || graphite::expand(&store, &p)).await
-}
-
-async fn render(
+/// A Graphite route: query (and POST form) parameters, evaluated off the server thread.
+async fn graphite_route(
+    route: GraphiteRoute,
     State(app): State<App>,
     method: Method,
     RawQuery(q): RawQuery,
@@ -364,7 +356,12 @@ async fn render(
     let p = params(&method, q, &headers, &body);
     let store = app.store();
     let now = chrono::Utc::now().timestamp();
-    blocking(move || graphite::render(&store, &p, now)).await
+    blocking(move || match route {
+        GraphiteRoute::Find => graphite::find(&store, &p),
+        GraphiteRoute::Expand => graphite::expand(&store, &p),
+        GraphiteRoute::Render => graphite::render(&store, &p, now),
+    })
+    .await
 }
 
 /// Runs file-reading work off the server's only thread.
