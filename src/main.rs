@@ -14,6 +14,7 @@ mod cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    ignore_control_signals_until_ready();
     let cli = cli::parse();
     init_logging();
     match cli.dispatch() {
@@ -22,6 +23,19 @@ fn main() -> ExitCode {
             eprintln!("hekate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGUSR1 (print the report) would kill the process by default until the pipeline
+/// installs its handler, which happens only after every plugin is built and started (a
+/// CassandraOutput may take seconds to connect). Ignoring it until then makes an early
+/// request harmless; the handler installed later replaces this disposition.
+#[allow(unsafe_code)] // signal(2)
+fn ignore_control_signals_until_ready() {
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_IGN runs
+    // no code of ours, so nothing can be left inconsistent.
+    unsafe {
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
 }
 
