@@ -328,11 +328,7 @@ fn config_mistakes_are_reported_together() {
             "[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\nauth_token = \"x\"\nusername = \"u\"\nmax_connections = 0\nheaders = {{ \"bad header\" = \"v\" }}\n"
         ),
     )]);
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("-config")
-        .arg(dir.path().join("config.d"))
-        .output()
-        .expect("run");
+    let out = crate::common::hekate_on(dir.path(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for key in ["auth_token", "max_connections", "headers"] {
@@ -345,11 +341,7 @@ fn config_mistakes_are_reported_together() {
         "10-test.toml",
         &format!("[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\n"),
     )]);
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("-config")
-        .arg(dir.path().join("config.d"))
-        .output()
-        .expect("run");
+    let out = crate::common::hekate_on(dir.path(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("address") && err.contains("cannot listen"),
@@ -365,12 +357,7 @@ fn check_does_not_collide_with_a_running_console() {
         "10-test.toml",
         &format!("[DashboardOutput]\naddress = \"127.0.0.1:{port}\"\n"),
     )]);
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("check")
-        .arg("-config")
-        .arg(dir.path().join("config.d"))
-        .output()
-        .expect("run");
+    let out = crate::common::hekate_on(dir.path(), &["check"]);
     assert!(
         out.status.success(),
         "{}",
@@ -390,12 +377,7 @@ fn top_prints_the_pipeline_table() {
         .get("processed")
         == Some(&2)));
     // The address and token come from the config's DashboardOutput section.
-    let out = Command::new(env!("CARGO_BIN_EXE_hekate"))
-        .arg("-config")
-        .arg(h.path().join("config.d"))
-        .args(["top", "--once"])
-        .output()
-        .expect("run top");
+    let out = crate::common::hekate_on(h.path(), &["top", "--once"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -398,3 +398,14 @@ pub fn wait_statsd(udp: u16, whisper: &Path) {
     });
     assert!(ok, "statsd flushes never reached {}", whisper.display());
 }
+
+/// Runs `hekate -config <dir>/config.d ARGS...` to completion (no run check: the caller
+/// asserts on the status) and returns its output.
+pub fn hekate_on(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hekate"))
+        .arg("-config")
+        .arg(dir.join("config.d"))
+        .args(args)
+        .output()
+        .expect("run hekate")
+}
