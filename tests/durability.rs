@@ -350,3 +350,168 @@ fn tailed_lines_are_safe_once_in_the_disk_buffer() {
         assert!(all.contains(&format!("line-{i}")), "line-{i} lost");
     }
 }
+
+/// The aggregator (its FileOutput buffered on disk, `require_ack` on both ends) is
+/// `kill -9`ed mid-stream and restarted: every line arrives, and duplicates stay within
+/// what was in flight (frames the aggregator had buffered but whose ack was lost, and
+/// what its output had not acknowledged to its own buffer).
+#[test]
+fn an_aggregator_killed_mid_stream_loses_nothing() {
+    let (input, agg) = (free_port(), free_port());
+    let total = 30_000;
+    let agent_config = agent(input, agg, "cursor_update_count = 50").replace(
+        "use_buffering = true",
+        "use_buffering = true\nrequire_ack = true",
+    );
+    let h = Hekate::start(&agent_config);
+    assert!(wait_tcp(input), "{}", h.log_text());
+    let agg_config = aggregator(agg, true).replace(
+        "encoder = \"raw\"\n",
+        "encoder = \"raw\"\nuse_buffering = true\n[out.buffering]\ncursor_update_count = 50\n",
+    );
+    let agg_config = format!("[hekad]\nbase_dir = \"{{dir}}/data\"\n{agg_config}");
+    let a = Hekate::start(&agg_config);
+    assert!(wait_tcp(agg), "{}", a.log_text());
+    let got = a.path().join("got.log");
+    let sender = std::thread::spawn(move || {
+        for chunk in (0..total).step_by(1_000) {
+            send_lines(input, chunk, chunk + 1_000);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
+    assert!(
+        wait_for(LONG, || lines(&got).len() >= 5_000),
+        "nothing arrived: {}",
+        a.log_text()
+    );
+    assert!(!sender.is_finished(), "the kill must come mid-stream");
+    let dir = kill9(a);
+    std::thread::sleep(Duration::from_millis(500));
+    let a = Hekate::start_in(dir);
+    let got = a.path().join("got.log");
+    sender.join().expect("sender");
+    let seen = || -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for l in lines(&got).into_iter().filter(|l| !l.is_empty()) {
+            *m.entry(l).or_default() += 1;
+        }
+        m
+    };
+    assert!(
+        wait_for(LONG, || seen().len() >= total),
+        "{} of {total} arrived; agent: {}\naggregator: {}",
+        seen().len(),
+        h.log_text(),
+        a.log_text()
+    );
+    let counts = seen();
+    for i in 0..total {
+        assert!(counts.contains_key(&format!("line-{i}")), "line-{i} lost");
+    }
+    let dupes: usize = counts.values().map(|n| n - 1).sum();
+    // In flight at the kill: the agent's un-acked window (64 KiB of frames, ~1,000 of
+    // these) plus the aggregator output's unacknowledged batch (at most 1,024 messages
+    // and cursor_update_count).
+    assert!(dupes <= 2_100, "{dupes} duplicates");
+    eprintln!("aggregator kill -9: {dupes} duplicates of {total}");
+}
+
+/// A small tmpfs mounted for one test (the suite runs as root); unmounted on drop.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &std::path::Path, size: &str) -> Mount {
+        std::fs::create_dir_all(at).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount(8)");
+        assert!(ok.success(), "cannot mount a tmpfs (the tests run as root)");
+        Mount(at.to_path_buf())
+    }
+
+    fn remount_read_only(&self) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .expect("mount(8)");
+        assert!(ok.success(), "cannot remount read-only");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A real full filesystem (ENOSPC on a 256 KiB tmpfs) under `full_action = "drop"`:
+/// drops are counted and hekate keeps running. Then the same filesystem read-only:
+/// hekate refuses to start with the buffer's folder and the cause, and `buffer inspect`
+/// still reads what was kept.
+#[test]
+fn a_full_then_read_only_filesystem_is_reported_never_a_crash_loop() {
+    let (input, agg) = (free_port(), free_port());
+    let config =
+        agent(input, agg, "full_action = \"drop\"").replace("{dir}/data", "{dir}/mnt/data");
+    let dir = crate::common::write_config(&[("10-test.toml", &config)]);
+    let mount = Mount::tmpfs(&dir.path().join("mnt"), "256k");
+    let mut h = Hekate::start_in(dir);
+    assert!(wait_tcp(input), "{}", h.log_text());
+    send_lines(input, 0, 20_000);
+    assert!(
+        wait_for(LONG, || h
+            .counters("fwd")
+            .get("buffer_full_events")
+            .copied()
+            .unwrap_or(0)
+            > 0),
+        "{}",
+        h.log_text()
+    );
+    // Every line ends up kept on disk or counted as dropped.
+    let settled = |c: &HashMap<String, u64>| {
+        let get = |k: &str| c.get(k).copied().unwrap_or(0);
+        get("buffer_writes") + get("dropped") == 20_000
+    };
+    assert!(
+        wait_for(LONG, || settled(&h.counters("fwd"))),
+        "{:?}",
+        h.counters("fwd")
+    );
+    let c = h.counters("fwd");
+    let kept = c.get("buffer_writes").copied().unwrap_or(0);
+    assert!(
+        kept > 0 && c.get("dropped").copied().unwrap_or(0) > 0,
+        "{c:?}"
+    );
+    assert!(
+        h.log_text().contains("No space left on device"),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        h.child.try_wait().expect("wait").is_none(),
+        "must keep running"
+    );
+    let dir = kill9(h);
+    mount.remount_read_only();
+    let mut h = Hekate::start_in(dir);
+    let status = h.wait_exit(LONG);
+    assert!(!status.success());
+    let log = h.log_text();
+    assert!(
+        log.contains("cannot open its disk buffer") && log.contains("Read-only file system"),
+        "{log}"
+    );
+    let out = crate::common::hekate_on(h.path(), &["buffer", "inspect", "fwd"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!(" {kept} ")), "{text}");
+    drop(h);
+    drop(mount);
+}

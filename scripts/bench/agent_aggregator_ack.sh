@@ -2,12 +2,15 @@
 # Agent -> aggregator over TCP (Heka framing), with and without require_ack, same run,
 # rounds alternating. The agent: TcpInput (lines) -> TcpOutput with use_buffering; the
 # aggregator: TcpInput -> FileOutput. Prints lines/s end to end and the ratio.
-# Usage: scripts/bench/agent_aggregator_ack.sh [LINES] [LINE_LEN]   Env: ROUNDS=3
+# Usage: scripts/bench/agent_aggregator_ack.sh [LINES] [LINE_LEN]
+# Env: ROUNDS=3; AGG_BUFFERED=1 gives the aggregator's FileOutput a disk buffer too (its
+# acks then wait until the records are in that buffer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LINES=${1:-1000000}
 LEN=${2:-100}
 ROUNDS=${ROUNDS:-3}
+AGG_BUFFERED=${AGG_BUFFERED:-0}
 cargo build --release --quiet --bin hekate --example blast
 BIN=target/release/hekate
 BLAST=target/release/examples/blast
@@ -19,6 +22,8 @@ run() { # ack(true|false) -> seconds
   in=$((20000 + RANDOM % 20000)); agg=$((in + 1))
   mkdir -p "$work/agent" "$work/agg"
   cat > "$work/agg/a.toml" <<TOML
+[hekad]
+base_dir = "$work/aggdata"
 [in]
 type = "TcpInput"
 address = "127.0.0.1:$agg"
@@ -32,6 +37,7 @@ message_matcher = "TRUE"
 path = "$work/got.out"
 encoder = "raw"
 TOML
+  [ "$AGG_BUFFERED" = 1 ] && printf 'use_buffering = true\n[out.buffering]\nfull_action = "block"\n' >> "$work/agg/a.toml"
   cat > "$work/agent/a.toml" <<TOML
 [hekad]
 base_dir = "$work/data"

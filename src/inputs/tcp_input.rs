@@ -57,9 +57,10 @@ pub struct TcpInputConfig {
     pub set_hostname: bool,
     /// Most connections served at once; further ones wait in the backlog. Default 1024.
     pub max_connections: usize,
-    /// Acknowledge records to a `TcpOutput` with `require_ack = true`: after each read,
-    /// the cumulative count of records this connection's pipeline has taken, as an 8-byte
-    /// big-endian integer. Default false (a plain Heka peer never reads acks).
+    /// Acknowledge records to a `TcpOutput` with `require_ack = true`: the cumulative
+    /// count of records this connection's pipeline is done with (every matching filter
+    /// and output let go of them; a buffered one once they are in its disk buffer), as
+    /// an 8-byte big-endian integer. Default false (a plain Heka peer never reads acks).
     pub require_ack: bool,
 }
 
@@ -188,13 +189,17 @@ async fn serve(
     }
     let mut buf = vec![0u8; READ_BUF];
     let mut shutdown = cx.shutdown();
-    let mut acked = 0u64;
+    let mut acks = Acks {
+        wait_release: cx.buffered(),
+        ..Acks::default()
+    };
     if require_ack {
         // Acks are tiny writes: Nagle's algorithm would hold each one back until the
         // previous was acknowledged, stalling the sender behind its delayed ACK.
         let _ = sock.set_nodelay(true);
     }
     loop {
+        let waiting = acks.waiting();
         let n = tokio::select! {
             r = sock.read(&mut buf) => match r {
                 Ok(0) => break,
@@ -204,24 +209,101 @@ async fn serve(
                     break;
                 }
             },
+            _ = tokio::time::sleep(acks.poll), if waiting => 0,
+            _ = cx.spooled().notified(), if waiting => 0,
             _ = shutdown.wait() => {
                 drain_buffered(&mut sock, &mut stream, &mut buf).await;
                 break;
             }
         };
-        if stream.feed(&buf[..n]).await.is_err() {
+        if n > 0 && stream.feed(&buf[..n]).await.is_err() {
             return;
         }
-        if require_ack && stream.records() > acked {
-            // Everything split so far is in the router's hands (or counted bad).
-            acked = stream.records();
-            if let Err(e) = sock.write_all(&acked.to_be_bytes()).await {
+        if !require_ack {
+            continue;
+        }
+        acks.note(&stream);
+        if let Some(count) = acks.due(n == 0) {
+            if let Err(e) = sock.write_all(&count.to_be_bytes()).await {
                 tracing::debug!(%peer, error = %e, "Cannot send an ack.");
                 break;
             }
         }
     }
     let _ = stream.finish().await;
+}
+
+/// Wait between checks for released records while acks are owed (the sender is likely
+/// waiting for them). After [`ACK_POLL_FAST`] empty checks in a row it doubles, up to
+/// [`ACK_POLL_MAX`].
+const ACK_POLL: Duration = Duration::from_millis(1);
+const ACK_POLL_FAST: u32 = 20;
+const ACK_POLL_MAX: Duration = Duration::from_millis(20);
+
+/// `require_ack` bookkeeping of one connection; acks are cumulative record counts.
+/// Without disk buffers a record is acknowledged once the router has it. With them, it
+/// is acknowledged once the pipeline is done with it: the stream's delivery token for
+/// it no longer upgrades, so the router, every filter and every output let go of it,
+/// which for a buffered one means it is in that disk buffer.
+struct Acks {
+    /// (records split up to here, the token of the last message sent by then).
+    owed: std::collections::VecDeque<(u64, std::sync::Weak<crate::message::Message>)>,
+    /// Records noted so far.
+    noted: u64,
+    poll: Duration,
+    /// Empty checks in a row.
+    misses: u32,
+    /// Wait for the delivery token (the pipeline has disk buffers).
+    wait_release: bool,
+}
+
+impl Default for Acks {
+    fn default() -> Self {
+        Acks {
+            owed: std::collections::VecDeque::new(),
+            noted: 0,
+            poll: ACK_POLL,
+            misses: 0,
+            wait_release: false,
+        }
+    }
+}
+
+impl Acks {
+    fn waiting(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
+    /// Notes what the stream split since the last call (bad records count too: they
+    /// are counted and dropped, never re-sent).
+    fn note(&mut self, stream: &crate::plugin::RecordStream) {
+        if stream.records() > self.noted {
+            self.noted = stream.records();
+            self.owed.push_back((self.noted, stream.delivery_token()));
+            (self.poll, self.misses) = (ACK_POLL, 0);
+        }
+    }
+
+    /// The count to acknowledge now, if it moved. `timer`: woken by the poll timer.
+    fn due(&mut self, timer: bool) -> Option<u64> {
+        let mut count = None;
+        while let Some((n, token)) = self.owed.front() {
+            if self.wait_release && token.strong_count() > 0 {
+                break;
+            }
+            count = Some(*n);
+            self.owed.pop_front();
+        }
+        if count.is_some() {
+            (self.poll, self.misses) = (ACK_POLL, 0);
+        } else if timer {
+            self.misses += 1;
+            if self.misses > ACK_POLL_FAST {
+                self.poll = (self.poll * 2).min(ACK_POLL_MAX);
+            }
+        }
+        count
+    }
 }
 
 /// At shutdown, takes in what peers already sent: reads until EOF or until the

@@ -9,6 +9,9 @@
 //! The runner consumes its queue in order, so the feeder keeps the positions of what it
 //! handed over in a FIFO, and `delivered(n)` acknowledges the first `n`.
 //!
+//! A record is the message's loop count (one byte, so the re-injection limit holds
+//! through a buffered filter and across a restart) followed by its protobuf encoding.
+//!
 //! A full or failing disk follows the plugin's `full_action`: `block` retries (the
 //! staging queue fills and back-pressure reaches the router), `drop` counts the message
 //! as dropped, `shutdown` stops hekate with the reason.
@@ -25,7 +28,7 @@ use crate::config::FullAction;
 use crate::message::{proto, Pack};
 use crate::pipeline::build::DiskPlan;
 use crate::pipeline::supervise::Exits;
-use crate::stats::PluginStats;
+use crate::stats::{LogLimiter, PluginStats};
 
 /// Records read from disk per round.
 const FEED_BATCH: usize = 256;
@@ -34,6 +37,8 @@ const FEED_BATCH: usize = 256;
 pub(crate) struct DiskStage {
     queue: Arc<DiskQueue>,
     handed: Mutex<VecDeque<Pos>>,
+    /// Refused appends (full or failing disk) are logged at most once per interval.
+    refusals: Mutex<LogLimiter>,
     /// The spool and feeder threads; they end when the staging queue closes.
     _threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -48,6 +53,7 @@ impl DiskStage {
         back: Arc<Queue<Pack>>,
         stats: Arc<PluginStats>,
         exits: Exits,
+        spooled: Arc<tokio::sync::Notify>,
     ) -> Result<Arc<DiskStage>, OpenError> {
         let queue = Arc::new(DiskQueue::open(plan.config.clone())?);
         let usage = queue.usage();
@@ -62,6 +68,7 @@ impl DiskStage {
         let stage = Arc::new(DiskStage {
             queue,
             handed: Mutex::new(VecDeque::new()),
+            refusals: Mutex::new(LogLimiter::default()),
             _threads: Mutex::new(Vec::new()),
         });
         let spool = {
@@ -73,7 +80,7 @@ impl DiskStage {
             );
             std::thread::Builder::new()
                 .name(format!("spool-{name}"))
-                .spawn(move || stage.spool(&front, &stats, action, &exits, &name2))
+                .spawn(move || stage.spool(&front, &stats, action, (&exits, &spooled), &name2))
         };
         let feed = {
             let stage = stage.clone();
@@ -115,7 +122,7 @@ impl DiskStage {
         front: &Queue<Pack>,
         stats: &PluginStats,
         action: FullAction,
-        exits: &Exits,
+        (exits, spooled): (&Exits, &tokio::sync::Notify),
         name: &str,
     ) {
         // The spool keeps the figures fresh: the feeder may wait on a stalled plugin.
@@ -126,8 +133,14 @@ impl DiskStage {
         loop {
             let popped = front.pop_batch(&mut batch, FEED_BATCH, Duration::from_millis(500));
             encoded.clear();
-            encoded.extend(batch.drain(..).map(|pack| proto::encode_to_vec(&pack.msg)));
+            encoded.extend(batch.iter().map(encode_record));
             let dropped = self.append_all(&encoded, stats, action, exits, name);
+            // Only now, with the records on disk, let go of the messages: their inputs'
+            // delivery tokens stop upgrading, which is what "delivered" means to them.
+            if !batch.is_empty() {
+                batch.clear();
+                spooled.notify_waiters();
+            }
             PluginStats::add(&stats.dropped, dropped as u64);
             gauges.update(&self.queue);
             if last_sync.elapsed() >= Duration::from_secs(1) {
@@ -169,6 +182,10 @@ impl DiskStage {
                 _ => {}
             }
             stats.record_error(format!("disk buffer: {why}"));
+            let log = self.refusals.lock().map(|mut l| l.check()).unwrap_or(None);
+            if let Some(suppressed) = log {
+                tracing::warn!(plugin = name, error = %why, ?action, suppressed, "Disk buffer refused a message.");
+            }
             match action {
                 FullAction::Drop => (i, dropped) = (i + 1, dropped + 1),
                 FullAction::Shutdown => {
@@ -200,10 +217,10 @@ impl DiskStage {
             {
                 let mut h = self.handed.lock().unwrap_or_else(|p| p.into_inner());
                 for r in recs {
-                    match proto::decode(&r.data) {
-                        Ok(msg) => {
+                    match decode_record(&r.data) {
+                        Ok(pack) => {
                             h.push_back(r.pos);
-                            packs.push(Pack::new(msg));
+                            packs.push(pack);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, segment = r.pos.segment, offset = r.pos.offset, "Undecodable message in the disk buffer; skipped.");
@@ -220,6 +237,24 @@ impl DiskStage {
             }
         }
     }
+}
+
+/// A message as a disk record: its loop count, then its protobuf form.
+fn encode_record(pack: &Pack) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + pack.msg.payload.len() + 128);
+    out.push(pack.loop_count);
+    proto::encode(&pack.msg, &mut out);
+    out
+}
+
+/// The inverse of [`encode_record`].
+fn decode_record(data: &[u8]) -> Result<Pack, crate::error::DecodeError> {
+    let (loop_count, body) = data.split_first().unwrap_or((&0, &[]));
+    let msg = proto::decode(body)?;
+    Ok(Pack {
+        msg: Arc::new(msg),
+        loop_count: *loop_count,
+    })
 }
 
 /// The buffer's figures in the plugin's counters (`buffer_*`).
@@ -263,5 +298,27 @@ impl Gauges {
         ] {
             g.store(v, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[test]
+    fn a_record_keeps_the_loop_count() {
+        let msg = Message {
+            payload: "p".into(),
+            ..Message::default()
+        };
+        let pack = Pack {
+            msg: Arc::new(msg),
+            loop_count: 3,
+        };
+        let back = decode_record(&encode_record(&pack)).expect("decodes");
+        assert_eq!(back.loop_count, 3);
+        assert_eq!(back.msg.payload, "p");
+        assert!(decode_record(&[]).is_err(), "an empty record is damage");
     }
 }

@@ -113,7 +113,11 @@ impl Pipeline {
             shutdown: trigger.clone(),
             exits: exits.clone(),
             reclaim: Arc::new(Reclaim::default()),
+            spooled: Arc::default(),
         };
+        let buffered = (self.outputs.iter().map(|p| &p.fo))
+            .chain(self.filters.iter().map(|p| &p.fo))
+            .any(|fo| fo.disk.is_some());
         let outputs = self.spawn_outputs(&env, &mut subs, &mut reopen)?;
         let spawner = FilterSpawner::new(router.clone(), env.clone());
         let filters = self.spawn_filters(&env, &router, &spawner, &mut subs)?;
@@ -127,7 +131,7 @@ impl Pipeline {
             .name("hekate-router".into())
             .spawn(move || core.run(rx))?;
         let (late_trigger, _) = shutdown::channel();
-        let (inputs, late_inputs) = self.spawn_inputs(&rt, &env, &late_trigger, &router);
+        let (inputs, late_inputs) = self.spawn_inputs(&rt, &env, &late_trigger, &router, buffered);
         rt.block_on(wait_for_stop(
             trigger.clone(),
             signals,
@@ -206,6 +210,7 @@ impl Pipeline {
         env: &Env,
         late_trigger: &ShutdownTrigger,
         router: &RouterSender,
+        buffered: bool,
     ) -> (
         Vec<tokio::task::JoinHandle<()>>,
         Vec<tokio::task::JoinHandle<()>>,
@@ -229,6 +234,8 @@ impl Pipeline {
                 common: plan.common.clone(),
                 ticker_interval: plan.ticker_interval,
                 reclaim: env.reclaim.clone(),
+                buffered,
+                spooled: env.spooled.clone(),
             };
             let span = tracing::info_span!("input", name = %plan.config.name, r#type = %plan.config.type_name);
             let is_late = plan.stop_after_filters;

@@ -37,6 +37,9 @@ pub(crate) struct Env {
     pub exits: Exits,
     /// Where outputs hand spent messages back to this pipeline's inputs.
     pub reclaim: Arc<Reclaim>,
+    /// Woken each time a disk buffer of this pipeline has written a batch (inputs that
+    /// acknowledge their sources look again at their delivery tokens).
+    pub spooled: Arc<tokio::sync::Notify>,
 }
 
 /// The state a filter or output runner shares: compiled values, plus the section the
@@ -85,6 +88,7 @@ impl<B> Core<B> {
                     back.clone(),
                     fo.stats.clone(),
                     env.exits.clone(),
+                    env.spooled.clone(),
                 ) {
                     Ok(stage) => (back, Some(stage), FullAction::Block),
                     Err(e) => {

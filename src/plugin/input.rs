@@ -41,12 +41,29 @@ pub struct InputContext {
     pub(crate) ticker_interval: Option<u64>,
     /// Where this pipeline's outputs hand spent messages back for reuse.
     pub(crate) reclaim: Arc<Reclaim>,
+    /// Some filter or output of this pipeline has a disk buffer (`use_buffering`).
+    pub(crate) buffered: bool,
+    /// Woken whenever a disk buffer of this pipeline has written a batch.
+    pub(crate) spooled: Arc<tokio::sync::Notify>,
 }
 
 impl InputContext {
     /// The input's instance name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether some filter or output of this pipeline has a disk buffer. An input that
+    /// acknowledges its sources then waits for its delivery token (the buffers hold the
+    /// message) rather than for the router.
+    pub fn buffered(&self) -> bool {
+        self.buffered
+    }
+
+    /// Woken whenever one of this pipeline's disk buffers has written a batch, so an
+    /// input waiting on delivery tokens looks again without polling.
+    pub fn spooled(&self) -> &tokio::sync::Notify {
+        &self.spooled
     }
 
     /// The `[hekad]` globals.

@@ -119,6 +119,8 @@ pub(crate) fn record_stream(
         common: Default::default(),
         ticker_interval: None,
         reclaim: Default::default(),
+        buffered: false,
+        spooled: Default::default(),
     };
     (cx.stream(), rx, stats)
 }
@@ -202,6 +204,8 @@ pub(crate) fn input_context_with(
         common: crate::config::CommonInput::default(),
         ticker_interval,
         reclaim: Default::default(),
+        buffered: false,
+        spooled: Default::default(),
     };
     (cx, rx, trigger)
 }

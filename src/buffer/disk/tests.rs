@@ -55,8 +55,10 @@ fn records_roll_into_segments_and_leave_only_when_acknowledged() {
         q.ack(r.pos);
     }
     assert_eq!(q.usage().records, 0);
-    assert_eq!(segs(d.path()).len(), 1, "every finished segment is deleted");
     assert_eq!(q.stats.acks.load(Ordering::Relaxed), 100);
+    // Deletion happens on the janitor thread; dropping the queue waits for it.
+    drop(q);
+    assert_eq!(segs(d.path()).len(), 1, "every finished segment is deleted");
 }
 
 #[test]
@@ -453,4 +455,16 @@ proptest! {
         let after = drain(&q);
         prop_assert_eq!(&after.last().unwrap().data[..], b"after the cut");
     }
+}
+
+#[test]
+fn a_short_write_keeps_only_whole_records() {
+    let recs = [vec![1u8; 10], vec![2u8; 20], vec![3u8; 5]];
+    let first = HEADER + 10;
+    assert_eq!(whole_records(&recs, 0), (0, 0));
+    assert_eq!(whole_records(&recs, first as usize - 1), (0, 0));
+    assert_eq!(whole_records(&recs, first as usize), (first, 1));
+    assert_eq!(whole_records(&recs, first as usize + 5), (first, 1));
+    let all = 3 * HEADER + 35;
+    assert_eq!(whole_records(&recs, all as usize), (all, 3));
 }
