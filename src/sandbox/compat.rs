@@ -1,7 +1,10 @@
 //! Lua 5.1 names Heka's scripts and modules use, provided on Lua 5.4 so they run
 //! unchanged: `unpack`, `table.getn`, `table.maxn`, `math.pow`, `math.mod`, `math.log10`,
 //! `math.ldexp`, `string.gfind`, and `setfenv`/`getfenv` (Heka's modules start with
-//! `setfenv(1, M)` to keep their globals in the module table). Installed by
+//! `setfenv(1, M)` to keep their globals in the module table). `os.date` and `os.time`
+//! take times with a fraction as Lua 5.1 did, truncating them (5.4 raises "number has
+//! no integer representation", which breaks every script handed Heka's nanosecond
+//! timestamps divided by 1e9). Installed by
 //! `sandbox::restricted_state` while the `debug` library is still loaded; `setfenv`
 //! keeps the three `debug` functions it needs as upvalues and the `debug` global is then
 //! removed, so scripts never reach it.
@@ -70,6 +73,52 @@ return setfenv, getfenv, table.unpack, function(t) return #t end, maxn,
     string.gmatch
 "#;
 
+/// `os.date` and `os.time` with Lua 5.1's truncation of fractional times (toward zero,
+/// as C's cast to `time_t`). `os.time` reads a truncated copy of its table, leaving the
+/// caller's table as it was (5.1 did not normalise it).
+const OS_COMPAT: &str = r#"
+local date, time, type, pairs, floor, ceil = ...
+local function trunc(x)
+    if x >= 0 then return floor(x) end
+    return ceil(x)
+end
+local function date51(fmt, t)
+    if type(t) == "number" then return date(fmt, trunc(t)) end
+    if t == nil then return date(fmt) end
+    return date(fmt, t)
+end
+local function time51(t)
+    if type(t) ~= "table" then return time(t) end
+    local c = {}
+    for k, v in pairs(t) do
+        if type(v) == "number" then c[k] = trunc(v) else c[k] = v end
+    end
+    return time(c)
+end
+return date51, time51
+"#;
+
+/// Replaces `os.date` and `os.time` with the Lua 5.1-compatible wrappers.
+fn install_os(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let os: Table = g.get("os")?;
+    let math: Table = g.get("math")?;
+    let chunk: Function = lua
+        .load(OS_COMPAT)
+        .set_name("=compat_os")
+        .set_mode(ChunkMode::Text)
+        .into_function()?;
+    let (date, time): (Function, Function) = chunk.call((
+        os.get::<Function>("date")?,
+        os.get::<Function>("time")?,
+        g.get::<Function>("type")?,
+        g.get::<Function>("pairs")?,
+        math.get::<Function>("floor")?,
+        math.get::<Function>("ceil")?,
+    ))?;
+    os.raw_set("date", date)?;
+    os.raw_set("time", time)
+}
+
 /// Installs the Lua 5.1 names; `debug` must be loaded and is removed afterwards.
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let g = lua.globals();
@@ -109,5 +158,6 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     math.raw_set("ldexp", ldexp)?;
     let string: Table = g.get("string")?;
     string.raw_set("gfind", gfind)?;
+    install_os(lua, &g)?;
     g.raw_set("debug", mlua::Value::Nil)
 }

@@ -516,6 +516,24 @@ fn lua_51_names_heka_scripts_use_are_available() {
 }
 
 #[test]
+fn os_date_and_time_truncate_fractions_as_lua_5_1() {
+    // Heka's scripts pass `Timestamp / 1e9`, which has a fraction.
+    assert_eq!(
+        eval("os.date('!%Y-%m-%dT%H:%M:%S', 1500000000.999)"),
+        "2017-07-14T02:40:00"
+    );
+    assert_eq!(eval("os.date('!%S', -0.5)"), "00");
+    assert_eq!(eval("os.date('!%Y', 0)"), "1970");
+    assert_eq!(
+        eval("os.time({year = 2017.0, month = 7.9, day = 14, hour = 2, min = 40, sec = 0.75, isdst = false}) - os.time({year = 2017, month = 7, day = 14, hour = 2, min = 40, sec = 0})"),
+        "0"
+    );
+    assert_eq!(eval("(function() local t = {year = 2017, month = 7, day = 14, sec = 1.5}; os.time(t); return t.sec end)()"), "1.5");
+    assert_eq!(eval("type(os.time())"), "number");
+    assert_eq!(eval("type(os.date())"), "string");
+}
+
+#[test]
 fn setfenv_module_pattern_keeps_globals_in_the_module() {
     let sb = sandbox(
         r#"
