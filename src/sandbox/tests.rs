@@ -268,7 +268,46 @@ fn require_loads_text_modules_and_sets_the_global() {
 #[test]
 fn lpeg_fails_with_a_clear_message() {
     let err = Sandbox::new(&settings(), "require 'lpeg'", "l.lua").expect_err("no lpeg");
-    assert!(err.to_string().contains("lpeg is not implemented"), "{err}");
+    assert!(err.to_string().contains("LPeg is not implemented"), "{err}");
+}
+
+#[test]
+fn a_module_that_cannot_be_had_is_reported_with_its_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = |f: &str, t: &str| std::fs::write(dir.path().join(f), t).expect("write");
+    w("common_log_format.lua", "require 'date_time'\nreturn {}");
+    w("date_time.lua", "local l = require 'lpeg'\nreturn {}");
+    w("uses_struct.lua", "require 'struct'\nreturn {}");
+    w("uses_nothing.lua", "require 'no_such_module'\nreturn {}");
+    let mut s = settings();
+    s.module_directories = vec![dir.path().to_path_buf()];
+    let err = |src: &str| {
+        Sandbox::new(&s, src, "/etc/hekate/lua_decoders/nginx_access.lua")
+            .expect_err("fails")
+            .to_string()
+    };
+    let e = err("require 'common_log_format'");
+    assert!(
+        e.contains("nginx_access.lua → common_log_format → date_time: module 'lpeg' is not available in hekate"),
+        "{e}"
+    );
+    let e = err("require 'uses_struct'");
+    assert!(
+        e.contains(
+            "uses_struct: module 'struct' is a lua_sandbox C module that hekate does not provide"
+        ),
+        "{e}"
+    );
+    let e = err("require 'uses_nothing'");
+    assert!(
+        e.contains("uses_nothing: module 'no_such_module' not found in module_directory"),
+        "{e}"
+    );
+    let e = err("require 'bloom_filter'");
+    assert!(
+        e.contains("nginx_access.lua: module 'bloom_filter' is a lua_sandbox C module"),
+        "{e}"
+    );
 }
 
 fn terminated(src: &str) -> String {
