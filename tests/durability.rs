@@ -28,6 +28,17 @@ fn send_lines(port: u16, from: usize, to: usize) {
     send_tcp(port, text.as_bytes());
 }
 
+/// Lines `line-<i> xxx…` of about `len` bytes (a backlog large next to the process).
+fn send_long_lines(port: u16, from: usize, to: usize, len: usize) {
+    let pad = "x".repeat(len);
+    for chunk in (from..to).step_by(10_000) {
+        let text: String = (chunk..(chunk + 10_000).min(to))
+            .map(|i| format!("line-{i} {pad}\n"))
+            .collect();
+        send_tcp(port, text.as_bytes());
+    }
+}
+
 /// `kill -9`, and the folder to restart in.
 fn kill9(mut h: Hekate) -> tempfile::TempDir {
     h.signal(libc::SIGKILL);
@@ -49,16 +60,38 @@ fn a_buffered_agent_with_require_ack_survives_kill9() {
     agent_kill9_then_aggregator_up(true);
 }
 
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The aggregator stays down 60 s while 200k messages reach the agent, which is
+/// `kill -9`ed twice; its memory stays flat while the backlog grows on disk.
 fn agent_kill9_then_aggregator_up(ack: bool) {
+    let began = std::time::Instant::now();
     let (input, agg) = (free_port(), free_port());
-    let (first, second) = (20_000, 5_000);
+    let (early, first, second) = (20_000, 150_000, 50_000);
     let config = agent(input, agg, "cursor_update_count = 50").replace(
         "use_buffering = true",
         &format!("use_buffering = true\nrequire_ack = {ack}"),
     );
     let mut h = Hekate::start(&config);
     assert!(wait_tcp(input), "{}", h.log_text());
-    send_lines(input, 0, first);
+    let spooled = |h: &Hekate, n: usize| {
+        wait_for(LONG, || {
+            h.counters("fwd").get("buffer_writes").copied().unwrap_or(0) >= n as u64
+        })
+    };
+    send_lines(input, 0, early);
+    assert!(spooled(&h, early), "{:?}", h.counters("fwd"));
+    let rss_early = rss_kib(h.child.id());
+    // 130k lines of 500 B: a 70 MB backlog on disk.
+    send_long_lines(input, early, first, 500);
     assert!(
         wait_for(LONG, || h
             .counters("fwd")
@@ -69,6 +102,12 @@ fn agent_kill9_then_aggregator_up(ack: bool) {
         "not all spooled: {:?}",
         h.counters("fwd")
     );
+    let rss_late = rss_kib(h.child.id());
+    assert!(
+        rss_late < rss_early + 32 * 1024,
+        "RSS grew from {rss_early} KiB to {rss_late} KiB with the backlog on disk"
+    );
+    eprintln!("agent RSS: {rss_early} KiB at {early} spooled, {rss_late} KiB at {first}");
     let dir = kill9(h);
     // While it is down, `hekate buffer inspect` reads the backlog from the files: all
     // of it is undelivered (the aggregator never answered).
@@ -98,17 +137,25 @@ fn agent_kill9_then_aggregator_up(ack: bool) {
         >= second as u64));
     h = restart(h);
     assert!(wait_tcp(input), "{}", h.log_text());
-    // The aggregator comes up.
+    // The aggregator comes up after 60 s down.
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(began.elapsed()));
     let a = Hekate::start(&aggregator(agg, ack));
     let got = a.path().join("got.log");
     let total = first + second;
+    // Lines are told apart by their `line-<i>` prefix (the long ones carry padding).
+    let keys = || -> Vec<String> {
+        lines(&got)
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
     let ok = wait_for(LONG, || {
-        let seen: std::collections::HashSet<String> =
-            lines(&got).into_iter().filter(|l| !l.is_empty()).collect();
+        let seen: std::collections::HashSet<String> = keys().into_iter().collect();
         seen.len() >= total
     });
     // The payload keeps the line's newline and the encoder adds one: skip blank lines.
-    let all: Vec<String> = lines(&got).into_iter().filter(|l| !l.is_empty()).collect();
+    let all = keys();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for l in &all {
         *counts.entry(l.as_str()).or_default() += 1;
