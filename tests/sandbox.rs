@@ -319,3 +319,73 @@ encoder = "line"
         ]
     );
 }
+
+/// `FilePollingInput` reads the real `/proc/loadavg` every second through a
+/// `SandboxDecoder` written in the style of Heka's `linux_loadavg` decoder (Heka's own
+/// needs lpeg): `Type = "stats.loadavg"` with `1MinAvg`, `5MinAvg`, `15MinAvg` and
+/// `NumProcesses` (doubles), and the input's `FilePath` field passed through.
+#[test]
+fn file_polling_input_reads_proc_loadavg_through_a_decoder() {
+    let lua = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        lua.path().join("loadavg.lua"),
+        r#"
+local msg = {Type = "stats.loadavg", Payload = nil, Fields = {}}
+function process_message()
+    local data = read_message("Payload")
+    local one, five, fifteen, procs = data:match("^(%S+) (%S+) (%S+) %d+/(%d+)")
+    if not one then return -1, "not a loadavg line" end
+    msg.Fields["1MinAvg"] = tonumber(one)
+    msg.Fields["5MinAvg"] = tonumber(five)
+    msg.Fields["15MinAvg"] = tonumber(fifteen)
+    msg.Fields.NumProcesses = math.tointeger(tonumber(procs))
+    msg.Fields.FilePath = read_message("Fields[FilePath]")
+    inject_message(msg)
+    return 0
+end
+"#,
+    )
+    .expect("write");
+    let mut h = Hekate::start(&format!(
+        r#"
+[LoadAvg]
+type = "FilePollingInput"
+ticker_interval = 1
+file_path = "/proc/loadavg"
+decoder = "LoadAvgDecoder"
+
+[LoadAvgDecoder]
+type = "SandboxDecoder"
+filename = "{}/loadavg.lua"
+
+[json]
+type = "JsonEncoder"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'stats.loadavg'"
+path = "{{dir}}/out.json"
+encoder = "json"
+"#,
+        lua.path().display()
+    ));
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(LONG, || lines(&out).len() >= 2),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    for line in lines(&out) {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        let f = &v["Fields"];
+        for k in ["1MinAvg", "5MinAvg", "15MinAvg"] {
+            assert!(f[k].is_f64(), "{k} must be a double: {line}");
+        }
+        // Lua numbers become doubles, as in Heka (whose Lua had no integers).
+        assert!(f["NumProcesses"].as_f64().is_some_and(|n| n >= 1.0), "{line}");
+        assert_eq!(f["FilePath"], "/proc/loadavg", "{line}");
+        assert_eq!(v["Type"], "stats.loadavg");
+    }
+}

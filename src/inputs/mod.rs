@@ -7,6 +7,7 @@
 //! registry or another plugin kind (`tests/layering.rs`).
 
 mod amqp_input;
+mod file_polling_input;
 mod http_input;
 mod http_listen_input;
 pub mod logstreamer_input;
@@ -23,6 +24,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     http_input::PLUGIN,
     http_listen_input::PLUGIN,
     amqp_input::PLUGIN,
+    file_polling_input::PLUGIN,
     logstreamer_input::PLUGIN,
     process_input::PLUGIN,
     stat_accum_input::PLUGIN,
