@@ -39,6 +39,13 @@ fn send_long_lines(port: u16, from: usize, to: usize, len: usize) {
     }
 }
 
+/// Waits until the `fwd` plugin's counter `key` is at least `n`.
+fn fwd_reaches(h: &Hekate, key: &str, n: u64) -> bool {
+    wait_for(LONG, || {
+        h.counters("fwd").get(key).copied().unwrap_or(0) >= n
+    })
+}
+
 /// `kill -9`, and the folder to restart in.
 fn kill9(mut h: Hekate) -> tempfile::TempDir {
     h.signal(libc::SIGKILL);
@@ -82,23 +89,17 @@ fn agent_kill9_then_aggregator_up(ack: bool) {
     );
     let mut h = Hekate::start(&config);
     assert!(wait_tcp(input), "{}", h.log_text());
-    let spooled = |h: &Hekate, n: usize| {
-        wait_for(LONG, || {
-            h.counters("fwd").get("buffer_writes").copied().unwrap_or(0) >= n as u64
-        })
-    };
     send_lines(input, 0, early);
-    assert!(spooled(&h, early), "{:?}", h.counters("fwd"));
+    assert!(
+        fwd_reaches(&h, "buffer_writes", early as u64),
+        "{:?}",
+        h.counters("fwd")
+    );
     let rss_early = rss_kib(h.child.id());
     // 130k lines of 500 B: a 70 MB backlog on disk.
     send_long_lines(input, early, first, 500);
     assert!(
-        wait_for(LONG, || h
-            .counters("fwd")
-            .get("buffer_writes")
-            .copied()
-            .unwrap_or(0)
-            >= first as u64),
+        fwd_reaches(&h, "buffer_writes", first as u64),
         "not all spooled: {:?}",
         h.counters("fwd")
     );
@@ -129,12 +130,7 @@ fn agent_kill9_then_aggregator_up(ack: bool) {
         h.log_text()
     );
     send_lines(input, first, first + second);
-    assert!(wait_for(LONG, || h
-        .counters("fwd")
-        .get("buffer_writes")
-        .copied()
-        .unwrap_or(0)
-        >= second as u64));
+    assert!(fwd_reaches(&h, "buffer_writes", second as u64));
     h = restart(h);
     assert!(wait_tcp(input), "{}", h.log_text());
     // The aggregator comes up after 60 s down.
@@ -193,16 +189,7 @@ fn a_full_disk_buffer_follows_full_action() {
     ));
     assert!(wait_tcp(input), "{}", h.log_text());
     send_lines(input, 0, 20_000);
-    assert!(
-        wait_for(LONG, || h
-            .counters("fwd")
-            .get("dropped")
-            .copied()
-            .unwrap_or(0)
-            > 0),
-        "{:?}",
-        h.counters("fwd")
-    );
+    assert!(fwd_reaches(&h, "dropped", 1), "{:?}", h.counters("fwd"));
     let c = h.counters("fwd");
     assert!(
         c.get("buffer_full_events").copied().unwrap_or(0) > 0,
@@ -360,16 +347,7 @@ fn tailed_lines_are_safe_once_in_the_disk_buffer() {
         std::fs::read_dir(h.path()).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
         h.log_text()
     );
-    assert!(
-        wait_for(LONG, || h
-            .counters("fwd")
-            .get("buffer_writes")
-            .copied()
-            .unwrap_or(0)
-            >= 5_000),
-        "{}",
-        h.log_text()
-    );
+    assert!(fwd_reaches(&h, "buffer_writes", 5_000), "{}", h.log_text());
     // The journal moves once the lines are on disk in the buffer, with the destination
     // still down.
     assert!(
@@ -511,16 +489,7 @@ fn a_full_then_read_only_filesystem_is_reported_never_a_crash_loop() {
     let mut h = Hekate::start_in(dir);
     assert!(wait_tcp(input), "{}", h.log_text());
     send_lines(input, 0, 20_000);
-    assert!(
-        wait_for(LONG, || h
-            .counters("fwd")
-            .get("buffer_full_events")
-            .copied()
-            .unwrap_or(0)
-            > 0),
-        "{}",
-        h.log_text()
-    );
+    assert!(fwd_reaches(&h, "buffer_full_events", 1), "{}", h.log_text());
     // Every line ends up kept on disk or counted as dropped.
     let settled = |c: &HashMap<String, u64>| {
         let get = |k: &str| c.get(k).copied().unwrap_or(0);

@@ -384,7 +384,10 @@ encoder = "json"
             assert!(f[k].is_f64(), "{k} must be a double: {line}");
         }
         // Lua numbers become doubles, as in Heka (whose Lua had no integers).
-        assert!(f["NumProcesses"].as_f64().is_some_and(|n| n >= 1.0), "{line}");
+        assert!(
+            f["NumProcesses"].as_f64().is_some_and(|n| n >= 1.0),
+            "{line}"
+        );
         assert_eq!(f["FilePath"], "/proc/loadavg", "{line}");
         assert_eq!(v["Type"], "stats.loadavg");
     }
