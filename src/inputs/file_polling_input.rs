@@ -6,8 +6,6 @@
 //! decoders. A file that cannot be read is counted in `failures`, logged once per
 //! burst, and tried again on the next tick.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::config::PluginConfig;
@@ -54,13 +52,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
 impl Input for FilePollingInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            let secs = cx.ticker_interval().unwrap_or(5);
-            if secs == 0 {
-                return Err("ticker_interval must be greater than 0".into());
-            }
-            let period = Duration::from_secs(secs);
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (secs, mut ticker) = cx.ticker(5, false)?;
             let mut shutdown = cx.shutdown();
             let mut log = LogLimiter::default();
             loop {

@@ -116,18 +116,7 @@ struct RunResult {
 impl Input for ProcessInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            let secs = cx.ticker_interval().unwrap_or(15);
-            if secs == 0 {
-                return Err("ticker_interval must be greater than 0".into());
-            }
-            let period = Duration::from_secs(secs);
-            let start = if self.config.immediate_start {
-                tokio::time::Instant::now()
-            } else {
-                tokio::time::Instant::now() + period
-            };
-            let mut ticker = tokio::time::interval_at(start, period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (_, mut ticker) = cx.ticker(15, self.config.immediate_start)?;
             let mut shutdown = cx.shutdown();
             let timeouts = cx.stats().counter("timeouts");
             loop {

@@ -167,15 +167,9 @@ impl Input for StatAccumInput {
 
 impl StatAccumInput {
     async fn run_loop(self: Box<Self>, cx: InputContext) -> Result<(), BoxError> {
-        let secs = cx.ticker_interval().unwrap_or(10);
-        if secs == 0 {
-            return Err("ticker_interval must be greater than 0".into());
-        }
+        let (secs, mut ticker) = cx.ticker(10, false)?;
         let c = &self.config;
         let flush = FlushConfig::new(secs, &c.thresholds(), &c.prefixes(), c.legacy_namespaces);
-        let period = Duration::from_secs(secs);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = cx.shutdown();
         let mut last_flush = now_ns();
         loop {
@@ -194,7 +188,7 @@ impl StatAccumInput {
         // time the next tick would have had: stamping it "now" would put it in the same
         // whisper slot as the last flush and overwrite that one.
         if self.bus.lock().touched() {
-            let due = last_flush + period.as_nanos() as i64;
+            let due = last_flush + ticker.period().as_nanos() as i64;
             // The router may already be gone at shutdown; the drop is then counted.
             let _ = self.flush(&cx, &flush, due).await;
         }

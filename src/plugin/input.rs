@@ -86,6 +86,26 @@ impl InputContext {
         self.ticker_interval
     }
 
+    /// A ticker every `ticker_interval` seconds (`default` when not configured), with
+    /// the period in seconds. It first fires after one period, or at once when
+    /// `immediate`. A late tick is delayed, never bunched. A zero interval is an error.
+    pub fn ticker(
+        &self,
+        default: u64,
+        immediate: bool,
+    ) -> Result<(u64, tokio::time::Interval), crate::error::BoxError> {
+        let secs = self.ticker_interval.unwrap_or(default);
+        if secs == 0 {
+            return Err("ticker_interval must be greater than 0".into());
+        }
+        let period = Duration::from_secs(secs);
+        let now = tokio::time::Instant::now();
+        let start = if immediate { now } else { now + period };
+        let mut ticker = tokio::time::interval_at(start, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok((secs, ticker))
+    }
+
     /// A new splitter → decoder → router path for one byte stream.
     pub fn stream(&self) -> RecordStream {
         let mut base = Message {
