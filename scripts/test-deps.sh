@@ -48,3 +48,10 @@ if ! [ -e /usr/share/zoneinfo/Europe/Paris ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tzdata
 fi
+# lua5.4 with Debian's C LPeg 1.0.2 (and its re.lua) as the oracle for tests/lpeg.rs and
+# scripts/bench/lpeg_vs_c.sh.
+if ! [ -x /usr/bin/lua5.4 ] || ! [ -e /usr/lib/x86_64-linux-gnu/liblua5.4-lpeg.so.2 ]; then
+  [ "$(id -u)" = 0 ] || { echo "test-deps: lua5.4/lua-lpeg are missing; run this script as root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends lua5.4 lua-lpeg
+fi

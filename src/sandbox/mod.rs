@@ -22,6 +22,7 @@ mod compat;
 pub mod control;
 mod fast_read;
 mod hyperloglog;
+mod lpeg;
 mod output;
 mod preserve;
 mod require;
@@ -230,6 +231,12 @@ impl Sandbox {
         };
         sb.install_hook()
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        sb.lua.set_app_data(lpeg::Budget {
+            counter: sb.counter.clone(),
+            limit: sb.instruction_limit.clone(),
+            term: sb.term.clone(),
+            memory_limit: settings.memory_limit,
+        });
         if settings.memory_limit > 0 {
             sb.lua
                 .set_memory_limit(settings.memory_limit)

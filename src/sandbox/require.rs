@@ -51,15 +51,8 @@ fn require(
         "cjson" => Value::Table(super::cjson::module(lua, shared)?),
         "circular_buffer" => Value::Table(super::circular_buffer::module(lua)?),
         "hyperloglog" => Value::Table(super::hyperloglog::module(lua)?),
-        "lpeg" | "re" => {
-            return Err(failed(
-                lua,
-                chain,
-                &format!(
-                    "module '{name}' is not available in hekate yet (LPeg is not implemented)"
-                ),
-            ))
-        }
+        "lpeg" => Value::Table(super::lpeg::module(lua)?),
+        "re" => Value::Table(super::lpeg::re_module(lua)?),
         n if MISSING_NATIVE.contains(&n) => {
             return Err(failed(
                 lua,

@@ -1,0 +1,662 @@
+//! Pattern trees: what `lpeg.P`, the operators and the capture constructors build, plus
+//! the static checks LPeg 1.0.2 makes on them (nullable, no-fail, fixed length, left
+//! recursion, empty loops). Trees are immutable and share subtrees through `Arc`, so a
+//! constructor costs O(1) whatever the size of its operands.
+//!
+//! Sequences and choices are binary, as in LPeg; every walk over them follows the right
+//! spine in a loop and recurses only into left children and other nodes, and each node
+//! records its nesting depth so that a tree too deep for a thread's stack is refused
+//! when it is built ([`MAX_DEPTH`]) instead of overflowing the stack later.
+
+use std::sync::Arc;
+
+use mlua::{Function, Table, Value};
+
+/// A shared pattern tree.
+pub(crate) type P = Arc<Node>;
+
+/// Deepest nesting a pattern may have (sequences and choices chained on their right
+/// count once). LPeg has no such limit; its recursive C walkers rely on a large C stack.
+pub(crate) const MAX_DEPTH: u32 = 1000;
+
+/// LPeg's limit on rules passed without consuming input (`MAXRULES`).
+const MAX_RULES: usize = 250;
+
+/// A set of bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Charset(pub [u64; 4]);
+
+impl Charset {
+    /// Every byte.
+    pub fn full() -> Charset {
+        Charset([u64::MAX; 4])
+    }
+
+    /// One byte.
+    pub fn single(c: u8) -> Charset {
+        let mut s = Charset::default();
+        s.add(c);
+        s
+    }
+
+    /// Adds `c`.
+    pub fn add(&mut self, c: u8) {
+        self.0[(c >> 6) as usize] |= 1 << (c & 63);
+    }
+
+    /// True when `c` is in the set.
+    #[inline(always)]
+    pub fn has(&self, c: u8) -> bool {
+        self.0[(c >> 6) as usize] & (1 << (c & 63)) != 0
+    }
+
+    /// `self ∪ o`.
+    pub fn union(&self, o: &Charset) -> Charset {
+        Charset(std::array::from_fn(|i| self.0[i] | o.0[i]))
+    }
+
+    /// `self − o`.
+    pub fn minus(&self, o: &Charset) -> Charset {
+        Charset(std::array::from_fn(|i| self.0[i] & !o.0[i]))
+    }
+
+    /// The only member, when there is exactly one.
+    pub fn only(&self) -> Option<u8> {
+        let n: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        if n != 1 {
+            return None;
+        }
+        (0..=255u8).find(|&c| self.has(c))
+    }
+}
+
+/// A grammar rule name (a Lua table key).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Key {
+    /// An integer key (floats with an integral value are normalized to this, as Lua does).
+    Int(i64),
+    /// A float key.
+    Num(f64),
+    /// A string key.
+    Str(Vec<u8>),
+    /// A boolean key.
+    Bool(bool),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Num(n) => write!(f, "{n:?}"),
+            Key::Str(s) => write!(f, "{}", String::from_utf8_lossy(s)),
+            Key::Bool(_) => write!(f, "(a boolean)"),
+        }
+    }
+}
+
+/// What a capture node produces; the Lua values it carries are LPeg's "ktable" entries.
+#[derive(Clone, Debug)]
+pub(crate) enum CapKind {
+    /// `C(p)`: the match, then the nested values.
+    Simple,
+    /// `Cc(v)`: one constant.
+    Const(Value),
+    /// `Cp()`.
+    Position,
+    /// `Carg(n)`.
+    Arg(u32),
+    /// `Cb(name)`.
+    Backref(Value),
+    /// `Cg(p [, name])`.
+    Group(Option<Value>),
+    /// `Ct(p)`.
+    Table,
+    /// `Cf(p, f)`.
+    Fold(Function),
+    /// `Cs(p)`.
+    Subst,
+    /// `p / "fmt"`.
+    Str(Vec<u8>),
+    /// `p / n`.
+    Num(u32),
+    /// `p / table`.
+    Query(Table),
+    /// `p / function`.
+    Func(Function),
+}
+
+/// A rule set built by `lpeg.P(table)`, with its calls resolved to rule indices.
+#[derive(Debug)]
+pub(crate) struct Grammar {
+    /// Rule bodies, the initial rule first.
+    pub rules: Vec<P>,
+}
+
+/// A pattern tree node.
+#[derive(Debug)]
+pub(crate) enum Node {
+    /// Always matches, consuming nothing.
+    True,
+    /// Never matches.
+    False,
+    /// One byte.
+    Any,
+    /// One given byte.
+    Char(u8),
+    /// One byte of a set.
+    Set(Box<Charset>),
+    /// A literal of two or more bytes.
+    Str(Box<[u8]>),
+    /// `p1 * p2`.
+    Seq(P, P, u32),
+    /// `p1 + p2`.
+    Choice(P, P, u32),
+    /// `p^0`.
+    Rep(P),
+    /// `p^-n`: at most `n` times.
+    AtMost(P, u32),
+    /// `-p`.
+    Not(P),
+    /// `#p`.
+    And(P),
+    /// `B(p)` with `p`'s fixed length.
+    Behind(P, u32),
+    /// `V(key)` not yet inside a grammar.
+    OpenCall(Key),
+    /// A call of rule `n` of the enclosing grammar.
+    Call(u32),
+    /// A grammar.
+    Grammar(Arc<Grammar>),
+    /// A capture around a body.
+    Capture(CapKind, P),
+    /// `Cmt(p, f)` (and `P(function)`, with `p` = true).
+    RunTime(Function, P),
+}
+
+/// An error building or checking a pattern, with LPeg's message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TreeError(pub String);
+
+impl Node {
+    /// Nesting depth (a right-chained sequence or choice counts once).
+    pub fn depth(&self) -> u32 {
+        match self {
+            Node::Seq(_, _, d) | Node::Choice(_, _, d) => *d,
+            Node::Rep(p)
+            | Node::AtMost(p, _)
+            | Node::Not(p)
+            | Node::And(p)
+            | Node::Behind(p, _)
+            | Node::Capture(_, p)
+            | Node::RunTime(_, p) => p.depth() + 1,
+            Node::Grammar(g) => 1 + g.rules.iter().map(|r| r.depth()).max().unwrap_or(0),
+            _ => 1,
+        }
+    }
+
+    /// The byte set a single-byte pattern matches.
+    pub fn charset(&self) -> Option<Charset> {
+        match self {
+            Node::Any => Some(Charset::full()),
+            Node::Char(c) => Some(Charset::single(*c)),
+            Node::Set(s) => Some(**s),
+            _ => None,
+        }
+    }
+}
+
+fn checked(n: Node) -> Result<P, TreeError> {
+    if n.depth() > MAX_DEPTH {
+        return Err(TreeError(format!(
+            "pattern nests too deeply (hekate's limit is {MAX_DEPTH} levels)"
+        )));
+    }
+    Ok(Arc::new(n))
+}
+
+/// A wrapper node around `p`, checked for depth.
+pub(crate) fn wrap(n: Node) -> Result<P, TreeError> {
+    checked(n)
+}
+
+/// A set node, simplified to `Char` or `Any` where it is one.
+pub(crate) fn set(s: Charset) -> P {
+    if s == Charset::full() {
+        Arc::new(Node::Any)
+    } else if let Some(c) = s.only() {
+        Arc::new(Node::Char(c))
+    } else {
+        Arc::new(Node::Set(Box::new(s)))
+    }
+}
+
+/// A literal.
+pub(crate) fn literal(s: &[u8]) -> P {
+    match s.len() {
+        0 => Arc::new(Node::True),
+        1 => Arc::new(Node::Char(s[0])),
+        _ => Arc::new(Node::Str(s.into())),
+    }
+}
+
+/// `P(n)`: `n` bytes, or for a negative `n`, fewer than `-n` bytes left.
+pub(crate) fn number(n: i64) -> P {
+    match n {
+        0 => Arc::new(Node::True),
+        n if n > 0 => {
+            let mut p = Arc::new(Node::Any);
+            for _ in 1..n.min(u32::MAX as i64) {
+                p = Arc::new(Node::Seq(Arc::new(Node::Any), p, 1));
+            }
+            p
+        }
+        n => Arc::new(Node::Not(number(-n))),
+    }
+}
+
+/// `p1 * p2`, with LPeg's simplifications.
+pub(crate) fn seq(a: &P, b: &P) -> Result<P, TreeError> {
+    if matches!(**a, Node::False) || matches!(**b, Node::True) {
+        return Ok(a.clone());
+    }
+    if matches!(**a, Node::True) {
+        return Ok(b.clone());
+    }
+    let d = a.depth().max(1) + 1;
+    let d = d.max(if matches!(**b, Node::Seq(..)) {
+        b.depth()
+    } else {
+        b.depth() + 1
+    });
+    checked(Node::Seq(a.clone(), b.clone(), d))
+}
+
+/// `p1 + p2`, with LPeg's simplifications.
+pub(crate) fn choice(a: &P, b: &P) -> Result<P, TreeError> {
+    if let (Some(x), Some(y)) = (a.charset(), b.charset()) {
+        return Ok(set(x.union(&y)));
+    }
+    if nofail(a, &[]) || matches!(**b, Node::False) {
+        return Ok(a.clone());
+    }
+    if matches!(**a, Node::False) {
+        return Ok(b.clone());
+    }
+    let d = a.depth() + 1;
+    let d = d.max(if matches!(**b, Node::Choice(..)) {
+        b.depth()
+    } else {
+        b.depth() + 1
+    });
+    checked(Node::Choice(a.clone(), b.clone(), d))
+}
+
+/// `p1 - p2`.
+pub(crate) fn minus(a: &P, b: &P) -> Result<P, TreeError> {
+    if let (Some(x), Some(y)) = (a.charset(), b.charset()) {
+        return Ok(set(x.minus(&y)));
+    }
+    let not = checked(Node::Not(b.clone()))?;
+    let d = not.depth().max(a.depth() + 1);
+    checked(Node::Seq(not, a.clone(), d))
+}
+
+/// `p^n`.
+pub(crate) fn power(p: &P, n: i64) -> Result<P, TreeError> {
+    if n >= 0 {
+        if nullable(p, &[]) {
+            return Err(TreeError("loop body may accept empty string".into()));
+        }
+        let mut r = checked(Node::Rep(p.clone()))?;
+        for _ in 0..n {
+            let d = (p.depth() + 1).max(r.depth());
+            r = checked(Node::Seq(p.clone(), r, d))?;
+        }
+        Ok(r)
+    } else {
+        checked(Node::AtMost(
+            p.clone(),
+            n.unsigned_abs().min(u32::MAX as u64) as u32,
+        ))
+    }
+}
+
+/// `B(p)`.
+pub(crate) fn behind(p: &P) -> Result<P, String> {
+    let n = fixedlen(p, &[], &mut 0);
+    if n < 0 {
+        return Err("pattern may not have fixed length".into());
+    }
+    if has_captures(p, &[], &mut 0) {
+        return Err("pattern have captures".into());
+    }
+    if n > 255 {
+        return Err("pattern too long to look behind".into());
+    }
+    checked(Node::Behind(p.clone(), n as u32)).map_err(|e| e.0)
+}
+
+/// The rule a call refers to, in the rule list `g` of the enclosing grammar.
+fn rule(g: &[P], n: u32) -> &P {
+    &g[n as usize]
+}
+
+/// True when `p` can match without consuming input (conservatively, as LPeg's
+/// `nullable`). `g` is the enclosing grammar's rules.
+pub(crate) fn nullable(p: &P, g: &[P]) -> bool {
+    check(p, g, false)
+}
+
+/// True when `p` cannot fail (conservatively, as LPeg's `nofail`).
+pub(crate) fn nofail(p: &P, g: &[P]) -> bool {
+    check(p, g, true)
+}
+
+fn check<'a>(mut p: &'a P, mut g: &'a [P], nofail: bool) -> bool {
+    loop {
+        match &**p {
+            Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => return false,
+            Node::OpenCall(_) => return false,
+            Node::Rep(_) | Node::True | Node::AtMost(..) => return true,
+            Node::Not(_) | Node::Behind(..) => return !nofail,
+            Node::And(b) => {
+                if !nofail {
+                    return true;
+                }
+                p = b;
+            }
+            Node::RunTime(_, b) => {
+                if nofail {
+                    return false;
+                }
+                p = b;
+            }
+            Node::Seq(a, b, _) => {
+                if !check(a, g, nofail) {
+                    return false;
+                }
+                p = b;
+            }
+            Node::Choice(a, b, _) => {
+                if check(b, g, nofail) {
+                    return true;
+                }
+                p = a;
+            }
+            Node::Capture(_, b) => p = b,
+            Node::Grammar(gr) => {
+                g = &gr.rules;
+                p = &gr.rules[0];
+            }
+            Node::Call(n) => p = rule(g, *n),
+        }
+    }
+}
+
+/// The number of bytes `p` always matches, or -1 when it varies.
+pub(crate) fn fixedlen<'a>(p: &'a P, g: &'a [P], calls: &mut usize) -> i64 {
+    let mut len = 0;
+    let mut p = p;
+    let mut g = g;
+    loop {
+        match &**p {
+            Node::Char(_) | Node::Set(_) | Node::Any => return len + 1,
+            Node::Str(s) => return len + s.len() as i64,
+            Node::False | Node::True | Node::Not(_) | Node::And(_) | Node::Behind(..) => {
+                return len
+            }
+            Node::Rep(_) | Node::RunTime(..) | Node::OpenCall(_) => return -1,
+            Node::AtMost(b, _) => {
+                return if fixedlen(b, g, calls) == 0 { len } else { -1 };
+            }
+            Node::Capture(_, b) => p = b,
+            Node::Grammar(gr) => {
+                g = &gr.rules;
+                p = &gr.rules[0];
+            }
+            Node::Call(n) => {
+                *calls += 1;
+                if *calls > MAX_RULES {
+                    return -1;
+                }
+                p = rule(g, *n);
+            }
+            Node::Seq(a, b, _) => {
+                let n1 = fixedlen(a, g, calls);
+                if n1 < 0 {
+                    return -1;
+                }
+                len += n1;
+                p = b;
+            }
+            Node::Choice(a, b, _) => {
+                let n1 = fixedlen(a, g, calls);
+                let n2 = fixedlen(b, g, calls);
+                return if n1 != n2 || n1 < 0 { -1 } else { len + n1 };
+            }
+        }
+    }
+}
+
+/// True when `p` produces captures.
+pub(crate) fn has_captures<'a>(p: &'a P, g: &'a [P], calls: &mut usize) -> bool {
+    let mut p = p;
+    loop {
+        match &**p {
+            Node::Capture(..) | Node::RunTime(..) => return true,
+            Node::Call(n) => {
+                *calls += 1;
+                if *calls > MAX_RULES {
+                    return false;
+                }
+                p = rule(g, *n);
+            }
+            Node::Grammar(gr) => return has_captures(&gr.rules[0], &gr.rules, calls),
+            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
+                if has_captures(a, g, calls) {
+                    return true;
+                }
+                p = b;
+            }
+            Node::Rep(b)
+            | Node::AtMost(b, _)
+            | Node::Not(b)
+            | Node::And(b)
+            | Node::Behind(b, _) => p = b,
+            _ => return false,
+        }
+    }
+}
+
+/// Builds a grammar from `(name, body)` pairs, the initial rule first: resolves `V`
+/// calls, then runs LPeg's left-recursion and empty-loop checks on the rules in use.
+pub(crate) fn grammar(names: Vec<Key>, bodies: Vec<P>) -> Result<P, TreeError> {
+    let mut used = vec![false; names.len()];
+    used[0] = true;
+    let mut rules = Vec::with_capacity(bodies.len());
+    for b in &bodies {
+        rules.push(fix(b, &names, &mut used)?);
+    }
+    verify(&names, &rules, &used)?;
+    checked(Node::Grammar(Arc::new(Grammar { rules })))
+}
+
+/// Replaces `OpenCall`s by calls of rule indices (not inside nested grammars, which are
+/// already fixed). Subtrees without open calls are shared, not copied.
+fn fix(p: &P, names: &[Key], used: &mut [bool]) -> Result<P, TreeError> {
+    if !has_open_calls(p) {
+        return Ok(p.clone());
+    }
+    let f = |b: &P, used: &mut [bool]| fix(b, names, used);
+    let n = match &**p {
+        Node::OpenCall(k) => {
+            let Some(i) = names.iter().position(|n| n == k) else {
+                return Err(TreeError(format!("rule '{k}' undefined in given grammar")));
+            };
+            used[i] = true;
+            Node::Call(i as u32)
+        }
+        Node::Seq(a, b, d) => Node::Seq(f(a, used)?, f(b, used)?, *d),
+        Node::Choice(a, b, d) => Node::Choice(f(a, used)?, f(b, used)?, *d),
+        Node::Rep(b) => Node::Rep(f(b, used)?),
+        Node::AtMost(b, n) => Node::AtMost(f(b, used)?, *n),
+        Node::Not(b) => Node::Not(f(b, used)?),
+        Node::And(b) => Node::And(f(b, used)?),
+        Node::Behind(b, n) => Node::Behind(f(b, used)?, *n),
+        Node::Capture(k, b) => Node::Capture(k.clone(), f(b, used)?),
+        Node::RunTime(fun, b) => Node::RunTime(fun.clone(), f(b, used)?),
+        _ => return Ok(p.clone()),
+    };
+    Ok(Arc::new(n))
+}
+
+/// True when `p` has a `V` outside any nested grammar.
+pub(crate) fn has_open_calls(p: &P) -> bool {
+    let mut p = p;
+    loop {
+        match &**p {
+            Node::OpenCall(_) => return true,
+            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
+                if has_open_calls(a) {
+                    return true;
+                }
+                p = b;
+            }
+            Node::Rep(b)
+            | Node::AtMost(b, _)
+            | Node::Not(b)
+            | Node::And(b)
+            | Node::Behind(b, _)
+            | Node::Capture(_, b)
+            | Node::RunTime(_, b) => p = b,
+            _ => return false,
+        }
+    }
+}
+
+/// The first open call's key, for "rule 'x' used outside a grammar".
+pub(crate) fn first_open_call(p: &P) -> Option<Key> {
+    let mut p = p;
+    loop {
+        match &**p {
+            Node::OpenCall(k) => return Some(k.clone()),
+            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
+                if let Some(k) = first_open_call(a) {
+                    return Some(k);
+                }
+                p = b;
+            }
+            Node::Rep(b)
+            | Node::AtMost(b, _)
+            | Node::Not(b)
+            | Node::And(b)
+            | Node::Behind(b, _)
+            | Node::Capture(_, b)
+            | Node::RunTime(_, b) => p = b,
+            _ => return None,
+        }
+    }
+}
+
+fn verify(names: &[Key], rules: &[P], used: &[bool]) -> Result<(), TreeError> {
+    for (i, r) in rules.iter().enumerate() {
+        if used[i] {
+            let mut passed = Vec::new();
+            verify_rule(r, rules, names, &mut passed, false)?;
+        }
+    }
+    for (i, r) in rules.iter().enumerate() {
+        if used[i] && has_empty_loop(r, rules) {
+            return Err(TreeError(format!("empty loop in rule '{}'", names[i])));
+        }
+    }
+    Ok(())
+}
+
+/// LPeg's `verifyrule`: errors on a path back to a rule that consumes nothing;
+/// otherwise returns whether `p` is nullable (or `nb`).
+fn verify_rule(
+    p: &P,
+    g: &[P],
+    names: &[Key],
+    passed: &mut Vec<u32>,
+    nb: bool,
+) -> Result<bool, TreeError> {
+    let (mut p, mut nb) = (p, nb);
+    let base = passed.len();
+    let res = loop {
+        match &**p {
+            Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => break nb,
+            Node::True | Node::Behind(..) => break true,
+            Node::Not(b) | Node::And(b) | Node::Rep(b) | Node::AtMost(b, _) => {
+                p = b;
+                nb = true;
+            }
+            Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
+            Node::Seq(a, b, _) => {
+                if !verify_rule(a, g, names, passed, false)? {
+                    break nb;
+                }
+                p = b;
+            }
+            Node::Choice(a, b, _) => {
+                nb = verify_rule(a, g, names, passed, nb)?;
+                p = b;
+            }
+            Node::Call(n) => {
+                if passed.len() >= MAX_RULES {
+                    return Err(verify_error(passed, names));
+                }
+                passed.push(*n);
+                p = rule(g, *n);
+            }
+            Node::Grammar(_) => break nullable(p, g),
+            Node::OpenCall(_) => break nb,
+        }
+    };
+    passed.truncate(base);
+    Ok(res)
+}
+
+fn verify_error(passed: &[u32], names: &[Key]) -> TreeError {
+    for i in (0..passed.len()).rev() {
+        for j in (0..i).rev() {
+            if passed[i] == passed[j] {
+                return TreeError(format!(
+                    "rule '{}' may be left recursive",
+                    names[passed[i] as usize]
+                ));
+            }
+        }
+    }
+    TreeError("too many left calls in grammar".into())
+}
+
+/// LPeg's `checkloops`: a `p^0` whose body can match empty (not looking into calls or
+/// nested grammars).
+fn has_empty_loop(p: &P, g: &[P]) -> bool {
+    let mut p = p;
+    loop {
+        match &**p {
+            Node::Rep(b) => {
+                if nullable(b, g) {
+                    return true;
+                }
+                p = b;
+            }
+            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
+                if has_empty_loop(a, g) {
+                    return true;
+                }
+                p = b;
+            }
+            Node::AtMost(b, _)
+            | Node::Not(b)
+            | Node::And(b)
+            | Node::Behind(b, _)
+            | Node::Capture(_, b)
+            | Node::RunTime(_, b) => p = b,
+            _ => return false,
+        }
+    }
+}
