@@ -10,7 +10,7 @@ use std::process::Command;
 use hekate::sandbox::{Sandbox, SandboxSettings};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 fn fixture(name: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -127,10 +127,9 @@ fn pattern(depth: u32) -> BoxedStrategy<String> {
 
 #[test]
 fn random_patterns_match_c_lpeg() {
-    let mut runner = TestRunner::new(Config {
-        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
-        ..Config::default()
-    });
+    // A fixed seed: the same 1,200 cases on every run, so a failure reproduces.
+    let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
     let strat = (pattern(3), proptest::collection::vec("[abc]{0,8}", 3));
     let mut cases = String::from(
         "local lpeg = require \"lpeg\"\nlocal re = require \"re\"\n\

@@ -1,10 +1,11 @@
-//! `require(name)` for sandboxes: native modules (`cjson`, `circular_buffer`), the
+//! `require(name)` for sandboxes: native modules (`cjson`, `circular_buffer`,
+//! `hyperloglog`, `lpeg`, `re`), the
 //! allowed standard libraries, and `<module_directory>/<name>.lua` text chunks. Like
 //! Heka, loading a module also sets the global of its name. Installed by
 //! `sandbox::restricted_state`.
 //!
 //! A module that cannot be loaded is reported with the chain that asked for it, for
-//! example `nginx_access.lua → common_log_format → date_time: module 'lpeg' ...`, and a
+//! example `nginx_access.lua → common_log_format → date_time: module 'struct' ...`, and a
 //! lua_sandbox C module hekate does not have is named as such rather than as a missing
 //! file.
 

@@ -63,14 +63,21 @@ pub(crate) struct Program {
     pub strs: Vec<Box<[u8]>>,
     /// Capture kinds with their Lua values (LPeg's ktable).
     pub caps: Vec<CapKind>,
+    /// Lua's builtin `tonumber`, to recognize `p / tonumber`.
+    tonumber: Option<Function>,
+    /// The Lua values of `caps` (see `capture::ktable`), set once compiled.
+    pub ktable: Option<mlua::Table>,
 }
 
 /// Compiles a tree; an open `V` outside any grammar is LPeg's error.
-pub(crate) fn compile(p: &P) -> Result<Program, TreeError> {
+pub(crate) fn compile(p: &P, tonumber: Option<&Function>) -> Result<Program, TreeError> {
     if let Some(k) = first_open_call(p) {
         return Err(TreeError(format!("rule '{k}' used outside a grammar")));
     }
-    let mut c = Program::default();
+    let mut c = Program {
+        tonumber: tonumber.cloned(),
+        ..Program::default()
+    };
     let mut fixups = Vec::new();
     gen(&mut c, p, &mut fixups);
     c.code.push(Op::End);
@@ -169,7 +176,13 @@ fn gen(c: &mut Program, p: &P, fixups: &mut Vec<(usize, u32)>) {
                 gen(c, b, fixups);
             }
             Node::Capture(kind, b) => {
-                c.caps.push(kind.clone());
+                let kind = match kind {
+                    CapKind::Func(f) if c.tonumber.as_ref() == Some(f) => {
+                        CapKind::ToNumber(f.clone())
+                    }
+                    k => k.clone(),
+                };
+                c.caps.push(kind);
                 let k = (c.caps.len() - 1) as u32;
                 if matches!(**b, Node::True) {
                     emit(c, Op::FullCap(k));
@@ -273,7 +286,7 @@ pub(crate) trait Host {
     fn runtime(
         &mut self,
         prog: &Program,
-        f: &Function,
+        k: usize,
         caps: &[Entry],
         open: usize,
         dynv: &[Value],
@@ -516,10 +529,7 @@ fn close_runtime(
     let EntryKind::Prog(k) = caps[open].kind else {
         return Err(MatchError::Lpeg("corrupt match-time capture".into()));
     };
-    let CapKind::Func(f) = &prog.caps[k as usize] else {
-        return Err(MatchError::Lpeg("corrupt match-time capture".into()));
-    };
-    let res = host.runtime(prog, f, caps, open, dynv, s)?;
+    let res = host.runtime(prog, k as usize, caps, open, dynv, s)?;
     // Drop the nested captures and the match-time values they held.
     let first_dyn = caps[open..].iter().find_map(|e| match e.kind {
         EntryKind::DynVal(i) => Some(i as usize),

@@ -59,6 +59,8 @@ pub(crate) struct Budget {
 /// Per-state LPeg settings.
 struct State {
     max_stack: AtomicUsize,
+    /// The state's builtin `tonumber` (see [`CapKind::ToNumber`]).
+    tonumber: Option<Function>,
 }
 
 /// A pattern value.
@@ -75,9 +77,9 @@ impl Pattern {
         }
     }
 
-    fn program(&self) -> Result<Arc<Program>, String> {
+    fn program(&self, lua: &Lua, tonumber: Option<&Function>) -> Result<Arc<Program>, String> {
         self.prog
-            .get_or_init(|| code::compile(&self.tree).map(Arc::new).map_err(|e| e.0))
+            .get_or_init(|| build(lua, &self.tree, tonumber))
             .clone()
     }
 }
@@ -128,8 +130,10 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
         return Ok(t);
     }
     if lua.app_data_ref::<State>().is_none() {
+        let tonumber = lua.globals().raw_get::<Option<Function>>("tonumber")?;
         lua.set_app_data(State {
             max_stack: AtomicUsize::new(400),
+            tonumber,
         });
     }
     let mark = lua.create_table()?;
@@ -767,33 +771,48 @@ impl Host for LuaHost<'_> {
     fn runtime(
         &mut self,
         prog: &Program,
-        f: &Function,
+        k: usize,
         caps: &[capture::Entry],
         open: usize,
         dynv: &[Value],
         pos: usize,
     ) -> Result<Vec<Value>, MatchError> {
-        let subject = self.subject.as_bytes();
-        let nested = capture::runtime_args(self.lua, prog, caps, open, dynv, &subject, self.args)?;
-        let mut call = Vec::with_capacity(nested.len() + 2);
-        call.push(Value::String(self.subject.clone()));
-        call.push(Value::Integer(pos as i64 + 1));
-        call.extend(nested);
-        let r: MultiValue = f
-            .call(MultiValue::from_vec(call))
-            .map_err(MatchError::Lua)?;
-        Ok(r.into_vec())
+        let Some(ktable) = prog.ktable.as_ref() else {
+            return Err(MatchError::Lpeg("pattern without its values".into()));
+        };
+        let inp = capture::Input {
+            prog,
+            ktable,
+            caps,
+            dynv,
+            subject: self.subject,
+            args: self.args,
+        };
+        Ok(capture::call_runtime(self.lua, &inp, k, open, pos)?.into_vec())
     }
 }
 
+/// Compiles a tree and builds its ktable.
+fn build(lua: &Lua, tree: &P, tonumber: Option<&Function>) -> Result<Arc<Program>, String> {
+    let mut prog = code::compile(tree, tonumber).map_err(|e| e.0)?;
+    prog.ktable = Some(capture::ktable(lua, &prog).map_err(|e| e.to_string())?);
+    Ok(Arc::new(prog))
+}
+
 fn lp_match(lua: &Lua, a: MultiValue) -> Res<MultiValue> {
+    let state = lua.app_data_ref::<State>();
+    let (max_stack, tonumber) = match &state {
+        Some(s) => (s.max_stack.load(Ordering::Relaxed), s.tonumber.as_ref()),
+        None => (400, None),
+    };
     let prog = match a.front() {
-        Some(Value::UserData(ud)) if ud.is::<Pattern>() => pattern_program(ud)?,
+        Some(Value::UserData(ud)) if ud.is::<Pattern>() => pattern_program(lua, ud, tonumber)?,
         _ => {
             let p = getpatt(lua, &a, 0, "match")?;
-            Arc::new(code::compile(&p)?)
+            build(lua, &p, tonumber)?
         }
     };
+    drop(state);
     let subject = match coerce_str(lua, &a, 1)? {
         Value::String(s) => s,
         _ => {
@@ -826,9 +845,6 @@ fn lp_match(lua: &Lua, a: MultiValue) -> Res<MultiValue> {
         0
     };
     let extra: Vec<Value> = a.iter().skip(3).cloned().collect();
-    let max_stack = lua
-        .app_data_ref::<State>()
-        .map_or(400, |s| s.max_stack.load(Ordering::Relaxed));
     let budget = lua.app_data_ref::<Budget>();
     let mut host = LuaHost {
         lua,
@@ -842,14 +858,23 @@ fn lp_match(lua: &Lua, a: MultiValue) -> Res<MultiValue> {
     let Some(o) = out else {
         return Ok(MultiValue::from_vec(vec![Value::Nil]));
     };
-    let vals = capture::get_captures(lua, &prog, &o.caps, &o.dynv, &bytes, &extra, o.end)
-        .map_err(match_fail)?;
-    Ok(MultiValue::from_vec(vals))
+    let Some(ktable) = prog.ktable.as_ref() else {
+        return Err(Fail::Raise("pattern without its values".into()));
+    };
+    let inp = capture::Input {
+        prog: &prog,
+        ktable,
+        caps: &o.caps,
+        dynv: &o.dynv,
+        subject: &subject,
+        args: &extra,
+    };
+    capture::get_captures(lua, &inp, o.end).map_err(match_fail)
 }
 
-fn pattern_program(ud: &AnyUserData) -> Res<Arc<Program>> {
+fn pattern_program(lua: &Lua, ud: &AnyUserData, tonumber: Option<&Function>) -> Res<Arc<Program>> {
     let p = ud.borrow::<Pattern>().map_err(lua_fail)?;
-    Ok(p.program()?)
+    Ok(p.program(lua, tonumber)?)
 }
 
 /// An error inside a match: LPeg's own and Lua errors from capture functions are raised

@@ -47,7 +47,7 @@ impl Charset {
     /// True when `c` is in the set.
     #[inline(always)]
     pub fn has(&self, c: u8) -> bool {
-        self.0[(c >> 6) as usize] & (1 << (c & 63)) != 0
+        self.0[(c >> 6) as usize & 3] & (1 << (c & 63)) != 0
     }
 
     /// `self ∪ o`.
@@ -123,6 +123,9 @@ pub(crate) enum CapKind {
     Query(Table),
     /// `p / function`.
     Func(Function),
+    /// `p / tonumber` with Lua's own `tonumber` (set by the compiler): a decimal
+    /// string is converted natively, anything else goes to the function.
+    ToNumber(Function),
 }
 
 /// A rule set built by `lpeg.P(table)`, with its calls resolved to rule indices.
