@@ -8,7 +8,7 @@
 use mlua::{Function, Value};
 
 use super::capture::{Entry, EntryKind};
-use super::tree::{first_open_call, CapKind, Charset, Node, TreeError, P};
+use super::tree::{first_open_call, operands, CapKind, Charset, Node, TreeError, P};
 
 /// One VM instruction.
 #[derive(Clone, Copy, Debug)]
@@ -115,115 +115,119 @@ fn emit(c: &mut Program, op: Op) -> usize {
 
 /// Generates code for `p`; `fixups` collects calls of the current grammar's rules.
 fn gen(c: &mut Program, p: &P, fixups: &mut Vec<(usize, u32)>) {
-    let mut p = p;
-    loop {
-        match &**p {
-            Node::Seq(a, b, _) => {
-                gen(c, a, fixups);
-                p = b;
-                continue;
-            }
-            Node::True => {}
-            Node::False => {
-                emit(c, Op::Fail);
-            }
-            Node::Any => {
-                emit(c, Op::Any);
-            }
-            Node::Char(ch) => {
-                emit(c, Op::Char(*ch));
-            }
-            Node::Set(s) => {
-                let i = add_set(c, **s);
-                emit(c, Op::Set(i));
-            }
-            Node::Str(s) => {
-                c.strs.push(s.clone());
-                emit(c, Op::Str((c.strs.len() - 1) as u32));
-            }
-            Node::Choice(a, b, _) => {
-                let ch = emit(c, Op::Choice(0));
-                gen(c, a, fixups);
-                let cm = emit(c, Op::Commit(0));
-                let alt = here(c);
-                patch(c, ch, alt);
-                gen(c, b, fixups);
-                let end = here(c);
-                patch(c, cm, end);
-            }
-            Node::Rep(b) => gen_rep(c, b, fixups),
-            Node::AtMost(b, n) => gen_at_most(c, b, *n, fixups),
-            Node::Not(b) => {
-                let ch = emit(c, Op::Choice(0));
-                gen(c, b, fixups);
-                emit(c, Op::FailTwice);
-                let end = here(c);
-                patch(c, ch, end);
-            }
-            Node::And(b) => {
-                let ch = emit(c, Op::Choice(0));
-                gen(c, b, fixups);
-                let bc = emit(c, Op::BackCommit(0));
-                let fail = emit(c, Op::Fail);
-                patch(c, ch, fail as u32);
-                let end = here(c);
-                patch(c, bc, end);
-            }
-            Node::Behind(b, n) => {
-                if *n > 0 {
-                    emit(c, Op::Behind(*n));
-                }
-                gen(c, b, fixups);
-            }
-            Node::Capture(kind, b) => {
-                let kind = match kind {
-                    CapKind::Func(f) if c.tonumber.as_ref() == Some(f) => {
-                        CapKind::ToNumber(f.clone())
-                    }
-                    k => k.clone(),
-                };
-                c.caps.push(kind);
-                let k = (c.caps.len() - 1) as u32;
-                if matches!(**b, Node::True) {
-                    emit(c, Op::FullCap(k));
-                } else {
-                    emit(c, Op::OpenCap(k));
-                    gen(c, b, fixups);
-                    emit(c, Op::CloseCap);
-                }
-            }
-            Node::RunTime(f, b) => {
-                c.caps.push(CapKind::Func(f.clone()));
-                emit(c, Op::OpenCap((c.caps.len() - 1) as u32));
-                gen(c, b, fixups);
-                emit(c, Op::CloseRunTime);
-            }
-            Node::Call(n) => {
-                let at = emit(c, Op::Call(0));
-                fixups.push((at, *n));
-            }
-            Node::OpenCall(_) => {
-                emit(c, Op::Fail);
-            }
-            Node::Grammar(g) => {
-                let mut own = Vec::new();
-                let call = emit(c, Op::Call(0));
-                own.push((call, 0));
-                let jmp = emit(c, Op::Jmp(0));
-                let mut addr = Vec::with_capacity(g.rules.len());
-                for r in &g.rules {
-                    addr.push(here(c));
-                    gen(c, r, &mut own);
-                    emit(c, Op::Ret);
-                }
-                for (at, n) in own {
-                    patch(c, at, addr[n as usize]);
-                }
-                let end = here(c);
-                patch(c, jmp, end);
+    match &**p {
+        Node::Seq(..) => {
+            for x in operands(p) {
+                gen(c, x, fixups);
             }
         }
-        return;
+        Node::True => {}
+        Node::False => {
+            emit(c, Op::Fail);
+        }
+        Node::Any => {
+            emit(c, Op::Any);
+        }
+        Node::Char(ch) => {
+            emit(c, Op::Char(*ch));
+        }
+        Node::Set(s) => {
+            let i = add_set(c, **s);
+            emit(c, Op::Set(i));
+        }
+        Node::Str(s) => {
+            c.strs.push(s.clone());
+            emit(c, Op::Str((c.strs.len() - 1) as u32));
+        }
+        Node::Choice(..) => {
+            // Choice L1; p1; Commit END; L1: Choice L2; p2; Commit END; ... pn; END:
+            let ops = operands(p);
+            let mut commits = Vec::with_capacity(ops.len());
+            for (i, x) in ops.iter().enumerate() {
+                if i + 1 == ops.len() {
+                    gen(c, x, fixups);
+                    break;
+                }
+                let ch = emit(c, Op::Choice(0));
+                gen(c, x, fixups);
+                commits.push(emit(c, Op::Commit(0)));
+                let alt = here(c);
+                patch(c, ch, alt);
+            }
+            let end = here(c);
+            for cm in commits {
+                patch(c, cm, end);
+            }
+        }
+        Node::Rep(b) => gen_rep(c, b, fixups),
+        Node::AtMost(b, n) => gen_at_most(c, b, *n, fixups),
+        Node::Not(b) => {
+            let ch = emit(c, Op::Choice(0));
+            gen(c, b, fixups);
+            emit(c, Op::FailTwice);
+            let end = here(c);
+            patch(c, ch, end);
+        }
+        Node::And(b) => {
+            let ch = emit(c, Op::Choice(0));
+            gen(c, b, fixups);
+            let bc = emit(c, Op::BackCommit(0));
+            let fail = emit(c, Op::Fail);
+            patch(c, ch, fail as u32);
+            let end = here(c);
+            patch(c, bc, end);
+        }
+        Node::Behind(b, n) => {
+            if *n > 0 {
+                emit(c, Op::Behind(*n));
+            }
+            gen(c, b, fixups);
+        }
+        Node::Capture(kind, b) => {
+            let kind = match kind {
+                CapKind::Func(f) if c.tonumber.as_ref() == Some(f) => CapKind::ToNumber(f.clone()),
+                k => k.clone(),
+            };
+            c.caps.push(kind);
+            let k = (c.caps.len() - 1) as u32;
+            if matches!(**b, Node::True) {
+                emit(c, Op::FullCap(k));
+            } else {
+                emit(c, Op::OpenCap(k));
+                gen(c, b, fixups);
+                emit(c, Op::CloseCap);
+            }
+        }
+        Node::RunTime(f, b) => {
+            c.caps.push(CapKind::Func(f.clone()));
+            emit(c, Op::OpenCap((c.caps.len() - 1) as u32));
+            gen(c, b, fixups);
+            emit(c, Op::CloseRunTime);
+        }
+        Node::Call(n) => {
+            let at = emit(c, Op::Call(0));
+            fixups.push((at, *n));
+        }
+        Node::OpenCall(_) => {
+            emit(c, Op::Fail);
+        }
+        Node::Grammar(g) => {
+            let mut own = Vec::new();
+            let call = emit(c, Op::Call(0));
+            own.push((call, 0));
+            let jmp = emit(c, Op::Jmp(0));
+            let mut addr = Vec::with_capacity(g.rules.len());
+            for r in &g.rules {
+                addr.push(here(c));
+                gen(c, r, &mut own);
+                emit(c, Op::Ret);
+            }
+            for (at, n) in own {
+                patch(c, at, addr[n as usize]);
+            }
+            let end = here(c);
+            patch(c, jmp, end);
+        }
     }
 }
 

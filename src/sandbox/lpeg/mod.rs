@@ -228,8 +228,8 @@ fn getpatt(lua: &Lua, args: &MultiValue, i: usize, fname: &str) -> Res<P> {
             Err(_) => Err(bad(i, fname, "lpeg-pattern expected, got userdata")),
         },
         Value::String(s) => Ok(tree::literal(&s.as_bytes())),
-        Value::Integer(n) => Ok(tree::number(*n)),
-        Value::Number(n) => Ok(tree::number(if n.fract() == 0.0 { *n as i64 } else { 0 })),
+        Value::Integer(n) => Ok(tree::number(*n)?),
+        Value::Number(n) => Ok(tree::number(if n.fract() == 0.0 { *n as i64 } else { 0 })?),
         Value::Boolean(b) => Ok(Arc::new(if *b { Node::True } else { Node::False })),
         Value::Table(t) => grammar(lua, t),
         Value::Function(f) => Ok(tree::wrap(Node::RunTime(f.clone(), Arc::new(Node::True)))?),
@@ -533,7 +533,7 @@ fn add_captures(lua: &Lua, t: &Table) -> mlua::Result<()> {
                     .collect();
                 let mut body = caps[caps.len() - 1].clone();
                 for c in caps[..caps.len() - 1].iter().rev() {
-                    body = Arc::new(Node::Seq(c.clone(), body, 2));
+                    body = tree::raw_seq(c.clone(), body)?;
                 }
                 capture(lua, CapKind::Group(None), body)
             }

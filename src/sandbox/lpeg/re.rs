@@ -551,7 +551,10 @@ impl<'a> Parser<'a> {
         }
         match v {
             Value::String(s) => tree::literal(&s.as_bytes()),
-            Value::Integer(n) => tree::number(*n),
+            Value::Integer(n) => {
+                let r = tree::number(*n);
+                self.build(r)
+            }
             Value::Boolean(true) => Arc::new(Node::True),
             Value::Function(f) => Arc::new(Node::RunTime(f.clone(), Arc::new(Node::True))),
             other => self.meaning(format!(

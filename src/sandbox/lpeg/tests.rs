@@ -1,1 +1,136 @@
-//! Unit tests of the LPeg engine.
+//! Unit tests of LPeg inside a sandbox: the limits hold inside a native match (a
+//! pathological pattern, a capture bomb and a deep grammar terminate only their own
+//! sandbox, with the limit as the reason, and `pcall` cannot keep them alive), and the
+//! pieces the differential tests (`tests/lpeg.rs`) do not reach.
+
+use crate::sandbox::{Sandbox, SandboxSettings};
+
+fn settings() -> SandboxSettings {
+    SandboxSettings::new("lpeg_test")
+}
+
+/// Runs `body` as `timer_event` and returns its injected payload or the failure.
+fn run(s: &SandboxSettings, body: &str) -> Result<String, String> {
+    let src = format!("require 'lpeg'\nfunction timer_event(ns)\n{body}\nend");
+    let mut sb = Sandbox::new(s, &src, "t.lua").map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    sb.timer_event(0, 10, &mut out)?;
+    Ok(out
+        .into_iter()
+        .next()
+        .map(|m| m.payload)
+        .unwrap_or_default())
+}
+
+/// `r_n <- 'x' r_{n-1} 'b' / 'x' r_{n-1} 'c'`: a small grammar that re-parses its
+/// prefix in both alternatives, so a subject failing at the end costs 2^40 attempts.
+const EXPONENTIAL: &str = "local g = { 'r40', r0 = lpeg.P'a' }\n\
+    for i = 1, 40 do local prev = lpeg.V('r' .. (i - 1))\n\
+      g['r' .. i] = 'x' * prev * 'b' + 'x' * prev * 'c' end\n\
+    local p = lpeg.P(g) local s = string.rep('x', 40) .. 'ad'\n";
+
+#[test]
+fn catastrophic_backtracking_hits_the_instruction_limit() {
+    let err = run(&settings(), &format!("{EXPONENTIAL} lpeg.match(p, s)")).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+}
+
+#[test]
+fn pcall_cannot_swallow_a_limit_hit_inside_a_match() {
+    let body = format!(
+        "{EXPONENTIAL} local ok = pcall(lpeg.match, p, s)\n\
+         inject_payload('txt', '', 'survived')"
+    );
+    let err = run(&settings(), &body).expect_err("still terminated");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+}
+
+#[test]
+fn match_work_counts_like_lua_instructions() {
+    // 200 matches of a 1,000-byte span stay far below the default limit of 1M ...
+    let body = "local s = string.rep('a', 1000) local p = lpeg.P'a'^0 * -1\n\
+                for i = 1, 200 do assert(p:match(s)) end inject_payload('txt', '', 'ok')";
+    assert_eq!(run(&settings(), body).as_deref(), Ok("ok"));
+    // ... and a 2 MB subject matched byte by byte through a choice does not.
+    let body = "local s = string.rep('a', 2000000)\n\
+                local p = (lpeg.P'xy' + lpeg.P'a')^0\n\
+                p:match(s)";
+    let err = run(&settings(), body).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+}
+
+#[test]
+fn a_capture_bomb_hits_the_memory_limit() {
+    let mut s = settings();
+    s.instruction_limit = 0;
+    // One capture per byte of a 4 MB subject: the capture list outgrows 8 MiB.
+    let body = "local s = string.rep('x', 4000000) lpeg.match(lpeg.C(1)^0, s)";
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+    // Values that grow: each capture makes a 1 KB string, all kept in one table.
+    let body = "local s = string.rep('x', 100000)\n\
+                lpeg.match(lpeg.Ct((lpeg.P(1) / function(c) return c:rep(1000) end)^0), s)";
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+}
+
+#[test]
+fn a_deep_grammar_is_stopped_by_the_stack_limit_or_the_memory_limit() {
+    let grammar = "local p = lpeg.P{ 'a', a = '(' * lpeg.V'a' * ')' + '' }\n\
+                   local s = string.rep('(', 1000000) .. string.rep(')', 1000000)\n";
+    // LPeg's own limit (400 entries by default) is an ordinary error the script sees.
+    let body =
+        format!("{grammar} local ok, e = pcall(lpeg.match, p, s) inject_payload('txt', '', e)");
+    let mut s = settings();
+    s.instruction_limit = 0;
+    assert_eq!(
+        run(&s, &body).as_deref(),
+        Ok("backtrack stack overflow (current limit is 400)")
+    );
+    // Raised by the script, the backtrack stack is held to the memory limit.
+    let body = format!("lpeg.setmaxstack(10000000) {grammar} lpeg.match(p, s)");
+    let err = run(&s, &body).expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+}
+
+#[test]
+fn a_terminated_sandbox_leaves_another_one_working() {
+    let mut s = settings();
+    s.instruction_limit = 0;
+    let src = "require 'lpeg'\n\
+               function timer_event(ns)\n\
+                 if ns == 1 then lpeg.match(lpeg.C(1)^0, string.rep('x', 4000000)) end\n\
+                 inject_payload('txt', '', lpeg.match(lpeg.C(lpeg.R'az'^1), 'alive!'))\n\
+               end";
+    let mut bad = Sandbox::new(&s, src, "bad.lua").expect("loads");
+    let mut good = Sandbox::new(&s, src, "good.lua").expect("loads");
+    let mut out = Vec::new();
+    assert!(bad.timer_event(1, 10, &mut out).is_err());
+    assert_eq!(bad.termination().as_deref(), Some("memory_limit exceeded"));
+    good.timer_event(0, 10, &mut out).expect("unaffected");
+    assert_eq!(out.last().map(|m| m.payload.as_str()), Some("alive"));
+}
+
+#[test]
+fn a_pattern_built_by_doubling_is_refused_as_too_large() {
+    let body = "local p = lpeg.P'a' for i = 1, 40 do p = p * p end";
+    let err = run(&settings(), body).expect_err("refused");
+    assert!(
+        err.contains("pattern too large (hekate's limit is 4194304 nodes)"),
+        "{err}"
+    );
+    let err = run(&settings(), "local p = lpeg.P(1e9)").expect_err("refused");
+    assert!(err.contains("pattern too large"), "{err}");
+}
+
+#[test]
+fn patterns_nest_only_so_deep() {
+    let body = "local p = lpeg.P'a' for i = 1, 2000 do p = lpeg.C(p) end";
+    let err = run(&settings(), body).expect_err("refused");
+    assert!(err.contains("pattern nests too deeply"), "{err}");
+    // Long sequences and choices are not nesting.
+    let body = "local p = lpeg.P'' for i = 1, 5000 do p = p * lpeg.P'a' end\n\
+                local q = lpeg.P(false) for i = 1, 5000 do q = q + lpeg.P('k' .. i .. ';') end\n\
+                inject_payload('txt', '', p:match(string.rep('a', 5000)), ' ', q:match('k4999;'))";
+    assert_eq!(run(&settings(), body).as_deref(), Ok("5001 7"));
+}

@@ -3,10 +3,11 @@
 //! recursion, empty loops). Trees are immutable and share subtrees through `Arc`, so a
 //! constructor costs O(1) whatever the size of its operands.
 //!
-//! Sequences and choices are binary, as in LPeg; every walk over them follows the right
-//! spine in a loop and recurses only into left children and other nodes, and each node
-//! records its nesting depth so that a tree too deep for a thread's stack is refused
-//! when it is built ([`MAX_DEPTH`]) instead of overflowing the stack later.
+//! Sequences and choices are binary, as in LPeg, but however a chain of them associates
+//! (a script's `p = p * x` loop builds a left-leaning one) every walk takes the chain's
+//! operands in order from an explicit list ([`operands`]), so only real nesting of
+//! different constructs costs stack. Each node records that nesting depth, and a tree
+//! too deep for a thread's stack is refused when it is built ([`MAX_DEPTH`]).
 
 use std::sync::Arc;
 
@@ -18,6 +19,11 @@ pub(crate) type P = Arc<Node>;
 /// Deepest nesting a pattern may have (sequences and choices chained on their right
 /// count once). LPeg has no such limit; its recursive C walkers rely on a large C stack.
 pub(crate) const MAX_DEPTH: u32 = 1000;
+
+/// Largest pattern, in tree nodes as if shared subtrees were copied (as LPeg copies
+/// them). Sharing lets a script build a huge tree in a few operations (`p = p * p`);
+/// this keeps every walk over a tree, and the compiled program, bounded.
+pub(crate) const MAX_SIZE: u64 = 1 << 22;
 
 /// LPeg's limit on rules passed without consuming input (`MAXRULES`).
 const MAX_RULES: usize = 250;
@@ -128,6 +134,13 @@ pub(crate) enum CapKind {
     ToNumber(Function),
 }
 
+/// Nesting depth and expanded size of a sequence or choice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub depth: u32,
+    pub size: u64,
+}
+
 /// A rule set built by `lpeg.P(table)`, with its calls resolved to rule indices.
 #[derive(Debug)]
 pub(crate) struct Grammar {
@@ -151,9 +164,9 @@ pub(crate) enum Node {
     /// A literal of two or more bytes.
     Str(Box<[u8]>),
     /// `p1 * p2`.
-    Seq(P, P, u32),
+    Seq(P, P, Meta),
     /// `p1 + p2`.
-    Choice(P, P, u32),
+    Choice(P, P, Meta),
     /// `p^0`.
     Rep(P),
     /// `p^-n`: at most `n` times.
@@ -184,7 +197,7 @@ impl Node {
     /// Nesting depth (a right-chained sequence or choice counts once).
     pub fn depth(&self) -> u32 {
         match self {
-            Node::Seq(_, _, d) | Node::Choice(_, _, d) => *d,
+            Node::Seq(_, _, m) | Node::Choice(_, _, m) => m.depth,
             Node::Rep(p)
             | Node::AtMost(p, _)
             | Node::Not(p)
@@ -193,6 +206,22 @@ impl Node {
             | Node::Capture(_, p)
             | Node::RunTime(_, p) => p.depth() + 1,
             Node::Grammar(g) => 1 + g.rules.iter().map(|r| r.depth()).max().unwrap_or(0),
+            _ => 1,
+        }
+    }
+
+    /// Size in nodes, counting shared subtrees as often as they are used.
+    pub fn size(&self) -> u64 {
+        match self {
+            Node::Seq(_, _, m) | Node::Choice(_, _, m) => m.size,
+            Node::Rep(p)
+            | Node::AtMost(p, _)
+            | Node::Not(p)
+            | Node::And(p)
+            | Node::Behind(p, _)
+            | Node::Capture(_, p)
+            | Node::RunTime(_, p) => p.size().saturating_add(1),
+            Node::Grammar(g) => g.rules.iter().fold(1u64, |a, r| a.saturating_add(r.size())),
             _ => 1,
         }
     }
@@ -214,7 +243,29 @@ fn checked(n: Node) -> Result<P, TreeError> {
             "pattern nests too deeply (hekate's limit is {MAX_DEPTH} levels)"
         )));
     }
+    if n.size() > MAX_SIZE {
+        return Err(too_large());
+    }
     Ok(Arc::new(n))
+}
+
+fn too_large() -> TreeError {
+    TreeError(format!(
+        "pattern too large (hekate's limit is {MAX_SIZE} nodes)"
+    ))
+}
+
+/// A sequence (`seq`) or choice node of `a` and `b`, checked for depth and size.
+fn chain(a: P, b: P, seq: bool) -> Result<P, TreeError> {
+    let m = Meta {
+        depth: chain_depth(&a, &b, seq),
+        size: a.size().saturating_add(b.size()).saturating_add(1),
+    };
+    checked(if seq {
+        Node::Seq(a, b, m)
+    } else {
+        Node::Choice(a, b, m)
+    })
 }
 
 /// A wrapper node around `p`, checked for depth.
@@ -243,18 +294,21 @@ pub(crate) fn literal(s: &[u8]) -> P {
 }
 
 /// `P(n)`: `n` bytes, or for a negative `n`, fewer than `-n` bytes left.
-pub(crate) fn number(n: i64) -> P {
-    match n {
+pub(crate) fn number(n: i64) -> Result<P, TreeError> {
+    if n.unsigned_abs() > MAX_SIZE / 2 {
+        return Err(too_large());
+    }
+    Ok(match n {
         0 => Arc::new(Node::True),
         n if n > 0 => {
             let mut p = Arc::new(Node::Any);
-            for _ in 1..n.min(u32::MAX as i64) {
-                p = Arc::new(Node::Seq(Arc::new(Node::Any), p, 1));
+            for _ in 1..n {
+                p = chain(Arc::new(Node::Any), p, true)?;
             }
             p
         }
-        n => Arc::new(Node::Not(number(-n))),
-    }
+        n => Arc::new(Node::Not(number(-n)?)),
+    })
 }
 
 /// `p1 * p2`, with LPeg's simplifications.
@@ -265,13 +319,36 @@ pub(crate) fn seq(a: &P, b: &P) -> Result<P, TreeError> {
     if matches!(**a, Node::True) {
         return Ok(b.clone());
     }
-    let d = a.depth().max(1) + 1;
-    let d = d.max(if matches!(**b, Node::Seq(..)) {
-        b.depth()
-    } else {
-        b.depth() + 1
-    });
-    checked(Node::Seq(a.clone(), b.clone(), d))
+    chain(a.clone(), b.clone(), true)
+}
+
+/// The depth of a sequence (`seq`) or choice of `a` and `b`: operands of the same
+/// kind are part of the chain and do not nest.
+fn chain_depth(a: &P, b: &P, seq: bool) -> u32 {
+    let own = |x: &P| match (&**x, seq) {
+        (Node::Seq(..), true) | (Node::Choice(..), false) => x.depth(),
+        _ => x.depth() + 1,
+    };
+    own(a).max(own(b))
+}
+
+/// The operands of the chain of sequences (or of choices) rooted at `p`, left to right,
+/// however it associates; gathered without recursion. Any other node is its own only
+/// operand.
+pub(crate) fn operands(p: &P) -> Vec<&P> {
+    let seq = matches!(**p, Node::Seq(..));
+    let mut out = Vec::new();
+    let mut todo = vec![p];
+    while let Some(n) = todo.pop() {
+        match (&**n, seq) {
+            (Node::Seq(a, b, _), true) | (Node::Choice(a, b, _), false) => {
+                todo.push(b);
+                todo.push(a);
+            }
+            _ => out.push(n),
+        }
+    }
+    out
 }
 
 /// `p1 + p2`, with LPeg's simplifications.
@@ -285,13 +362,7 @@ pub(crate) fn choice(a: &P, b: &P) -> Result<P, TreeError> {
     if matches!(**a, Node::False) {
         return Ok(b.clone());
     }
-    let d = a.depth() + 1;
-    let d = d.max(if matches!(**b, Node::Choice(..)) {
-        b.depth()
-    } else {
-        b.depth() + 1
-    });
-    checked(Node::Choice(a.clone(), b.clone(), d))
+    chain(a.clone(), b.clone(), false)
 }
 
 /// `p1 - p2`.
@@ -300,8 +371,7 @@ pub(crate) fn minus(a: &P, b: &P) -> Result<P, TreeError> {
         return Ok(set(x.minus(&y)));
     }
     let not = checked(Node::Not(b.clone()))?;
-    let d = not.depth().max(a.depth() + 1);
-    checked(Node::Seq(not, a.clone(), d))
+    chain(not, a.clone(), true)
 }
 
 /// `p^n`.
@@ -310,17 +380,19 @@ pub(crate) fn power(p: &P, n: i64) -> Result<P, TreeError> {
         if nullable(p, &[]) {
             return Err(TreeError("loop body may accept empty string".into()));
         }
+        if (n as u64).saturating_mul(p.size()) > MAX_SIZE {
+            return Err(too_large());
+        }
         let mut r = checked(Node::Rep(p.clone()))?;
         for _ in 0..n {
-            let d = (p.depth() + 1).max(r.depth());
-            r = checked(Node::Seq(p.clone(), r, d))?;
+            r = chain(p.clone(), r, true)?;
         }
         Ok(r)
     } else {
-        checked(Node::AtMost(
-            p.clone(),
-            n.unsigned_abs().min(u32::MAX as u64) as u32,
-        ))
+        if n.unsigned_abs().saturating_mul(p.size()) > MAX_SIZE {
+            return Err(too_large());
+        }
+        checked(Node::AtMost(p.clone(), n.unsigned_abs() as u32))
     }
 }
 
@@ -374,18 +446,8 @@ fn check<'a>(mut p: &'a P, mut g: &'a [P], nofail: bool) -> bool {
                 }
                 p = b;
             }
-            Node::Seq(a, b, _) => {
-                if !check(a, g, nofail) {
-                    return false;
-                }
-                p = b;
-            }
-            Node::Choice(a, b, _) => {
-                if check(b, g, nofail) {
-                    return true;
-                }
-                p = a;
-            }
+            Node::Seq(..) => return operands(p).iter().all(|x| check(x, g, nofail)),
+            Node::Choice(..) => return operands(p).iter().any(|x| check(x, g, nofail)),
             Node::Capture(_, b) => p = b,
             Node::Grammar(gr) => {
                 g = &gr.rules;
@@ -424,18 +486,23 @@ pub(crate) fn fixedlen<'a>(p: &'a P, g: &'a [P], calls: &mut usize) -> i64 {
                 }
                 p = rule(g, *n);
             }
-            Node::Seq(a, b, _) => {
-                let n1 = fixedlen(a, g, calls);
-                if n1 < 0 {
-                    return -1;
+            Node::Seq(..) => {
+                for x in operands(p) {
+                    let n = fixedlen(x, g, calls);
+                    if n < 0 {
+                        return -1;
+                    }
+                    len += n;
                 }
-                len += n1;
-                p = b;
+                return len;
             }
-            Node::Choice(a, b, _) => {
-                let n1 = fixedlen(a, g, calls);
-                let n2 = fixedlen(b, g, calls);
-                return if n1 != n2 || n1 < 0 { -1 } else { len + n1 };
+            Node::Choice(..) => {
+                let lens: Vec<i64> = operands(p).iter().map(|x| fixedlen(x, g, calls)).collect();
+                return if lens[0] < 0 || lens.iter().any(|n| *n != lens[0]) {
+                    -1
+                } else {
+                    len + lens[0]
+                };
             }
         }
     }
@@ -455,11 +522,8 @@ pub(crate) fn has_captures<'a>(p: &'a P, g: &'a [P], calls: &mut usize) -> bool 
                 p = rule(g, *n);
             }
             Node::Grammar(gr) => return has_captures(&gr.rules[0], &gr.rules, calls),
-            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
-                if has_captures(a, g, calls) {
-                    return true;
-                }
-                p = b;
+            Node::Seq(..) | Node::Choice(..) => {
+                return operands(p).iter().any(|x| has_captures(x, g, calls))
             }
             Node::Rep(b)
             | Node::AtMost(b, _)
@@ -499,8 +563,14 @@ fn fix(p: &P, names: &[Key], used: &mut [bool]) -> Result<P, TreeError> {
             used[i] = true;
             Node::Call(i as u32)
         }
-        Node::Seq(a, b, d) => Node::Seq(f(a, used)?, f(b, used)?, *d),
-        Node::Choice(a, b, d) => Node::Choice(f(a, used)?, f(b, used)?, *d),
+        Node::Seq(..) | Node::Choice(..) => {
+            let seq = matches!(**p, Node::Seq(..));
+            let mut items = Vec::new();
+            for x in operands(p) {
+                items.push(f(x, used)?);
+            }
+            return rechain(items, seq);
+        }
         Node::Rep(b) => Node::Rep(f(b, used)?),
         Node::AtMost(b, n) => Node::AtMost(f(b, used)?, *n),
         Node::Not(b) => Node::Not(f(b, used)?),
@@ -513,18 +583,28 @@ fn fix(p: &P, names: &[Key], used: &mut [bool]) -> Result<P, TreeError> {
     Ok(Arc::new(n))
 }
 
+/// A right-leaning chain of sequences (`seq`) or choices over `items`.
+fn rechain(items: Vec<P>, seq: bool) -> Result<P, TreeError> {
+    let mut it = items.into_iter().rev();
+    let mut acc = it.next().unwrap_or_else(|| Arc::new(Node::True));
+    for x in it {
+        acc = chain(x, acc, seq)?;
+    }
+    Ok(acc)
+}
+
+/// `a * b` without LPeg's simplifications (for constructors that build captures).
+pub(crate) fn raw_seq(a: P, b: P) -> Result<P, TreeError> {
+    chain(a, b, true)
+}
+
 /// True when `p` has a `V` outside any nested grammar.
 pub(crate) fn has_open_calls(p: &P) -> bool {
     let mut p = p;
     loop {
         match &**p {
             Node::OpenCall(_) => return true,
-            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
-                if has_open_calls(a) {
-                    return true;
-                }
-                p = b;
-            }
+            Node::Seq(..) | Node::Choice(..) => return operands(p).into_iter().any(has_open_calls),
             Node::Rep(b)
             | Node::AtMost(b, _)
             | Node::Not(b)
@@ -543,11 +623,8 @@ pub(crate) fn first_open_call(p: &P) -> Option<Key> {
     loop {
         match &**p {
             Node::OpenCall(k) => return Some(k.clone()),
-            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
-                if let Some(k) = first_open_call(a) {
-                    return Some(k);
-                }
-                p = b;
+            Node::Seq(..) | Node::Choice(..) => {
+                return operands(p).into_iter().find_map(first_open_call)
             }
             Node::Rep(b)
             | Node::AtMost(b, _)
@@ -596,15 +673,28 @@ fn verify_rule(
                 nb = true;
             }
             Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
-            Node::Seq(a, b, _) => {
-                if !verify_rule(a, g, names, passed, false)? {
+            Node::Seq(..) => {
+                let ops = operands(p);
+                let (last, init) = ops.split_last().expect("a chain has operands");
+                let mut all = true;
+                for x in init {
+                    if !verify_rule(x, g, names, passed, false)? {
+                        all = false;
+                        break;
+                    }
+                }
+                if !all {
                     break nb;
                 }
-                p = b;
+                p = last;
             }
-            Node::Choice(a, b, _) => {
-                nb = verify_rule(a, g, names, passed, nb)?;
-                p = b;
+            Node::Choice(..) => {
+                let ops = operands(p);
+                let (last, init) = ops.split_last().expect("a chain has operands");
+                for x in init {
+                    nb = verify_rule(x, g, names, passed, nb)?;
+                }
+                p = last;
             }
             Node::Call(n) => {
                 if passed.len() >= MAX_RULES {
@@ -647,11 +737,8 @@ fn has_empty_loop(p: &P, g: &[P]) -> bool {
                 }
                 p = b;
             }
-            Node::Seq(a, b, _) | Node::Choice(a, b, _) => {
-                if has_empty_loop(a, g) {
-                    return true;
-                }
-                p = b;
+            Node::Seq(..) | Node::Choice(..) => {
+                return operands(p).iter().any(|x| has_empty_loop(x, g))
             }
             Node::AtMost(b, _)
             | Node::Not(b)
