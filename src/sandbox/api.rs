@@ -436,22 +436,32 @@ fn table_message(t: &Table) -> mlua::Result<Message> {
             msg.uuid = b;
         }
     }
-    msg.timestamp = t
-        .raw_get::<Option<f64>>("Timestamp")?
-        .map_or(0, |n| n as i64);
+    msg.timestamp = header_number(t, "Timestamp")?.map_or(0, |n| n as i64);
     msg.msg_type = compact(t.raw_get("Type")?);
     msg.logger = compact(t.raw_get("Logger")?);
     msg.hostname = compact(t.raw_get("Hostname")?);
     msg.payload = t.raw_get::<Option<String>>("Payload")?.unwrap_or_default();
     msg.env_version = compact(t.raw_get("EnvVersion")?);
-    msg.pid = t.raw_get::<Option<f64>>("Pid")?.map(|n| n as i32);
-    if let Some(s) = t.raw_get::<Option<f64>>("Severity")? {
+    msg.pid = header_number(t, "Pid")?.map(|n| n as i32);
+    if let Some(s) = header_number(t, "Severity")? {
         msg.severity = s as i32;
     }
     if let Some(fields) = t.raw_get::<Option<Table>>("Fields")? {
         table_fields(&fields, &mut msg)?;
     }
     Ok(msg)
+}
+
+/// A numeric header (`Timestamp`, `Severity`, `Pid`). As in Heka's lua_sandbox, a
+/// value that is not a number (or a numeric string) leaves the header unset: Heka's own
+/// `bind_query_log.lua` sets `Severity = 'info'`.
+fn header_number(t: &Table, key: &str) -> mlua::Result<Option<f64>> {
+    Ok(match t.raw_get::<Value>(key)? {
+        Value::Integer(i) => Some(i as f64),
+        Value::Number(n) => Some(n),
+        Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
+        _ => None,
+    })
 }
 
 /// `Fields` as an array of `{name=, value=, ...}` or as a hash `name = value | spec`.

@@ -535,19 +535,44 @@ fn sanitize(s: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
         .collect()
 }
 
+/// An integer argument as lua_sandbox's Lua 5.1 `luaL_checkint` read it: a float is
+/// truncated toward zero (Heka's `http_status.lua` passes `status / 100` as the
+/// column), a numeric string converted.
+#[derive(Clone, Copy)]
+struct Int(i64);
+
+impl mlua::FromLua for Int {
+    fn from_lua(v: mlua::Value, _: &mlua::Lua) -> mlua::Result<Int> {
+        let n = match &v {
+            mlua::Value::Integer(i) => return Ok(Int(*i)),
+            mlua::Value::Number(n) => Some(*n),
+            mlua::Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
+            _ => None,
+        };
+        match n {
+            Some(n) if n.is_finite() => Ok(Int(n.trunc() as i64)),
+            _ => Err(err(format!("number expected, got {}", v.type_name()))),
+        }
+    }
+}
+
+fn opt(i: Option<Int>) -> Option<i64> {
+    i.map(|x| x.0)
+}
+
 impl UserData for CircularBuffer {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method_mut("add", |_, cb, (ns, col, v): (i64, i64, f64)| {
-            cb.add(ns, col, v)
+        m.add_method_mut("add", |_, cb, (ns, col, v): (Int, Int, f64)| {
+            cb.add(ns.0, col.0, v)
         });
-        m.add_method_mut("set", |_, cb, (ns, col, v): (i64, i64, f64)| {
-            cb.set(ns, col, v)
+        m.add_method_mut("set", |_, cb, (ns, col, v): (Int, Int, f64)| {
+            cb.set(ns.0, col.0, v)
         });
-        m.add_method_mut("get", |_, cb, (ns, col): (i64, i64)| cb.get(ns, col));
+        m.add_method_mut("get", |_, cb, (ns, col): (Int, Int)| cb.get(ns.0, col.0));
         m.add_method_mut(
             "compute",
-            |_, cb, (f, col, s, e): (String, i64, Option<i64>, Option<i64>)| {
-                Ok(match cb.compute(&f, col, s, e)? {
+            |_, cb, (f, col, s, e): (String, Int, Option<Int>, Option<Int>)| {
+                Ok(match cb.compute(&f, col.0, opt(s), opt(e))? {
                     Some((r, n)) => (Some(r), Some(n)),
                     None => (None, None),
                 })
@@ -555,16 +580,20 @@ impl UserData for CircularBuffer {
         );
         m.add_method_mut(
             "get_range",
-            |lua, cb, (col, s, e): (i64, Option<i64>, Option<i64>)| match cb.get_range(col, s, e)? {
+            |lua, cb, (col, s, e): (Int, Option<Int>, Option<Int>)| match cb.get_range(
+                col.0,
+                opt(s),
+                opt(e),
+            )? {
                 Some(v) => Ok(mlua::Value::Table(lua.create_sequence_from(v)?)),
                 None => Ok(mlua::Value::Nil),
             },
         );
         m.add_method_mut(
             "mannwhitneyu",
-            |_, cb, (col, s1, e1, s2, e2, cc): (i64, i64, i64, i64, i64, Option<bool>)| {
+            |_, cb, (col, s1, e1, s2, e2, cc): (Int, Int, Int, Int, Int, Option<bool>)| {
                 Ok(
-                    match cb.mannwhitneyu(col, (s1, e1), (s2, e2), cc.unwrap_or(true))? {
+                    match cb.mannwhitneyu(col.0, (s1.0, e1.0), (s2.0, e2.0), cc.unwrap_or(true))? {
                         Some((u, p)) => (Some(u), Some(p)),
                         None => (None, None),
                     },
@@ -573,8 +602,8 @@ impl UserData for CircularBuffer {
         );
         m.add_method_mut(
             "annotate",
-            |_, cb, (ns, col, kind, text, delta): (i64, i64, String, String, Option<bool>)| {
-                cb.annotate(ns, col, &kind, &text, delta.unwrap_or(true))
+            |_, cb, (ns, col, kind, text, delta): (Int, Int, String, String, Option<bool>)| {
+                cb.annotate(ns.0, col.0, &kind, &text, delta.unwrap_or(true))
             },
         );
         m.add_method_mut("fromstring", |_, cb, s: String| cb.fromstring(&s));
@@ -586,7 +615,8 @@ impl UserData for CircularBuffer {
         });
         m.add_method_mut(
             "set_header",
-            |_, cb, (col, name, unit, agg): (i64, String, Option<String>, Option<String>)| {
+            |_, cb, (col, name, unit, agg): (Int, String, Option<String>, Option<String>)| {
+                let col = col.0;
                 let c = cb.col(col)?;
                 let agg = agg.as_deref().unwrap_or("sum");
                 let agg =
@@ -601,8 +631,8 @@ impl UserData for CircularBuffer {
                 Ok(col)
             },
         );
-        m.add_method("get_header", |_, cb, col: i64| {
-            let h = &cb.headers[cb.col(col)?];
+        m.add_method("get_header", |_, cb, col: Int| {
+            let h = &cb.headers[cb.col(col.0)?];
             Ok((h.name.clone(), h.unit.clone(), h.agg.name()))
         });
         m.add_function("format", |_, (ud, f): (mlua::AnyUserData, String)| {

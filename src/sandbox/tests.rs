@@ -131,6 +131,38 @@ fn inject_message_converts_heka_table_format() {
 }
 
 #[test]
+fn a_non_numeric_header_is_left_unset_as_in_heka() {
+    // Heka's bind_query_log.lua sets Severity = 'info'; lua_sandbox skips such headers.
+    let mut sb = sandbox(
+        r#"function process_message()
+            inject_message({Type = "q", Severity = "info", Pid = "12", Timestamp = "x"})
+            return 0 end"#,
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    assert_eq!(
+        (out[0].severity, out[0].pid),
+        (Message::new().severity, Some(12))
+    );
+}
+
+#[test]
+fn circular_buffer_truncates_fractional_columns_as_lua_5_1_did() {
+    // Heka's http_status.lua: `status:add(ts, sc / 100, 1)` with sc = 503.
+    let mut sb = sandbox(
+        r#"require "circular_buffer"
+           local cb = circular_buffer.new(2, 5, 60)
+           function process_message()
+             cb:add(60e9, 503 / 100, 1)
+             inject_payload('txt', '', cb:get(60e9, 5), ' ', tostring(cb:get(60e9, 4)))
+             return 0 end"#,
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    assert_eq!(out[0].payload, "1 nan");
+}
+
+#[test]
 fn inject_message_accepts_array_fields() {
     let mut sb = sandbox(
         r#"function process_message()
