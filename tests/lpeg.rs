@@ -168,3 +168,230 @@ fn random_patterns_match_c_lpeg() {
     );
     compare(&c, &run_hekate(&script));
 }
+
+/// The folder of the Heka-style test scripts.
+fn lua_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lpeg/lua")
+        .display()
+        .to_string()
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A real nginx "combined" log, tailed by `LogstreamerInput`, decoded by an LPeg
+/// decoder in the style of Heka's `nginx_access.lua` (its `log_format` key and field
+/// schema), counted per status class by an `http_status`-style filter whose cbuf graph
+/// and 5xx alert go to a file.
+#[test]
+fn nginx_log_through_an_lpeg_decoder_and_a_status_graph() {
+    let dir = crate::common::write_config(&[(
+        "pipeline.toml",
+        &format!(
+            r#"
+[hekad]
+base_dir = "{{dir}}/base"
+
+[nginx]
+type = "LogstreamerInput"
+log_directory = "{{dir}}/logs"
+file_match = 'access\.log'
+decoder = "CombinedLogDecoder"
+
+[CombinedLogDecoder]
+type = "SandboxDecoder"
+filename = "{lua}/nginx_access.lua"
+module_directory = "{lua}"
+[CombinedLogDecoder.config]
+type = "combined"
+log_format = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
+
+[HttpStatus]
+type = "SandboxFilter"
+filename = "{lua}/status_classes.lua"
+message_matcher = "Type == 'combined'"
+ticker_interval = 1
+[HttpStatus.config]
+sec_per_row = 60
+rows = 3
+alert_5xx_percent = 50
+
+[json]
+type = "JsonEncoder"
+
+[decoded]
+type = "FileOutput"
+message_matcher = "Type == 'combined'"
+path = "{{dir}}/decoded.json"
+encoder = "json"
+
+[graphs]
+type = "FileOutput"
+message_matcher = "Type == 'heka.sandbox-output'"
+path = "{{dir}}/graphs.json"
+encoder = "json"
+"#,
+            lua = lua_dir()
+        ),
+    )]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    let line = |t: &str, req: &str, st: u32, bytes: u32| {
+        format!(
+            "62.195.113.219 - - [10/Jan/2014:07:{t} -0800] \"{req}\" {st} {bytes} \"-\" \"{ua}\"\n"
+        )
+    };
+    let mut log = String::new();
+    for (t, st) in [("04:56", 200), ("04:57", 404), ("04:58", 503)] {
+        log.push_str(&line(t, "GET /v1/recovery_email/status HTTP/1.1", st, 82));
+    }
+    for (t, st) in [
+        ("05:01", 500),
+        ("05:02", 503),
+        ("05:03", 502),
+        ("05:04", 200),
+    ] {
+        log.push_str(&line(t, "POST /v1/account/create HTTP/1.1", st, 1234));
+    }
+    log.push_str(&line("06:00", "GET / HTTP/1.1", 301, 0));
+    std::fs::write(logs.join("access.log"), &log).expect("write log");
+    let mut h = crate::common::Hekate::start_in(dir);
+    let decoded = h.path().join("decoded.json");
+    let graphs = h.path().join("graphs.json");
+    let has_alert = || {
+        crate::common::lines(&graphs)
+            .iter()
+            .any(|l| l.contains("\"alert\""))
+    };
+    assert!(
+        crate::common::wait_for(LONG, || crate::common::lines(&decoded).len() == 8
+            && has_alert()),
+        "{}",
+        h.log_text()
+    );
+    let (status, log_text) = h.stop();
+    assert!(status.success(), "{log_text}");
+
+    let first: serde_json::Value =
+        serde_json::from_str(&crate::common::lines(&decoded)[0]).expect("json");
+    assert_eq!(first["Type"], "combined");
+    assert_eq!(first["Timestamp"], 1_389_366_296_000_000_000i64, "{first}");
+    let f = &first["Fields"];
+    let repr = |v: serde_json::Value, r: &str| serde_json::json!({"representation": r, "value": v});
+    assert_eq!(
+        f["remote_addr"],
+        repr("62.195.113.219".into(), "ipv4"),
+        "{first}"
+    );
+    assert_eq!(f["remote_user"], "-");
+    assert_eq!(f["request"], "GET /v1/recovery_email/status HTTP/1.1");
+    assert_eq!(f["status"], 200.0);
+    assert!(
+        f["status"].is_f64(),
+        "status is a DOUBLE in Heka's schema: {first}"
+    );
+    assert_eq!(f["body_bytes_sent"], repr(82.0.into(), "B"));
+    assert!(f["body_bytes_sent"]["value"].is_f64(), "a DOUBLE: {first}");
+    assert_eq!(f["http_referer"], "-");
+    assert_eq!(f["http_user_agent"], ua);
+
+    let outputs: Vec<serde_json::Value> = crate::common::lines(&graphs)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let graph = outputs
+        .iter()
+        .rev()
+        .find(|m| m["Fields"]["payload_type"] == repr("cbuf".into(), "file-extension"))
+        .unwrap_or_else(|| panic!("a cbuf graph: {outputs:?}"));
+    assert_eq!(graph["Fields"]["payload_name"], "HTTP Status");
+    assert_eq!(
+        graph["Payload"],
+        "{\"time\":1389366240,\"rows\":3,\"columns\":6,\"seconds_per_row\":60,\"column_info\":[\
+         {\"name\":\"HTTP_100\",\"unit\":\"count\",\"aggregation\":\"sum\"},\
+         {\"name\":\"HTTP_200\",\"unit\":\"count\",\"aggregation\":\"sum\"},\
+         {\"name\":\"HTTP_300\",\"unit\":\"count\",\"aggregation\":\"sum\"},\
+         {\"name\":\"HTTP_400\",\"unit\":\"count\",\"aggregation\":\"sum\"},\
+         {\"name\":\"HTTP_500\",\"unit\":\"count\",\"aggregation\":\"sum\"},\
+         {\"name\":\"HTTP_UNKNOWN\",\"unit\":\"count\",\"aggregation\":\"sum\"}]}\n\
+         nan\t1\tnan\t1\t1\tnan\n\
+         nan\t1\tnan\tnan\t3\tnan\n\
+         nan\tnan\t1\tnan\tnan\tnan\n"
+    );
+    let alert = outputs
+        .iter()
+        .find(|m| m["Fields"]["payload_type"] == repr("alert".into(), "file-extension"))
+        .expect("an alert");
+    assert_eq!(alert["Payload"], "3 of 4 responses were 5xx");
+    assert_eq!(alert["Logger"], "HttpStatus");
+}
+
+/// rsyslog's traditional format over TCP, decoded by an LPeg/`re` decoder in the style of
+/// Heka's `rsyslog.lua`: Hostname, Pid, Payload and Fields[programname].
+#[test]
+fn rsyslog_lines_over_tcp_through_an_re_decoder() {
+    let port = crate::common::free_port();
+    let mut h = crate::common::Hekate::start(&format!(
+        r#"
+[syslog_tcp]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = "RsyslogDecoder"
+
+[RsyslogDecoder]
+type = "SandboxDecoder"
+filename = "{lua}/rsyslog_traditional.lua"
+[RsyslogDecoder.config]
+type = "RSYSLOG_TraditionalFileFormat"
+year = 2026
+
+[json]
+type = "JsonEncoder"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'RSYSLOG_TraditionalFileFormat'"
+path = "{{dir}}/out.json"
+encoder = "json"
+"#,
+        lua = lua_dir()
+    ));
+    assert!(crate::common::wait_tcp(port), "{}", h.log_text());
+    crate::common::send_tcp(
+        port,
+        b"Feb  9 14:17:01 trink-x230 CRON[20758]: (root) CMD ( cd / && run-parts --report /etc/cron.hourly)\n\
+          Dec 24 23:59:58 web-1 kernel: Out of memory: Killed process 4242 (nginx)\n",
+    );
+    let out = h.path().join("out.json");
+    assert!(
+        crate::common::wait_for(LONG, || crate::common::lines(&out).len() == 2),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    let msgs: Vec<serde_json::Value> = crate::common::lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let cron = &msgs[0];
+    assert_eq!(cron["Hostname"], "trink-x230", "{cron}");
+    assert_eq!(cron["Pid"], 20758);
+    assert_eq!(
+        cron["Payload"],
+        "(root) CMD ( cd / && run-parts --report /etc/cron.hourly)"
+    );
+    assert_eq!(cron["Fields"]["programname"], "CRON");
+    // 2026-02-09 14:17:01 UTC
+    assert_eq!(cron["Timestamp"], 1_770_646_621_000_000_000i64);
+    let kernel = &msgs[1];
+    assert_eq!(kernel["Hostname"], "web-1");
+    assert!(kernel.get("Pid").is_none_or(|p| p.is_null()), "{kernel}");
+    assert_eq!(kernel["Fields"]["programname"], "kernel");
+    assert_eq!(
+        kernel["Payload"],
+        "Out of memory: Killed process 4242 (nginx)"
+    );
+}

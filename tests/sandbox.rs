@@ -320,9 +320,9 @@ encoder = "line"
     );
 }
 
-/// `FilePollingInput` reads the real `/proc/loadavg` every second through a
-/// `SandboxDecoder` written in the style of Heka's `linux_loadavg` decoder (Heka's own
-/// needs lpeg): `Type = "stats.loadavg"` with `1MinAvg`, `5MinAvg`, `15MinAvg` and
+/// `FilePollingInput` reads the real `/proc/loadavg` every second through an LPeg
+/// `SandboxDecoder` written in the style of Heka's `linux_loadavg` decoder:
+/// `Type = "stats.loadavg"` with `1MinAvg`, `5MinAvg`, `15MinAvg` and
 /// `NumProcesses` (doubles), and the input's `FilePath` field passed through.
 #[test]
 fn file_polling_input_reads_proc_loadavg_through_a_decoder() {
@@ -330,10 +330,13 @@ fn file_polling_input_reads_proc_loadavg_through_a_decoder() {
     std::fs::write(
         lua.path().join("loadavg.lua"),
         r#"
+local l = require "lpeg"
+l.locale(l)
+local num = l.C(l.digit^1 * ("." * l.digit^1)^-1)
+local grammar = num * " " * num * " " * num * " " * l.digit^1 * "/" * num * " " * l.digit^1 * l.P"\n"^-1 * -1
 local msg = {Type = "stats.loadavg", Payload = nil, Fields = {}}
 function process_message()
-    local data = read_message("Payload")
-    local one, five, fifteen, procs = data:match("^(%S+) (%S+) (%S+) %d+/(%d+)")
+    local one, five, fifteen, procs = grammar:match(read_message("Payload"))
     if not one then return -1, "not a loadavg line" end
     msg.Fields["1MinAvg"] = tonumber(one)
     msg.Fields["5MinAvg"] = tonumber(five)
