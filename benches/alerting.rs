@@ -1,4 +1,4 @@
-//! Criterion benchmark of the shipped alerting filters (`sandbox/lua/filters/heartbeat.lua`
+//! Criterion benchmark of the shipped alerting filters (`sandbox/lua/filters/heartbeat_monitor.lua`
 //! and `threshold.lua` with the alert module): `process_message` per beat/value and the
 //! heartbeat `timer_event` over 1,000 services, next to an empty `process_message` in
 //! the same harness (the sandbox's floor). Run with `cargo bench --bench alerting`.
@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut hb = sandbox(
-        "filters/heartbeat.lua",
+        "filters/heartbeat_monitor.lua",
         "key_field = 'Fields[service]'\nwarn_timeout = 10\ndown_timeout = 30\nmax_services = 1000",
     );
     // Warm up: every service known with a full interval history.

@@ -133,7 +133,7 @@ fn cbuf_outputs_are_graphed() {
     let config = format!(
         "{}\n[http_status]\ntype = \"SandboxFilter\"\nfilename = \"{}\"\nmessage_matcher = \"Type == 'web'\"\nticker_interval = 1\n[http_status.config]\nsec_per_row = 1\nrows = 120\n{}",
         json_lines_input(input),
-        lua("filters/http_status.lua"),
+        lua("filters/http_status_graph.lua"),
         dashboard(web)
     );
     let h = Hekate::start(&config);

@@ -23,7 +23,7 @@ fn shipped_lua_tests_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("PASS sandbox/lua/tests/http_status.toml"),
+        text.contains("PASS sandbox/lua/tests/http_status_graph.toml"),
         "{text}"
     );
     assert!(
@@ -33,9 +33,9 @@ fn shipped_lua_tests_pass() {
     assert!(text.contains("PASS sandbox/lua/tests/line.toml"), "{text}");
     for file in [
         "alert.toml",
-        "alert_encoder.toml",
-        "heartbeat.toml",
-        "heartbeat_auto.toml",
+        "alert_mail.toml",
+        "heartbeat_monitor.toml",
+        "heartbeat_monitor_auto.toml",
         "threshold.toml",
         "threshold_below.toml",
     ] {
@@ -81,4 +81,37 @@ fn missing_file_fails() {
     let out = hekate_test(&["no/such/test.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL no/such/test.toml"));
+}
+
+/// A Heka config pointed at hekate's own script of a similar name: every key the script
+/// does not read is reported, with the keys it does read.
+#[test]
+fn heka_keys_given_to_a_shipped_script_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("heka_keys.toml");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sandbox/lua/filters/http_status_graph.lua"
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "[plugin]\ntype = \"SandboxFilter\"\nfilename = \"{script}\"\n\
+             [plugin.config]\nsec_per_row = 60\nstatus_field = \"status\"\n\
+             anomaly_config = 'roc(\"HTTP Status\", 2, 15, 0, 1.5, true, false)'\n\n\
+             [[case]]\nname = \"loads\"\nevents = [{{ timer = 60000000000 }}]\nexpect = [{{}}]\n"
+        ),
+    )
+    .expect("write");
+    let out = hekate_test(&[file.to_str().expect("utf-8 path")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    for key in ["anomaly_config", "status_field"] {
+        assert!(
+            text.contains(&format!(
+                "config.{key}: not a key of hekate's http_status_graph.lua (its keys: rows, sec_per_row, title)"
+            )),
+            "{text}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! End-to-end tests of `SmtpOutput` against a real SMTP server on loopback: Python's
 //! `aiosmtpd` running `tests/fixtures/smtp_sink.py`, which stores every accepted mail as
-//! JSON. Also the alerting chain: heartbeats over UDP → `heartbeat.lua` → alert encoder →
+//! JSON. Also the alerting chain: heartbeats over UDP → `heartbeat_monitor.lua` → alert encoder →
 //! `SmtpOutput`.
 //!
 //! Needs `scripts/test-deps.sh` (aiosmtpd in `<repo>/.venv`, or `$HEKATE_VENV`); without it
@@ -353,7 +353,7 @@ type = "JsonDecoder"
 
 [heartbeat]
 type = "SandboxFilter"
-filename = "filters/heartbeat.lua"
+filename = "filters/heartbeat_monitor.lua"
 module_directory = "modules"
 message_matcher = "Type == 'heartbeat'"
 ticker_interval = 1
@@ -364,7 +364,7 @@ down_timeout = 4
 
 [AlertEncoder]
 type = "SandboxEncoder"
-filename = "encoders/alert.lua"
+filename = "encoders/alert_mail.lua"
 [AlertEncoder.config]
 subject_prefix = "[hekate] "
 

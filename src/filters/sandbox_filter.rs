@@ -127,6 +127,7 @@ pub(crate) fn build(
             .map_err(|e| vec![cfg.error("filename", e.to_string())])
     };
     let mut sandbox = load()?;
+    script::check_config_keys(cfg, &source, &path, &sandbox)?;
     let preserve = c.preserve_data.then(|| {
         bcx.base_path(Path::new("sandbox_preservation"))
             .join(format!("{}.data", cfg.name))

@@ -1,5 +1,5 @@
 //! `SmtpOutput`: mails each encoded message (Heka's SmtpOutput), typically alerts
-//! rendered by `sandbox/lua/encoders/alert.lua`. Run by the output runner; speaks SMTP
+//! rendered by `sandbox/lua/encoders/alert_mail.lua`. Run by the output runner; speaks SMTP
 //! itself through [`smtp`](crate::smtp).
 //!
 //! Delivery failures follow the runner's contract: an unreachable server or a 4xx reply

@@ -303,7 +303,10 @@ fn value_ref(lua: &Lua, v: ValueRef<'_>) -> mlua::Result<Value> {
 
 /// `read_config(name)`: a value of `[name.config]`, or nil.
 fn read_config(lua: &Lua, s: &Shared, name: &str) -> mlua::Result<Value> {
-    let st = lock(s)?;
+    let mut st = lock(s)?;
+    if !st.read_keys.contains(name) {
+        st.read_keys.insert(name.to_string());
+    }
     match st.config.get(name) {
         Some(v) => toml_value(lua, v),
         None => Ok(Value::Nil),

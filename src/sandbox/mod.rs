@@ -159,6 +159,8 @@ pub(crate) struct CallState {
     pub codec: bool,
     /// Encoder output bytes set by the last injection in codec mode.
     pub output: Option<Vec<u8>>,
+    /// The `[name.config]` keys the script asked for with `read_config`.
+    pub read_keys: std::collections::BTreeSet<String>,
 }
 
 /// The outcome of a `process_message` call that did not terminate the sandbox.
@@ -216,6 +218,7 @@ impl Sandbox {
             term: term.clone(),
             codec: false,
             output: None,
+            read_keys: Default::default(),
         }));
         let lua = restricted_state(settings, &term, &shared)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -307,6 +310,19 @@ impl Sandbox {
             return Err(SandboxError::Load(format!("{chunk_name}: {reason}")));
         }
         res.map_err(|e| SandboxError::Load(first_line(&e)))
+    }
+
+    /// `[name.config]` keys the script has not read (so far) with `read_config`, and
+    /// the keys it has read.
+    pub fn config_keys_unread(&self) -> (Vec<String>, Vec<String>) {
+        let st = lock_state(&self.shared);
+        let unread = st
+            .config
+            .keys()
+            .filter(|k| !st.read_keys.contains(*k))
+            .cloned()
+            .collect();
+        (unread, st.read_keys.iter().cloned().collect())
     }
 
     /// True when the script defines `process_message`.

@@ -205,6 +205,46 @@ impl Recipe {
     }
 }
 
+/// The line that marks a script shipped with hekate: every `read_config` it makes
+/// happens when it loads, so a `[name.config]` key it did not read is a mistake (most
+/// likely a key of Heka's script of a similar name) and is reported.
+pub const SHIPPED_MARKER: &str = "-- hekate: unknown [name.config] keys are errors";
+
+/// For a script carrying [`SHIPPED_MARKER`], one error per `[name.config]` key it did
+/// not read while loading, naming the keys it does read.
+pub fn check_config_keys(
+    cfg: &PluginConfig,
+    source: &str,
+    path: &Path,
+    sandbox: &Sandbox,
+) -> Result<(), Vec<ConfigError>> {
+    if !source.contains(SHIPPED_MARKER) {
+        return Ok(());
+    }
+    let (unread, read) = sandbox.config_keys_unread();
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let known = if read.is_empty() {
+        "none".to_string()
+    } else {
+        read.join(", ")
+    };
+    Err(unread
+        .iter()
+        .map(|k| {
+            cfg.error(
+                &format!("config.{k}"),
+                format!("not a key of hekate's {file} (its keys: {known})"),
+            )
+        })
+        .collect())
+}
+
 /// Parses a codec section, reads the script and compiles it once so that errors surface
 /// at build, naming the `filename` key.
 pub fn load_recipe(cfg: &PluginConfig, bcx: &BuildContext) -> Result<Recipe, Vec<ConfigError>> {
@@ -218,6 +258,7 @@ pub fn load_recipe(cfg: &PluginConfig, bcx: &BuildContext) -> Result<Recipe, Vec
     let probe = recipe
         .instantiate()
         .map_err(|e| vec![cfg.error("filename", e)])?;
+    check_config_keys(cfg, &recipe.source, Path::new(&recipe.chunk), &probe)?;
     if !probe.has_process_message() {
         let why = format!("{}: process_message() function was not found", recipe.chunk);
         return Err(vec![cfg.error("filename", why)]);

@@ -1,3 +1,4 @@
+-- hekate: unknown [name.config] keys are errors
 --[[
 Key/value decoder (SandboxDecoder).
 

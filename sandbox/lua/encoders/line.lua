@@ -1,3 +1,4 @@
+-- hekate: unknown [name.config] keys are errors
 --[[
 Line encoder (SandboxEncoder).
 

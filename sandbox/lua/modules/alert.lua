@@ -4,7 +4,7 @@ Alert module (`require "alert"`), for SandboxFilters.
 Sends alerts as `heka.sandbox-output` messages with `Fields[payload_type] = "alert"`,
 the form Heka's alert module injected, so the usual matcher
 `Type == 'heka.sandbox-output' && Fields[payload_type] == 'alert'` selects them and
-`sandbox/lua/encoders/alert.lua` renders them for SmtpOutput or HttpOutput.
+`sandbox/lua/encoders/alert_mail.lua` renders them for SmtpOutput or HttpOutput.
 
 Heka-compatible API (same names, arguments and return values as Heka's module):
 

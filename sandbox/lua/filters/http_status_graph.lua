@@ -1,3 +1,4 @@
+-- hekate: unknown [name.config] keys are errors
 --[[
 HTTP status graph (SandboxFilter).
 
@@ -17,7 +18,7 @@ Config ([name.config]):
 Example:
   [http_status]
   type = "SandboxFilter"
-  filename = "lua_filters/http_status.lua"
+  filename = "lua_filters/http_status_graph.lua"
   message_matcher = "Type == 'nginx.access'"
   ticker_interval = 60
   preserve_data = true

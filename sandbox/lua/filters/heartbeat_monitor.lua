@@ -1,3 +1,4 @@
+-- hekate: unknown [name.config] keys are errors
 --[[
 Heartbeat monitor (SandboxFilter).
 
@@ -50,7 +51,7 @@ Config ([name.config]):
 Example:
   [heartbeat]
   type = "SandboxFilter"
-  filename = "lua_filters/heartbeat.lua"
+  filename = "lua_filters/heartbeat_monitor.lua"
   module_directory = "lua_modules"
   message_matcher = "Type == 'heartbeat'"
   ticker_interval = 5

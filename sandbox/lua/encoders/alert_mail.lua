@@ -1,3 +1,4 @@
+-- hekate: unknown [name.config] keys are errors
 --[[
 Alert encoder (SandboxEncoder), the AlertEncoder of hekate: renders alert messages as a
 short plain-text mail for SmtpOutput (with `subject_from_body = true`) or a text body
@@ -31,7 +32,7 @@ Config ([name.config]):
 Example:
   [AlertEncoder]
   type = "SandboxEncoder"
-  filename = "lua_encoders/alert.lua"
+  filename = "lua_encoders/alert_mail.lua"
     [AlertEncoder.config]
     subject_prefix = "[hekate] "
 
