@@ -18,7 +18,7 @@
 //!   [`outputs`]: one file per Heka type, a thin adapter over a kit.
 //! * **Kits** (shared parsers and clients): [`syslog`], [`log_format`], [`sandbox`] (the
 //!   Lua host and plugin loading), [`statsd`], [`whisper`], [`tcp_sink`], [`smtp`],
-//!   [`amqp`], [`http`].
+//!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
 //!
 //! The command line lives in the binary (`src/cli/`), not here.
@@ -35,6 +35,7 @@ pub mod graphite;
 pub mod http;
 pub mod inputs;
 pub mod log_format;
+pub mod lovebeat;
 pub mod matcher;
 pub mod message;
 pub mod outputs;
