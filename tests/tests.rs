@@ -19,6 +19,7 @@ mod hekate_test;
 mod http;
 mod layering;
 mod logstreamer;
+mod lovebeat;
 mod lpeg;
 mod matcher_conformance;
 mod nginx_metrics;

@@ -2,7 +2,7 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) and the foundation
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `lovebeat`) and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
@@ -11,6 +11,7 @@ mod file_polling_input;
 mod http_input;
 mod http_listen_input;
 pub mod logstreamer_input;
+mod lovebeat_input;
 mod process_input;
 mod stat_accum_input;
 mod statsd_input;
@@ -26,6 +27,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     amqp_input::PLUGIN,
     file_polling_input::PLUGIN,
     logstreamer_input::PLUGIN,
+    lovebeat_input::PLUGIN,
     process_input::PLUGIN,
     stat_accum_input::PLUGIN,
     statsd_input::PLUGIN,

@@ -229,7 +229,7 @@ pub fn auto_timeout(beats: &[i64]) -> i64 {
     }
     diffs.sort_unstable();
     let mid = diffs.len() / 2;
-    let median = if diffs.len() % 2 == 0 {
+    let median = if diffs.len().is_multiple_of(2) {
         (diffs[mid] + diffs[mid - 1]) / 2
     } else {
         diffs[mid]
