@@ -193,3 +193,128 @@ fn lovebeat_protocol_api_status_alerts_and_restart() {
     let (status, log) = h2.stop();
     assert!(status.success(), "{log}");
 }
+
+/// Requests a receiver got: (head, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A loopback webhook receiver: stores each request (head, body) and answers 200.
+fn webhook_receiver() -> (u16, Received) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = conn.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_string(), body.to_string());
+                    }
+                }
+            };
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            store.lock().expect("lock").push((head, body));
+        }
+    });
+    (port, got)
+}
+
+/// A view's alarms reach its `alert_mail` through SmtpOutput (the real aiosmtpd) and its
+/// `webhooks` through HttpOutput, with lovebeat's subject, body and JSON payload.
+#[test]
+fn lovebeat_alarms_go_by_mail_and_webhook() {
+    let sink = SmtpSink::start(&[]);
+    let (hook_port, hooks) = webhook_receiver();
+    let (udp, tcp, http) = (free_udp_port(), free_port(), free_port());
+    let mut h = Hekate::start(&format!(
+        r#"{base}
+[mail]
+type = "SmtpOutput"
+message_matcher = "Type == 'lovebeat.alert' && Fields[alert_mail] != ''"
+host = "127.0.0.1:{smtp}"
+send_from = "lovebeat@example.com"
+send_to_field = "alert_mail"
+subject_field = "subject"
+
+[webhook_body]
+type = "PayloadEncoder"
+append_newlines = false
+
+[webhooks]
+type = "HttpOutput"
+message_matcher = "Type == 'lovebeat.webhook'"
+address_field = "url"
+encoder = "webhook_body"
+[webhooks.headers]
+Content-Type = "application/json"
+Accept = "application/json"
+User-Agent = "Lovebeat"
+X-Lovebeat = "1"
+"#,
+        base = config(udp, tcp, http),
+        smtp = sink.port
+    ));
+    assert!(wait_tcp(http), "{}", h.log_text());
+    let form = format!(
+        "regexp=%5Ejob&alert_mail=ops%40example.com%2Cdev%40example.com&webhooks=http%3A%2F%2F127.0.0.1%3A{hook_port}%2Fhook"
+    );
+    assert_eq!(post(http, "/api/views/jobs", &form).0, 200);
+    send_tcp(tcp, b"job.nightly.beat:1|c\njob.nightly.err:1|g\n");
+    let mails = sink.wait_mails(1, LONG);
+    let data = mails[0]["data"].as_str().expect("data");
+    assert!(data.contains("Subject: [LOVEBEAT] jobs-1\r\n"), "{data}");
+    assert!(
+        data.contains("The status for view 'jobs' has changed from 'OK' to 'ERROR'\r\nServices with failures (max 10):\r\n  * job.nightly - ERROR"),
+        "{data}"
+    );
+    let mut rcpt: Vec<String> = mails[0]["rcpt_tos"]
+        .as_array()
+        .expect("rcpts")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    rcpt.sort();
+    assert_eq!(rcpt, ["dev@example.com", "ops@example.com"]);
+    assert!(
+        wait_for(LONG, || !hooks.lock().expect("lock").is_empty()),
+        "{}",
+        h.log_text()
+    );
+    let (head, body) = hooks.lock().expect("lock")[0].clone();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    for h in [
+        "content-type: application/json",
+        "user-agent: lovebeat",
+        "x-lovebeat: 1",
+        "accept: application/json",
+    ] {
+        assert!(lower.contains(h), "{h} in {head}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json body");
+    assert_eq!(
+        v,
+        serde_json::json!({"name": "jobs", "from_state": "OK", "to_state": "ERROR", "incident_number": 1})
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+}

@@ -7,89 +7,12 @@
 //! these tests fail with a message saying so.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::SmtpSink as Sink;
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
-
-fn venv() -> PathBuf {
-    std::env::var_os("HEKATE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
-}
-
-/// A running `smtp_sink.py`; killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start(args: &[&str]) -> Sink {
-        Self::start_on(free_port(), args)
-    }
-
-    fn start_on(port: u16, args: &[&str]) -> Sink {
-        let python = venv().join("bin/python");
-        let ok = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "aiosmtpd is not installed in {}: run scripts/test-deps.sh (or set HEKATE_VENV)",
-            venv().display()
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/smtp_sink.py"
-            ))
-            .arg(port.to_string())
-            .arg(dir.path())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn smtp_sink.py");
-        let sink = Sink { child, port, dir };
-        assert!(wait_tcp(port), "smtp_sink.py did not listen on {port}");
-        sink
-    }
-
-    /// The stored mails, in arrival order.
-    fn mails(&self) -> Vec<serde_json::Value> {
-        let mut mails = Vec::new();
-        for n in 1.. {
-            let path = self.dir.path().join(format!("mail-{n}.json"));
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                break;
-            };
-            mails.push(serde_json::from_str(&text).expect("mail json"));
-        }
-        mails
-    }
-
-    /// Waits for at least `n` mails.
-    fn wait_mails(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
-        wait_for(timeout, || self.mails().len() >= n);
-        let mails = self.mails();
-        assert!(mails.len() >= n, "expected {n} mails, got {mails:#?}");
-        mails
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The DATA text of a stored mail.
 fn data(mail: &serde_json::Value) -> &str {

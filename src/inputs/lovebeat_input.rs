@@ -4,8 +4,10 @@
 //! [`crate::lovebeat`] kit. State is saved under `base_dir` and read back at start.
 //!
 //! A view that changes state becomes a message (`Type = "lovebeat.alert"`) carrying
-//! lovebeat's mail subject and body and its webhook payload, for SmtpOutput and
-//! HttpOutput to deliver. Protocol lines that match nothing are counted
+//! lovebeat's mail subject and body (SmtpOutput with `send_to_field = "alert_mail"` and
+//! `subject_field = "subject"` mails it to the view's `alert_mail`), and, when the view
+//! has `webhooks`, a `lovebeat.webhook` message whose Payload is lovebeat's JSON (for
+//! HttpOutput with `address_field = "url"`). Protocol lines that match nothing are counted
 //! (`bad_lines`) and skipped; the TCP and HTTP listeners are capped by
 //! `max_connections`.
 
@@ -38,6 +40,9 @@ use crate::stats::{LogLimiter, PluginStats};
 
 /// The Type of alert messages.
 pub const ALERT_TYPE: &str = "lovebeat.alert";
+/// The Type of webhook messages: lovebeat's JSON as the Payload, the view's `webhooks`
+/// URL in `Fields[url]` (for HttpOutput with `address_field = "url"`).
+pub const WEBHOOK_TYPE: &str = "lovebeat.webhook";
 /// Longest protocol line or form body accepted.
 const MAX_LINE: usize = 64 * 1024;
 /// Alerts waiting for the router; more are dropped and counted.
@@ -172,7 +177,21 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The message an alert becomes.
+/// The messages an alert becomes: the alert, and a webhook when the view has one.
+pub fn alert_messages(a: &Alert) -> Vec<Message> {
+    let mut out = vec![alert_message(a)];
+    if !a.webhooks.is_empty() {
+        let mut m = Message::new();
+        m.msg_type = WEBHOOK_TYPE.into();
+        m.payload = a.webhook_body();
+        m.add_field(Field::string("url", a.webhooks.clone()));
+        m.add_field(Field::string("view", a.view.clone()));
+        out.push(m);
+    }
+    out
+}
+
+/// The alert message.
 pub fn alert_message(a: &Alert) -> Message {
     let mut m = Message::new();
     m.msg_type = ALERT_TYPE.into();
@@ -241,7 +260,7 @@ impl Input for LovebeatInput {
                         save(&shared, &self.state_file, &mut log);
                     }
                     Some(a) = rx.recv() => {
-                        if cx.deliver(alert_message(&a)).await.is_err() {
+                        if cx.deliver_batch(alert_messages(&a)).await.is_err() {
                             break;
                         }
                     }
@@ -250,7 +269,7 @@ impl Input for LovebeatInput {
             }
             tasks.abort_all();
             while let Ok(a) = rx.try_recv() {
-                let _ = cx.deliver(alert_message(&a)).await;
+                let _ = cx.deliver_batch(alert_messages(&a)).await;
             }
             shared
                 .dirty

@@ -34,8 +34,14 @@ const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct HttpOutputConfig {
-    /// URL requests go to (`http://` or `https://`). Required.
+    /// URL requests go to (`http://` or `https://`). Required unless `address_field`
+    /// is set.
     pub address: String,
+    /// hekate: the name of a string field holding each message's URL (a lovebeat view's
+    /// `webhooks`, for example); `address` is used when the field is absent or empty.
+    /// A message with neither is dropped and counted in `rejected_messages`.
+    /// Default: none.
+    pub address_field: String,
     /// HTTP method. Default `POST`.
     pub method: String,
     /// Request headers (`[name.headers]`).
@@ -52,6 +58,7 @@ impl Default for HttpOutputConfig {
     fn default() -> Self {
         HttpOutputConfig {
             address: String::new(),
+            address_field: String::new(),
             method: "POST".into(),
             headers: BTreeMap::new(),
             username: String::new(),
@@ -63,7 +70,8 @@ impl Default for HttpOutputConfig {
 
 /// The running output.
 pub struct HttpOutput {
-    uri: Uri,
+    uri: Option<Uri>,
+    address_field: Option<String>,
     method: Method,
     headers: HeaderMap,
     timeout: Option<Duration>,
@@ -92,12 +100,16 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let c: HttpOutputConfig = p.parse()?;
-    if c.address.is_empty() {
-        return Err(vec![
-            p.error("address", "required (an http:// or https:// URL)")
-        ]);
+    if c.address.is_empty() && c.address_field.is_empty() {
+        return Err(vec![p.error(
+            "address",
+            "required (an http:// or https:// URL) unless address_field is set",
+        )]);
     }
-    let uri = crate::http::check_url(&c.address).map_err(|e| vec![p.error("address", e)])?;
+    let uri = match c.address.as_str() {
+        "" => None,
+        a => Some(crate::http::check_url(a).map_err(|e| vec![p.error("address", e)])?),
+    };
     let method = Method::from_bytes(c.method.as_bytes())
         .map_err(|_| vec![p.error("method", format!("invalid method {:?}", c.method))])?;
     let mut headers =
@@ -109,6 +121,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     }
     Ok(Box::new(HttpOutput {
         uri,
+        address_field: (!c.address_field.is_empty()).then_some(c.address_field),
         method,
         headers,
         timeout: (c.http_timeout > 0).then(|| Duration::from_millis(c.http_timeout)),
@@ -116,6 +129,33 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         client: None,
         counters: None,
     }))
+}
+
+impl HttpOutput {
+    /// The URL for a message: its `address_field`, else `address`.
+    fn target(&self, pack: &Pack) -> Result<Uri, String> {
+        let from_field = self.address_field.as_deref().and_then(|f| {
+            match pack.msg.field(f, 0).map(|fl| &fl.value) {
+                Some(crate::message::FieldValue::String(v)) => {
+                    v.first().filter(|s| !s.is_empty()).cloned()
+                }
+                _ => None,
+            }
+        });
+        match (from_field, &self.uri) {
+            (Some(url), _) => crate::http::check_url(&url).map_err(|e| {
+                format!(
+                    "Fields[{}]: {e}",
+                    self.address_field.as_deref().unwrap_or("")
+                )
+            }),
+            (None, Some(u)) => Ok(u.clone()),
+            (None, None) => Err(format!(
+                "the message has no Fields[{}] and no address is set; dropped",
+                self.address_field.as_deref().unwrap_or("")
+            )),
+        }
+    }
 }
 
 /// What one attempt came to.
@@ -133,12 +173,20 @@ impl Output for HttpOutput {
         cx: &mut OutputContext<'_>,
     ) -> Result<(), ProcessError> {
         let body = Bytes::copy_from_slice(cx.encode(&pack.msg)?);
+        let target = self.target(pack);
         let counters = self.counters.get_or_insert_with(|| Counters {
             delivered: cx.stats.counter("delivered"),
             retries: cx.stats.counter("retries"),
             rejected: cx.stats.counter("rejected_messages"),
         });
-        let req = request(&self.method, &self.uri, &self.headers, body);
+        let uri = match target {
+            Ok(u) => u,
+            Err(why) => {
+                PluginStats::add(&counters.rejected, 1);
+                return Err(ProcessError::Drop(why));
+            }
+        };
+        let req = request(&self.method, &uri, &self.headers, body);
         let rt = match &mut self.rt {
             Some(rt) => rt,
             slot => slot.insert(

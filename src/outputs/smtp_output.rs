@@ -47,8 +47,14 @@ pub struct SmtpOutputConfig {
     /// Sender: the `From:` header and, inside `<...>` if given, the envelope sender.
     /// Default `heka@localhost.localdomain`.
     pub send_from: String,
-    /// Recipients. Required, at least one.
+    /// Recipients. Required, at least one, unless `send_to_field` is set.
     pub send_to: Vec<String>,
+    /// hekate: the name of a string field holding a message's recipients, separated by
+    /// commas (a lovebeat view's `alert_mail`, for example). Such a message is mailed at
+    /// once, to those recipients only; without the field, `send_to` applies. Default: none.
+    pub send_to_field: String,
+    /// hekate: the name of a string field holding a message's subject. Default: none.
+    pub subject_field: String,
     /// `Subject:` of every mail. Default `Heka [<output name>]`.
     pub subject: String,
     /// SMTP server `host:port`. Default `127.0.0.1:25`.
@@ -79,6 +85,8 @@ impl Default for SmtpOutputConfig {
         SmtpOutputConfig {
             send_from: "heka@localhost.localdomain".into(),
             send_to: Vec::new(),
+            send_to_field: String::new(),
+            subject_field: String::new(),
             subject: String::new(),
             host: "127.0.0.1:25".into(),
             auth: SmtpAuth::None,
@@ -121,6 +129,8 @@ pub struct SmtpOutput {
     to: Vec<String>,
     subject: Option<String>,
     subject_from_body: bool,
+    send_to_field: Option<String>,
+    subject_field: Option<String>,
     interval: Duration,
     max_batch_bytes: usize,
     last_sent: Option<Instant>,
@@ -148,8 +158,13 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     let Some(c) = c else {
         return Err(errors);
     };
-    if c.send_to.is_empty() || c.send_to.iter().any(|t| t.trim().is_empty()) {
-        errors.push(p.error("send_to", "must list at least one recipient"));
+    if (c.send_to.is_empty() && c.send_to_field.is_empty())
+        || c.send_to.iter().any(|t| t.trim().is_empty())
+    {
+        errors.push(p.error(
+            "send_to",
+            "must list at least one recipient (or set send_to_field)",
+        ));
     }
     if !valid_host_port(&c.host) {
         errors.push(p.error("host", format!("expected host:port, got {:?}", c.host)));
@@ -192,6 +207,8 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             .collect(),
         subject: (!c.subject.is_empty()).then_some(c.subject),
         subject_from_body: c.subject_from_body,
+        send_to_field: (!c.send_to_field.is_empty()).then_some(c.send_to_field),
+        subject_field: (!c.subject_field.is_empty()).then_some(c.subject_field),
         interval: Duration::from_secs(c.send_interval),
         max_batch_bytes: c.max_batch_bytes,
         last_sent: None,
@@ -256,18 +273,31 @@ impl SmtpOutput {
         messages: u64,
         stats: &PluginStats,
     ) -> Result<(), ProcessError> {
+        let to = self.to.clone();
+        self.deliver_to(&to, subject, body, messages, stats)
+    }
+
+    /// Sends one mail to `to`.
+    fn deliver_to(
+        &mut self,
+        to: &[String],
+        subject: &str,
+        body: &[u8],
+        messages: u64,
+        stats: &PluginStats,
+    ) -> Result<(), ProcessError> {
         let date = chrono::Utc::now().to_rfc2822();
         let message_id = format!("{}@{}", uuid::Uuid::new_v4(), self.hostname);
         let headers = Headers {
             from: &self.from_header,
-            to: &self.to,
+            to,
             subject,
             date: &date,
             message_id: &message_id,
         };
         let mail = Mail {
             from: self.envelope_from.clone(),
-            to: self.to.clone(),
+            to: to.to_vec(),
             text: compose(&headers, body),
         };
         match self.client.send(&mail) {
@@ -372,6 +402,14 @@ impl Drop for SmtpOutput {
     }
 }
 
+/// The first value of a non-empty string field.
+fn string_field(pack: &Pack, name: &str) -> Option<String> {
+    match pack.msg.field(name, 0).map(|f| &f.value) {
+        Some(crate::message::FieldValue::String(v)) => v.first().filter(|s| !s.is_empty()).cloned(),
+        _ => None,
+    }
+}
+
 impl Output for SmtpOutput {
     fn process_message(
         &mut self,
@@ -379,7 +417,32 @@ impl Output for SmtpOutput {
         cx: &mut OutputContext<'_>,
     ) -> Result<(), ProcessError> {
         let encoded = cx.encode(&pack.msg)?.to_vec();
-        let (subject, body) = self.parts(cx.name, &encoded);
+        let (mut subject, body) = self.parts(cx.name, &encoded);
+        if let Some(s) = self
+            .subject_field
+            .as_deref()
+            .and_then(|f| string_field(pack, f))
+        {
+            subject = s;
+        }
+        if let Some(to) = self
+            .send_to_field
+            .as_deref()
+            .and_then(|f| string_field(pack, f))
+        {
+            let to: Vec<String> = to
+                .split(',')
+                .map(|t| envelope_address(t.trim()).to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            return self.deliver_to(&to, &subject, body, 1, cx.stats);
+        }
+        if self.to.is_empty() {
+            return Err(ProcessError::Drop(format!(
+                "no Fields[{}] on the message and no send_to; dropped",
+                self.send_to_field.as_deref().unwrap_or("")
+            )));
+        }
         if self.interval.is_zero() || (self.batch.count == 0 && self.due()) {
             return self.deliver(&subject, body, 1, cx.stats);
         }
