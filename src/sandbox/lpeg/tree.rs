@@ -675,7 +675,9 @@ fn verify_rule(
             Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
             Node::Seq(..) => {
                 let ops = operands(p);
-                let (last, init) = ops.split_last().expect("a chain has operands");
+                let Some((last, init)) = ops.split_last() else {
+                    break nb;
+                };
                 let mut all = true;
                 for x in init {
                     if !verify_rule(x, g, names, passed, false)? {
@@ -690,7 +692,9 @@ fn verify_rule(
             }
             Node::Choice(..) => {
                 let ops = operands(p);
-                let (last, init) = ops.split_last().expect("a chain has operands");
+                let Some((last, init)) = ops.split_last() else {
+                    break nb;
+                };
                 for x in init {
                     nb = verify_rule(x, g, names, passed, nb)?;
                 }
