@@ -235,3 +235,56 @@ fn threshold_alerts_appear_on_the_alerts_page() {
     );
     assert_eq!(got[0], json!(["CRITICAL", "cpu_threshold"]));
 }
+
+/// The Services page shows LovebeatInput's services and views with their state, last
+/// beat and timeouts, and follows a service that goes quiet.
+#[test]
+fn services_page_shows_lovebeat_services_and_views() {
+    let (web, udp, tcp, http) = (free_port(), free_udp_port(), free_port(), free_port());
+    let config = format!(
+        "[hekad]\nbase_dir = \"{{dir}}/base\"\n[lovebeat]\ntype = \"LovebeatInput\"\nudp_address = \"127.0.0.1:{udp}\"\ntcp_address = \"127.0.0.1:{tcp}\"\n\
+         http_address = \"127.0.0.1:{http}\"\n{}",
+        dashboard(web)
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(web) && wait_tcp(http), "{}", h.log_text());
+    send_tcp(
+        tcp,
+        b"web.front.beat:1|c\ndb.main.beat:1|c\ndb.main.err:2|g\n",
+    );
+    let row = |name: &str| {
+        format!(
+            "(() => {{ const r = document.querySelector('tr[data-service=\"{name}\"]'); \
+             return r ? [...r.querySelectorAll('td')].map(td => td.textContent) : null; }})()"
+        )
+    };
+    let error_row = "(() => { const r = document.querySelector('tr[data-service=\"db.main\"] .state'); return r && r.textContent === 'ERROR' ? 'ERROR' : null; })()";
+    let view = "(() => { const r = document.querySelector('tr[data-view=\"all\"]'); return r && r.querySelector('.state').textContent === 'ERROR' ? [...r.querySelectorAll('td')].map(td => td.textContent) : null; })()";
+    let got = browse(
+        &format!("http://127.0.0.1:{web}/console/services"),
+        &[
+            (&row("web.front"), 30),
+            (error_row, 30),
+            (view, 30),
+            (&row("db.main"), 5),
+        ],
+        "services.png",
+    );
+    let web_row = got[0].as_array().expect("row");
+    assert_eq!(web_row[0], "web.front");
+    assert_eq!(web_row[1], "OK");
+    assert_eq!(
+        (
+            web_row[4].as_str(),
+            web_row[5].as_str(),
+            web_row[6].as_str()
+        ),
+        (Some("none"), Some("none"), Some("all"))
+    );
+    assert_eq!(got[2], json!(["all", "ERROR", "", "2", "1"]));
+    let db = got[3].as_array().expect("row");
+    assert_eq!(
+        (db[1].as_str(), db[5].as_str()),
+        (Some("ERROR"), Some("2 s"))
+    );
+}

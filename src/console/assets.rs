@@ -10,6 +10,7 @@ pub fn get(name: &str) -> Option<(&'static str, &'static str)> {
         "outputs.html" => (include_str!("assets/outputs.html"), HTML),
         "alerts.html" => (include_str!("assets/alerts.html"), HTML),
         "graphs.html" => (include_str!("assets/graphs.html"), HTML),
+        "services.html" => (include_str!("assets/services.html"), HTML),
         "console.js" => (
             include_str!("assets/console.js"),
             "text/javascript; charset=utf-8",

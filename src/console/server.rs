@@ -91,6 +91,7 @@ pub fn router(shared: Arc<Shared>, settings: Arc<Settings>) -> Router {
         .route("/console/outputs", get(|s, h| page(s, h, "outputs.html")))
         .route("/console/alerts", get(|s, h| page(s, h, "alerts.html")))
         .route("/console/graphs", get(|s, h| page(s, h, "graphs.html")))
+        .route("/console/services", get(|s, h| page(s, h, "services.html")))
         .route("/console/assets/{file}", get(asset))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()

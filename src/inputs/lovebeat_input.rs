@@ -10,6 +10,11 @@
 //! HttpOutput with `address_field = "url"`). Protocol lines that match nothing are counted
 //! (`bad_lines`) and skipped; the TCP and HTTP listeners are capped by
 //! `max_connections`.
+//!
+//! For the console's Services page, the services and views are published (at most once
+//! a second, when something changed) as a sandbox output: `Type =
+//! "heka.sandbox-output"`, `Fields[payload_type] = "json"`, `Fields[payload_name] =
+//! "Services"`, which DashboardOutput keeps.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -139,6 +144,8 @@ struct Shared {
     requests: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
     dirty: std::sync::atomic::AtomicBool,
+    /// Changed since the console snapshot was last published.
+    unpublished: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -163,6 +170,8 @@ impl Shared {
 
     fn changed(&self, alerts: Vec<Alert>) {
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.unpublished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         for a in alerts {
             if self.alerts.try_send(a).is_err() {
                 PluginStats::add(&self.alerts_dropped, 1);
@@ -189,6 +198,39 @@ pub fn alert_messages(a: &Alert) -> Vec<Message> {
         out.push(m);
     }
     out
+}
+
+/// The console's snapshot of every service and view (a `json` sandbox output).
+pub fn snapshot_message(m: &Monitor, now: i64) -> Message {
+    let services: Vec<serde_json::Value> = m
+        .services
+        .values()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name, "state": s.state.as_str(), "last_beat": s.last_beat,
+                "last_beat_delta": now - s.last_beat,
+                "warning_timeout": s.warning_timeout, "error_timeout": s.error_timeout,
+                "views": m.views_of(&s.name).iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let views: Vec<serde_json::Value> = m
+        .views
+        .values()
+        .map(|v| {
+            serde_json::json!({
+                "name": v.name, "state": v.state.as_str(), "regexp": v.regexp,
+                "incident_number": v.incident_nbr, "services": m.services_in(&v.name).len(),
+            })
+        })
+        .collect();
+    let mut msg = Message::new();
+    msg.msg_type = "heka.sandbox-output".into();
+    msg.payload =
+        serde_json::json!({"time": now, "services": services, "views": views}).to_string();
+    msg.add_field(Field::string("payload_type", "json").with_representation("file-extension"));
+    msg.add_field(Field::string("payload_name", "Services"));
+    msg
 }
 
 /// The alert message.
@@ -230,6 +272,7 @@ impl Input for LovebeatInput {
                 requests: stats.counter("http_requests"),
                 alerts_dropped: stats.counter("alerts_dropped"),
                 dirty: std::sync::atomic::AtomicBool::new(true),
+                unpublished: std::sync::atomic::AtomicBool::new(true),
             });
             let mut tasks = JoinSet::new();
             if let Some(a) = self.udp {
@@ -258,6 +301,12 @@ impl Input for LovebeatInput {
                             shared.changed(alerts);
                         }
                         save(&shared, &self.state_file, &mut log);
+                        if shared.unpublished.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                            let snap = snapshot_message(&shared.lock(), now());
+                            if cx.deliver(snap).await.is_err() {
+                                break;
+                            }
+                        }
                     }
                     Some(a) = rx.recv() => {
                         if cx.deliver_batch(alert_messages(&a)).await.is_err() {

@@ -1,5 +1,6 @@
 // hekate console script: reads the JSON API and the live event stream, draws the
-// pipeline table and wiring, sandbox outputs (cbuf charts), alerts and whisper graphs.
+// pipeline table and wiring, sandbox outputs (cbuf charts), alerts, whisper graphs and
+// LovebeatInput's services.
 // hekate's own code; no libraries.
 "use strict";
 
@@ -216,4 +217,24 @@ function graphsPage() {
   live(() => { if (selected.size && form.until.value === "") draw(); });
 }
 
-({ pipeline: pipelinePage, outputs: outputsPage, alerts: alertsPage, graphs: graphsPage })[document.body.dataset.page]();
+// Services page: the snapshot LovebeatInput publishes as the json output "Services".
+function servicesPage() {
+  const tmo = (t) => t === -1 ? "none" : t === -2 ? "auto (learning)" : t + " s";
+  const refresh = async () => {
+    const data = await getJSON("/api/v1/outputs");
+    const o = data.outputs.find((x) => x.name === "Services" && x.payload_type === "json");
+    if (!o) return;
+    const snap = (await getJSON("/api/v1/outputs/" + encodeURIComponent(o.id))).data.json;
+    document.querySelector("#views tbody").replaceChildren(...snap.views.map((v) => el("tr", { class: "view state-" + v.state, "data-view": v.name },
+      el("td", {}, v.name), el("td", { class: "state" }, v.state.toUpperCase()), el("td", {}, el("code", {}, v.regexp)),
+      el("td", {}, String(v.services)), el("td", {}, String(v.incident_number)))));
+    document.querySelector("#services tbody").replaceChildren(...snap.services.map((s) => el("tr", { class: "service state-" + s.state, "data-service": s.name },
+      el("td", {}, s.name), el("td", { class: "state" }, s.state.toUpperCase()),
+      el("td", {}, s.last_beat > 0 ? fmtTime(s.last_beat) : "never"), el("td", {}, s.last_beat > 0 ? Math.max(0, Math.round(Date.now() / 1000 - s.last_beat)) + " s" : ""),
+      el("td", {}, tmo(s.warning_timeout)), el("td", {}, tmo(s.error_timeout)), el("td", {}, s.views.join(", ")))));
+  };
+  refresh();
+  live((snap) => { if (snap.version !== lastVersion) { lastVersion = snap.version; refresh(); } });
+}
+
+({ pipeline: pipelinePage, outputs: outputsPage, alerts: alertsPage, graphs: graphsPage, services: servicesPage })[document.body.dataset.page]();
