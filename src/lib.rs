@@ -18,7 +18,8 @@
 //!   [`outputs`]: one file per Heka type, a thin adapter over a kit.
 //! * **Kits** (shared parsers and clients): [`syslog`], [`log_format`], [`sandbox`] (the
 //!   Lua host and plugin loading), [`statsd`], [`whisper`], [`tcp_sink`], [`smtp`],
-//!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API).
+//!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API),
+//!   [`hostmetrics`] (host metrics from `/proc`).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
 //!
 //! The command line lives in the binary (`src/cli/`), not here.
@@ -32,6 +33,7 @@ pub mod encoders;
 pub mod error;
 pub mod filters;
 pub mod graphite;
+pub mod hostmetrics;
 pub mod http;
 pub mod inputs;
 pub mod log_format;

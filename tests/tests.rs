@@ -16,6 +16,7 @@ mod console_browser;
 mod durability;
 mod graphite_web;
 mod hekate_test;
+mod host_metrics;
 mod http;
 mod layering;
 mod logstreamer;

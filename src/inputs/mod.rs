@@ -2,12 +2,14 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `lovebeat`) and the foundation
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `lovebeat`,
+//! `hostmetrics`) and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
 mod amqp_input;
 mod file_polling_input;
+mod host_metrics_input;
 mod http_input;
 mod http_listen_input;
 pub mod logstreamer_input;
@@ -26,6 +28,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     http_listen_input::PLUGIN,
     amqp_input::PLUGIN,
     file_polling_input::PLUGIN,
+    host_metrics_input::PLUGIN,
     logstreamer_input::PLUGIN,
     lovebeat_input::PLUGIN,
     process_input::PLUGIN,

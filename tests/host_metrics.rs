@@ -1,0 +1,157 @@
+//! `HostMetricsInput` read by the real binary and checked against `/proc` and `df` at
+//! the same moment (tolerances: load ±1, uptime ±5 s, processes ±100, disk ±1%; memory
+//! totals exactly).
+
+use std::time::Duration;
+
+use crate::common::*;
+
+fn messages(path: &std::path::Path, ty: &str) -> Vec<serde_json::Value> {
+    lines(path)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["Type"] == ty)
+        .collect()
+}
+
+fn field(m: &serde_json::Value, name: &str) -> f64 {
+    let v = &m["Fields"][name];
+    v["value"]
+        .as_f64()
+        .or_else(|| v.as_f64())
+        .unwrap_or_else(|| panic!("{name} in {m}"))
+}
+
+#[test]
+fn host_metrics_agree_with_proc_and_df() {
+    let mut h = Hekate::start(
+        r#"
+[host]
+type = "HostMetricsInput"
+loadavg_interval = 1
+memory_interval = 1
+cpu_interval = 1
+network_interval = 1
+disk_interval = 1
+system_interval = 1
+
+[json]
+type = "JsonEncoder"
+
+[out]
+type = "FileOutput"
+message_matcher = "Type =~ /^stats\\./"
+path = "{dir}/metrics.json"
+encoder = "json"
+"#,
+    );
+    let out = h.path().join("metrics.json");
+    let types = [
+        "stats.loadavg",
+        "stats.memstats",
+        "stats.cpu",
+        "stats.network",
+        "stats.diskusage",
+        "stats.system",
+    ];
+    assert!(
+        wait_for(Duration::from_secs(20), || types
+            .iter()
+            .all(|t| !messages(&out, t).is_empty())),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+
+    let proc = |f: &str| std::fs::read_to_string(format!("/proc/{f}")).expect("proc");
+    let load = messages(&out, "stats.loadavg");
+    let now1: f64 = proc("loadavg")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("load");
+    assert!(
+        (field(&load[0], "1MinAvg") - now1).abs() <= 1.0,
+        "{} vs {now1}",
+        load[0]
+    );
+    assert_eq!(load[0]["Fields"]["FilePath"], "/proc/loadavg");
+
+    let mem = messages(&out, "stats.memstats");
+    let total: f64 = proc("meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("MemTotal");
+    assert_eq!(field(&mem[0], "MemTotal"), total);
+    assert_eq!(mem[0]["Fields"]["MemTotal"]["representation"], "kB");
+    assert!(field(&mem[0], "SwapTotal") >= 0.0);
+
+    let cpu = messages(&out, "stats.cpu");
+    let sum: f64 = ["user", "system", "iowait", "steal", "idle"]
+        .iter()
+        .map(|n| field(&cpu[0], n))
+        .sum();
+    assert!((sum - 100.0).abs() < 0.1, "{sum}: {}", cpu[0]);
+
+    let net = messages(&out, "stats.network");
+    assert!(
+        net.iter().any(|m| m["Fields"]["Interface"] == "lo"),
+        "{net:?}"
+    );
+
+    let system = messages(&out, "stats.system");
+    let up: f64 = proc("uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("uptime");
+    assert!(
+        (field(&system[0], "Uptime") - up).abs() < 30.0,
+        "{}",
+        system[0]
+    );
+    let procs = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .count() as f64;
+    assert!(
+        (field(&system[0], "Processes") - procs).abs() <= 100.0,
+        "{} vs {procs}",
+        system[0]
+    );
+
+    // Disk usage of the file system holding the test's folder, against df.
+    let disks = messages(&out, "stats.diskusage");
+    let df = std::process::Command::new("df")
+        .args(["-B1", "--output=target,size,used,avail"])
+        .output()
+        .expect("df");
+    let df = String::from_utf8_lossy(&df.stdout).into_owned();
+    let mut compared = 0;
+    for line in df.lines().skip(1) {
+        let p: Vec<&str> = line.split_whitespace().collect();
+        let Some(m) = disks.iter().find(|m| m["Fields"]["Mount"] == p[0]) else {
+            continue;
+        };
+        let size: f64 = p[1].parse().expect("size");
+        let used: f64 = p[2].parse().expect("used");
+        assert_eq!(field(m, "TotalBytes"), size, "{line}: {m}");
+        assert!(
+            (field(m, "UsedBytes") - used).abs() <= size * 0.01,
+            "{line}: {m}"
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 1,
+        "no mount in common with df:\n{df}\n{disks:?}"
+    );
+}
