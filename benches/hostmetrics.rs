@@ -38,6 +38,19 @@ fn bench(c: &mut Criterion) {
             black_box(rates)
         })
     });
+    let is_device = |n: &str| std::path::Path::new("/sys/block").join(n).exists();
+    let io0 = hm::diskstats(&read("/proc/diskstats"), is_device);
+    g.bench_function("diskio", |b| {
+        b.iter(|| {
+            let now = hm::diskstats(&read("/proc/diskstats"), is_device);
+            let rates: Vec<_> = now
+                .iter()
+                .zip(&io0)
+                .map(|((_, a), (_, z))| hm::disk_io_rates(z, a, 10.0))
+                .collect();
+            black_box(rates)
+        })
+    });
     g.bench_function("disk", |b| {
         b.iter(|| {
             let fields: Vec<_> = hm::disk_mounts(&read("/proc/self/mounts"))

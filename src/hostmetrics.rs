@@ -2,7 +2,8 @@
 //! text so they are tested on fixed samples: load averages and memory with the field
 //! names Heka's `linux_loadavg` and `linux_memstats` decoders produce, CPU percentages
 //! from two `/proc/stat` samples, per-interface network rates from two `/proc/net/dev`
-//! samples, per-mount disk usage as `df` computes it, uptime and the process count.
+//! samples, per-device disk I/O rates from two `/proc/diskstats` samples, per-mount disk
+//! usage as `df` computes it, uptime and the process count.
 //! `HostMetricsInput` schedules them.
 
 use crate::message::Field;
@@ -103,6 +104,40 @@ pub fn net_rates(before: &[u64; 4], after: &[u64; 4], secs: f64) -> Vec<Field> {
         Field::double("rx_packets_per_s", r(1)),
         Field::double("tx_bytes_per_s", r(2)).with_representation("B/s"),
         Field::double("tx_packets_per_s", r(3)),
+    ]
+}
+
+/// Per-device counters from `/proc/diskstats` for whole devices (those with an entry in
+/// `/sys/block`, not partitions; `loop` and `ram` devices skipped): (name, reads, sectors
+/// read, writes, sectors written, milliseconds doing I/O).
+pub fn diskstats(text: &str, is_device: impl Fn(&str) -> bool) -> Vec<(String, [u64; 5])> {
+    text.lines()
+        .filter_map(|l| {
+            let p: Vec<&str> = l.split_whitespace().collect();
+            if p.len() < 13 {
+                return None;
+            }
+            let name = p[2];
+            if name.starts_with("loop") || name.starts_with("ram") || !is_device(name) {
+                return None;
+            }
+            let n = |i: usize| p[i].parse::<u64>().ok();
+            Some((name.to_string(), [n(3)?, n(5)?, n(7)?, n(9)?, n(12)?]))
+        })
+        .collect()
+}
+
+/// I/O rates between two `diskstats` samples `secs` apart (sectors are 512 bytes).
+pub fn disk_io_rates(before: &[u64; 5], after: &[u64; 5], secs: f64) -> Vec<Field> {
+    let secs = secs.max(0.001);
+    let d = |i: usize| after[i].saturating_sub(before[i]) as f64;
+    let util = (d(4) / (secs * 1000.0) * 100.0).min(100.0);
+    vec![
+        Field::double("reads_per_s", d(0) / secs),
+        Field::double("read_bytes_per_s", d(1) * 512.0 / secs).with_representation("B/s"),
+        Field::double("writes_per_s", d(2) / secs),
+        Field::double("write_bytes_per_s", d(3) * 512.0 / secs).with_representation("B/s"),
+        Field::double("util_percent", (util * 100.0).round() / 100.0).with_representation("%"),
     ]
 }
 
@@ -256,6 +291,28 @@ mod tests {
         assert!((total - 100.0).abs() < 0.05, "{total}");
         assert_eq!(num(&f, "idle"), 80.0);
         assert_eq!(num(&f, "steal"), 4.0);
+    }
+
+    #[test]
+    fn disk_io_rates_of_whole_devices() {
+        let t = "   7       0 loop0 5 0 10 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n \
+                 252       0 vda 100 0 2000 50 40 0 800 20 0 500 70 0 0 0 0\n \
+                 252       1 vda1 90 0 1800 45 40 0 800 20 0 450 65 0 0 0 0\n";
+        let d = diskstats(t, |n| n == "vda");
+        assert_eq!(d, vec![("vda".to_string(), [100, 2000, 40, 800, 500])]);
+        let r = disk_io_rates(
+            &[100, 2000, 40, 800, 500],
+            &[110, 2200, 60, 1000, 1500],
+            2.0,
+        );
+        assert_eq!(
+            (num(&r, "reads_per_s"), num(&r, "read_bytes_per_s")),
+            (5.0, 51200.0)
+        );
+        assert_eq!(
+            (num(&r, "writes_per_s"), num(&r, "util_percent")),
+            (10.0, 50.0)
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ loadavg_interval = 1
 memory_interval = 1
 cpu_interval = 1
 network_interval = 1
+diskio_interval = 1
 disk_interval = 1
 system_interval = 1
 
@@ -46,7 +47,18 @@ encoder = "json"
 "#,
     );
     let out = h.path().join("metrics.json");
-    let types = [
+    // Whole block devices, as the input sees them (this machine may have none).
+    let devices: Vec<String> = std::fs::read_to_string("/proc/diskstats")
+        .expect("diskstats")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .filter(|n| {
+            !n.starts_with("loop")
+                && !n.starts_with("ram")
+                && std::path::Path::new("/sys/block").join(n).exists()
+        })
+        .collect();
+    let mut types = vec![
         "stats.loadavg",
         "stats.memstats",
         "stats.cpu",
@@ -54,6 +66,9 @@ encoder = "json"
         "stats.diskusage",
         "stats.system",
     ];
+    if !devices.is_empty() {
+        types.push("stats.diskio");
+    }
     assert!(
         wait_for(Duration::from_secs(20), || types
             .iter()
@@ -95,6 +110,15 @@ encoder = "json"
         .sum();
     assert!((sum - 100.0).abs() < 0.1, "{sum}: {}", cpu[0]);
 
+    let io = messages(&out, "stats.diskio");
+    for d in &devices {
+        let m = io
+            .iter()
+            .find(|m| m["Fields"]["Device"] == d.as_str())
+            .unwrap_or_else(|| panic!("{d}: {io:?}"));
+        assert!((0.0..=100.0).contains(&field(m, "util_percent")), "{m}");
+        assert!(field(m, "read_bytes_per_s") >= 0.0, "{m}");
+    }
     let net = messages(&out, "stats.network");
     assert!(
         net.iter().any(|m| m["Fields"]["Interface"] == "lo"),

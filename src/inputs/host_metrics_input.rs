@@ -7,6 +7,7 @@
 //! | `memory_interval` | `stats.memstats` | every `/proc/meminfo` line (Heka's `linux_memstats` names, `kB`), `FilePath` |
 //! | `cpu_interval` | `stats.cpu` | `user`, `system`, `iowait`, `steal`, `idle` (% since the last sample) |
 //! | `network_interval` | `stats.network` | one message per interface: `Interface`, `rx_bytes_per_s`, `tx_bytes_per_s`, `rx_packets_per_s`, `tx_packets_per_s` |
+//! | `diskio_interval` | `stats.diskio` | one message per whole block device: `Device`, `reads_per_s`, `writes_per_s`, `read_bytes_per_s`, `write_bytes_per_s`, `util_percent` |
 //! | `disk_interval` | `stats.diskusage` | one message per mounted disk file system: `Mount`, `Device`, `FsType`, `TotalBytes`, `UsedBytes`, `AvailableBytes`, `UsedPercent` (as `df`) |
 //! | `system_interval` | `stats.system` | `Uptime` (s), `Processes` |
 //!
@@ -39,6 +40,8 @@ pub struct HostMetricsInputConfig {
     pub cpu_interval: u64,
     /// Network rates per interface. Default 10.
     pub network_interval: u64,
+    /// Disk I/O rates per block device. Default 10.
+    pub diskio_interval: u64,
     /// Disk usage per mount. Default 60.
     pub disk_interval: u64,
     /// Uptime and process count. Default 60.
@@ -54,6 +57,7 @@ impl Default for HostMetricsInputConfig {
             memory_interval: 10,
             cpu_interval: 10,
             network_interval: 10,
+            diskio_interval: 10,
             disk_interval: 60,
             system_interval: 60,
             proc_dir: "/proc".into(),
@@ -80,6 +84,7 @@ enum Group {
     Memory,
     Cpu,
     Network,
+    DiskIo,
     Disk,
     System,
 }
@@ -97,6 +102,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         (Group::Memory, c.memory_interval),
         (Group::Cpu, c.cpu_interval),
         (Group::Network, c.network_interval),
+        (Group::DiskIo, c.diskio_interval),
         (Group::Disk, c.disk_interval),
         (Group::System, c.system_interval),
     ]
@@ -121,6 +127,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
 struct Previous {
     cpu: Option<hm::CpuTimes>,
     net: Option<(Instant, HashMap<String, [u64; 4]>)>,
+    disk: Option<(Instant, HashMap<String, [u64; 5]>)>,
 }
 
 impl Input for HostMetricsInput {
@@ -226,6 +233,26 @@ impl HostMetricsInput {
                     }
                 }
                 prev.net = Some((t, now));
+                out
+            }
+            Group::DiskIo => {
+                let (_, text) = self.read("diskstats")?;
+                let is_device = |n: &str| std::path::Path::new("/sys/block").join(n).exists();
+                let now: HashMap<String, [u64; 5]> =
+                    hm::diskstats(&text, is_device).into_iter().collect();
+                let t = Instant::now();
+                let mut out = Vec::new();
+                if let Some((t0, before)) = &prev.disk {
+                    let secs = t.duration_since(*t0).as_secs_f64();
+                    for (name, after) in &now {
+                        if let Some(b) = before.get(name) {
+                            let mut f = vec![Field::string("Device", name.clone())];
+                            f.extend(hm::disk_io_rates(b, after, secs));
+                            out.push(msg("stats.diskio", f));
+                        }
+                    }
+                }
+                prev.disk = Some((t, now));
                 out
             }
             Group::Disk => {
