@@ -167,6 +167,17 @@ fn lovebeat_protocol_api_status_alerts_and_restart() {
     let counters = h.counters("lovebeat");
     assert_eq!(counters.get("bad_lines"), Some(&1), "{counters:?}");
     assert_eq!(counters.get("beats"), Some(&4), "{counters:?}");
+    // A view without a regexp is refused (lovebeat answered nothing) and counted.
+    // (GETs of a service before its first beat were 404s and count too.)
+    let bad = |h: &Hekate| {
+        h.counters("lovebeat")
+            .get("http_bad_requests")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = bad(&h);
+    assert_eq!(post(http, "/api/views/broken", "alert_mail=x%40y").0, 400);
+    assert_eq!(bad(&h), before + 1);
 
     // State survives a restart: services, their timeouts and the views.
     assert_eq!(

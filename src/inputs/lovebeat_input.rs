@@ -142,6 +142,7 @@ struct Shared {
     beats: Arc<AtomicU64>,
     bad_lines: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    bad_requests: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
     dirty: std::sync::atomic::AtomicBool,
     /// Changed since the console snapshot was last published.
@@ -270,6 +271,7 @@ impl Input for LovebeatInput {
                 beats: stats.counter("beats"),
                 bad_lines: stats.counter("bad_lines"),
                 requests: stats.counter("http_requests"),
+                bad_requests: stats.counter("http_bad_requests"),
                 alerts_dropped: stats.counter("alerts_dropped"),
                 dirty: std::sync::atomic::AtomicBool::new(true),
                 unpublished: std::sync::atomic::AtomicBool::new(true),
@@ -447,11 +449,12 @@ async fn answer(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
     let body = match read.await {
         Ok(Ok(b)) => b.to_bytes(),
         _ => {
+            PluginStats::add(&shared.bad_requests, 1);
             return reply(api::Reply {
                 status: 400,
                 content_type: "text/plain",
                 body: "bad request body\n".into(),
-            })
+            });
         }
     };
     let form: Vec<(String, String)> =
@@ -460,6 +463,9 @@ async fn answer(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         let mut m = shared.lock();
         api::handle(&mut m, &method, &path, &query, &form, now())
     };
+    if r.status >= 400 {
+        PluginStats::add(&shared.bad_requests, 1);
+    }
     if method != "GET" {
         shared.changed(alerts);
     }

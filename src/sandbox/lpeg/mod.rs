@@ -426,27 +426,18 @@ fn empty_capture(lua: &Lua, kind: CapKind) -> Res<MultiValue> {
 }
 
 fn add_captures(lua: &Lua, t: &Table) -> mlua::Result<()> {
-    t.set(
-        "C",
-        wrap(lua, "C", |lua, a| {
-            let p = getpatt(lua, &a, 0, "C")?;
-            capture(lua, CapKind::Simple, p)
-        })?,
-    )?;
-    t.set(
-        "Ct",
-        wrap(lua, "Ct", |lua, a| {
-            let p = getpatt(lua, &a, 0, "Ct")?;
-            capture(lua, CapKind::Table, p)
-        })?,
-    )?;
-    t.set(
-        "Cs",
-        wrap(lua, "Cs", |lua, a| {
-            let p = getpatt(lua, &a, 0, "Cs")?;
-            capture(lua, CapKind::Subst, p)
-        })?,
-    )?;
+    // The captures of a single pattern argument.
+    for (name, kind) in [
+        ("C", CapKind::Simple),
+        ("Ct", CapKind::Table),
+        ("Cs", CapKind::Subst),
+    ] {
+        let f = wrap(lua, name, move |lua, a| {
+            let p = getpatt(lua, &a, 0, name)?;
+            capture(lua, kind.clone(), p)
+        })?;
+        t.set(name, f)?;
+    }
     t.set(
         "Cg",
         wrap(lua, "Cg", |lua, a| {

@@ -287,43 +287,36 @@ impl<'a> Parser<'a> {
             self.skip();
             return Ok(self.arrow_target(p));
         }
-        if self.eat("=>") {
-            self.skip();
-            let Some(n) = self.name() else {
-                return Ok(None);
-            };
-            let d = self.def(&n);
-            return Ok(Some(match d {
-                Some(Value::Function(f)) => {
-                    let r = tree::wrap(Node::RunTime(f, p.clone()));
-                    self.build(r)
-                }
-                Some(v) => self.meaning(format!(
-                    "bad argument #2 to 'Cmt' (function expected, got {})",
-                    super::capture::type_name(&v)
-                )),
-                None => Arc::new(Node::True),
-            }));
-        }
-        if self.eat("~>") {
-            self.skip();
-            let Some(n) = self.name() else {
-                return Ok(None);
-            };
-            let d = self.def(&n);
-            return Ok(Some(match d {
-                Some(Value::Function(f)) => {
-                    let r = tree::wrap(Node::Capture(CapKind::Fold(f), p.clone()));
-                    self.build(r)
-                }
-                Some(v) => self.meaning(format!(
-                    "bad argument #2 to 'Cf' (function expected, got {})",
-                    super::capture::type_name(&v)
-                )),
-                None => Arc::new(Node::True),
-            }));
+        for (op, fname) in [("=>", "Cmt"), ("~>", "Cf")] {
+            if self.eat(op) {
+                self.skip();
+                let Some(n) = self.name() else {
+                    return Ok(None);
+                };
+                return Ok(Some(self.with_function(p, &n, fname)));
+            }
         }
         Ok(None)
+    }
+
+    /// `p => name` (`Cmt`) or `p ~> name` (`Cf`) with the function `defs[name]`.
+    fn with_function(&mut self, p: &P, name: &str, fname: &str) -> P {
+        match self.def(name) {
+            Some(Value::Function(f)) => {
+                let node = if fname == "Cmt" {
+                    Node::RunTime(f, p.clone())
+                } else {
+                    Node::Capture(CapKind::Fold(f), p.clone())
+                };
+                let r = tree::wrap(node);
+                self.build(r)
+            }
+            Some(v) => self.meaning(format!(
+                "bad argument #2 to '{fname}' (function expected, got {})",
+                super::capture::type_name(&v)
+            )),
+            None => Arc::new(Node::True),
+        }
     }
 
     /// `p ^ n`: exactly `n` copies.
