@@ -19,7 +19,8 @@
 //! * **Kits** (shared parsers and clients): [`syslog`], [`log_format`], [`sandbox`] (the
 //!   Lua host and plugin loading), [`statsd`], [`whisper`], [`tcp_sink`], [`smtp`],
 //!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API),
-//!   [`hostmetrics`] (host metrics from `/proc`).
+//!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
+//!   and thresholds), [`interpolate`] (`%{Name}` message templates).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
 //!
 //! The command line lives in the binary (`src/cli/`), not here.
@@ -34,8 +35,10 @@ pub mod error;
 pub mod filters;
 pub mod graphite;
 pub mod hostmetrics;
+pub mod hostmon;
 pub mod http;
 pub mod inputs;
+pub mod interpolate;
 pub mod log_format;
 pub mod lovebeat;
 pub mod matcher;

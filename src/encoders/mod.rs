@@ -12,6 +12,7 @@ mod json_encoder;
 mod payload_encoder;
 mod protobuf_encoder;
 mod sandbox_encoder;
+mod template_encoder;
 
 /// Every registered encoder type.
 pub const ENCODERS: &[Registration<BuildEncoder>] = &[
@@ -19,4 +20,5 @@ pub const ENCODERS: &[Registration<BuildEncoder>] = &[
     payload_encoder::PLUGIN,
     protobuf_encoder::PLUGIN,
     sandbox_encoder::PLUGIN,
+    template_encoder::PLUGIN,
 ];

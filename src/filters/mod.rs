@@ -2,10 +2,12 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) and the foundation
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `hostmon`,
+//! `interpolate`) and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
+mod host_monitor_filter;
 pub(crate) mod sandbox_filter;
 pub(crate) mod sandbox_manager_filter;
 mod stat_filter;
@@ -15,6 +17,7 @@ use crate::plugin::{BuildFilter, Registration};
 /// Every registered filter type.
 pub const FILTERS: &[Registration<BuildFilter>] = &[
     stat_filter::PLUGIN,
+    host_monitor_filter::PLUGIN,
     sandbox_filter::PLUGIN,
     sandbox_manager_filter::PLUGIN,
 ];

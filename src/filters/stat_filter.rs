@@ -11,7 +11,6 @@
 //! (`missing_fields`, `bad_values`) and that metric skipped.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -19,7 +18,8 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
-use crate::message::{Message, Pack, ValueRef};
+use crate::interpolate::{write_field, write_header};
+use crate::message::{Message, Pack};
 use crate::plugin::{BuildContext, Defaults, Filter, FilterContext, Registration};
 use crate::stats::PluginStats;
 use crate::statsd::parse::{js_number, sanitize};
@@ -157,40 +157,6 @@ fn resolve(msg: &Message, var: &Var, out: &mut String) -> bool {
         Var::Field(name) => write_field(msg, name, out),
         Var::Bare(name) => write_field(msg, name, out) || write_header(msg, name, out),
     }
-}
-
-/// The first value of field `name`, as Heka's StatFilter prints it.
-fn write_field(msg: &Message, name: &str, out: &mut String) -> bool {
-    let Some(v) = msg.field_value(name, 0, 0) else {
-        return false;
-    };
-    let _ = match v {
-        ValueRef::Str(s) => write!(out, "{s}"),
-        ValueRef::Bytes(b) => write!(out, "{}", String::from_utf8_lossy(b)),
-        ValueRef::Int(n) => write!(out, "{n}"),
-        ValueRef::Double(d) => write!(out, "{d}"),
-        ValueRef::Bool(b) => write!(out, "{b}"),
-    };
-    true
-}
-
-fn write_header(msg: &Message, name: &str, out: &mut String) -> bool {
-    let _ = match name {
-        "Type" => write!(out, "{}", msg.msg_type),
-        "Logger" => write!(out, "{}", msg.logger),
-        "Hostname" => write!(out, "{}", msg.hostname),
-        "Payload" => write!(out, "{}", msg.payload),
-        "EnvVersion" => write!(out, "{}", msg.env_version),
-        "Severity" => write!(out, "{}", msg.severity),
-        "Timestamp" => write!(out, "{}", msg.timestamp),
-        "Uuid" => write!(out, "{}", msg.uuid_string()),
-        "Pid" => match msg.pid {
-            Some(p) => write!(out, "{p}"),
-            None => return false,
-        },
-        _ => return false,
-    };
-    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

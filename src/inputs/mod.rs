@@ -9,6 +9,7 @@
 
 mod amqp_input;
 mod file_polling_input;
+mod heartbeat_input;
 mod host_metrics_input;
 mod http_input;
 mod http_listen_input;
@@ -28,6 +29,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     http_listen_input::PLUGIN,
     amqp_input::PLUGIN,
     file_polling_input::PLUGIN,
+    heartbeat_input::PLUGIN,
     host_metrics_input::PLUGIN,
     logstreamer_input::PLUGIN,
     lovebeat_input::PLUGIN,

@@ -23,7 +23,8 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
-use crate::message::Pack;
+use crate::interpolate::{Escape, Template};
+use crate::message::{Message, Pack};
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 use crate::stats::PluginStats;
 
@@ -35,7 +36,9 @@ const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 #[serde(default)]
 pub struct HttpOutputConfig {
     /// URL requests go to (`http://` or `https://`). Required unless `address_field`
-    /// is set.
+    /// is set. hekate: it may hold `%{Name}` references ([`crate::interpolate`]),
+    /// rendered per message with URL path escaping, e.g. a Matrix transaction id
+    /// `.../send/m.room.message/%{Uuid}`; other `%` escapes (`%21`) stay literal.
     pub address: String,
     /// hekate: the name of a string field holding each message's URL (a lovebeat view's
     /// `webhooks`, for example); `address` is used when the field is absent or empty.
@@ -70,7 +73,7 @@ impl Default for HttpOutputConfig {
 
 /// The running output.
 pub struct HttpOutput {
-    uri: Option<Uri>,
+    address: Option<Address>,
     address_field: Option<String>,
     method: Method,
     headers: HeaderMap,
@@ -81,6 +84,12 @@ pub struct HttpOutput {
     /// Created inside `rt` on first use (the pool needs a runtime).
     client: Option<crate::http::Client>,
     counters: Option<Counters>,
+}
+
+/// `address`: one URL, or a template rendered per message.
+enum Address {
+    Fixed(Uri),
+    Template(Template),
 }
 
 /// Plugin-specific counters, bound to the runner's stats on the first message.
@@ -106,9 +115,9 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             "required (an http:// or https:// URL) unless address_field is set",
         )]);
     }
-    let uri = match c.address.as_str() {
+    let address = match c.address.as_str() {
         "" => None,
-        a => Some(crate::http::check_url(a).map_err(|e| vec![p.error("address", e)])?),
+        a => Some(address(a).map_err(|e| vec![p.error("address", e)])?),
     };
     let method = Method::from_bytes(c.method.as_bytes())
         .map_err(|_| vec![p.error("method", format!("invalid method {:?}", c.method))])?;
@@ -120,7 +129,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         headers.insert(AUTHORIZATION, v);
     }
     Ok(Box::new(HttpOutput {
-        uri,
+        address,
         address_field: (!c.address_field.is_empty()).then_some(c.address_field),
         method,
         headers,
@@ -129,6 +138,17 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         client: None,
         counters: None,
     }))
+}
+
+/// A literal URL is checked now; a template's scheme and host are checked on a
+/// rendering of an empty message, and every rendering again when it is sent.
+fn address(a: &str) -> Result<Address, String> {
+    let t = Template::compile(a)?;
+    if t.is_literal() {
+        return crate::http::check_url(a).map(Address::Fixed);
+    }
+    crate::http::check_url(&t.render_string(&Message::new(), Escape::Path))?;
+    Ok(Address::Template(t))
 }
 
 impl HttpOutput {
@@ -142,14 +162,18 @@ impl HttpOutput {
                 _ => None,
             }
         });
-        match (from_field, &self.uri) {
+        match (from_field, &self.address) {
             (Some(url), _) => crate::http::check_url(&url).map_err(|e| {
                 format!(
                     "Fields[{}]: {e}",
                     self.address_field.as_deref().unwrap_or("")
                 )
             }),
-            (None, Some(u)) => Ok(u.clone()),
+            (None, Some(Address::Fixed(u))) => Ok(u.clone()),
+            (None, Some(Address::Template(t))) => {
+                crate::http::check_url(&t.render_string(&pack.msg, Escape::Path))
+                    .map_err(|e| format!("address: {e}"))
+            }
             (None, None) => Err(format!(
                 "the message has no Fields[{}] and no address is set; dropped",
                 self.address_field.as_deref().unwrap_or("")
