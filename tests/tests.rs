@@ -15,6 +15,7 @@ mod console;
 mod console_browser;
 mod durability;
 mod graphite_web;
+mod heartbeat;
 mod hekate_test;
 mod host_metrics;
 mod http;

@@ -170,7 +170,12 @@ fn read_file(cfg: &mut LoadedConfig, seen: &mut HashMap<String, PathBuf>, file: 
         };
         if name == "hekad" || name == "hekate" {
             match parse_table::<Globals>(&body, file, &name) {
-                Ok(g) => cfg.globals = g,
+                Ok(mut g) => {
+                    if g.hostname.is_empty() {
+                        g.hostname = super::system_hostname();
+                    }
+                    cfg.globals = g
+                }
                 Err(errs) => cfg.errors.extend(errs),
             }
             continue;

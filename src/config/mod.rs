@@ -58,7 +58,7 @@ pub struct Globals {
     pub sample_denominator: u64,
     /// Write the process id here; refuse to start if it names a live process. Default none.
     pub pid_file: String,
-    /// Hostname stamped on generated messages. Default: the machine's hostname.
+    /// Hostname stamped on generated messages. Default (or empty): the machine's hostname.
     pub hostname: String,
     /// Largest message, in bytes; larger records are counted and dropped. Default 65536; must be > 1024.
     pub max_message_size: u32,

@@ -20,6 +20,10 @@
 //! message (`loadavg.1MinAvg`, `diskusage.UsedPercent`); per-mount, per-device and
 //! per-interface groups are tracked per `Mount`/`Device`/`Interface`.
 //!
+//! The default `message_matcher` names the three heartbeat Types and `stats.*`; a matcher
+//! that also matched `heartbeat.alert` would feed the filter its own alerts, which the
+//! router refuses (counted in `circular_injects`).
+//!
 //! Every tick (`ticker_interval`, default 1 s) late hosts are moved on, and when anything
 //! changed the hosts are published for the console's Hosts page as the json sandbox
 //! output "Hosts" and saved under `base_dir` (`state_file`).
@@ -51,7 +55,9 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildFilter> = Registration
     description: "The Heartbeat server: host up/overdue/down, RTT, metric thresholds, alerts.",
     build,
     defaults: Defaults {
-        message_matcher: Some("Type =~ /^heartbeat/ || Type =~ /^stats\\./"),
+        message_matcher: Some(
+            "Type == 'heartbeat' || Type == 'heartbeat.boot' || Type == 'heartbeat.goodbye' || Type =~ /^stats\\./",
+        ),
         ticker_interval: Some(1),
         ..Defaults::HEKA
     },
