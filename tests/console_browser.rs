@@ -288,3 +288,46 @@ fn services_page_shows_lovebeat_services_and_views() {
         (Some("ERROR"), Some("2 s"))
     );
 }
+
+/// The Hosts page shows HostMonitorFilter's hosts (state, last heartbeat, RTT) and draws
+/// their RTT and metric graphs; agent and server share one process here.
+#[test]
+fn hosts_page_shows_hosts_rtt_and_metric_graphs() {
+    let web = free_port();
+    let config = format!(
+        "[hekad]\nbase_dir = \"{{dir}}/base\"\nhostname = \"box-1\"\n\
+         [heartbeat]\ntype = \"HeartbeatInput\"\ninterval = 1\nrtt_address = \"127.0.0.1:{web}\"\n\
+         [metrics]\ntype = \"HostMetricsInput\"\nloadavg_interval = 1\ncpu_interval = 1\n\
+         [hosts]\ntype = \"HostMonitorFilter\"\n\
+         [[hosts.threshold]]\nmetric = \"loadavg.1MinAvg\"\nwarning = 1000.0\n{}",
+        dashboard(web)
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(web), "{}", h.log_text());
+    let row = "(() => { const r = document.querySelector('tr[data-host=\"box-1\"]'); \
+               return r && r.querySelector('.rtt').textContent.endsWith(' ms') ? [...r.querySelectorAll('td')].map(td => td.textContent) : null; })()";
+    let graphs = "(() => { const c = [...document.querySelectorAll('section[data-host=\"box-1\"] .chart')]; \
+                  const pts = (n) => { const g = c.find(x => x.dataset.graph === n); return g ? g.querySelectorAll('circle.pt').length : 0; }; \
+                  return pts('rtt_ms') >= 2 && pts('loadavg.1MinAvg') >= 2 ? c.map(x => x.dataset.graph).sort() : null; })()";
+    let got = browse(
+        &format!("http://127.0.0.1:{web}/console/hosts"),
+        &[(row, 30), (graphs, 30)],
+        "hosts.png",
+    );
+    let cells = got[0].as_array().expect("row");
+    assert_eq!(
+        (cells[0].as_str(), cells[1].as_str()),
+        (Some("box-1"), Some("UP"))
+    );
+    assert_eq!(cells[4], "1 s");
+    assert_eq!(cells[6], "ok");
+    let names: Vec<&str> = got[1]
+        .as_array()
+        .expect("graphs")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for g in ["cpu.user", "loadavg.1MinAvg", "rtt_ms"] {
+        assert!(names.contains(&g), "{g} in {names:?}");
+    }
+}

@@ -207,7 +207,11 @@ fn wait_notifications(got: &Received, n: usize, server: &Hekate) {
         "wanted {n} notifications: {:#?}\nhosts: {:?}\n{:?}\n{}",
         got.lock().expect("lock"),
         hosts(server.console_port).map(|h| h["state"].clone()),
-        (server.counters("hosts"), server.counters("hosts_webhook"), server.counters("hosts_mail")),
+        (
+            server.counters("hosts"),
+            server.counters("hosts_webhook"),
+            server.counters("hosts_mail")
+        ),
         server.log_text()
     );
 }

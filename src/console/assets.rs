@@ -11,6 +11,7 @@ pub fn get(name: &str) -> Option<(&'static str, &'static str)> {
         "alerts.html" => (include_str!("assets/alerts.html"), HTML),
         "graphs.html" => (include_str!("assets/graphs.html"), HTML),
         "services.html" => (include_str!("assets/services.html"), HTML),
+        "hosts.html" => (include_str!("assets/hosts.html"), HTML),
         "console.js" => (
             include_str!("assets/console.js"),
             "text/javascript; charset=utf-8",

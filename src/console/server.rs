@@ -92,6 +92,7 @@ pub fn router(shared: Arc<Shared>, settings: Arc<Settings>) -> Router {
         .route("/console/alerts", get(|s, h| page(s, h, "alerts.html")))
         .route("/console/graphs", get(|s, h| page(s, h, "graphs.html")))
         .route("/console/services", get(|s, h| page(s, h, "services.html")))
+        .route("/console/hosts", get(|s, h| page(s, h, "hosts.html")))
         .route("/console/assets/{file}", get(asset))
         .layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()

@@ -1,6 +1,6 @@
 // hekate console script: reads the JSON API and the live event stream, draws the
 // pipeline table and wiring, sandbox outputs (cbuf charts), alerts, whisper graphs and
-// LovebeatInput's services.
+// LovebeatInput's services and HostMonitorFilter's hosts.
 // hekate's own code; no libraries.
 "use strict";
 
@@ -237,4 +237,25 @@ function servicesPage() {
   live((snap) => { if (snap.version !== lastVersion) { lastVersion = snap.version; refresh(); } });
 }
 
-({ pipeline: pipelinePage, outputs: outputsPage, alerts: alertsPage, graphs: graphsPage, services: servicesPage })[document.body.dataset.page]();
+// Hosts page: the snapshot HostMonitorFilter publishes as the json output "Hosts": a row
+// per host, then its RTT and metric graphs.
+function hostsPage() {
+  const levels = (h) => h.levels.filter((l) => l.level !== "ok").map((l) => l.metric + " " + l.level.toUpperCase() + " (" + fmtNum(l.value) + ")").join(", ") || "ok";
+  const refresh = async () => {
+    const data = await getJSON("/api/v1/outputs");
+    const o = data.outputs.find((x) => x.name === "Hosts" && x.payload_type === "json");
+    if (!o) return;
+    const snap = (await getJSON("/api/v1/outputs/" + encodeURIComponent(o.id))).data.json;
+    document.querySelector("#hosts tbody").replaceChildren(...snap.hosts.map((h) => el("tr", { class: "host state-" + h.state, "data-host": h.name },
+      el("td", {}, h.name), el("td", { class: "state" }, h.state.toUpperCase()), el("td", {}, fmtTime(h.last_seen)),
+      el("td", {}, Math.max(0, Math.round(Date.now() / 1000 - h.last_seen)) + " s"), el("td", {}, h.interval + " s"),
+      el("td", { class: "rtt" }, h.rtt_ms === null ? "" : fmtNum(h.rtt_ms) + " ms"), el("td", { class: "levels" }, levels(h)))));
+    document.getElementById("host-graphs").replaceChildren(...snap.hosts.map((h) => el("section", { class: "card", "data-host": h.name },
+      el("h3", {}, h.name), el("div", { class: "charts" }, ...Object.entries(h.graphs).map(([name, points]) =>
+        el("div", { class: "chart", "data-graph": name }, el("h4", {}, name), drawChart([{ name, points }], { width: 380, height: 160, unit: name === "rtt_ms" ? "ms" : "" })))))));
+  };
+  refresh();
+  live((snap) => { if (snap.version !== lastVersion) { lastVersion = snap.version; refresh(); } });
+}
+
+({ pipeline: pipelinePage, outputs: outputsPage, alerts: alertsPage, graphs: graphsPage, services: servicesPage, hosts: hostsPage })[document.body.dataset.page]();
