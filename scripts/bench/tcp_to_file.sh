@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 LINES=${1:-5000000}
 LEN=${2:-100}
 cargo build --release --quiet --bin hekate --example blast
-BIN=target/release/hekate
+BIN=${HEKATE_BIN:-target/release/hekate}
 BLAST=target/release/examples/blast
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
