@@ -179,3 +179,67 @@ encoder = "json"
         "no mount in common with df:\n{df}\n{disks:?}"
     );
 }
+
+/// With `stat_accum_name`, the values are also statsd gauges in that StatAccumInput's
+/// flush (Carbon lines in its Payload), named by host, group, entity and field; a
+/// reference to no StatAccumInput is a config error naming the key.
+#[test]
+fn host_metrics_feed_a_stat_accum_input_as_gauges() {
+    let mut h = Hekate::start(
+        r#"
+[hekad]
+hostname = "box.one"
+
+[host]
+type = "HostMetricsInput"
+loadavg_interval = 1
+disk_interval = 1
+memory_interval = 0
+cpu_interval = 0
+network_interval = 0
+diskio_interval = 0
+system_interval = 0
+stat_accum_name = "stats"
+
+[stats]
+type = "StatAccumInput"
+ticker_interval = 1
+
+[out]
+type = "FileOutput"
+message_matcher = "Logger == 'stats'"
+path = "{dir}/carbon.txt"
+"#,
+    );
+    let out = h.path().join("carbon.txt");
+    let has = |needle: &str| lines(&out).iter().any(|l| l.contains(needle));
+    assert!(
+        wait_for(Duration::from_secs(20), || has(
+            "stats.gauges.host.box_one.loadavg.1MinAvg "
+        ) && has(
+            "stats.gauges.host.box_one.diskusage.root.UsedPercent "
+        )),
+        "{:?}\n{}",
+        lines(&out)
+            .iter()
+            .filter(|l| l.contains("host."))
+            .take(20)
+            .collect::<Vec<_>>(),
+        h.log_text()
+    );
+    assert!(h.counters("host").get("gauges").is_some_and(|n| *n >= 5));
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+
+    let dir = write_config(&[(
+        "10.toml",
+        "[host]\ntype = \"HostMetricsInput\"\nstat_accum_name = \"nope\"\n",
+    )]);
+    let out = hekate_on(dir.path(), &["check"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("stat_accum_name") && text.contains("nope"),
+        "{text}"
+    );
+}

@@ -11,12 +11,20 @@
 //! | `disk_interval` | `stats.diskusage` | one message per mounted disk file system: `Mount`, `Device`, `FsType`, `TotalBytes`, `UsedBytes`, `AvailableBytes`, `UsedPercent` (as `df`) |
 //! | `system_interval` | `stats.system` | `Uptime` (s), `Processes` |
 //!
+//! With `stat_accum_name` set, every numeric field is also a statsd gauge in that
+//! `StatAccumInput` (so it reaches Graphite or Carbon with the other stats), named
+//! `<stat_prefix>.<hostname>.<group>[.<entity>].<field>` (dots in the hostname become `_`),
+//! e.g.
+//! `host.web-1.loadavg.1MinAvg` or `host.web-1.diskusage.var_log.UsedPercent` (the mount,
+//! device or interface as the entity; `/` is `root`).
+//!
 //! An interval of 0 turns a group off. A file that cannot be read is counted in
 //! `failures` and logged once per burst; the other groups carry on. Rate groups (CPU,
 //! network) send nothing on their first tick, which only takes the first sample.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -24,9 +32,11 @@ use serde::Deserialize;
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
 use crate::hostmetrics as hm;
-use crate::message::{Field, Message};
+use crate::message::{Field, Message, ValueRef};
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
 use crate::stats::{LogLimiter, PluginStats};
+use crate::statsd::parse::sanitize;
+use crate::statsd::{Metric, StatBus, Value};
 
 /// `[name]` keys of a `HostMetricsInput` section (seconds; 0 = off).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -48,6 +58,10 @@ pub struct HostMetricsInputConfig {
     pub system_interval: u64,
     /// Where procfs is mounted. Default `/proc`.
     pub proc_dir: String,
+    /// Name of a `StatAccumInput` to feed every value to as a gauge. Default none.
+    pub stat_accum_name: String,
+    /// First part of those gauge names. Default `host`.
+    pub stat_prefix: String,
 }
 
 impl Default for HostMetricsInputConfig {
@@ -61,6 +75,8 @@ impl Default for HostMetricsInputConfig {
             disk_interval: 60,
             system_interval: 60,
             proc_dir: "/proc".into(),
+            stat_accum_name: String::new(),
+            stat_prefix: "host".into(),
         }
     }
 }
@@ -74,7 +90,10 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
         uses_records: false,
         ..Defaults::HEKA
     },
-    references: &[],
+    references: &[crate::plugin::Reference {
+        default: "",
+        ..crate::statsd::STAT_ACCUM_NAME
+    }],
 };
 
 /// A metric group.
@@ -93,10 +112,80 @@ enum Group {
 pub struct HostMetricsInput {
     groups: Vec<(Group, Duration)>,
     proc_dir: PathBuf,
+    gauges: Option<Gauges>,
 }
 
-fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
+/// Feeds values to a `StatAccumInput` as gauges.
+struct Gauges {
+    bus: Arc<StatBus>,
+    prefix: String,
+}
+
+impl Gauges {
+    /// Adds every numeric field of `msgs` as a gauge; returns how many.
+    fn add(&self, host: &str, msgs: &[Message]) -> u64 {
+        let mut agg = self.bus.lock();
+        let mut n = 0;
+        let mut key = Vec::new();
+        let host = host.replace('.', "_");
+        for m in msgs {
+            let group = m.msg_type.strip_prefix("stats.").unwrap_or(&m.msg_type);
+            let entity = ["Mount", "Device", "Interface"].iter().find_map(|f| {
+                match m.field_value(f, 0, 0) {
+                    Some(ValueRef::Str(s)) => Some(entity_name(s)),
+                    _ => None,
+                }
+            });
+            for f in m.fields.iter() {
+                let v = match f.value.get(0) {
+                    Some(ValueRef::Int(i)) => i as f64,
+                    Some(ValueRef::Double(d)) => d,
+                    _ => continue,
+                };
+                let name = match &entity {
+                    Some(e) => format!("{}.{host}.{group}.{e}.{}", self.prefix, f.name),
+                    None => format!("{}.{host}.{group}.{}", self.prefix, f.name),
+                };
+                key.clear();
+                sanitize(name.as_bytes(), &mut key);
+                agg.add(&Metric {
+                    key: std::str::from_utf8(&key).unwrap_or_default(),
+                    value: Value::Gauge {
+                        value: v,
+                        delta: false,
+                    },
+                    sample_rate: 1.0,
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// A mount, device or interface as one metric-name part: `/` is `root`, `/var/log` is
+/// `var_log`.
+fn entity_name(s: &str) -> String {
+    match s.trim_matches('/') {
+        "" => "root".into(),
+        t => t.replace(['/', '.'], "_"),
+    }
+}
+
+fn build(p: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
     let c: HostMetricsInputConfig = p.parse()?;
+    let gauges = match c.stat_accum_name.as_str() {
+        "" => None,
+        name => Some(Gauges {
+            bus: StatBus::get(cx, name).ok_or_else(|| {
+                vec![p.error(
+                    "stat_accum_name",
+                    format!("{name:?} is not a StatAccumInput"),
+                )]
+            })?,
+            prefix: c.stat_prefix.clone(),
+        }),
+    };
     let groups: Vec<(Group, Duration)> = [
         (Group::Loadavg, c.loadavg_interval),
         (Group::Memory, c.memory_interval),
@@ -119,6 +208,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     Ok(Box::new(HostMetricsInput {
         groups,
         proc_dir: PathBuf::from(c.proc_dir),
+        gauges,
     }))
 }
 
@@ -138,6 +228,8 @@ impl Input for HostMetricsInput {
             let mut prev = Previous::default();
             let mut shutdown = cx.shutdown();
             let mut log = LogLimiter::default();
+            let gauges_sent = cx.stats().counter("gauges");
+            let _feeder = self.gauges.as_ref().map(|g| g.bus.feeder());
             loop {
                 let (i, due) = next
                     .iter()
@@ -154,6 +246,9 @@ impl Input for HostMetricsInput {
                 match self.collect(group, &mut prev) {
                     Ok(msgs) if msgs.is_empty() => {}
                     Ok(msgs) => {
+                        if let Some(g) = &self.gauges {
+                            PluginStats::add(&gauges_sent, g.add(&cx.globals().hostname, &msgs));
+                        }
                         if cx.deliver_batch(msgs).await.is_err() {
                             return Ok(());
                         }

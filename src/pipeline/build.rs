@@ -283,6 +283,9 @@ fn check_references(sections: &[Section], errors: &mut Vec<ConfigError>) {
                 .get(r.key)
                 .and_then(|v| v.as_str())
                 .unwrap_or(r.default);
+            if target.is_empty() {
+                continue; // an optional reference left unset
+            }
             let found = sections
                 .iter()
                 .any(|t| t.plugin.name == target && t.plugin.type_name == r.type_name);

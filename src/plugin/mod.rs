@@ -66,7 +66,8 @@ pub struct Registration<B: 'static> {
 pub struct Reference {
     /// The key, e.g. `stat_accum_name`.
     pub key: &'static str,
-    /// The name used when the section does not set the key.
+    /// The name used when the section does not set the key; `""` makes the reference
+    /// optional (checked only when set).
     pub default: &'static str,
     /// The type the named section must have, e.g. `StatAccumInput`.
     pub type_name: &'static str,
