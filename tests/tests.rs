@@ -28,6 +28,7 @@ mod nginx_metrics;
 mod pipeline;
 mod process;
 mod proto_vectors;
+mod reload;
 mod resilience;
 mod rsyslog;
 mod sandbox;

@@ -38,6 +38,13 @@ pub enum Command {
     Run,
     /// Validate the config and print the wired pipeline; exit 1 on any error.
     Check,
+    /// Validate the config, then tell the running hekate to reload it (SIGHUP to the
+    /// process in `[hekad] pid_file`, or `--pid`). Only changed plugins are rebuilt.
+    Reload {
+        /// The process to signal (default: read `[hekad] pid_file`).
+        #[arg(long)]
+        pid: Option<i32>,
+    },
     /// List every plugin type with a one-line description.
     Plugins,
     /// Evaluate a message matcher against JSON messages read one per line from stdin;
@@ -133,6 +140,7 @@ impl Cli {
         match self.command.unwrap_or(Command::Run) {
             Command::Run => run::run(&config),
             Command::Check => check::check(&config),
+            Command::Reload { pid } => run::reload(&config, pid),
             Command::Plugins => plugins::plugins(),
             Command::Match { expr } => matcher::match_stdin(&expr),
             Command::Whisper { args } => whisper::main(&args),

@@ -46,6 +46,10 @@ pub struct Pipeline {
     pub(crate) outputs: Vec<OutputPlan>,
     pub(crate) router_stats: Arc<PluginStats>,
     wiring: Vec<Wiring>,
+    /// The sections this pipeline was built from (a reload compares against them).
+    pub(crate) sections: Vec<Section>,
+    /// The config path, when known: a reload reads it again.
+    pub(crate) source: Option<std::path::PathBuf>,
 }
 
 /// One line of `hekate check`: a plugin and where its messages come from or go.
@@ -170,11 +174,31 @@ pub fn build_check(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
 }
 
 fn build_as(cfg: LoadedConfig, check_only: bool) -> Result<Pipeline, Vec<ConfigError>> {
-    let mut errors = cfg.errors;
-    let globals = Arc::new(cfg.globals);
+    let globals = Arc::new(cfg.globals.clone());
     let report = Report::default();
-    let mut bcx = BuildContext::new(globals.clone(), cfg.config_dir, report.clone());
+    let mut bcx = BuildContext::new(globals, cfg.config_dir.clone(), report.clone());
     bcx.check_only = check_only;
+    build_with(cfg, bcx, report)
+}
+
+/// Builds `cfg` for a reload of a running pipeline: with its build context (so shared
+/// objects such as a `StatAccumInput`'s bus are the running ones) and its report (the
+/// caller removes the entries of plugins it does not start).
+pub(crate) fn build_reload(
+    cfg: LoadedConfig,
+    bcx: &BuildContext,
+    report: &Report,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    build_with(cfg, bcx.clone(), report.clone())
+}
+
+fn build_with(
+    cfg: LoadedConfig,
+    bcx: BuildContext,
+    report: Report,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    let mut errors = cfg.errors;
+    let globals = bcx.globals.clone();
     let recipes = build_recipes(&cfg.sections, &bcx, &mut errors);
     check_references(&cfg.sections, &mut errors);
     let mut p = Pipeline {
@@ -186,6 +210,8 @@ fn build_as(cfg: LoadedConfig, check_only: bool) -> Result<Pipeline, Vec<ConfigE
         outputs: Vec::new(),
         router_stats: report.register("Router", "Router", "Router"),
         wiring: Vec::new(),
+        sections: cfg.sections.clone(),
+        source: None,
     };
     for s in &cfg.sections {
         let result = match (&s.common, s.plugin.category) {
@@ -434,6 +460,13 @@ impl Pipeline {
             type_name: p.type_name.clone(),
             detail,
         });
+    }
+
+    /// Remembers the config path this pipeline came from, so SIGHUP, a change in that
+    /// folder or `hekate reload` can reload it while it runs.
+    pub fn with_source(mut self, path: &std::path::Path) -> Self {
+        self.source = Some(path.to_path_buf());
+        self
     }
 
     /// What `hekate check` prints: every input, filter and output with its wiring.

@@ -67,6 +67,23 @@ impl FilterRunner {
         (runner, sub)
     }
 
+    /// The thread body of a reloaded filter: waits for its predecessor to drain and stop
+    /// (so its `preserve_data` is written), builds a fresh instance (which reads it), then
+    /// runs.
+    pub fn run_after(mut self, prev: std::thread::JoinHandle<()>) {
+        if prev.join().is_err() {
+            tracing::error!(filter = %self.core.name, "The replaced filter's thread panicked.");
+        }
+        match self.core.fresh() {
+            Ok(f) => self.filter = f,
+            Err(errs) => {
+                let why: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                return self.core.retire(&why.join("; "));
+            }
+        }
+        self.run();
+    }
+
     /// The instance name.
     pub fn name(&self) -> &Arc<str> {
         &self.core.name

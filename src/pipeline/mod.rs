@@ -9,6 +9,7 @@ mod disk_stage;
 pub mod dynamic;
 pub mod filter_runner;
 pub mod output_runner;
+mod reload;
 pub mod router;
 pub mod run;
 mod runner;

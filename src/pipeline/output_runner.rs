@@ -42,6 +42,42 @@ pub(crate) struct OutputRunner {
     reopen: Arc<AtomicBool>,
     /// Where spent messages go back to the inputs.
     reclaim: Arc<Reclaim>,
+    /// Set when a reload replaces this output.
+    handover: Arc<Handover>,
+    /// What a replaced predecessor left unsent; sent before the queue.
+    leftover: Vec<Pack>,
+}
+
+/// How a replaced output hands its unsent messages to its successor (a reload): once
+/// `stop` is set, an output stuck retrying stops and leaves the message it was retrying
+/// and everything after it in `leftover`, which the successor sends first.
+#[derive(Default)]
+pub(crate) struct Handover {
+    stop: AtomicBool,
+    leftover: std::sync::Mutex<Vec<Pack>>,
+}
+
+impl Handover {
+    /// Asks the output to stop retrying and hand over.
+    pub fn request(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn take(&self) -> Vec<Pack> {
+        std::mem::take(&mut *self.leftover.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The predecessor of a reloaded output: its thread and its handover.
+pub(crate) struct Predecessor {
+    /// The old runner's thread.
+    pub thread: std::thread::JoinHandle<()>,
+    /// Where it leaves unsent messages.
+    pub handover: Arc<Handover>,
 }
 
 /// The output plus its encoder and scratch buffers, so a call can borrow them together.
@@ -59,6 +95,8 @@ enum Outcome {
     Done,
     Failed(String),
     GaveUp,
+    /// A reload replaced this output while it was retrying.
+    HandedOver,
 }
 
 impl OutputRunner {
@@ -72,8 +110,32 @@ impl OutputRunner {
             use_framing: plan.use_framing,
             reopen,
             reclaim: env.reclaim.clone(),
+            handover: Arc::default(),
+            leftover: Vec::new(),
         };
         (runner, sub)
+    }
+
+    /// The handover a reload uses to replace this runner.
+    pub fn handover(&self) -> Arc<Handover> {
+        self.handover.clone()
+    }
+
+    /// The thread body of a reloaded output: waits for its predecessor to stop, builds a
+    /// fresh instance, sends what the predecessor left over, then runs.
+    pub fn run_after(mut self, prev: Predecessor) {
+        if prev.thread.join().is_err() {
+            tracing::error!(output = %self.core.name, "The replaced output's thread panicked.");
+        }
+        match self.core.fresh() {
+            Ok(o) => self.output = o,
+            Err(errs) => {
+                let why: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                return self.core.retire(&why.join("; "));
+            }
+        }
+        self.leftover = prev.handover.take();
+        self.run();
     }
 
     /// The instance name.
@@ -102,7 +164,12 @@ impl OutputRunner {
             let wait = next_tick.map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            let popped = self.core.queue.pop_batch(&mut batch, POP_BATCH, wait);
+            let popped = if self.leftover.is_empty() {
+                self.core.queue.pop_batch(&mut batch, POP_BATCH, wait)
+            } else {
+                batch.append(&mut self.leftover);
+                Pop::Items
+            };
             // After the wait, so a SIGHUP that arrived meanwhile applies to this batch.
             self.check_reopen();
             self.core
@@ -135,6 +202,7 @@ impl OutputRunner {
                         return;
                     }
                 }
+                Outcome::HandedOver => return self.hand_over(),
                 Outcome::GaveUp => {
                     // Unacknowledged: a disk buffer delivers it again after a restart.
                     return self
@@ -149,6 +217,27 @@ impl OutputRunner {
             Outcome::Failed(reason) => tracing::error!(reason, "Final flush failed."),
             _ => self.core.finish(),
         }
+    }
+
+    /// Leaves everything still queued to the successor (the queue is closed by then).
+    fn hand_over(&mut self) {
+        let mut rest = Vec::new();
+        while self
+            .core
+            .queue
+            .pop_batch(&mut rest, POP_BATCH, Duration::ZERO)
+            == Pop::Items
+        {}
+        let mut left = self
+            .handover
+            .leftover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        left.append(&mut rest);
+        tracing::info!(
+            messages = left.len(),
+            "Replaced by a reload; unsent messages handed over."
+        );
     }
 
     /// Flushes; on success the messages taken since the last flush are delivered.
@@ -173,6 +262,15 @@ impl OutputRunner {
                 prefetch::body(&next.msg);
             }
             outcome = self.with_retry(io, |o, cx| o.process_message(pack, cx));
+            if matches!(outcome, Outcome::HandedOver) {
+                let mut left = self
+                    .handover
+                    .leftover
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                left.extend(batch[i..].iter().cloned());
+                break;
+            }
             processed += 1;
             if !matches!(outcome, Outcome::Done) {
                 PluginStats::add(&self.core.stats.dropped, (total - processed) as u64);
@@ -227,6 +325,9 @@ impl OutputRunner {
                     return Outcome::Failed(format!("fatal: {}", Chain(&*why)))
                 }
                 Err(_) => return Outcome::Failed("the output panicked".into()),
+            }
+            if self.handover.requested() {
+                return Outcome::HandedOver;
             }
             if self.core.shutdown.is_set() {
                 let since = *io.shutdown_since.get_or_insert_with(Instant::now);

@@ -35,6 +35,14 @@ pub enum Command {
     /// was routed to it and stops. (By queue, not name: a filter unloaded and loaded again
     /// under the same name is a different subscriber.)
     Unsubscribe(Arc<Queue<Pack>>),
+    /// A reload: removes the subscriber owning `old` (closing its queue) and adds `new`
+    /// in the same step, so no message falls between the two.
+    Replace {
+        /// The queue of the plugin being replaced.
+        old: Arc<Queue<Pack>>,
+        /// Its successor.
+        new: Box<Subscriber>,
+    },
 }
 
 /// One filter or output as the router sees it (public for benchmarks and tests).
@@ -220,6 +228,10 @@ impl Router {
                     Some(Command::Unsubscribe(queue)) => {
                         self.unsubscribe(&queue);
                     }
+                    Some(Command::Replace { old, new }) => {
+                        self.unsubscribe(&old);
+                        self.subscribe(*new);
+                    }
                     None => {}
                 },
             }
@@ -233,6 +245,10 @@ impl Router {
                         self.unsubscribe(&queue);
                     }
                     Some(Command::Subscribe(sub)) => sub.queue.close(),
+                    Some(Command::Replace { old, new }) => {
+                        self.unsubscribe(&old);
+                        new.queue.close();
+                    }
                     _ => {}
                 },
             }

@@ -22,11 +22,16 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use crate::config::Category;
 use crate::message::reclaim::Reclaim;
-use crate::pipeline::build::{InputPlan, Pipeline};
+use crate::pipeline::build::{FilterPlan, InputPlan, OutputPlan, Pipeline};
 use crate::pipeline::dynamic::FilterSpawner;
 use crate::pipeline::filter_runner::FilterRunner;
-use crate::pipeline::output_runner::OutputRunner;
+use crate::pipeline::output_runner::{Handover, OutputRunner, Predecessor};
+use crate::pipeline::reload::{
+    command, config_state, fingerprints, join, prepare, running_category, stop_input, Live, LiveFo,
+    LiveInput, Plan, ReloadError,
+};
 use crate::pipeline::router::{Command, Router, Subscriber};
 use crate::pipeline::runner::Env;
 use crate::pipeline::supervise::{Exits, RestartPolicy};
@@ -35,8 +40,8 @@ use crate::plugin::shutdown::{self, ShutdownTrigger};
 use crate::plugin::{InputContext, Spawner};
 use crate::stats::{PluginState, PluginStats, Report};
 
-/// How long inputs get to return after the shutdown signal before they are abandoned.
-const INPUT_STOP_GRACE: Duration = Duration::from_secs(5);
+/// A config file's name, size and modification time (change detection).
+type ConfigFile = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
 
 /// Why a pipeline stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +110,6 @@ impl Pipeline {
             .build()?;
         let exits = Exits::new(trigger.clone());
         let (router, rx) = router_channel(self.globals.plugin_chansize);
-        let mut subs = Vec::new();
-        let mut reopen = Vec::new();
         let env = Env {
             globals: self.globals.clone(),
             bcx: self.bcx.clone(),
@@ -115,12 +118,24 @@ impl Pipeline {
             reclaim: Arc::new(Reclaim::default()),
             spooled: Arc::default(),
         };
-        let buffered = (self.outputs.iter().map(|p| &p.fo))
-            .chain(self.filters.iter().map(|p| &p.fo))
-            .any(|fo| fo.disk.is_some());
-        let outputs = self.spawn_outputs(&env, &mut subs, &mut reopen)?;
+        let mut live = Live {
+            fingerprints: fingerprints(&self.sections),
+            ..Live::default()
+        };
+        let mut subs = Vec::new();
+        for plan in std::mem::take(&mut self.outputs) {
+            let (name, (l, sub)) = (plan.fo.config.name.clone(), start_output(plan, &env, None)?);
+            subs.push(sub);
+            live.outputs.insert(name, l);
+        }
         let spawner = FilterSpawner::new(router.clone(), env.clone());
-        let filters = self.spawn_filters(&env, &router, &spawner, &mut subs)?;
+        let dyn_spawner: Arc<dyn Spawner> = Arc::new(spawner.clone());
+        for plan in std::mem::take(&mut self.filters) {
+            let name = plan.fo.config.name.clone();
+            let (l, sub) = start_filter(plan, &env, &router, &dyn_spawner, None)?;
+            subs.push(sub);
+            live.filters.insert(name, l);
+        }
         let core = Router::new(
             subs,
             self.globals.max_message_loops,
@@ -130,28 +145,88 @@ impl Pipeline {
         let router_thread = std::thread::Builder::new()
             .name("hekate-router".into())
             .spawn(move || core.run(rx))?;
-        let (late_trigger, _) = shutdown::channel();
-        let (inputs, late_inputs) = self.spawn_inputs(&rt, &env, &late_trigger, &router, buffered);
-        rt.block_on(wait_for_stop(
-            trigger.clone(),
-            signals,
-            self.report.clone(),
-            reopen,
-        ));
-        rt.block_on(stop_inputs(inputs));
+        let buffered = live
+            .filters
+            .values()
+            .chain(live.outputs.values())
+            .any(|f| f.buffered);
+        for plan in std::mem::take(&mut self.inputs) {
+            let name = plan.config.name.clone();
+            let l = start_input(plan, &rt, &env, &router, buffered);
+            live.inputs.insert(name, l);
+        }
+        let reload_stats = self.report.register("Reload", "Engine", "Reload");
+        let mut watched = self.source.as_deref().map(config_state);
+        loop {
+            let reopen: Vec<Arc<AtomicBool>> = live
+                .outputs
+                .values()
+                .filter_map(|o| o.reopen.clone())
+                .collect();
+            let source = self.source.clone();
+            let wake = rt.block_on(wait_for_event(
+                trigger.clone(),
+                signals,
+                self.report.clone(),
+                reopen,
+                source.zip(watched.clone()),
+            ));
+            match wake {
+                Wake::Stop => break,
+                Wake::Reload(why) => {
+                    watched = self.source.as_deref().map(config_state);
+                    let ctx = ApplyCx {
+                        rt: &rt,
+                        env: &env,
+                        router: &router,
+                        spawner: &dyn_spawner,
+                    };
+                    match self.reload(&mut live, &ctx) {
+                        Ok(summary) => {
+                            PluginStats::add(&reload_stats.counter("reloads"), 1);
+                            tracing::info!(trigger = why, "{summary}");
+                        }
+                        Err(e) => {
+                            PluginStats::add(&reload_stats.counter("reload_failures"), 1);
+                            reload_stats.record_error(e.to_string());
+                            tracing::error!(
+                                trigger = why,
+                                "Reload rejected; the running configuration stays. {e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let (late, early): (Vec<_>, Vec<_>) = std::mem::take(&mut live.inputs)
+            .into_values()
+            .partition(|i| i.late);
+        rt.block_on(async {
+            for i in early {
+                stop_input(i).await;
+            }
+        });
         tracing::info!("Inputs stopped; draining filters.");
         let _ = router.blocking_command(Command::InputsDone);
-        join_all(filters);
+        std::mem::take(&mut live.filters)
+            .into_values()
+            .for_each(|f| join(f.thread));
         // Filters started at runtime by the (now finished) configured filters.
         spawner.join_all();
         drop(spawner);
+        drop(dyn_spawner);
         // Inputs that filters feed (StatAccumInput) stop last, after the filters drained.
-        late_trigger.trigger();
-        rt.block_on(stop_inputs(late_inputs));
+        rt.block_on(async {
+            for i in late {
+                stop_input(i).await;
+            }
+        });
         let _ = router.blocking_command(Command::FiltersDone);
         drop(router);
         let _ = router_thread.join();
-        join_all(outputs);
+        std::mem::take(&mut live.outputs)
+            .into_values()
+            .for_each(|o| join(o.thread));
         rt.shutdown_timeout(Duration::from_secs(1));
         tracing::info!("Shutdown complete.");
         match exits.reasons() {
@@ -160,94 +235,237 @@ impl Pipeline {
         }
     }
 
-    fn spawn_outputs(
-        &mut self,
-        env: &Env,
-        subs: &mut Vec<Subscriber>,
-        reopen: &mut Vec<Arc<AtomicBool>>,
-    ) -> std::io::Result<Vec<JoinHandle<()>>> {
-        let mut handles = Vec::new();
-        for plan in std::mem::take(&mut self.outputs) {
-            let flag = Arc::new(AtomicBool::new(false));
-            reopen.push(flag.clone());
-            let (runner, sub) = OutputRunner::new(plan, env, flag);
-            subs.push(sub);
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("out-{}", runner.name()))
-                    .spawn(move || runner.run())?,
-            );
-        }
-        Ok(handles)
-    }
-
-    fn spawn_filters(
-        &mut self,
-        env: &Env,
-        router: &RouterSender,
-        spawner: &FilterSpawner,
-        subs: &mut Vec<Subscriber>,
-    ) -> std::io::Result<Vec<JoinHandle<()>>> {
-        let mut handles = Vec::new();
-        let spawner: Arc<dyn Spawner> = Arc::new(spawner.clone());
-        for plan in std::mem::take(&mut self.filters) {
-            let (runner, sub) = FilterRunner::new(plan, env, router.clone(), Some(spawner.clone()));
-            subs.push(sub);
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("flt-{}", runner.name()))
-                    .spawn(move || runner.run())?,
-            );
-        }
-        Ok(handles)
-    }
-
-    /// Spawns every input; returns the handles of those that stop first and of those
-    /// that stop after the filters (`stop_after_filters`).
-    fn spawn_inputs(
-        &mut self,
-        rt: &tokio::runtime::Runtime,
-        env: &Env,
-        late_trigger: &ShutdownTrigger,
-        router: &RouterSender,
-        buffered: bool,
-    ) -> (
-        Vec<tokio::task::JoinHandle<()>>,
-        Vec<tokio::task::JoinHandle<()>>,
-    ) {
-        let (mut handles, mut late) = (Vec::new(), Vec::new());
-        for plan in std::mem::take(&mut self.inputs) {
-            let stop = if plan.stop_after_filters {
-                late_trigger
-            } else {
-                &env.shutdown
-            };
-            let cx = InputContext {
-                name: plan.config.name.as_str().into(),
-                globals: self.globals.clone(),
-                stats: plan.stats.clone(),
-                shutdown: stop.subscribe(),
-                router: router.clone(),
-                splitter: plan.splitter.clone(),
-                splitter_common: plan.splitter_common.clone(),
-                decoder: plan.decoder.clone(),
-                common: plan.common.clone(),
-                ticker_interval: plan.ticker_interval,
-                reclaim: env.reclaim.clone(),
-                buffered,
-                spooled: env.spooled.clone(),
-            };
-            let span = tracing::info_span!("input", name = %plan.config.name, r#type = %plan.config.type_name);
-            let is_late = plan.stop_after_filters;
-            let sup = supervise_input(plan, cx, self.bcx.clone(), env.exits.clone());
-            let handle = rt.spawn(sup.instrument(span));
-            if is_late {
-                late.push(handle);
-            } else {
-                handles.push(handle);
+    /// Reads the config again and applies what changed (see `reload`).
+    fn reload(&mut self, live: &mut Live, cx: &ApplyCx<'_>) -> Result<String, ReloadError> {
+        let Plan {
+            pipeline: mut new,
+            diff,
+            fingerprints,
+        } = prepare(self, live)?;
+        let report = self.report.clone();
+        let touched: std::collections::HashSet<&String> =
+            diff.changed.iter().chain(&diff.added).collect();
+        // Removed plugins.
+        for name in &diff.removed {
+            match running_category(live, name) {
+                Some(Category::Input) => {
+                    if let Some(i) = live.inputs.remove(name) {
+                        report.remove(&i.stats);
+                        cx.rt.block_on(stop_input(i));
+                    }
+                }
+                Some(_) => {
+                    let f = live
+                        .filters
+                        .remove(name)
+                        .or_else(|| live.outputs.remove(name));
+                    if let Some(f) = f {
+                        command(cx.router, Command::Unsubscribe(f.queue.clone()));
+                        if let Some(h) = &f.handover {
+                            h.request();
+                        }
+                        report.remove(&f.stats);
+                        join(f.thread);
+                    }
+                }
+                None => {}
             }
         }
-        (handles, late)
+        // Changed and added outputs and filters: swapped or subscribed.
+        for plan in std::mem::take(&mut new.outputs) {
+            let name = plan.fo.config.name.clone();
+            if !touched.contains(&name) {
+                report.remove(&plan.fo.stats);
+                continue;
+            }
+            let prev = live.outputs.remove(&name);
+            let handover = prev.as_ref().and_then(|p| p.handover.clone());
+            let old = prev.as_ref().map(|p| (p.queue.clone(), p.stats.clone()));
+            let (l, sub) = start_output(plan, cx.env, prev.map(|p| (p.thread, p.handover)))
+                .map_err(|e| ReloadError::NeedsRestart(format!("cannot start [{name}]: {e}")))?;
+            match old {
+                Some((queue, stats)) => {
+                    command(
+                        cx.router,
+                        Command::Replace {
+                            old: queue,
+                            new: Box::new(sub),
+                        },
+                    );
+                    if let Some(h) = handover {
+                        h.request();
+                    }
+                    report.remove(&stats);
+                }
+                None => command(cx.router, Command::Subscribe(Box::new(sub))),
+            }
+            live.outputs.insert(name, l);
+        }
+        for plan in std::mem::take(&mut new.filters) {
+            let name = plan.fo.config.name.clone();
+            if !touched.contains(&name) {
+                report.remove(&plan.fo.stats);
+                continue;
+            }
+            let prev = live.filters.remove(&name);
+            let old = prev.as_ref().map(|p| (p.queue.clone(), p.stats.clone()));
+            let (l, sub) =
+                start_filter(plan, cx.env, cx.router, cx.spawner, prev.map(|p| p.thread)).map_err(
+                    |e| ReloadError::NeedsRestart(format!("cannot start [{name}]: {e}")),
+                )?;
+            match old {
+                Some((queue, stats)) => {
+                    command(
+                        cx.router,
+                        Command::Replace {
+                            old: queue,
+                            new: Box::new(sub),
+                        },
+                    );
+                    report.remove(&stats);
+                }
+                None => command(cx.router, Command::Subscribe(Box::new(sub))),
+            }
+            live.filters.insert(name, l);
+        }
+        // Changed and added inputs: the old one stops (freeing its port) first.
+        let buffered = live
+            .filters
+            .values()
+            .chain(live.outputs.values())
+            .any(|f| f.buffered);
+        for plan in std::mem::take(&mut new.inputs) {
+            let name = plan.config.name.clone();
+            if !touched.contains(&name) {
+                report.remove(&plan.stats);
+                continue;
+            }
+            if let Some(old) = live.inputs.remove(&name) {
+                report.remove(&old.stats);
+                cx.rt.block_on(stop_input(old));
+            }
+            live.inputs
+                .insert(name, start_input(plan, cx.rt, cx.env, cx.router, buffered));
+        }
+        report.remove(&new.router_stats);
+        self.sections = std::mem::take(&mut new.sections);
+        live.fingerprints = fingerprints;
+        Ok(format!(
+            "Configuration reloaded: {} changed {:?}, {} added {:?}, {} removed {:?}, {} unchanged.",
+            diff.changed.len(),
+            diff.changed,
+            diff.added.len(),
+            diff.added,
+            diff.removed.len(),
+            diff.removed,
+            diff.unchanged.len()
+        ))
+    }
+}
+
+/// What applying a reload needs from the running pipeline.
+struct ApplyCx<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    env: &'a Env,
+    router: &'a RouterSender,
+    spawner: &'a Arc<dyn Spawner>,
+}
+
+/// Starts an output's runner thread (after its predecessor, on a reload).
+fn start_output(
+    plan: OutputPlan,
+    env: &Env,
+    prev: Option<(JoinHandle<()>, Option<Arc<Handover>>)>,
+) -> std::io::Result<(LiveFo, Subscriber)> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let buffered = plan.fo.disk.is_some();
+    let stats = plan.fo.stats.clone();
+    let (runner, sub) = OutputRunner::new(plan, env, flag.clone());
+    let handover = runner.handover();
+    let queue = sub.queue.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("out-{}", runner.name()))
+        .spawn(move || match prev {
+            Some((thread, handover)) => runner.run_after(Predecessor {
+                thread,
+                handover: handover.unwrap_or_default(),
+            }),
+            None => runner.run(),
+        })?;
+    let l = LiveFo {
+        queue,
+        thread,
+        stats,
+        handover: Some(handover),
+        reopen: Some(flag),
+        buffered,
+    };
+    Ok((l, sub))
+}
+
+/// Starts a filter's runner thread (after its predecessor, on a reload).
+fn start_filter(
+    plan: FilterPlan,
+    env: &Env,
+    router: &RouterSender,
+    spawner: &Arc<dyn Spawner>,
+    prev: Option<JoinHandle<()>>,
+) -> std::io::Result<(LiveFo, Subscriber)> {
+    let buffered = plan.fo.disk.is_some();
+    let stats = plan.fo.stats.clone();
+    let (runner, sub) = FilterRunner::new(plan, env, router.clone(), Some(spawner.clone()));
+    let queue = sub.queue.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("flt-{}", runner.name()))
+        .spawn(move || match prev {
+            Some(prev) => runner.run_after(prev),
+            None => runner.run(),
+        })?;
+    let l = LiveFo {
+        queue,
+        thread,
+        stats,
+        handover: None,
+        reopen: None,
+        buffered,
+    };
+    Ok((l, sub))
+}
+
+/// Starts an input's supervisor task with its own stop trigger.
+fn start_input(
+    plan: InputPlan,
+    rt: &tokio::runtime::Runtime,
+    env: &Env,
+    router: &RouterSender,
+    buffered: bool,
+) -> LiveInput {
+    let (trigger, _) = shutdown::channel();
+    let cx = InputContext {
+        name: plan.config.name.as_str().into(),
+        globals: env.globals.clone(),
+        stats: plan.stats.clone(),
+        shutdown: trigger.subscribe(),
+        router: router.clone(),
+        splitter: plan.splitter.clone(),
+        splitter_common: plan.splitter_common.clone(),
+        decoder: plan.decoder.clone(),
+        common: plan.common.clone(),
+        ticker_interval: plan.ticker_interval,
+        reclaim: env.reclaim.clone(),
+        buffered,
+        spooled: env.spooled.clone(),
+    };
+    let span =
+        tracing::info_span!("input", name = %plan.config.name, r#type = %plan.config.type_name);
+    let late = plan.stop_after_filters;
+    let stats = plan.stats.clone();
+    let sup = supervise_input(plan, cx, env.bcx.clone(), env.exits.clone());
+    LiveInput {
+        trigger,
+        handle: rt.spawn(sup.instrument(span)),
+        late,
+        stats,
     }
 }
 
@@ -315,19 +533,48 @@ async fn supervise_input(
     }
 }
 
-/// Resolves when shutdown is triggered; with `signals`, also handles SIGINT/SIGTERM,
-/// SIGUSR1 (log the report) and SIGHUP (reopen outputs).
-async fn wait_for_stop(
+/// What woke the main thread.
+enum Wake {
+    /// Shut down.
+    Stop,
+    /// Reload the configuration (the trigger, for the log).
+    Reload(&'static str),
+}
+
+/// How often the config folder is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Resolves on shutdown or a reload request. With `signals`: SIGINT/SIGTERM stop,
+/// SIGUSR1 logs the report, SIGHUP asks outputs to reopen their files and reloads the
+/// configuration. With `watch` (the config path and its last state), a change there
+/// reloads too.
+async fn wait_for_event(
     trigger: ShutdownTrigger,
     signals: bool,
     report: Report,
     reopen: Vec<Arc<AtomicBool>>,
-) {
+    watch: Option<(std::path::PathBuf, Vec<ConfigFile>)>,
+) -> Wake {
     let mut sd = trigger.subscribe();
+    let changed = async {
+        let Some((path, before)) = watch else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if config_state(&path) != before {
+                return;
+            }
+        }
+    };
+    tokio::pin!(changed);
     if !signals {
-        sd.wait().await;
+        tokio::select! {
+            _ = sd.wait() => {}
+            _ = &mut changed => return Wake::Reload("config change"),
+        }
         report.set_draining();
-        return;
+        return Wake::Stop;
     }
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup)) = (
@@ -339,39 +586,26 @@ async fn wait_for_stop(
         tracing::error!("Cannot install signal handlers; only a fatal error will stop hekate.");
         sd.wait().await;
         report.set_draining();
-        return;
+        return Wake::Stop;
     };
     loop {
         tokio::select! {
             _ = sd.wait() => {
                 report.set_draining();
-                return;
+                return Wake::Stop;
             }
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = usr1.recv() => tracing::info!("\n{}", report.render_text()),
-            _ = hup.recv() => reopen.iter().for_each(|f| f.store(true, std::sync::atomic::Ordering::Relaxed)),
+            _ = hup.recv() => {
+                reopen.iter().for_each(|f| f.store(true, std::sync::atomic::Ordering::Relaxed));
+                return Wake::Reload("SIGHUP");
+            }
+            _ = &mut changed => return Wake::Reload("config change"),
         }
     }
     tracing::info!("Signal received; shutting down.");
     report.set_draining();
     trigger.trigger();
-}
-
-async fn stop_inputs(inputs: Vec<tokio::task::JoinHandle<()>>) {
-    for h in inputs {
-        let abort = h.abort_handle();
-        if tokio::time::timeout(INPUT_STOP_GRACE, h).await.is_err() {
-            tracing::warn!("An input did not stop within the grace period; abandoning it.");
-            abort.abort();
-        }
-    }
-}
-
-fn join_all(handles: Vec<JoinHandle<()>>) {
-    for h in handles {
-        if h.join().is_err() {
-            tracing::error!("A runner thread panicked.");
-        }
-    }
+    Wake::Stop
 }

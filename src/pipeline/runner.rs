@@ -170,6 +170,16 @@ impl<B> Core<B> {
         )
     }
 
+    /// A fresh instance of the plugin from its section (a reload builds the successor of
+    /// a changed plugin on its own thread, after the predecessor stopped and saved its
+    /// state).
+    pub fn fresh<T>(&self) -> Result<T, Vec<ConfigError>>
+    where
+        B: Fn(&PluginConfig, &BuildContext) -> Result<T, Vec<ConfigError>>,
+    {
+        (self.build)(&self.config, &self.bcx)
+    }
+
     /// Retires the plugin for good (see `supervise::retire`).
     pub fn retire(&self, reason: &str) {
         retire(
