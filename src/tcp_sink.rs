@@ -22,6 +22,10 @@ pub(crate) struct TcpSink {
     conn: Option<TcpStream>,
     /// Bytes accepted and not yet written to the socket.
     pub pending: Vec<u8>,
+    /// The addresses of the last successful name lookup, used when a lookup fails.
+    last_good: Vec<SocketAddr>,
+    /// Failed lookups answered from `last_good` (logged once per burst).
+    dns_log: crate::stats::LogLimiter,
 }
 
 impl TcpSink {
@@ -32,20 +36,63 @@ impl TcpSink {
             keep_alive,
             conn: None,
             pending: Vec::new(),
+            last_good: Vec::new(),
+            dns_log: crate::stats::LogLimiter::default(),
         }
+    }
+
+    /// The peer's addresses: a fresh lookup, else (DNS down, a name briefly gone) the
+    /// addresses of the last one that worked.
+    fn resolve(&mut self) -> Result<Vec<SocketAddr>, ProcessError> {
+        let why = match self.address.to_socket_addrs() {
+            Ok(a) => {
+                let addrs: Vec<SocketAddr> = a.collect();
+                if !addrs.is_empty() {
+                    self.last_good.clone_from(&addrs);
+                    return Ok(addrs);
+                }
+                "no addresses".to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        if self.last_good.is_empty() {
+            return Err(ProcessError::retry(format!(
+                "cannot resolve {}: {why}",
+                self.address
+            )));
+        }
+        if let Some(suppressed) = self.dns_log.check() {
+            tracing::warn!(address = %self.address, error = %why, last_good = ?self.last_good, suppressed,
+                "Name lookup failed; using the addresses of the last one that worked.");
+        }
+        Ok(self.last_good.clone())
     }
 
     fn connect(&mut self) -> Result<(), ProcessError> {
         if self.conn.is_some() {
             return Ok(());
         }
-        let addr: SocketAddr = self
-            .address
-            .to_socket_addrs()
-            .map_err(ProcessError::retry)?
-            .next()
-            .ok_or_else(|| ProcessError::retry(format!("cannot resolve {}", self.address)))?;
-        let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(ProcessError::retry)?;
+        let mut last = None;
+        let mut conn = None;
+        for addr in self.resolve()? {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    conn = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let s = match (conn, last) {
+            (Some(s), _) => s,
+            (None, Some(e)) => return Err(ProcessError::retry(e)),
+            (None, None) => {
+                return Err(ProcessError::retry(format!(
+                    "no address for {}",
+                    self.address
+                )))
+            }
+        };
         let _ = s.set_nodelay(true);
         if let Some(period) = self.keep_alive {
             let _ = socket2::SockRef::from(&s)
@@ -238,5 +285,29 @@ impl AckedSink {
             self.acked = self.acked.max(count);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_lookup_uses_the_last_good_addresses() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut sink = TcpSink::new(format!("localhost:{port}"), None);
+        assert!(sink.resolve().is_ok_and(|a| !a.is_empty()));
+        sink.address = format!("no-such-host.invalid:{port}");
+        sink.pending.extend_from_slice(b"hello");
+        sink.send_pending()
+            .expect("sent through the remembered address");
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = [0u8; 5];
+        std::io::Read::read_exact(&mut conn, &mut got).expect("read");
+        assert_eq!(&got, b"hello");
+        let mut fresh = TcpSink::new(format!("no-such-host.invalid:{port}"), None);
+        let err = fresh.resolve().expect_err("nothing remembered");
+        assert!(err.to_string().contains("cannot resolve"), "{err}");
     }
 }

@@ -44,7 +44,7 @@ fn proc_dir(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-fn start_agent(dir: tempfile::TempDir, server: u16, proc: &Path) -> Hekate {
+fn start_agent(dir: tempfile::TempDir, server: u16, proc: &Path, base: &Path) -> Hekate {
     Hekate::start_with_env(
         dir,
         &[
@@ -53,7 +53,7 @@ fn start_agent(dir: tempfile::TempDir, server: u16, proc: &Path) -> Hekate {
             ("HB_INTERVAL", "1".into()),
             ("HB_METRICS_INTERVAL", "1".into()),
             ("HB_PROC_DIR", proc.display().to_string()),
-            ("HEKATE_BASE_DIR", "base".into()),
+            ("HEKATE_BASE_DIR", base.display().to_string()),
         ],
     )
 }
@@ -275,7 +275,8 @@ fn agent_and_server_down_recovery_thresholds_and_goodbye() {
     let proc_parent = tempfile::tempdir().expect("tempdir");
     let proc = proc_dir(proc_parent.path());
     let adir = copy_repo_config("examples/heartbeat/agent/config.d");
-    let mut agent = start_agent(adir, server_port, &proc);
+    let agent_base = proc_parent.path().join("agent-base");
+    let mut agent = start_agent(adir, server_port, &proc, &agent_base);
     assert!(
         wait_for(LONG, || host_state(console) == "up"),
         "{}\n{}",
@@ -293,6 +294,15 @@ fn agent_and_server_down_recovery_thresholds_and_goodbye() {
         got.lock().expect("lock").is_empty(),
         "first sighting is quiet"
     );
+    let host_id = std::fs::read_to_string(agent_base.join("host_id")).expect("host_id kept");
+    let host_id = host_id.trim().to_string();
+    assert!(uuid_like(&host_id), "{host_id}");
+    assert!(
+        wait_for(LONG, || hosts(console)
+            .is_some_and(|h| h["host_id"] == host_id.as_str())),
+        "{:?}",
+        hosts(console)
+    );
 
     // Killed: overdue, then down, each notified everywhere.
     agent.signal(libc::SIGKILL);
@@ -308,11 +318,17 @@ fn agent_and_server_down_recovery_thresholds_and_goodbye() {
 
     // Restarted: recovery.
     let adir = copy_repo_config("examples/heartbeat/agent/config.d");
-    let mut agent = start_agent(adir, server_port, &proc);
+    let mut agent = start_agent(adir, server_port, &proc, &agent_base);
     wait_notifications(&got, 3, &server);
     check_notification(&got, &sink, 2, "agent-1 is UP");
     let (_, up) = requests(&got, "POST /hook ")[2].clone();
     assert!(up.contains("up again after"), "{up}");
+    let up: Value = serde_json::from_str(&up).expect("json");
+    assert_eq!(
+        up["host_id"],
+        host_id.as_str(),
+        "the same identity after a restart"
+    );
 
     // Thresholds (warning 4, critical 8, hysteresis 0.5): each step waits for the server
     // to have seen the value.
@@ -369,4 +385,8 @@ fn agent_and_server_down_recovery_thresholds_and_goodbye() {
     assert_eq!(sink.mails().len(), 7);
     let c = server.counters("hosts");
     assert_eq!(c.get("alerts"), Some(&7), "{c:?}");
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }

@@ -60,6 +60,14 @@ pub struct Globals {
     pub pid_file: String,
     /// Hostname stamped on generated messages. Default (or empty): the machine's hostname.
     pub hostname: String,
+    /// hekate: the name of a field that carries this host's identity on every message an
+    /// input makes (e.g. `host_id`): a UUID generated once and kept in
+    /// `<base_dir>/host_id`, so it survives restarts and renames. Default "" (off).
+    pub host_id_field: String,
+    /// The identity read from `<base_dir>/host_id` at start when `host_id_field` is set
+    /// (not a config key).
+    #[serde(skip)]
+    pub host_id: String,
     /// Largest message, in bytes; larger records are counted and dropped. Default 65536; must be > 1024.
     pub max_message_size: u32,
     /// Accepted for compatibility (log prefix flags). Default 3.
@@ -88,6 +96,8 @@ impl Default for Globals {
             sample_denominator: 1000,
             pid_file: String::new(),
             hostname: system_hostname(),
+            host_id_field: String::new(),
+            host_id: String::new(),
             max_message_size: 64 * 1024,
             log_flags: 3,
             full_buffer_max_retries: 10,
@@ -98,6 +108,29 @@ impl Default for Globals {
 }
 
 impl Globals {
+    /// Reads this host's identity from `<base_dir>/host_id`, creating it (a new UUID)
+    /// the first time.
+    pub fn load_host_id(&self) -> std::io::Result<String> {
+        let path = self.base_dir.join("host_id");
+        match std::fs::read_to_string(&path) {
+            Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => return Ok(s.trim().to_string()),
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} does not hold a UUID", path.display()),
+                ))
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        std::fs::create_dir_all(&self.base_dir)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{id}\n"))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(id)
+    }
+
     /// Largest record a splitter may hold: Heka's `3 + 255 + max_message_size`.
     pub fn max_record_size(&self) -> usize {
         3 + 255 + self.max_message_size as usize

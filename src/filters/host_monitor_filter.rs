@@ -14,6 +14,7 @@
 //! | `metric`, `value`, `limit` | metric transitions only |
 //! | `last_seen` | RFC 3339 time of the last heartbeat |
 //! | `rtt_ms` | the last round-trip time, when known |
+//! | `host_id` | the agent's stable identity (its heartbeats' `Fields[host_id]`), when sent |
 //!
 //! The Payload is a sentence for people; Severity is 2 (down, critical), 4 (overdue,
 //! warning) or 6 (recovery). Metrics are `<group>.<field>` of a `stats.<group>`
@@ -343,8 +344,13 @@ impl HostMonitorFilter {
         let host = match e {
             Event::State { host, .. } | Event::Metric { host, .. } => host,
         };
-        let rtt = self.monitor.hosts().get(host).and_then(|h| h.rtt_ms);
-        cx.inject(alert_message(e, rtt));
+        let known = self.monitor.hosts().get(host);
+        let rtt = known.and_then(|h| h.rtt_ms);
+        let mut alert = alert_message(e, rtt);
+        if let Some(h) = known.filter(|h| !h.host_id.is_empty()) {
+            alert.add_field(Field::string("host_id", h.host_id.clone()));
+        }
+        cx.inject(alert);
         let alerts = self.counters(cx.stats).alerts.clone();
         PluginStats::add(&alerts, 1);
         self.dirty = true;
@@ -387,6 +393,9 @@ impl HostMonitorFilter {
         };
         if let Some(e) = self.monitor.beat(&msg.hostname, now, beat) {
             self.emit(&e, cx);
+        }
+        if let Some(ValueRef::Str(id)) = msg.field_value("host_id", 0, 0) {
+            self.monitor.set_host_id(&msg.hostname, id);
         }
         if kind != BeatKind::Beat {
             tracing::info!(host = %msg.hostname, kind = ?kind, "Host agent boot or goodbye.");

@@ -184,6 +184,9 @@ pub struct Host {
     pub rtt_ms: Option<f64>,
     /// Last boot message (ns), 0 if none seen.
     pub boot: i64,
+    /// The agent's stable identity (its `host_id` field), when it sends one.
+    #[serde(default)]
+    pub host_id: String,
     /// Thresholded metrics (key: metric, with `[entity]` for per-mount/device ones).
     pub levels: BTreeMap<String, MetricLevel>,
     /// Graph series: `rtt_ms` and graphed metrics, `(unix seconds, value)`.
@@ -309,6 +312,7 @@ impl Monitor {
                 interval: b.interval,
                 rtt_ms: None,
                 boot: 0,
+                host_id: String::new(),
                 levels: BTreeMap::new(),
                 history: BTreeMap::new(),
                 heard: now,
@@ -338,6 +342,15 @@ impl Monitor {
             lasted,
             interval: h.interval,
         })
+    }
+
+    /// Records the stable identity `host` reports (the agent's `host_id`).
+    pub fn set_host_id(&mut self, host: &str, id: &str) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            if h.host_id != id {
+                h.host_id = id.to_string();
+            }
+        }
     }
 
     /// Handles metric `name` (`<group>.<field>`) of `host`; `entity` names the mount,
@@ -451,6 +464,7 @@ impl Monitor {
                     "interval": h.interval,
                     "rtt_ms": h.rtt_ms,
                     "boot": h.boot as f64 / NS,
+                    "host_id": h.host_id,
                     "levels": levels,
                     "graphs": graphs,
                 })

@@ -173,7 +173,18 @@ pub fn build_check(cfg: LoadedConfig) -> Result<Pipeline, Vec<ConfigError>> {
     build_as(cfg, true)
 }
 
-fn build_as(cfg: LoadedConfig, check_only: bool) -> Result<Pipeline, Vec<ConfigError>> {
+fn build_as(mut cfg: LoadedConfig, check_only: bool) -> Result<Pipeline, Vec<ConfigError>> {
+    if !check_only && !cfg.globals.host_id_field.is_empty() {
+        match cfg.globals.load_host_id() {
+            Ok(id) => cfg.globals.host_id = id,
+            Err(e) => cfg.errors.push(ConfigError::new(
+                &cfg.config_dir,
+                "hekad",
+                "host_id_field",
+                format!("cannot keep the host id under base_dir: {e}"),
+            )),
+        }
+    }
     let globals = Arc::new(cfg.globals.clone());
     let report = Report::default();
     let mut bcx = BuildContext::new(globals, cfg.config_dir.clone(), report.clone());

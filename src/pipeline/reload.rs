@@ -213,7 +213,11 @@ pub(crate) struct Plan {
 pub(crate) fn prepare(running: &Pipeline, live: &Live) -> Result<Plan, ReloadError> {
     let source = running.source.as_deref().ok_or(ReloadError::NoSource)?;
     let cfg = crate::config::load(source).map_err(ReloadError::Config)?;
-    if cfg.globals != *running.globals {
+    let same_host = crate::config::Globals {
+        host_id: running.globals.host_id.clone(),
+        ..cfg.globals.clone()
+    };
+    if same_host != *running.globals {
         return Err(ReloadError::NeedsRestart("[hekad] changed".to_string()));
     }
     let fps = fingerprints(&cfg.sections);

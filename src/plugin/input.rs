@@ -113,6 +113,7 @@ impl InputContext {
             ..Message::default()
         };
         base.hostname = self.globals.hostname.as_str().into();
+        self.stamp_host_id(&mut base);
         RecordStream {
             splitter: (self.splitter)(),
             decoder: self.decoder.as_ref().map(|f| f()),
@@ -157,7 +158,19 @@ impl InputContext {
         if m.hostname.is_empty() {
             m.hostname = self.globals.hostname.as_str().into();
         }
+        self.stamp_host_id(&mut m);
         m
+    }
+
+    /// Adds `[hekad] host_id_field` (this host's identity) unless the message has it.
+    fn stamp_host_id(&self, m: &mut Message) {
+        let field = self.globals.host_id_field.as_str();
+        if !field.is_empty() && m.field(field, 0).is_none() {
+            m.add_field(crate::message::Field::string(
+                field,
+                self.globals.host_id.as_str(),
+            ));
+        }
     }
 }
 
