@@ -29,6 +29,7 @@ mod pipeline;
 mod process;
 mod proto_vectors;
 mod reload;
+mod remote_config;
 mod resilience;
 mod rsyslog;
 mod sandbox;

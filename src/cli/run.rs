@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use hekate::config::load;
+use hekate::config::load_full;
 use hekate::error::ConfigError;
 use hekate::pipeline::{self, Pipeline};
 
@@ -17,7 +17,7 @@ pub(super) fn build(config: &Path, check_only: bool) -> Result<Pipeline, ExitCod
     } else {
         pipeline::build
     };
-    let loaded = load(config).and_then(builder);
+    let loaded = load_full(config).and_then(builder);
     loaded.map_err(|errors| {
         print_errors(&errors);
         ExitCode::FAILURE

@@ -81,6 +81,32 @@ const SPLITTER_KEYS: &[&str] = &[
 /// Reads `path` (a TOML file or a folder of them). Only unreadable paths fail outright;
 /// everything else is collected into [`LoadedConfig::errors`].
 pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    load_with(path, None)
+}
+
+/// Where the last good remote config bundle (`[hekad] config_url`) is kept.
+pub fn remote_cache_dir(g: &Globals) -> PathBuf {
+    g.base_dir.join("remote_config")
+}
+
+/// [`load`], plus the cached remote bundle when `[hekad] config_url` is set and one has
+/// been fetched: its files are read after the local ones (so hekate restarts on the last
+/// good remote config without the network).
+pub fn load_full(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let local = load_with(path, None)?;
+    if local.globals.config_url.is_empty() {
+        return Ok(local);
+    }
+    let cache = remote_cache_dir(&local.globals);
+    if !cache.is_dir() {
+        return Ok(local);
+    }
+    load_with(path, Some(&cache))
+}
+
+/// [`load`] with the `.toml` files of `extra` read after those of `path` (a remote
+/// bundle, cached or being checked).
+pub fn load_with(path: &Path, extra: Option<&Path>) -> Result<LoadedConfig, Vec<ConfigError>> {
     let io_err = |p: &Path, e: std::io::Error| {
         vec![ConfigError::new(p, "", "", format!("cannot read: {e}"))]
     };
@@ -94,6 +120,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         (vec![path.to_path_buf()], dir)
     };
+    let mut files = files;
+    if let Some(extra) = extra {
+        files.extend(toml_files_in(extra).map_err(|e| io_err(extra, e))?);
+    }
     let mut cfg = LoadedConfig {
         config_dir,
         ..Default::default()
@@ -204,6 +234,14 @@ fn validate_globals(g: &Globals) -> Result<(), (&'static str, &'static str)> {
     }
     if g.plugin_chansize == 0 {
         return Err(("plugin_chansize", "must be at least 1"));
+    }
+    if !g.config_url.is_empty()
+        && !(g.config_url.starts_with("http://") || g.config_url.starts_with("https://"))
+    {
+        return Err(("config_url", "must be an http:// or https:// URL"));
+    }
+    if g.config_poll_interval == 0 {
+        return Err(("config_poll_interval", "must be at least 1 second"));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 pub use common::{Buffering, Category, CommonFo, CommonInput, CommonSplitter, FullAction, Retries};
-pub use load::{load, LoadedConfig, Section};
+pub use load::{load, load_full, load_with, remote_cache_dir, LoadedConfig, Section};
 
 /// Messages per `plugin_chansize` slot in a filter/output queue. Heka's channels held one
 /// pack per slot; hekate's router hands messages over in runs, and a 30-message queue would
@@ -64,6 +64,15 @@ pub struct Globals {
     /// input makes (e.g. `host_id`): a UUID generated once and kept in
     /// `<base_dir>/host_id`, so it survives restarts and renames. Default "" (off).
     pub host_id_field: String,
+    /// hekate: an `http(s)://` URL of a config bundle (one TOML document, or a tar of
+    /// `.toml` files) that is read after the local config: polled every
+    /// `config_poll_interval`, checked in full, cached under `base_dir` and applied by a
+    /// reload. Default "" (off).
+    pub config_url: String,
+    /// Seconds between fetches of `config_url`. Default 60.
+    pub config_poll_interval: u64,
+    /// Sent as `Authorization: Bearer <token>` with each fetch. Default "".
+    pub config_token: String,
     /// The identity read from `<base_dir>/host_id` at start when `host_id_field` is set
     /// (not a config key).
     #[serde(skip)]
@@ -98,6 +107,9 @@ impl Default for Globals {
             hostname: system_hostname(),
             host_id_field: String::new(),
             host_id: String::new(),
+            config_url: String::new(),
+            config_poll_interval: 60,
+            config_token: String::new(),
             max_message_size: 64 * 1024,
             log_flags: 3,
             full_buffer_max_retries: 10,

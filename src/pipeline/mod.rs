@@ -10,6 +10,7 @@ pub mod dynamic;
 pub mod filter_runner;
 pub mod output_runner;
 mod reload;
+mod remote;
 pub mod router;
 pub mod run;
 mod runner;

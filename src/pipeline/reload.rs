@@ -212,7 +212,7 @@ pub(crate) struct Plan {
 /// Steps 1 and 2: reads, builds and compares; nothing running is touched.
 pub(crate) fn prepare(running: &Pipeline, live: &Live) -> Result<Plan, ReloadError> {
     let source = running.source.as_deref().ok_or(ReloadError::NoSource)?;
-    let cfg = crate::config::load(source).map_err(ReloadError::Config)?;
+    let cfg = crate::config::load_full(source).map_err(ReloadError::Config)?;
     let same_host = crate::config::Globals {
         host_id: running.globals.host_id.clone(),
         ..cfg.globals.clone()

@@ -32,6 +32,7 @@ use crate::pipeline::reload::{
     command, config_state, fingerprints, join, prepare, running_category, stop_input, Live, LiveFo,
     LiveInput, Plan, ReloadError,
 };
+use crate::pipeline::remote::Poller;
 use crate::pipeline::router::{Command, Router, Subscriber};
 use crate::pipeline::runner::Env;
 use crate::pipeline::supervise::{Exits, RestartPolicy};
@@ -156,6 +157,7 @@ impl Pipeline {
             live.inputs.insert(name, l);
         }
         let reload_stats = self.report.register("Reload", "Engine", "Reload");
+        let mut remote = self.start_remote(&rt);
         let mut watched = self.source.as_deref().map(config_state);
         loop {
             let reopen: Vec<Arc<AtomicBool>> = live
@@ -170,6 +172,7 @@ impl Pipeline {
                 self.report.clone(),
                 reopen,
                 source.zip(watched.clone()),
+                &mut remote,
             ));
             match wake {
                 Wake::Stop => break,
@@ -233,6 +236,31 @@ impl Pipeline {
             r if r.is_empty() => Ok(()),
             r => Err(RunError::Fatal(r)),
         }
+    }
+
+    /// Starts polling `[hekad] config_url`, when set; new bundles arrive on the receiver.
+    fn start_remote(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let local = self.source.clone()?;
+        if self.globals.config_url.is_empty() {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let poller = Poller {
+            local,
+            globals: self.globals.clone(),
+            stats: self
+                .report
+                .register("RemoteConfig", "Engine", "RemoteConfig"),
+        };
+        rt.spawn(
+            poller
+                .run(tx)
+                .instrument(tracing::info_span!("remote_config")),
+        );
+        Some(rx)
     }
 
     /// Reads the config again and applies what changed (see `reload`).
@@ -554,8 +582,19 @@ async fn wait_for_event(
     report: Report,
     reopen: Vec<Arc<AtomicBool>>,
     watch: Option<(std::path::PathBuf, Vec<ConfigFile>)>,
+    remote: &mut Option<tokio::sync::mpsc::Receiver<()>>,
 ) -> Wake {
     let mut sd = trigger.subscribe();
+    let fetched = async {
+        let got = match remote.as_mut() {
+            Some(rx) => rx.recv().await.is_some(),
+            None => false,
+        };
+        if !got {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(fetched);
     let changed = async {
         let Some((path, before)) = watch else {
             return std::future::pending::<()>().await;
@@ -572,6 +611,7 @@ async fn wait_for_event(
         tokio::select! {
             _ = sd.wait() => {}
             _ = &mut changed => return Wake::Reload("config change"),
+            _ = &mut fetched => return Wake::Reload("config_url"),
         }
         report.set_draining();
         return Wake::Stop;
@@ -602,6 +642,7 @@ async fn wait_for_event(
                 return Wake::Reload("SIGHUP");
             }
             _ = &mut changed => return Wake::Reload("config change"),
+            _ = &mut fetched => return Wake::Reload("config_url"),
         }
     }
     tracing::info!("Signal received; shutting down.");
