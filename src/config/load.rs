@@ -235,8 +235,8 @@ fn validate_globals(g: &Globals) -> Result<(), (&'static str, &'static str)> {
     if g.plugin_chansize == 0 {
         return Err(("plugin_chansize", "must be at least 1"));
     }
-    let web = ["", "http://", "https://"];
-    if !web[1..].iter().any(|p| g.config_url.starts_with(p)) && g.config_url != web[0] {
+    let url = g.config_url.as_str();
+    if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(("config_url", "must be an http:// or https:// URL"));
     }
     if g.config_poll_interval == 0 {
