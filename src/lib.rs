@@ -20,7 +20,8 @@
 //!   Lua host and plugin loading), [`statsd`], [`whisper`], [`tcp_sink`], [`smtp`],
 //!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API),
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
-//!   and thresholds), [`interpolate`] (`%{Name}` message templates).
+//!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
+//!   output and perfdata).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
 //!
 //! The command line lives in the binary (`src/cli/`), not here.
@@ -43,6 +44,7 @@ pub mod log_format;
 pub mod lovebeat;
 pub mod matcher;
 pub mod message;
+pub mod nagios;
 pub mod outputs;
 pub mod pipeline;
 pub mod plugin;

@@ -6,7 +6,7 @@
 //!   plugin's file (shared code lives in a kit);
 //! * the plugin layer (`src/plugin/`) and the kits (`syslog`, `log_format`, `sandbox`,
 //!   `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `graphite`, `console`,
-//!   `pyfmt`, `lovebeat`, `hostmetrics`, `hostmon`, `interpolate`) import neither the engine
+//!   `pyfmt`, `lovebeat`, `hostmetrics`, `hostmon`, `interpolate`, `nagios`) import neither the engine
 //!   nor a plugin folder (`plugin/testing.rs`, compiled for unit tests only, may use the
 //!   registry);
 //! * the library holds no command-line code: no `clap` outside `src/cli/` and `main.rs`.
@@ -21,8 +21,9 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 16] = [
+const KITS: [&str; 17] = [
     "console",
+    "nagios.rs",
     "hostmon",
     "interpolate.rs",
     "lovebeat",

@@ -111,3 +111,61 @@ fn process_input_rejects_a_splitter() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("[p] splitter: this input builds its own messages"));
 }
+
+/// A Nagios check run by the agent config's way (`perfdata = true`): the Nagios state
+/// from the exit code, the status text and every perfdata item as fields.
+#[test]
+fn nagios_check_perfdata_becomes_fields() {
+    let mut h = Hekate::start(
+        r#"
+[check_disk]
+type = "ProcessInput"
+ticker_interval = 1
+immediate_start = true
+perfdata = true
+stderr = false
+[check_disk.command.0]
+bin = "/bin/sh"
+args = ["-c", "echo \"DISK WARNING - free space: / 3326 MB (56%); | /=2643MB;5948;5958;0;5968 'free space'=44%;@5:10;~:3 broken\"; exit 1"]
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'ProcessInput'"
+path = "{dir}/out.json"
+encoder = "JsonEncoder"
+"#,
+    );
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(20), || !lines(&out).is_empty()),
+        "{}",
+        h.log_text()
+    );
+    let m: Value = serde_json::from_str(&lines(&out)[0]).expect("json");
+    let f = &m["Fields"];
+    let value = |k: &str| f[k]["value"].clone();
+    assert_eq!(f["nagios_state"], "WARNING", "{m}");
+    assert_eq!(
+        f["nagios_output"],
+        "DISK WARNING - free space: / 3326 MB (56%);"
+    );
+    assert_eq!(value("/"), 2643.0, "{m}");
+    assert_eq!(f["/"]["representation"], "MB");
+    assert_eq!(
+        (f["/.warn"].clone(), f["/.crit"].clone()),
+        ("5948".into(), "5958".into())
+    );
+    assert_eq!(
+        (f["/.min"].clone(), f["/.max"].clone()),
+        (0.0.into(), 5968.0.into())
+    );
+    assert_eq!(value("free space"), 44.0);
+    assert_eq!(f["free space.warn"], "@5:10");
+    assert_eq!(
+        h.counters("check_disk")
+            .get("bad_perfdata")
+            .copied()
+            .map(|n| n >= 1),
+        Some(true)
+    );
+}

@@ -7,6 +7,7 @@
 mod cassandra_common;
 mod common;
 
+mod agent;
 mod amqp;
 mod cassandra;
 mod cassandra_restart;

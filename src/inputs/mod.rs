@@ -3,7 +3,7 @@
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
 //! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `lovebeat`,
-//! `hostmetrics`) and the foundation
+//! `hostmetrics`, `nagios`) and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 

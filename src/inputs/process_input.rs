@@ -58,6 +58,13 @@ pub struct ProcessInputConfig {
     /// Trim trailing whitespace from the output. Default true.
     #[serde(default = "yes")]
     pub trim: bool,
+    /// hekate: read stdout as Nagios plugin output: the status text goes in
+    /// `Fields[nagios_output]` and each performance-data item after `|` becomes a field
+    /// named by its label (a double, its unit as the representation), with
+    /// `<label>.warn`, `<label>.crit` (as written) and `<label>.min`, `<label>.max` when
+    /// given. Items that do not parse are counted in `bad_perfdata` and skipped.
+    /// Default false.
+    pub perfdata: bool,
 }
 
 fn yes() -> bool {
@@ -228,7 +235,12 @@ impl ProcessInput {
             if self.config.trim {
                 text.truncate(text.trim_end().len());
             }
-            out.push(self.message(cx.name(), which, text, status, r.timed_out));
+            let mut m = self.message(cx.name(), which, text, status, r.timed_out);
+            if self.config.perfdata && which == "stdout" {
+                let bad = add_perfdata(&mut m);
+                PluginStats::add(&cx.stats().counter("bad_perfdata"), bad);
+            }
+            out.push(m);
         }
         out
     }
@@ -256,6 +268,36 @@ impl ProcessInput {
         }
         m
     }
+}
+
+/// Adds the Nagios status text and perfdata of `m`'s Payload as fields; returns how
+/// many items did not parse.
+fn add_perfdata(m: &mut Message) -> u64 {
+    let (text, items) = crate::nagios::parse(&m.payload);
+    m.add_field(Field::string("nagios_output", text));
+    let mut bad = 0;
+    for item in items {
+        let Ok(p) = item else {
+            bad += 1;
+            continue;
+        };
+        let mut value = Field::double(p.label.as_str(), p.value);
+        if !p.uom.is_empty() {
+            value = value.with_representation(p.uom.as_str());
+        }
+        m.add_field(value);
+        for (suffix, v) in [("warn", &p.warn), ("crit", &p.crit)] {
+            if !v.is_empty() {
+                m.add_field(Field::string(format!("{}.{suffix}", p.label), v.as_str()));
+            }
+        }
+        for (suffix, v) in [("min", p.min), ("max", p.max)] {
+            if let Some(v) = v {
+                m.add_field(Field::double(format!("{}.{suffix}", p.label), v));
+            }
+        }
+    }
+    bad
 }
 
 /// Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, anything else (or a timeout)
