@@ -298,7 +298,7 @@ fn hosts_page_shows_hosts_rtt_and_metric_graphs() {
         "[hekad]\nbase_dir = \"{{dir}}/base\"\nhostname = \"box-1\"\n\
          [heartbeat]\ntype = \"HeartbeatInput\"\ninterval = 1\nrtt_address = \"127.0.0.1:{web}\"\n\
          [metrics]\ntype = \"HostMetricsInput\"\nloadavg_interval = 1\ncpu_interval = 1\n\
-         [hosts]\ntype = \"HostMonitorFilter\"\n\
+         [hosts]\ntype = \"HostMonitorFilter\"\npublish_interval = 1\n\
          [[hosts.threshold]]\nmetric = \"loadavg.1MinAvg\"\nwarning = 1000.0\n{}",
         dashboard(web)
     );

@@ -255,6 +255,7 @@ fn agent_and_server_down_recovery_thresholds_and_goodbye() {
         &[
             ("HB_LISTEN", format!("127.0.0.1:{server_port}")),
             ("HB_GRACE", "1.0".into()),
+            ("HB_PUBLISH_INTERVAL", "1".into()),
             ("HEKATE_BASE_DIR", "base".into()),
             ("HB_SMTP", format!("127.0.0.1:{}", sink.port)),
             ("HB_MAIL_TO", "ops@example.com".into()),

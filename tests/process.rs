@@ -116,7 +116,7 @@ fn process_input_rejects_a_splitter() {
 /// from the exit code, the status text and every perfdata item as fields.
 #[test]
 fn nagios_check_perfdata_becomes_fields() {
-    let mut h = Hekate::start(
+    let h = Hekate::start(
         r#"
 [check_disk]
 type = "ProcessInput"

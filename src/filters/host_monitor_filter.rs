@@ -100,8 +100,11 @@ pub struct HostMonitorFilterConfig {
     /// Metrics graphed on the Hosts page besides the RTT and thresholded ones.
     /// Default `["loadavg.1MinAvg", "cpu.user", "cpu.system", "memstats.MemAvailable"]`.
     pub graphs: Vec<String>,
-    /// Points kept per graph. Default 360.
+    /// Points kept per graph. Default 120 (20 minutes at the agent's default 10 s).
     pub history: usize,
+    /// Seconds between publications of the Hosts output for the console (only when
+    /// something changed). Default 10.
+    pub publish_interval: u64,
     /// Where host state is kept, relative to `base_dir`. Default `<name>/hosts.json`.
     pub state_file: String,
     /// Threshold rules (`[[name.threshold]]`).
@@ -121,7 +124,8 @@ impl Default for HostMonitorFilterConfig {
             ]
             .map(String::from)
             .to_vec(),
-            history: 360,
+            history: 120,
+            publish_interval: 10,
             state_file: String::new(),
             threshold: Vec::new(),
         }
@@ -142,6 +146,8 @@ pub struct HostMonitorFilter {
     state_file: PathBuf,
     loaded: bool,
     dirty: bool,
+    publish_every: i64,
+    last_publish: i64,
     counters: Option<Counters>,
     log: LogLimiter,
 }
@@ -222,6 +228,9 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Filter>, Vec<Co
         state_file: bcx.base_path(&state_file),
         loaded: false,
         dirty: true,
+        publish_every: i64::try_from(c.publish_interval.saturating_mul(1_000_000_000))
+            .unwrap_or(i64::MAX),
+        last_publish: 0,
         counters: None,
         log: LogLimiter::default(),
     }))
@@ -456,8 +465,9 @@ impl Filter for HostMonitorFilter {
         for e in self.monitor.tick(now_ns) {
             self.emit(&e, cx);
         }
-        if self.dirty {
+        if self.dirty && now_ns - self.last_publish >= self.publish_every {
             self.dirty = false;
+            self.last_publish = now_ns;
             self.publish(now_ns, cx);
             self.save();
         }

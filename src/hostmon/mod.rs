@@ -451,10 +451,12 @@ impl Monitor {
                         serde_json::json!({"metric": m, "level": l.level, "value": l.value})
                     })
                     .collect();
-                let graphs: BTreeMap<&String, Vec<[f64; 2]>> = h
+                // Whole seconds and 6 significant digits: the graphs need no more, and
+                // the snapshot of a large fleet stays a fraction of the size.
+                let graphs: BTreeMap<&String, Vec<(f64, i64)>> = h
                     .history
                     .iter()
-                    .map(|(k, pts)| (k, pts.iter().map(|&(t, v)| [v, t]).collect()))
+                    .map(|(k, pts)| (k, pts.iter().map(|&(t, v)| (short(v), t as i64)).collect()))
                     .collect();
                 serde_json::json!({
                     "name": name,
@@ -537,6 +539,15 @@ impl Host {
             );
         }
     }
+}
+
+/// `v` to 6 significant digits.
+fn short(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 fn push(series: &mut VecDeque<(f64, f64)>, now: i64, v: f64, cap: usize) {
