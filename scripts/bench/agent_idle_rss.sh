@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Resident memory of the Heartbeat agent (examples/heartbeat/agent) while it works
-# normally: heartbeats and every metric group each second, sent to the example server
-# on loopback. Target < 20 MiB. Also reports the agent's CPU time over the run.
+# Resident memory of the agent (examples/agent: heartbeat each second, host metrics,
+# a Nagios check with perfdata; or AGENT=heartbeat for examples/heartbeat/agent with
+# every metric group each second) sending to the example server on loopback.
+# Target < 20 MiB. Also reports the agent's CPU time over the run.
 # Usage: scripts/bench/agent_idle_rss.sh [seconds, default 60]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,8 +15,15 @@ HEKATE_BASE_DIR="$WORK/server" HB_LISTEN="127.0.0.1:$PORT" HEKATE_CONSOLE_ADDRES
   target/release/hekate -config examples/heartbeat/server/config.d 2> "$WORK/server.log" &
 SERVER=$!
 sleep 1
-HEKATE_BASE_DIR="$WORK/agent" HB_SERVER="127.0.0.1:$PORT" HB_INTERVAL=1 HB_METRICS_INTERVAL=1 \
-  target/release/hekate -config examples/heartbeat/agent/config.d 2> "$WORK/agent.log" &
+# AGENT=heartbeat measures examples/heartbeat/agent instead of examples/agent.
+if [ "${AGENT:-agent}" = heartbeat ]; then
+  HEKATE_BASE_DIR="$WORK/agent" HB_SERVER="127.0.0.1:$PORT" HB_INTERVAL=1 HB_METRICS_INTERVAL=1 \
+    target/release/hekate -config examples/heartbeat/agent/config.d 2> "$WORK/agent.log" &
+else
+  HEKATE_BASE_DIR="$WORK/agent" AGENT_SERVER="127.0.0.1:$PORT" AGENT_INTERVAL=1 \
+    AGENT_CHECKS="$PWD/examples/agent/checks" \
+    target/release/hekate -config examples/agent/config.d 2> "$WORK/agent.log" &
+fi
 AGENT=$!
 trap 'kill $AGENT $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
