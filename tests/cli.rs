@@ -190,3 +190,50 @@ differentiator = ["Site", "-logs"]
         "{err}"
     );
 }
+
+/// Heka's listener forms: `:port` (every interface) and `host:port` (a name) both check
+/// and run, StatsdInput included (it used to pass `check` with `:8125` and fail at run
+/// time); a Heka config with Go-only plugins is told so, each by file and section.
+#[test]
+fn heka_listener_forms_run_and_go_only_plugins_are_named() {
+    use crate::common::*;
+    let (tcp, udp) = (free_port(), free_udp_port());
+    let config = format!(
+        "[lines]\ntype = \"TcpInput\"\naddress = \":{tcp}\"\nsplitter = \"TokenSplitter\"\ndecoder = \"\"\n\
+         [StatsdInput]\naddress = \"localhost:{udp}\"\n\
+         [StatAccumInput]\nticker_interval = 1\n\
+         [raw]\ntype = \"PayloadEncoder\"\nappend_newlines = false\n\
+         [out]\ntype = \"FileOutput\"\nmessage_matcher = \"Logger == 'lines' || Logger == 'StatAccumInput'\"\n\
+         path = \"{{dir}}/out.txt\"\nencoder = \"raw\"\n"
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(tcp), "{}", h.log_text());
+    send_tcp(tcp, b"hello\n");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let out = h.path().join("out.txt");
+    assert!(
+        wait_for(std::time::Duration::from_secs(20), || {
+            let _ = sock.send_to(b"forms.hits:1|c", ("127.0.0.1", udp));
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            text.contains("hello") && text.contains("stats.counters.forms.hits.count")
+        }),
+        "{:?}\n{}",
+        std::fs::read_to_string(&out),
+        h.log_text()
+    );
+
+    let dir = write_config(&[(
+        "10.toml",
+        "[es]\ntype = \"ElasticSearchOutput\"\nmessage_matcher = \"TRUE\"\n\
+         [kafka]\ntype = \"KafkaInput\"\n",
+    )]);
+    let out = hekate_on(dir.path(), &["check"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("[es] type: ElasticSearchOutput is Heka's Elasticsearch integration, which hekate does not support yet")
+            && text.contains("[kafka] type: KafkaInput is Heka's Kafka integration")
+            && !text.contains("unknown"),
+        "{text}"
+    );
+}

@@ -298,9 +298,50 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// A listener address as Heka accepted it: `ip:port`, `host:port` (the name resolved now,
+/// its first IPv4 address, else its first) or `:port` (every interface, `0.0.0.0`).
+pub fn listen_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    let addrs: Vec<std::net::SocketAddr> = full
+        .to_socket_addrs()
+        .map_err(|e| format!("expected ip:port, host:port or :port, got {s:?}: {e}"))?
+        .collect();
+    // IPv4 first, as Go's resolver (and so Heka) picks for "localhost".
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listener_addresses_as_heka_wrote_them() {
+        assert_eq!(
+            listen_address("127.0.0.1:5565").map(|a| a.to_string()),
+            Ok("127.0.0.1:5565".into())
+        );
+        assert_eq!(
+            listen_address(":5565").map(|a| a.to_string()),
+            Ok("0.0.0.0:5565".into())
+        );
+        assert!(listen_address("localhost:5599")
+            .is_ok_and(|a| a.ip().is_loopback() && a.port() == 5599));
+        assert_eq!(listen_address("[::1]:80").map(|a| a.port()), Ok(80));
+        assert!(listen_address("5565").is_err());
+        assert!(listen_address("no-such-host.invalid:1").is_err());
+    }
 
     #[test]
     fn category_from_suffix() {

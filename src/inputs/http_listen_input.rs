@@ -198,10 +198,8 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     if c.use_tls {
         return Err(vec![p.error("use_tls", "TLS is not supported")]);
     }
-    let address = c
-        .address
-        .parse()
-        .map_err(|e| vec![p.error("address", format!("{e}: {:?}", c.address))])?;
+    let address = crate::config::common::listen_address(&c.address)
+        .map_err(|e| vec![p.error("address", e)])?;
     let response_headers =
         crate::http::header_map(&c.headers).map_err(|e| vec![p.error("headers", e)])?;
     let auth = auth(p, &c)?;

@@ -113,8 +113,8 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         if optional && v.is_empty() {
             return None;
         }
-        v.parse()
-            .map_err(|e| errors.push(p.error(key, format!("{e}: {v:?}"))))
+        crate::config::common::listen_address(v)
+            .map_err(|e| errors.push(p.error(key, e)))
             .ok()
     };
     let udp = addr("udp_address", &c.udp_address, true);

@@ -107,6 +107,10 @@ impl Counters {
 /// The statsd listener.
 pub struct StatsdInput {
     config: StatsdInputConfig,
+    /// `address`, resolved at build time (`:8125` means every interface).
+    udp: SocketAddr,
+    /// `tcp_address`, resolved the same way.
+    tcp: Option<SocketAddr>,
     bus: Arc<StatBus>,
 }
 
@@ -119,7 +123,18 @@ fn build(pc: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         let msg = "this name is used by a plugin that is not a StatAccumInput";
         vec![pc.error("stat_accum_name", msg)]
     })?;
-    Ok(Box::new(StatsdInput { config, bus }))
+    let listen = crate::config::common::listen_address;
+    let udp = listen(&config.address).map_err(|e| vec![pc.error("address", e)])?;
+    let tcp = match config.tcp_address.as_deref() {
+        Some(a) => Some(listen(a).map_err(|e| vec![pc.error("tcp_address", e)])?),
+        None => None,
+    };
+    Ok(Box::new(StatsdInput {
+        config,
+        udp,
+        tcp,
+        bus,
+    }))
 }
 
 impl Input for StatsdInput {
@@ -140,8 +155,8 @@ impl StatsdInput {
             tasks.spawn(rx.run(cx.shutdown()));
         }
         tracing::info!(address = %self.config.address, sockets, "Listening for statsd over UDP.");
-        if let Some(addr) = &self.config.tcp_address {
-            let listener = TcpListener::bind(addr.as_str()).await?;
+        if let Some(addr) = self.tcp {
+            let listener = TcpListener::bind(addr).await?;
             let tcp = TcpServer {
                 bus: self.bus.clone(),
                 max: self.config.max_msg_size as usize,
@@ -157,10 +172,7 @@ impl StatsdInput {
 
     /// `n` UDP sockets on `address`, sharing the port with `SO_REUSEPORT` when `n > 1`.
     async fn bind_udp(&self, n: usize) -> Result<Vec<UdpSocket>, BoxError> {
-        let mut addr = tokio::net::lookup_host(self.config.address.as_str())
-            .await?
-            .next()
-            .ok_or_else(|| format!("address {:?} resolves to nothing", self.config.address))?;
+        let mut addr = self.udp;
         let mut sockets = Vec::with_capacity(n);
         for _ in 0..n {
             let sock = udp_socket(addr, n > 1, self.config.receive_buffer_size)?;

@@ -101,10 +101,8 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     if c.use_tls {
         errs.push(p.error("use_tls", "TLS is not supported yet"));
     }
-    let address = c
-        .address
-        .parse()
-        .map_err(|e| p.error("address", format!("{e}: {:?}", c.address)));
+    let address =
+        crate::config::common::listen_address(&c.address).map_err(|e| p.error("address", e));
     match address {
         Ok(address) if errs.is_empty() => Ok(Box::new(TcpInput { config: c, address })),
         Ok(_) => Err(errs),

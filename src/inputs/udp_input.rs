@@ -69,10 +69,8 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
     let c: UdpInputConfig = p.parse()?;
-    let address = c
-        .address
-        .parse()
-        .map_err(|e| vec![p.error("address", format!("{e}: {:?}", c.address))])?;
+    let address = crate::config::common::listen_address(&c.address)
+        .map_err(|e| vec![p.error("address", e)])?;
     Ok(Box::new(UdpInput {
         address,
         set_hostname: c.set_hostname,
