@@ -40,4 +40,5 @@ mod smtp;
 mod statsd_whisper;
 mod syslog;
 mod syslog_dst;
+mod udp_output;
 mod whisper_python;

@@ -18,6 +18,7 @@ mod http_output;
 mod log_output;
 mod smtp_output;
 mod tcp_output;
+mod udp_output;
 mod whisper_output;
 
 /// Every registered output type.
@@ -31,5 +32,6 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     log_output::PLUGIN,
     smtp_output::PLUGIN,
     tcp_output::PLUGIN,
+    udp_output::PLUGIN,
     whisper_output::PLUGIN,
 ];
