@@ -17,6 +17,7 @@ mod console_browser;
 mod durability;
 mod graphite_web;
 mod heartbeat;
+mod heka_core;
 mod hekate_test;
 mod host_metrics;
 mod http;

@@ -7,6 +7,7 @@
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
+mod counter_filter;
 mod host_monitor_filter;
 pub(crate) mod sandbox_filter;
 pub(crate) mod sandbox_manager_filter;
@@ -17,6 +18,7 @@ use crate::plugin::{BuildFilter, Registration};
 /// Every registered filter type.
 pub const FILTERS: &[Registration<BuildFilter>] = &[
     stat_filter::PLUGIN,
+    counter_filter::PLUGIN,
     host_monitor_filter::PLUGIN,
     sandbox_filter::PLUGIN,
     sandbox_manager_filter::PLUGIN,

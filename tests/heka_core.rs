@@ -1,0 +1,38 @@
+//! Heka 0.10 core types end to end through the real binary (issue 16): CounterFilter's
+//! output as Heka formats it.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+/// 30 lines in: on the next tick CounterFilter says `Got 30 messages. R msg/sec` with a
+/// rate that fits the tick; then silence while nothing arrives.
+#[test]
+fn counter_filter_reports_count_and_rate() {
+    let port = free_port();
+    let h = Hekate::start(&format!(
+        "{}\n[CounterFilter]\nmessage_matcher = \"Logger == 'lines'\"\nticker_interval = 1\n\
+         [counts]\ntype = \"FileOutput\"\nmessage_matcher = \"Type == 'heka.counter-output'\"\n\
+         path = \"{{dir}}/counts.txt\"\nencoder = \"PayloadEncoder\"\n",
+        tcp_lines(port)
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    let lines_in: String = (0..30).map(|i| format!("line {i}\n")).collect();
+    send_tcp(port, lines_in.as_bytes());
+    let out = h.path().join("counts.txt");
+    assert!(
+        wait_for(Duration::from_secs(20), || !lines(&out).is_empty()),
+        "{}",
+        h.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let got = lines(&out);
+    assert_eq!(got.len(), 1, "one report, then silence: {got:?}");
+    let rate: f64 = got[0]
+        .strip_prefix("Got 30 messages. ")
+        .and_then(|r| r.strip_suffix(" msg/sec"))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert!(rate > 0.0 && rate <= 30.0 * 1000.0, "{rate}");
+    assert_eq!(h.counters("CounterFilter").get("processed"), Some(&30));
+}
