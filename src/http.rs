@@ -84,15 +84,40 @@ pub fn check_url(url: &str) -> Result<hyper::Uri, String> {
     Ok(uri)
 }
 
+/// One header's value(s) in a `[name.headers]` table: a string, or an array of strings
+/// (Heka's documented form, each value sent as its own header line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValues {
+    /// `Name = "value"`.
+    One(String),
+    /// `Name = ["a", "b"]`.
+    Many(Vec<String>),
+}
+
+impl HeaderValues {
+    fn values(&self) -> &[String] {
+        match self {
+            HeaderValues::One(v) => std::slice::from_ref(v),
+            HeaderValues::Many(v) => v,
+        }
+    }
+}
+
+/// A `[name.headers]` table.
+pub type Headers = BTreeMap<String, HeaderValues>;
+
 /// Turns a `[name.headers]` table into a header map, rejecting invalid names or values.
-pub fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
+pub fn header_map(headers: &Headers) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
-    for (k, v) in headers {
+    for (k, vs) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("invalid header name {k:?}"))?;
-        let value =
-            HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k:?}"))?;
-        map.append(name, value);
+        for v in vs.values() {
+            let value =
+                HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k:?}"))?;
+            map.append(name.clone(), value);
+        }
     }
     Ok(map)
 }
@@ -116,10 +141,18 @@ mod tests {
         assert!(check_url("https://example.com/").is_ok());
         assert!(check_url("ftp://example.com/").is_err());
         assert!(check_url("/relative").is_err());
-        let mut h = BTreeMap::new();
-        h.insert("X-Test".to_string(), "1".to_string());
-        assert_eq!(header_map(&h).expect("valid")["x-test"], "1");
-        h.insert("bad name".to_string(), "1".to_string());
+        let mut h: Headers =
+            toml::from_str("X-Test = '1'\nAccept = ['text/plain', 'application/json']")
+                .expect("both forms parse");
+        let map = header_map(&h).expect("valid");
+        assert_eq!(map["x-test"], "1");
+        let accept: Vec<_> = map.get_all("accept").iter().collect();
+        assert_eq!(
+            accept,
+            ["text/plain", "application/json"],
+            "one line per value"
+        );
+        h.insert("bad name".to_string(), HeaderValues::One("1".to_string()));
         assert!(header_map(&h).is_err());
         // RFC 7617's example.
         assert_eq!(

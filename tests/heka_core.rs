@@ -1,5 +1,5 @@
 //! Heka 0.10 core types end to end through the real binary (issue 16): CounterFilter's
-//! output as Heka formats it.
+//! output as Heka formats it, and HttpOutput headers in Heka's array form.
 
 use std::time::Duration;
 
@@ -35,4 +35,37 @@ fn counter_filter_reports_count_and_rate() {
         .unwrap_or_else(|| panic!("{got:?}"));
     assert!(rate > 0.0 && rate <= 30.0 * 1000.0, "{rate}");
     assert_eq!(h.counters("CounterFilter").get("processed"), Some(&30));
+}
+
+/// HttpOutput `headers` in Heka's documented form (arrays of strings): each value is its
+/// own header line; plain strings still work.
+#[test]
+fn http_output_headers_as_arrays() {
+    let (hook, got) = webhook_receiver();
+    let port = free_port();
+    let h = Hekate::start(&format!(
+        "{}\n[hook]\ntype = \"HttpOutput\"\nmessage_matcher = \"Logger == 'lines'\"\n\
+         address = \"http://127.0.0.1:{hook}/in\"\nencoder = \"raw\"\n\
+         [hook.headers]\nContent-Type = [\"text/plain\"]\nX-Tag = [\"a\", \"b\"]\nX-One = \"1\"\n",
+        tcp_lines(port)
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    send_tcp(port, b"hello\n");
+    assert!(
+        wait_for(Duration::from_secs(20), || !got
+            .lock()
+            .expect("lock")
+            .is_empty()),
+        "{}",
+        h.log_text()
+    );
+    let (head, body) = got.lock().expect("lock")[0].clone();
+    let lower = head.to_ascii_lowercase();
+    assert_eq!(body, "hello\n");
+    assert!(lower.contains("content-type: text/plain"), "{head}");
+    assert!(
+        lower.contains("x-tag: a\r\n") && lower.contains("x-tag: b\r\n"),
+        "{head}"
+    );
+    assert!(lower.contains("x-one: 1"), "{head}");
 }

@@ -51,7 +51,7 @@ pub struct HttpInputConfig {
     /// Request body sent with every poll. Default empty.
     pub body: String,
     /// Request headers (`[name.headers]`); `User-Agent` defaults to `Heka`.
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::http::Headers,
     /// Basic authentication user (Heka 0.10 called it `user`, which is accepted too).
     #[serde(alias = "user")]
     pub username: String,

@@ -88,7 +88,7 @@ pub struct HttpListenInputConfig {
     /// `ip:port` to listen on. Default `127.0.0.1:8325`.
     pub address: String,
     /// Headers added to every response (Heka's `[name.headers]`).
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::http::Headers,
     /// Request headers copied into message fields named after the header. Default none.
     pub request_headers: Vec<String>,
     /// `""` (none), `"Basic"` (`username`/`password`), `"API"` (the `X-API-KEY` header

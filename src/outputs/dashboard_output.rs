@@ -44,7 +44,7 @@ pub struct DashboardOutputConfig {
     /// A folder whose files replace the built-in pages, script and style by name.
     pub static_directory: Option<String>,
     /// Headers added to every response.
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::http::Headers,
     /// When set, every route but `/health` needs `Authorization: Bearer <token>` (or
     /// `?token=<token>`).
     pub auth_token: Option<String>,

@@ -48,7 +48,7 @@ pub struct HttpOutputConfig {
     /// HTTP method. Default `POST`.
     pub method: String,
     /// Request headers (`[name.headers]`).
-    pub headers: BTreeMap<String, String>,
+    pub headers: crate::http::Headers,
     /// Basic authentication user. Default none.
     pub username: String,
     /// Basic authentication password.
