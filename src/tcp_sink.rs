@@ -24,6 +24,8 @@ pub(crate) struct TcpSink {
     pub pending: Vec<u8>,
     /// The addresses of the last successful name lookup, used when a lookup fails.
     last_good: Vec<SocketAddr>,
+    /// `local_address`: where connections are made from. Default: any.
+    local: Option<SocketAddr>,
     /// Failed lookups answered from `last_good` (logged once per burst).
     dns_log: crate::stats::LogLimiter,
 }
@@ -38,7 +40,29 @@ impl TcpSink {
             pending: Vec::new(),
             last_good: Vec::new(),
             dns_log: crate::stats::LogLimiter::default(),
+            local: None,
         }
+    }
+
+    /// Connects from `local` (Heka's `local_address`).
+    pub fn with_local(mut self, local: Option<SocketAddr>) -> Self {
+        self.local = local;
+        self
+    }
+
+    /// One connection attempt to `addr`, from `local` when set.
+    fn dial(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let Some(local) = self.local else {
+            return TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT);
+        };
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        s.bind(&local.into())?;
+        s.connect_timeout(&addr.into(), CONNECT_TIMEOUT)?;
+        Ok(s.into())
     }
 
     /// The peer's addresses: a fresh lookup, else (DNS down, a name briefly gone) the
@@ -75,7 +99,7 @@ impl TcpSink {
         let mut last = None;
         let mut conn = None;
         for addr in self.resolve()? {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            match self.dial(addr) {
                 Ok(s) => {
                     conn = Some(s);
                     break;
@@ -152,7 +176,8 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 /// times.
 pub(crate) struct AckedSink {
     address: String,
-    keep_alive: Option<Duration>,
+    /// Makes the connections (and remembers the last good name lookup).
+    dialer: TcpSink,
     conn: Option<TcpStream>,
     /// Unacknowledged frames, back to back.
     buf: Vec<u8>,
@@ -168,10 +193,10 @@ pub(crate) struct AckedSink {
 
 impl AckedSink {
     /// A sink for `address` (`host:port`).
-    pub fn new(address: String, keep_alive: Option<Duration>) -> Self {
+    pub fn new(address: String, keep_alive: Option<Duration>, local: Option<SocketAddr>) -> Self {
         AckedSink {
+            dialer: TcpSink::new(address.clone(), keep_alive).with_local(local),
             address,
-            keep_alive,
             conn: None,
             buf: Vec::new(),
             frames: std::collections::VecDeque::new(),
@@ -196,9 +221,8 @@ impl AckedSink {
         if self.conn.is_some() {
             return Ok(());
         }
-        let mut plain = TcpSink::new(self.address.clone(), self.keep_alive);
-        plain.connect()?;
-        self.conn = plain.conn.take();
+        self.dialer.connect()?;
+        self.conn = self.dialer.conn.take();
         // A new connection: the peer counts from zero, and everything is sent again.
         self.written = 0;
         self.acked = 0;
@@ -293,7 +317,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_lookup_uses_the_last_good_addresses() {
+    fn a_failed_lookup_uses_the_last_good_addresses_and_local_address_binds() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut sink = TcpSink::new(format!("localhost:{port}"), None);
@@ -306,6 +330,16 @@ mod tests {
         let mut got = [0u8; 5];
         std::io::Read::read_exact(&mut conn, &mut got).expect("read");
         assert_eq!(&got, b"hello");
+        let local_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let local: SocketAddr = format!("127.0.0.1:{local_port}").parse().expect("addr");
+        let mut from = TcpSink::new(format!("127.0.0.1:{port}"), None).with_local(Some(local));
+        from.pending.extend_from_slice(b"x");
+        from.send_pending().expect("sent from local_address");
+        let (_, peer) = listener.accept().expect("accept");
+        assert_eq!(peer, local, "connected from local_address");
         let mut fresh = TcpSink::new(format!("no-such-host.invalid:{port}"), None);
         let err = fresh.resolve().expect_err("nothing remembered");
         assert!(err.to_string().contains("cannot resolve"), "{err}");

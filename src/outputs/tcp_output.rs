@@ -30,6 +30,8 @@ pub struct TcpOutputConfig {
     pub reconnect_after: u64,
     /// TLS is not supported yet; `true` is rejected.
     pub use_tls: bool,
+    /// Local `ip:port` to connect from (Heka's key; port 0 picks one). Default: any.
+    pub local_address: String,
     /// Wait for a `TcpInput` with `require_ack = true` to acknowledge every message before
     /// a flush succeeds (so a disk buffer lets it go only then); unacknowledged messages
     /// are sent again after a reconnect. Default false (plain Heka peers never ack).
@@ -44,6 +46,7 @@ impl Default for TcpOutputConfig {
             keep_alive_period: 7200,
             reconnect_after: 0,
             use_tls: false,
+            local_address: String::new(),
             require_ack: false,
         }
     }
@@ -85,12 +88,18 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             p.error("reconnect_after", "cannot be combined with require_ack")
         ]);
     }
+    let local = match c.local_address.as_str() {
+        "" => None,
+        l => Some(l.parse().map_err(|e| {
+            vec![p.error("local_address", format!("expected ip:port, got {l:?}: {e}"))]
+        })?),
+    };
     Ok(Box::new(TcpOutput {
         reconnect_after: c.reconnect_after,
         acked: c
             .require_ack
-            .then(|| AckedSink::new(c.address.clone(), keep_alive)),
-        sink: TcpSink::new(c.address, keep_alive),
+            .then(|| AckedSink::new(c.address.clone(), keep_alive, local)),
+        sink: TcpSink::new(c.address, keep_alive).with_local(local),
         sent_on_conn: 0,
     }))
 }
