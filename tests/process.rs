@@ -95,11 +95,13 @@ encoder = "JsonEncoder"
     assert_eq!(slow["Fields"]["nagios_state"], "UNKNOWN");
 }
 
+/// ProcessInput takes Heka's splitter and decoder (see below); an input that only builds
+/// its own messages still refuses them.
 #[test]
-fn process_input_rejects_a_splitter() {
+fn self_building_inputs_reject_a_splitter() {
     let dir = write_config(&[(
         "a.toml",
-        "[p]\ntype = 'ProcessInput'\nsplitter = 'TokenSplitter'\n[p.command.0]\nbin = '/bin/true'\n",
+        "[p]\ntype = 'HostMetricsInput'\nsplitter = 'TokenSplitter'\n",
     )]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hekate"))
         .arg("check")
@@ -168,4 +170,47 @@ encoder = "JsonEncoder"
             .map(|n| n >= 1),
         Some(true)
     );
+}
+
+/// Heka's `splitter` on ProcessInput: each line of the command's output is a message,
+/// stamped with the run's name, exit status and Nagios state.
+#[test]
+fn process_output_through_a_splitter() {
+    let h = Hekate::start(
+        r#"
+[lister]
+type = "ProcessInput"
+ticker_interval = 60
+immediate_start = true
+splitter = "TokenSplitter"
+[lister.command.0]
+bin = "/bin/sh"
+args = ["-c", "printf 'a\nb\nc\n'"]
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'ProcessInput'"
+path = "{dir}/out.json"
+encoder = "JsonEncoder"
+"#,
+    );
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(20), || lines(&out).len() >= 3),
+        "{}",
+        h.log_text()
+    );
+    let msgs: Vec<Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let payloads: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["Payload"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(payloads, ["a\n", "b\n", "c\n"]);
+    for m in &msgs {
+        assert_eq!(m["Fields"]["ProcessInputName"], "lister.stdout", "{m}");
+        assert_eq!(m["Fields"]["nagios_state"], "OK", "{m}");
+    }
 }

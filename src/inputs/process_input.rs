@@ -84,7 +84,6 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
     build,
     defaults: Defaults {
         ticker_interval: Some(15),
-        uses_records: false,
         ..Defaults::HEKA
     },
     references: &[],
@@ -140,7 +139,12 @@ impl Input for ProcessInput {
                         if r.timed_out {
                             PluginStats::add(&timeouts, 1);
                         }
-                        if cx.deliver_batch(self.messages(&cx, r)).await.is_err() {
+                        let sent = if cx.has_record_path() {
+                            self.feed_records(&cx, r).await
+                        } else {
+                            cx.deliver_batch(self.messages(&cx, r)).await
+                        };
+                        if sent.is_err() {
                             return Ok(());
                         }
                     }
@@ -243,6 +247,43 @@ impl ProcessInput {
             out.push(m);
         }
         out
+    }
+
+    /// With a `splitter` or `decoder` (Heka's ProcessInput keys): each stream's output
+    /// goes through them, every record stamped with the run's `ProcessInputName`,
+    /// `ExitStatus`, `nagios_state` and Severity.
+    async fn feed_records(
+        &self,
+        cx: &InputContext,
+        r: RunResult,
+    ) -> Result<(), crate::plugin::Closed> {
+        let status = if r.timed_out {
+            -1
+        } else {
+            r.exit.unwrap_or(-1)
+        };
+        let (state, severity) = nagios_state(status, r.timed_out);
+        let streams = [
+            ("stdout", self.config.stdout, &r.stdout),
+            ("stderr", self.config.stderr, &r.stderr),
+        ];
+        for (which, wanted, bytes) in streams {
+            if !wanted || bytes.is_empty() {
+                continue;
+            }
+            let mut st = cx.stream();
+            st.set_type("ProcessInput");
+            let base = st.base_mut();
+            base.severity = severity;
+            base.add_field(Field::string(
+                "ProcessInputName",
+                format!("{}.{which}", cx.name()),
+            ));
+            base.add_field(Field::integer("ExitStatus", i64::from(status)));
+            base.add_field(Field::string("nagios_state", state));
+            st.feed_datagram(bytes).await?;
+        }
+        Ok(())
     }
 
     fn message(

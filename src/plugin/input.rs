@@ -71,6 +71,14 @@ impl InputContext {
         &self.globals
     }
 
+    /// True when the section names a splitter or a decoder itself (not just the type's
+    /// defaults): inputs that build their own messages may then run their output
+    /// through the record path instead (`ProcessInput`, as Heka).
+    pub fn has_record_path(&self) -> bool {
+        let named = |o: &Option<String>| o.as_deref().is_some_and(|n| !n.is_empty());
+        named(&self.common.splitter) || named(&self.common.decoder)
+    }
+
     /// The input's counters.
     pub fn stats(&self) -> &Arc<PluginStats> {
         &self.stats
