@@ -69,3 +69,28 @@ fn http_output_headers_as_arrays() {
     );
     assert!(lower.contains("x-one: 1"), "{head}");
 }
+
+/// Heka's TOML dialect: `[tcp:5565]` and a bare `Url|uri` key pass `hekate check`, each
+/// with a warning naming its line.
+#[test]
+fn heka_toml_dialect_is_read_with_warnings() {
+    let dir = write_config(&[(
+        "10.toml",
+        "[tcp:5565]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:5565\"\ndecoder = \"urls\"\n\
+         [urls]\ntype = \"PayloadRegexDecoder\"\nmatch_regex = '^(?P<Url>\\S+)'\n\
+         [urls.message_fields]\nUrl|uri = \"%Url%\"\n",
+    )]);
+    let out = hekate_on(dir.path(), &["check"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("tcp:5565"), "{stdout}");
+    assert!(
+        stderr.contains("Heka's TOML dialect")
+            && stderr.contains("line=1")
+            && stderr.contains("line=9"),
+        "{stderr}"
+    );
+}

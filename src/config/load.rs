@@ -175,18 +175,112 @@ fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Parses a config file. Text that is not TOML 1.0 gets a second chance in Heka's
+/// dialect (its TOML library accepted more): section names with `:` (`[tcp:5565]`) and
+/// bare keys with `|` (`Url|uri = ...`) are quoted. Each line read that way is logged
+/// with a warning naming it, so operators can modernise the file.
+fn parse_toml(file: &Path, text: &str) -> Result<toml::Table, String> {
+    let strict = match text.parse::<toml::Table>() {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    let (fixed, changed) = heka_dialect(text);
+    if changed.is_empty() {
+        return Err(format!("invalid TOML: {strict}"));
+    }
+    let table = fixed
+        .parse::<toml::Table>()
+        .map_err(|_| format!("invalid TOML: {strict}"))?;
+    for (line, was) in changed {
+        tracing::warn!(file = %file.display(), line, text = %was,
+            "Heka's TOML dialect: read as Heka did; quote the name to make it TOML 1.0.");
+    }
+    Ok(table)
+}
+
+/// Quotes Heka-only names: `[a:b]` becomes `["a:b"]`, `a|b = v` becomes `"a|b" = v`.
+/// Returns the text and the (1-based line, original text) of every line changed. Lines
+/// inside multi-line strings are left alone.
+fn heka_dialect(text: &str) -> (String, Vec<(usize, String)>) {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut changed = Vec::new();
+    let mut in_multi: Option<&str> = None;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let fixed = match in_multi {
+            Some(_) => None,
+            None => heka_line(line),
+        };
+        for q in ["\"\"\"", "'''"] {
+            if line.matches(q).count() % 2 == 1 {
+                in_multi = match in_multi {
+                    Some(open) if open == q => None,
+                    None => Some(q),
+                    other => other,
+                };
+            }
+        }
+        match fixed {
+            Some(f) => {
+                changed.push((i + 1, line.trim_end().to_string()));
+                out.push_str(&f);
+            }
+            None => out.push_str(line),
+        }
+    }
+    (out, changed)
+}
+
+fn bare(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The Heka-dialect fix of one line, if it needs one.
+fn heka_line(line: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    let indent = &line[..line.len() - trimmed.len()];
+    if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
+        let end = trimmed.find(']')?;
+        let name = &trimmed[1..end];
+        if !name.contains(':') || name.contains('"') || name.contains('\'') {
+            return None;
+        }
+        let parts: Vec<String> = name
+            .split('.')
+            .map(|p| {
+                let p = p.trim();
+                if bare(p) {
+                    p.to_string()
+                } else {
+                    format!("\"{p}\"")
+                }
+            })
+            .collect();
+        return Some(format!(
+            "{indent}[{}]{}",
+            parts.join("."),
+            &trimmed[end + 1..]
+        ));
+    }
+    let (key, rest) = trimmed.split_once('=')?;
+    let key = key.trim_end();
+    let heka_key = key.contains('|')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '|'));
+    heka_key.then(|| format!("{indent}\"{key}\" ={rest}"))
+}
+
 fn read_file(cfg: &mut LoadedConfig, seen: &mut HashMap<String, PathBuf>, file: &Path, text: &str) {
     let text = match env_substitute(text) {
         Ok(t) => t,
         Err(e) => return cfg.errors.push(ConfigError::new(file, "", "", e)),
     };
-    let table: toml::Table = match text.parse() {
+    let table: toml::Table = match parse_toml(file, &text) {
         Ok(t) => t,
-        Err(e) => {
-            return cfg
-                .errors
-                .push(ConfigError::new(file, "", "", format!("invalid TOML: {e}")))
-        }
+        Err(e) => return cfg.errors.push(ConfigError::new(file, "", "", e)),
     };
     for (name, value) in table {
         let toml::Value::Table(body) = value else {
@@ -411,6 +505,27 @@ pub fn env_substitute(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heka_dialect_names_are_quoted_and_valid_toml_is_untouched() {
+        let heka = concat!(
+            "[tcp:5565]\ntype = \"TcpInput\"\n[x]\ntype = 'PayloadRegexDecoder'\n",
+            "[x.message_fields]\nUrl|uri = \"%Url%\"\nplain = 'a|b = c'\n",
+            "s = '''\n[not:a:section]\n'''\n"
+        );
+        let (fixed, changed) = heka_dialect(heka);
+        assert_eq!(changed.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 6]);
+        let t: toml::Table = fixed.parse().expect("TOML now");
+        assert!(t.contains_key("tcp:5565"));
+        assert_eq!(t["x"]["message_fields"]["Url|uri"].as_str(), Some("%Url%"));
+        assert!(t["x"]["message_fields"]["s"]
+            .as_str()
+            .is_some_and(|s| s.contains("[not:a:section]")));
+        let parsed = parse_toml(Path::new("a.toml"), heka).expect("read as Heka did");
+        assert!(parsed.contains_key("tcp:5565"));
+        let err = parse_toml(Path::new("a.toml"), "[broken\n").expect_err("still invalid");
+        assert!(err.starts_with("invalid TOML"), "{err}");
+    }
     use std::fs;
 
     fn write(dir: &Path, name: &str, text: &str) {
