@@ -94,3 +94,31 @@ fn heka_toml_dialect_is_read_with_warnings() {
         "{stderr}"
     );
 }
+
+/// ScribbleDecoder as an input's decoder: every line keeps its text as the Payload and
+/// gets the constant Type, Severity and typed fields.
+#[test]
+fn scribble_decoder_stamps_constants() {
+    let port = free_port();
+    let h = Hekate::start(&format!(
+        "[lines]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\nsplitter = \"TokenSplitter\"\ndecoder = \"tag\"\n\
+         [tag]\ntype = \"ScribbleDecoder\"\n[tag.message_fields]\nType = \"app.log\"\nSeverity = 4\nenv = \"prod\"\n\"Size|B\" = 7\n{}",
+        json_file_output("Type == 'app.log'", "out.json")
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    send_tcp(port, b"hello\n");
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(20), || !lines(&out).is_empty()),
+        "{}",
+        h.log_text()
+    );
+    let m: serde_json::Value = serde_json::from_str(&lines(&out)[0]).expect("json");
+    assert_eq!(
+        (m["Payload"].as_str(), m["Severity"].as_i64()),
+        (Some("hello\n"), Some(4)),
+        "{m}"
+    );
+    assert_eq!(m["Fields"]["env"], "prod", "{m}");
+    assert_eq!(m["Fields"]["Size"]["representation"], "B", "{m}");
+}

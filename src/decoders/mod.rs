@@ -15,6 +15,7 @@ mod payload_regex_decoder;
 mod protobuf_decoder;
 mod rsyslog_decoder;
 mod sandbox_decoder;
+mod scribble_decoder;
 mod syslog_decoder;
 
 /// Every registered decoder type.
@@ -22,6 +23,7 @@ pub const DECODERS: &[Registration<BuildDecoder>] = &[
     json_decoder::PLUGIN,
     protobuf_decoder::PLUGIN,
     sandbox_decoder::PLUGIN,
+    scribble_decoder::PLUGIN,
     syslog_decoder::PLUGIN,
     rsyslog_decoder::PLUGIN,
     payload_regex_decoder::PLUGIN,
