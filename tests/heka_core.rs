@@ -122,3 +122,74 @@ fn scribble_decoder_stamps_constants() {
     assert_eq!(m["Fields"]["env"], "prod", "{m}");
     assert_eq!(m["Fields"]["Size"]["representation"], "B", "{m}");
 }
+
+/// MultiDecoder through TcpInput, both strategies: "first-wins" takes the regex when it
+/// matches and falls back to the stamper; "all" runs both on every line.
+#[test]
+fn multi_decoder_both_strategies_through_tcp() {
+    let (first, all) = (free_port(), free_port());
+    let input = |name: &str, port: u16, decoder: &str| {
+        format!(
+            "[{name}]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{port}\"\nsplitter = \"TokenSplitter\"\ndecoder = \"{decoder}\"\n"
+        )
+    };
+    let config = format!(
+        "{}{}\
+         [re]\ntype = \"PayloadRegexDecoder\"\nmatch_regex = '^(?P<n>\\d+) '\n[re.message_fields]\nn = \"%n%\"\n\
+         [tag]\ntype = \"ScribbleDecoder\"\n[tag.message_fields]\nsource = \"multi\"\n\
+         [first]\ntype = \"MultiDecoder\"\nsubs = [\"re\", \"tag\"]\n\
+         [all]\ntype = \"MultiDecoder\"\nsubs = [\"re\", \"tag\"]\ncascade_strategy = \"all\"\nlog_sub_errors = true\n{}",
+        input("in_first", first, "first"),
+        input("in_all", all, "all"),
+        json_file_output("TRUE", "out.json")
+    );
+    let h = Hekate::start(&config);
+    assert!(wait_tcp(first) && wait_tcp(all), "{}", h.log_text());
+    send_tcp(first, b"1 one\nnone\n");
+    send_tcp(all, b"2 two\nnothing\n");
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(20), || lines(&out).len() >= 4),
+        "{}",
+        h.log_text()
+    );
+    let msgs: Vec<serde_json::Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let by = |payload: &str| {
+        msgs.iter()
+            .find(|m| m["Payload"] == payload)
+            .unwrap_or_else(|| panic!("{payload} in {msgs:?}"))
+            .clone()
+    };
+    let f = |m: &serde_json::Value, k: &str| m["Fields"][k].as_str().map(str::to_string);
+    let m = by("1 one");
+    assert_eq!(
+        (f(&m, "n"), f(&m, "source")),
+        (Some("1".into()), None),
+        "{m}"
+    );
+    let m = by("none\n");
+    assert_eq!(
+        (f(&m, "n"), f(&m, "source")),
+        (None, Some("multi".into())),
+        "{m}"
+    );
+    let m = by("2 two");
+    assert_eq!(
+        (f(&m, "n"), f(&m, "source")),
+        (Some("2".into()), Some("multi".into())),
+        "{m}"
+    );
+    let m = by("nothing\n");
+    assert_eq!(
+        (f(&m, "n"), f(&m, "source")),
+        (None, Some("multi".into())),
+        "{m}"
+    );
+    assert!(
+        h.log_text().contains("MultiDecoder sub failed"),
+        "log_sub_errors"
+    );
+}

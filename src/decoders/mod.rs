@@ -10,6 +10,7 @@ use crate::plugin::{BuildDecoder, Registration};
 
 mod apache_access_decoder;
 mod json_decoder;
+mod multi_decoder;
 mod nginx_access_decoder;
 mod payload_regex_decoder;
 mod protobuf_decoder;
@@ -21,6 +22,7 @@ mod syslog_decoder;
 /// Every registered decoder type.
 pub const DECODERS: &[Registration<BuildDecoder>] = &[
     json_decoder::PLUGIN,
+    multi_decoder::PLUGIN,
     protobuf_decoder::PLUGIN,
     sandbox_decoder::PLUGIN,
     scribble_decoder::PLUGIN,

@@ -253,7 +253,14 @@ fn build_recipes(
         .iter()
         .filter(|n| !configured.contains(n))
         .map(|n| default_section(n));
-    let recipe_sections = sections.iter().cloned().chain(defaults.flatten());
+    // Decoders built on other decoders (MultiDecoder) come after everything else, so
+    // their subs are published when they are built.
+    let (composite, plain): (Vec<Section>, Vec<Section>) = sections
+        .iter()
+        .cloned()
+        .chain(defaults.flatten())
+        .partition(|s| s.plugin.type_name == "MultiDecoder");
+    let recipe_sections = plain.into_iter().chain(composite);
     for s in recipe_sections {
         let name = s.plugin.name.clone();
         let res = match (s.plugin.category, &s.common) {
@@ -267,6 +274,7 @@ fn build_recipes(
             (Category::Decoder, _) => lookup(decoders::DECODERS, &s.plugin)
                 .and_then(|reg| (reg.build)(&s.plugin, bcx))
                 .map(|f| {
+                    bcx.publish_decoder(&name, f.clone());
                     r.decoders.insert(name, f);
                 }),
             (Category::Encoder, _) => lookup(encoders::ENCODERS, &s.plugin)

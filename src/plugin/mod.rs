@@ -227,6 +227,33 @@ impl<'a> Decoded<'a> {
     pub fn push(&mut self, msg: Message) {
         self.out.push(self.pool.pack(msg));
     }
+
+    /// Messages made so far (by every decoder of this record).
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// True when no message was made yet.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Drops the messages made after the first `n` (a `MultiDecoder` sub that failed
+    /// half-way leaves nothing behind).
+    pub fn truncate(&mut self, n: usize) {
+        self.out.truncate(n);
+    }
+}
+
+/// A decoder section's factory, published by name for decoders built on others
+/// (`MultiDecoder`): [`BuildContext::decoder`].
+#[derive(Default)]
+pub struct DecoderSlot(std::sync::Mutex<Option<DecoderFactory>>);
+
+impl DecoderSlot {
+    fn key(name: &str) -> String {
+        format!("decoder\u{0}{name}")
+    }
 }
 
 /// Runs `decoder` on one record outside any input, appending what it makes to `out`
@@ -345,6 +372,21 @@ impl BuildContext {
             .entry(key.to_string())
             .or_insert_with(|| Arc::new(T::default()));
         entry.clone().downcast::<T>().ok()
+    }
+
+    /// The factory of the decoder section `name`, once built (the engine builds a
+    /// `MultiDecoder` after its subs).
+    pub fn decoder(&self, name: &str) -> Option<DecoderFactory> {
+        let slot = self.shared::<DecoderSlot>(&DecoderSlot::key(name))?;
+        let guard = slot.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard.clone()
+    }
+
+    /// Publishes the factory of the decoder section `name` (the engine, as it builds it).
+    pub fn publish_decoder(&self, name: &str, factory: DecoderFactory) {
+        if let Some(slot) = self.shared::<DecoderSlot>(&DecoderSlot::key(name)) {
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(factory);
+        }
     }
 
     /// Resolves a path the way Heka resolves `base_dir`-relative state paths.
