@@ -1,5 +1,6 @@
-//! Heka 0.10 core types end to end through the real binary (issue 16): CounterFilter's
-//! output as Heka formats it, and HttpOutput headers in Heka's array form.
+//! Heka 0.10 core types and config forms end to end through the real binary (issue 16):
+//! CounterFilter's reports, HttpOutput headers in Heka's array form, Heka's TOML dialect,
+//! ScribbleDecoder, and MultiDecoder with both cascade strategies.
 
 use std::time::Duration;
 
