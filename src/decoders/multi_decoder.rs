@@ -189,7 +189,9 @@ impl Decoder for MultiDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::testing::{build_context, first_error_key, named_plugin_config};
+    use crate::plugin::testing::{
+        build_context, first_error_key, named_plugin_config, registered_decoder,
+    };
 
     /// Publishes a PayloadRegexDecoder `re` and a ScribbleDecoder `tag` into `cx`.
     fn subs(cx: &BuildContext) {
@@ -198,17 +200,19 @@ mod tests {
             "PayloadRegexDecoder",
             "match_regex = '^(?P<n>\\d+) '\n[message_fields]\nn = '%n%'\n",
         );
-        let f = crate::registry::find(crate::registry::DECODERS, "PayloadRegexDecoder")
-            .expect("registered");
-        cx.publish_decoder("re", (f.build)(&re, cx).expect("re"));
+        cx.publish_decoder(
+            "re",
+            registered_decoder("PayloadRegexDecoder")(&re, cx).expect("re"),
+        );
         let tag = named_plugin_config(
             "tag",
             "ScribbleDecoder",
             "[message_fields]\nsource = 'multi'\n",
         );
-        let f = crate::registry::find(crate::registry::DECODERS, "ScribbleDecoder")
-            .expect("registered");
-        cx.publish_decoder("tag", (f.build)(&tag, cx).expect("tag"));
+        cx.publish_decoder(
+            "tag",
+            registered_decoder("ScribbleDecoder")(&tag, cx).expect("tag"),
+        );
     }
 
     fn run(toml: &str, record: &[u8]) -> Result<Vec<Message>, DecodeError> {

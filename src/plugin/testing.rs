@@ -95,6 +95,13 @@ pub(crate) fn registered_splitter(type_name: &str) -> crate::plugin::BuildSplitt
         .expect("splitter is registered")
 }
 
+/// The build function of a registered decoder type (tests of decoders built on others).
+pub(crate) fn registered_decoder(type_name: &str) -> crate::plugin::BuildDecoder {
+    crate::registry::find(crate::registry::DECODERS, type_name)
+        .map(|r| r.build)
+        .expect("decoder is registered")
+}
+
 /// A real `RecordStream` using `splitter` and `decoder`, and the router end it sends to.
 pub(crate) fn record_stream(
     splitter: crate::plugin::SplitterFactory,
