@@ -22,11 +22,13 @@
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
 //!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
 //!   output and perfdata).
-//! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`].
+//! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`],
+//!   [`atomic_file`].
 //!
 //! The command line lives in the binary (`src/cli/`), not here.
 
 pub mod amqp;
+pub mod atomic_file;
 pub mod buffer;
 pub mod config;
 pub mod console;

@@ -135,11 +135,8 @@ impl Globals {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
-        std::fs::create_dir_all(&self.base_dir)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{id}\n"))?;
-        std::fs::rename(&tmp, &path)?;
+        crate::atomic_file::write_atomic(&path, format!("{id}\n").as_bytes())?;
         Ok(id)
     }
 

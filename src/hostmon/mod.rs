@@ -475,22 +475,16 @@ impl Monitor {
         serde_json::json!({"time": now as f64 / NS, "hosts": hosts})
     }
 
-    /// Writes the hosts to `path` (through a temporary file and a rename).
+    /// Writes the hosts to `path` atomically (synced temporary file, then a rename).
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
         let json = serde_json::to_vec(&self.hosts).map_err(|source| StateError::Format {
             path: path.display().to_string(),
             source,
         })?;
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic_file::write_atomic(path, &json).map_err(|source| StateError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Reads hosts saved by [`Monitor::save`]; a missing file is an empty monitor. Every

@@ -549,27 +549,16 @@ impl Monitor {
         Ok(m)
     }
 
-    /// Saves the state: written to a temporary file, synced, then renamed over `path`.
+    /// Saves the state atomically: a synced temporary file renamed over `path`.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
         let text = serde_json::to_vec(self).map_err(|source| StateError::Format {
             path: path.display().to_string(),
             source,
         })?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&text).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic_file::write_atomic(path, &text).map_err(|source| StateError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 }
 

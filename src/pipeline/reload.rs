@@ -79,6 +79,17 @@ pub(crate) struct Live {
     pub fingerprints: BTreeMap<String, Fingerprint>,
 }
 
+impl Live {
+    /// True when a running filter or output is fed through a disk buffer (inputs then
+    /// wait for the spool).
+    pub fn buffered(&self) -> bool {
+        self.filters
+            .values()
+            .chain(self.outputs.values())
+            .any(|f| f.buffered)
+    }
+}
+
 /// The fingerprint of every section.
 pub(crate) fn fingerprints(sections: &[Section]) -> BTreeMap<String, Fingerprint> {
     let by_name: HashMap<&str, &Section> = sections

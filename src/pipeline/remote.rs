@@ -6,7 +6,8 @@
 //! files, as `tar -cf bundle.tar -C conf.d .` makes. When it differs from the cached
 //! one, it is checked in full (local files + bundle, loaded and built as `hekate check`
 //! does; a bundle may not hold `[hekad]`), then cached in `<base_dir>/remote_config/` and
-//! applied through the same reload as a local change. A bundle that fails is logged
+//! applied through the same reload as a local change (the checked files are synced and
+//! their folder renamed into place, so a crash never leaves half a bundle). A bundle that fails is logged
 //! with every error, counted (`remote_failures`), and the running config stays. A fetch
 //! that fails (server down, DNS) is counted (`fetch_failures`) and logged once per
 //! burst. A restart without the network uses the cached bundle.
@@ -133,15 +134,25 @@ fn read_bundle(dir: &Path) -> Bundle {
     files
 }
 
+/// Writes `bundle` into a fresh `dir`, each file synced.
 fn write_bundle(dir: &Path, bundle: &Bundle) -> std::io::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
     for (name, text) in bundle {
-        std::fs::write(dir.join(name), text)?;
+        crate::atomic_file::write_atomic(&dir.join(name), text.as_bytes())?;
     }
     Ok(())
+}
+
+/// Moves the checked `staged` folder into place as the cache: a crash leaves either the
+/// old bundle, no bundle (the local config alone), or the new one, never half of one.
+fn install(staged: &Path, cache: &Path) -> std::io::Result<()> {
+    if cache.exists() {
+        std::fs::remove_dir_all(cache)?;
+    }
+    std::fs::rename(staged, cache)
 }
 
 /// Checks local config + `bundle` in full, without side effects on what runs.
@@ -230,8 +241,7 @@ impl Poller {
             .await
             .map_err(|e| RemoteError::Cache(std::io::Error::other(e.to_string())))?;
         checked?;
-        write_bundle(&cache, &bundle)?;
-        let _ = std::fs::remove_dir_all(cache.with_extension("new"));
+        install(&cache.with_extension("new"), &cache)?;
         PluginStats::add(&self.stats.counter("remote_updates"), 1);
         Ok(true)
     }

@@ -146,11 +146,7 @@ impl Pipeline {
         let router_thread = std::thread::Builder::new()
             .name("hekate-router".into())
             .spawn(move || core.run(rx))?;
-        let buffered = live
-            .filters
-            .values()
-            .chain(live.outputs.values())
-            .any(|f| f.buffered);
+        let buffered = live.buffered();
         for plan in std::mem::take(&mut self.inputs) {
             let name = plan.config.name.clone();
             let l = start_input(plan, &rt, &env, &router, buffered);
@@ -357,11 +353,7 @@ impl Pipeline {
             live.filters.insert(name, l);
         }
         // Changed and added inputs: the old one stops (freeing its port) first.
-        let buffered = live
-            .filters
-            .values()
-            .chain(live.outputs.values())
-            .any(|f| f.buffered);
+        let buffered = live.buffered();
         for plan in std::mem::take(&mut new.inputs) {
             let name = plan.config.name.clone();
             if !touched.contains(&name) {
