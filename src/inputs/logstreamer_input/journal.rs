@@ -6,10 +6,12 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::source::Source;
 
 /// Bytes before the seek position covered by `last_hash` (Heka's `LINEBUFFERLEN`).
 pub const HASH_WINDOW: u64 = 500;
@@ -44,35 +46,22 @@ pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
-/// Reads exactly `len` bytes at `at`; `None` when the file is shorter.
-pub fn read_exact_at(file: &File, at: u64, len: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; len as usize];
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file.read_at(&mut buf[done..], at + done as u64)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        done += n;
-    }
-    Ok(Some(buf))
-}
-
 /// SHA-1 of the up to `HASH_WINDOW` bytes before `seek`; `None` when the file is shorter.
-pub fn hash_before(file: &File, seek: u64) -> std::io::Result<Option<String>> {
+pub fn hash_before(src: &mut Source, seek: u64) -> std::io::Result<Option<String>> {
     let len = seek.min(HASH_WINDOW);
-    Ok(read_exact_at(file, seek - len, len)?.map(|b| sha1_hex(&b)))
+    Ok(src.read_exact_at(seek - len, len)?.map(|b| sha1_hex(&b)))
 }
 
 impl Checkpoint {
-    /// A checkpoint for `seek` in the open `file` found at `path`.
-    pub fn capture(file: &File, path: &Path, seek: u64) -> std::io::Result<Option<Self>> {
-        let meta = file.metadata()?;
-        let Some(last_hash) = hash_before(file, seek)? else {
+    /// A checkpoint for `seek` in the open `src` found at `path`. For a gzip file `seek`
+    /// and the hashes are of decompressed bytes (as Heka).
+    pub fn capture(src: &mut Source, path: &Path, seek: u64) -> std::io::Result<Option<Self>> {
+        let meta = src.file().metadata()?;
+        let Some(last_hash) = hash_before(src, seek)? else {
             return Ok(None);
         };
         let head_len = seek.min(HEAD_WINDOW);
-        let Some(head) = read_exact_at(file, 0, head_len)? else {
+        let Some(head) = src.read_exact_at(0, head_len)? else {
             return Ok(None);
         };
         Ok(Some(Checkpoint {
@@ -86,10 +75,10 @@ impl Checkpoint {
         }))
     }
 
-    /// True when `file` holds the same bytes before `seek` (and at its head) as when
+    /// True when `src` holds the same bytes before `seek` (and at its head) as when
     /// this checkpoint was written.
-    pub fn matches(&self, file: &File) -> bool {
-        let Ok(Some(h)) = hash_before(file, self.seek) else {
+    pub fn matches(&self, src: &mut Source) -> bool {
+        let Ok(Some(h)) = hash_before(src, self.seek) else {
             return false;
         };
         if h != self.last_hash {
@@ -98,18 +87,19 @@ impl Checkpoint {
         if self.head_hash.is_empty() {
             return true;
         }
-        matches!(read_exact_at(file, 0, self.head_len), Ok(Some(b)) if sha1_hex(&b) == self.head_hash)
+        matches!(src.read_exact_at(0, self.head_len), Ok(Some(b)) if sha1_hex(&b) == self.head_hash)
     }
 
     /// Finds the file this checkpoint belongs to: `file_name` first, then `candidates`
-    /// (newest first). A file is accepted only when its bytes hash as recorded.
-    pub fn locate(&self, candidates: &[PathBuf]) -> Option<(PathBuf, File)> {
+    /// (newest first). A file is accepted only when its bytes hash as recorded; a gzip
+    /// file's decompressed bytes count, so a position follows its file into compression.
+    pub fn locate(&self, candidates: &[PathBuf]) -> Option<(PathBuf, Source)> {
         let first = PathBuf::from(&self.file_name);
         std::iter::once(&first)
             .chain(candidates.iter().filter(|p| **p != first))
             .find_map(|p| {
-                let f = File::open(p).ok()?;
-                self.matches(&f).then(|| (p.clone(), f))
+                let mut src = Source::open(p).ok()?;
+                self.matches(&mut src).then(|| (p.clone(), src))
             })
     }
 
@@ -150,8 +140,8 @@ mod tests {
         let d = tempfile::tempdir().expect("tmp");
         let log = d.path().join("a.log");
         write(&log, b"one\ntwo\nthree\n");
-        let f = File::open(&log).expect("open");
-        let cp = Checkpoint::capture(&f, &log, 8)
+        let mut f = Source::open(&log).expect("open");
+        let cp = Checkpoint::capture(&mut f, &log, 8)
             .expect("io")
             .expect("long enough");
         assert_eq!(cp.last_hash, sha1_hex(b"one\ntwo\n"));
@@ -183,12 +173,12 @@ mod tests {
         let log = d.path().join("a.log");
         let data: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
         write(&log, &data);
-        let f = File::open(&log).expect("open");
+        let mut f = Source::open(&log).expect("open");
         assert_eq!(
-            hash_before(&f, 1500).expect("io"),
+            hash_before(&mut f, 1500).expect("io"),
             Some(sha1_hex(&data[1000..1500]))
         );
-        assert_eq!(hash_before(&f, 2001).expect("io"), None);
+        assert_eq!(hash_before(&mut f, 2001).expect("io"), None);
     }
 
     #[test]
@@ -196,8 +186,10 @@ mod tests {
         let d = tempfile::tempdir().expect("tmp");
         let live = d.path().join("app.log");
         write(&live, b"line 1\nline 2\n");
-        let f = File::open(&live).expect("open");
-        let cp = Checkpoint::capture(&f, &live, 7).expect("io").expect("cp");
+        let mut f = Source::open(&live).expect("open");
+        let cp = Checkpoint::capture(&mut f, &live, 7)
+            .expect("io")
+            .expect("cp");
         drop(f);
         // Rotated while hekate was down: the old bytes now live in app.log.1.
         let rotated = d.path().join("app.log.1");
@@ -213,21 +205,53 @@ mod tests {
     }
 
     #[test]
+    fn a_position_follows_its_file_into_compression() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().expect("tmp");
+        let live = d.path().join("app.log.1");
+        let data: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        write(&live, &data);
+        let mut f = Source::open(&live).expect("open");
+        let cp = Checkpoint::capture(&mut f, &live, 20_000)
+            .expect("io")
+            .expect("cp");
+        drop(f);
+        // logrotate: app.log.1 → app.log.2.gz.
+        let gz = d.path().join("app.log.2.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&data).expect("gzip");
+        write(&gz, &e.finish().expect("gzip"));
+        std::fs::remove_file(&live).expect("rm");
+        let (path, mut src) = cp
+            .locate(std::slice::from_ref(&gz))
+            .expect("found in the .gz");
+        assert_eq!(path, gz);
+        assert_eq!(
+            src.read_up_to(20_000, 5).expect("read"),
+            data[20_000..20_005].to_vec()
+        );
+    }
+
+    #[test]
     fn head_hash_rejects_a_different_file_with_the_same_tail() {
         let d = tempfile::tempdir().expect("tmp");
         let a = d.path().join("a");
         let tail = "x".repeat(599) + "\n";
         write(&a, format!("AAAA\n{tail}").as_bytes());
-        let f = File::open(&a).expect("open");
-        let cp = Checkpoint::capture(&f, &a, 605).expect("io").expect("cp");
+        let mut f = Source::open(&a).expect("open");
+        let cp = Checkpoint::capture(&mut f, &a, 605)
+            .expect("io")
+            .expect("cp");
         drop(f);
         write(&a, format!("BBBB\n{tail}").as_bytes());
-        let f = File::open(&a).expect("open");
+        let mut f = Source::open(&a).expect("open");
         assert_eq!(
-            hash_before(&f, 605).expect("io"),
+            hash_before(&mut f, 605).expect("io"),
             Some(cp.last_hash.clone())
         );
-        assert!(!cp.matches(&f), "same tail, different head");
+        assert!(!cp.matches(&mut f), "same tail, different head");
         assert!(cp.locate(&[]).is_none());
     }
 }

@@ -13,6 +13,7 @@
 
 mod journal;
 mod scan;
+mod source;
 mod tail;
 mod watch;
 

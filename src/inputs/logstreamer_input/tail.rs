@@ -2,18 +2,19 @@
 //! one [`RecordStream`], survives rename rotation (the renamed file's open descriptor is
 //! read to its end before moving on, with no give-up timer) and copytruncate (the file
 //! shrinking below, or changing under, the read offset; unread bytes are rescued from the
-//! copy), and keeps the checkpoint journal. Driven by the input's poll loop in `mod.rs`.
+//! copy), and keeps the checkpoint journal. Gzip files of the stream (`app.log.2.gz`)
+//! are decompressed while read (`source.rs`). Driven by the input's poll loop in `mod.rs`.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::journal::{read_exact_at, Checkpoint};
+use super::journal::Checkpoint;
 use super::scan::StreamPattern;
+use super::source::Source;
 use crate::message::Message;
 use crate::plugin::Closed;
 use crate::plugin::RecordStream;
@@ -56,7 +57,7 @@ impl Counters {
 
 /// The file being read.
 struct Open {
-    file: File,
+    src: Source,
     path: PathBuf,
     id: (u64, u64),
     offset: u64,
@@ -72,15 +73,15 @@ struct Open {
 }
 
 impl Open {
-    fn new(path: PathBuf, file: File, offset: u64) -> std::io::Result<Open> {
-        let m = file.metadata()?;
+    fn new(path: PathBuf, mut src: Source, offset: u64) -> std::io::Result<Open> {
+        let id = src.id()?;
         let len = offset.min(TAIL_LEN);
-        let tail = read_exact_at(&file, offset - len, len)?.unwrap_or_default();
-        let head = read_up_to(&file, 0, TAIL_LEN)?;
+        let tail = src.read_exact_at(offset - len, len)?.unwrap_or_default();
+        let head = src.read_up_to(0, TAIL_LEN)?;
         Ok(Open {
-            file,
+            src,
             path,
-            id: (m.dev(), m.ino()),
+            id,
             offset,
             tail,
             head,
@@ -104,24 +105,35 @@ impl Open {
 
     /// True when the file's head and the bytes before `offset` are still those we saw.
     /// A head seen shorter than `TAIL_LEN` is completed once it matched.
+    /// A gzip file is never rewritten in place.
     fn unchanged(&mut self) -> std::io::Result<bool> {
-        if self.file.metadata()?.len() < self.offset || !self.same_content(&self.file)? {
+        if self.src.is_gzip() {
+            return Ok(true);
+        }
+        if self.src.shorter_than(self.offset)? {
+            return Ok(false);
+        }
+        if !same_content(&mut self.src, &self.head, &self.tail, self.offset)? {
             return Ok(false);
         }
         if (self.head.len() as u64) < TAIL_LEN {
-            self.head = read_up_to(&self.file, 0, TAIL_LEN)?;
+            self.head = self.src.read_up_to(0, TAIL_LEN)?;
         }
         Ok(true)
     }
 
-    /// True when `file` starts with our head and holds our tail right before `offset`.
-    fn same_content(&self, file: &File) -> std::io::Result<bool> {
-        let len = self.tail.len() as u64;
-        let tail = read_exact_at(file, self.offset - len, len)?;
-        let head = read_exact_at(file, 0, self.head.len() as u64)?;
-        Ok(tail.as_deref() == Some(self.tail.as_slice())
-            && head.as_deref() == Some(self.head.as_slice()))
+    /// True when `other` starts with our head and holds our tail right before `offset`.
+    fn same_content(&self, other: &mut Source) -> std::io::Result<bool> {
+        same_content(other, &self.head, &self.tail, self.offset)
     }
+}
+
+/// True when `src` starts with `head` and holds `tail` right before `offset`.
+fn same_content(src: &mut Source, head: &[u8], tail: &[u8], offset: u64) -> std::io::Result<bool> {
+    let len = tail.len() as u64;
+    let got_tail = src.read_exact_at(offset - len, len)?;
+    let got_head = src.read_exact_at(0, head.len() as u64)?;
+    Ok(got_tail.as_deref() == Some(tail) && got_head.as_deref() == Some(head))
 }
 
 /// A position handed to the router, waiting for the pipeline to take it in.
@@ -222,9 +234,9 @@ impl Tailer {
     fn start_from(&mut self, cp: &Checkpoint) -> std::io::Result<()> {
         let newest_first: Vec<PathBuf> = self.files.iter().rev().cloned().collect();
         match cp.locate(&newest_first) {
-            Some((path, file)) => {
-                tracing::info!(stream = %self.name, file = %path.display(), seek = cp.seek, "Resuming stream from its journal.");
-                self.open = Some(Open::new(path, file, cp.seek)?);
+            Some((path, src)) => {
+                tracing::info!(stream = %self.name, file = %path.display(), seek = cp.seek, gzip = src.is_gzip(), "Resuming stream from its journal.");
+                self.open = Some(Open::new(path, src, cp.seek)?);
             }
             None => {
                 PluginStats::add(&self.cfg.counters.journal_misses, 1);
@@ -237,17 +249,17 @@ impl Tailer {
 
     fn open_first(&mut self) -> std::io::Result<()> {
         if let Some(p) = self.files.first().cloned() {
-            let f = File::open(&p)?;
-            self.open = Some(Open::new(p, f, 0)?);
+            let src = Source::open(&p)?;
+            self.open = Some(Open::new(p, src, 0)?);
         }
         Ok(())
     }
 
     fn open_last_at_end(&mut self) -> std::io::Result<()> {
         if let Some(p) = self.files.last().cloned() {
-            let f = File::open(&p)?;
-            let end = f.metadata()?.len();
-            self.open = Some(Open::new(p, f, end)?);
+            let src = Source::open(&p)?;
+            let end = src.file().metadata()?.len();
+            self.open = Some(Open::new(p, src, end)?);
         }
         Ok(())
     }
@@ -273,7 +285,7 @@ impl Tailer {
             if total >= limit.unwrap_or(READ_BUDGET) {
                 return Ok((total, limit.is_none()));
             }
-            let n = match open.file.read_at(&mut self.buf, open.offset) {
+            let n = match open.src.read_at(&mut self.buf, open.offset) {
                 Ok(0) => return Ok((total, false)),
                 Ok(n) => n,
                 Err(e) => {
@@ -292,14 +304,14 @@ impl Tailer {
     }
 
     /// Remembers the position just handed to the router, for a later checkpoint.
-    fn note_progress(&mut self, open: &Open) {
+    fn note_progress(&mut self, open: &mut Open) {
         let seek = open.offset.saturating_sub(self.stream.pending() as u64);
         if let Some(last) = self.pending.back() {
             if last.cp.seek == seek && Path::new(&last.cp.file_name) == open.path {
                 return;
             }
         }
-        match Checkpoint::capture(&open.file, &open.path, seek) {
+        match Checkpoint::capture(&mut open.src, &open.path, seek) {
             Ok(Some(cp)) => self.pending.push_back(Pending {
                 token: self.stream.delivery_token(),
                 cp,
@@ -331,7 +343,7 @@ impl Tailer {
         if let Some(open) = self.open.as_mut() {
             open.offset = 0;
             open.tail.clear();
-            open.head = read_up_to(&open.file, 0, TAIL_LEN).unwrap_or_default();
+            open.head = open.src.read_up_to(0, TAIL_LEN).unwrap_or_default();
         }
         Ok(())
     }
@@ -344,17 +356,18 @@ impl Tailer {
         };
         let (id, offset) = (open.id, open.offset);
         let found = self.files.iter().rev().find_map(|p| {
-            let f = File::open(p).ok()?;
-            let m = f.metadata().ok()?;
-            if (m.dev(), m.ino()) == id || m.len() <= offset || open.head.is_empty() {
+            let mut src = Source::open(p).ok()?;
+            // A plain copy must hold more than we read; a gzip one is not measured.
+            let long_enough = src.is_gzip() || !src.shorter_than(offset + 1).ok()?;
+            if src.id().ok()? == id || !long_enough || open.head.is_empty() {
                 return None;
             }
-            open.same_content(&f).ok()?.then(|| (p.clone(), f))
+            open.same_content(&mut src).ok()?.then(|| (p.clone(), src))
         });
-        let Some((path, file)) = found else {
+        let Some((path, src)) = found else {
             return Ok(());
         };
-        let mut copy = match Open::new(path, file, offset) {
+        let mut copy = match Open::new(path, src, offset) {
             Ok(c) => c,
             Err(e) => {
                 self.io_error(&e.to_string());
@@ -405,8 +418,8 @@ impl Tailer {
         let Some(next) = self.next_file() else {
             return Ok(false);
         };
-        let file = match File::open(&next) {
-            Ok(f) if f.metadata().map(|m| m.len() > 0).unwrap_or(false) => f,
+        let src = match Source::open(&next) {
+            Ok(s) if matches!(s.is_empty(), Ok(false)) => s,
             _ => return Ok(false),
         };
         // The path was chosen from a listing taken before the open: meanwhile a rotation
@@ -414,7 +427,7 @@ impl Tailer {
         // it before it. Only a listing taken after the open can confirm that the opened
         // file is the successor of ours; otherwise try again at the next poll.
         self.rescan();
-        let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let opened = src.id().ok();
         if opened.is_none() || self.next_file().as_deref().and_then(file_id) != opened {
             return Ok(false);
         }
@@ -422,7 +435,7 @@ impl Tailer {
         while self.read_available().await? {}
         PluginStats::add(&self.cfg.counters.rotations, 1);
         tracing::info!(stream = %self.name, file = %next.display(), "Moving to the next file of the stream.");
-        match Open::new(next, file, 0) {
+        match Open::new(next, src, 0) {
             Ok(o) => {
                 self.open = Some(o);
                 Ok(true)
@@ -434,16 +447,23 @@ impl Tailer {
         }
     }
 
-    /// The file after ours in stream order (ours is found by identity); the newest file
-    /// when ours left the stream.
+    /// The file after ours in stream order, skipping copies of ours (the `.gz` logrotate
+    /// is still writing). Ours is found by identity or, once it left the stream, by its
+    /// compressed or copied rotation; failing both, the newest file.
     fn next_file(&mut self) -> Option<PathBuf> {
         let open = self.open.as_mut()?;
-        let at = self.files.iter().position(|p| file_id(p) == Some(open.id));
-        match at {
+        let at = match self.files.iter().position(|p| file_id(p) == Some(open.id)) {
             Some(i) => {
                 open.path = self.files[i].clone();
-                self.files.get(i + 1).cloned()
+                Some(i)
             }
+            None => self.files.iter().position(|p| is_copy_of(p, &open.head)),
+        };
+        match at {
+            Some(i) => self.files[i + 1..]
+                .iter()
+                .find(|p| !is_copy_of(p, &open.head))
+                .cloned(),
             None => self
                 .files
                 .last()
@@ -512,21 +532,15 @@ impl Tailer {
     }
 }
 
-/// Up to `max` bytes at `at` (fewer at EOF).
-fn read_up_to(file: &File, at: u64, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; max as usize];
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], at + done as u64)? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    buf.truncate(done);
-    Ok(buf)
-}
-
 /// Device and inode of `path`, following symlinks.
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// True when `path` starts with `head` (decompressed): a copy of the file `head` is from.
+fn is_copy_of(path: &Path, head: &[u8]) -> bool {
+    !head.is_empty()
+        && Source::open(path)
+            .and_then(|mut s| s.read_exact_at(0, head.len() as u64))
+            .is_ok_and(|b| b.as_deref() == Some(head))
 }
