@@ -194,3 +194,144 @@ fn multi_decoder_both_strategies_through_tcp() {
         "log_sub_errors"
     );
 }
+
+/// A SandboxInput whose `process_message` never returns, injecting numbered messages
+/// as fast as the pipeline takes them (Heka 0.10's main-loop form).
+const GEN_LUA: &str = r#"
+local step = read_config("step") or 1
+seq = seq or 0
+function process_message()
+    while true do
+        local nxt = seq + step
+        inject_message({Type = "gen", Payload = "msg " .. nxt, Fields = {seq = nxt}})
+        seq = nxt
+    end
+end
+"#;
+
+/// A SandboxOutput writing each payload to a file with Lua's io library; at shutdown
+/// (`timer_event_on_shutdown`) it writes its running total.
+const WRITE_LUA: &str = r#"
+local f = assert(io.open(read_config("path"), "a"))
+total = total or 0
+function process_message()
+    total = total + 1
+    f:write(read_message("Payload"), "\n")
+    return 0
+end
+function timer_event(ns)
+    f:write("total ", total, "\n")
+    f:flush()
+end
+"#;
+
+const SANDBOX_IO: &str = r#"
+[hekad]
+base_dir = "{dir}/base"
+
+[gen]
+type = "SandboxInput"
+filename = "{dir}/gen.lua"
+preserve_data = true
+
+[write]
+type = "SandboxOutput"
+message_matcher = "Type == 'gen'"
+filename = "{dir}/write.lua"
+preserve_data = true
+timer_event_on_shutdown = true
+[write.config]
+path = "{dir}/out.txt"
+"#;
+
+/// Runs the pair until `at_least` payload lines are written, then stops cleanly.
+fn run_sandbox_io(dir: tempfile::TempDir, at_least: usize) -> tempfile::TempDir {
+    let mut h = Hekate::start_in(dir);
+    let out = h.path().join("out.txt");
+    let enough = wait_for(Duration::from_secs(30), || lines(&out).len() >= at_least);
+    assert!(enough, "{}", h.log_text());
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("did not stop"), "{log}");
+    std::mem::replace(&mut h.dir, tempfile::tempdir().expect("tmp"))
+}
+
+/// SandboxInput → SandboxOutput → file: every injected message is written once and in
+/// order; a stop interrupts the never-returning input cleanly; both scripts' globals
+/// survive a restart through `preserve_data` (the sequence and the total go on).
+#[test]
+fn sandbox_input_and_output_run_heka_scripts_and_preserve_their_state() {
+    let dir = write_config(&[("10-test.toml", SANDBOX_IO)]);
+    std::fs::write(dir.path().join("gen.lua"), GEN_LUA).expect("write");
+    std::fs::write(dir.path().join("write.lua"), WRITE_LUA).expect("write");
+    let dir = run_sandbox_io(dir, 2_000);
+    let so_far = lines(&dir.path().join("out.txt")).len();
+    let dir = run_sandbox_io(dir, so_far + 2_000);
+    let got = lines(&dir.path().join("out.txt"));
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|l| l.strip_prefix("msg ")?.parse().ok())
+        .collect();
+    let totals: Vec<u64> = got
+        .iter()
+        .filter_map(|l| l.strip_prefix("total ")?.parse().ok())
+        .collect();
+    let expect: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert!(seqs == expect, "gaps or repeats: {} lines", seqs.len());
+    assert_eq!(totals.len(), 2, "{totals:?}");
+    assert!(got.last().is_some_and(|l| l.starts_with("total ")));
+    assert_eq!(
+        totals[1],
+        seqs.len() as u64,
+        "the total goes on: {totals:?}"
+    );
+    let first_run = got
+        .iter()
+        .position(|l| l.starts_with("total "))
+        .expect("total");
+    assert_eq!(totals[0], first_run as u64);
+}
+
+/// A polling SandboxInput (returns 0, called again every `ticker_interval`) with a
+/// fatal error on its third call: the input is restarted, as a failed input is.
+#[test]
+fn sandbox_input_polls_on_its_ticker_and_a_fatal_error_restarts_it() {
+    let dir = write_config(&[(
+        "10-test.toml",
+        r#"
+[poll]
+type = "SandboxInput"
+filename = "{dir}/poll.lua"
+ticker_interval = 1
+[poll.retries]
+max_delay = "100ms"
+delay = "100ms"
+max_retries = 3
+
+[out]
+type = "FileOutput"
+message_matcher = "Logger == 'poll'"
+path = "{dir}/out.txt"
+encoder = "PayloadEncoder"
+"#,
+    )]);
+    std::fs::write(
+        dir.path().join("poll.lua"),
+        "calls = 0\nfunction process_message()\n calls = calls + 1\n \
+         if calls == 3 then error('boom') end\n \
+         inject_message({Payload = 'call ' .. calls})\n return 0\nend\n",
+    )
+    .expect("write");
+    let mut h = Hekate::start_in(dir);
+    let out = h.path().join("out.txt");
+    assert!(
+        wait_for(Duration::from_secs(20), || lines(&out).len() >= 4),
+        "{}",
+        h.log_text()
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    let got = lines(&out);
+    assert_eq!(&got[..4], ["call 1", "call 2", "call 1", "call 2"], "{log}");
+    assert!(log.contains("boom"), "{log}");
+}

@@ -29,6 +29,12 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildDecoder> = Registratio
 
 fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<DecoderFactory, Vec<ConfigError>> {
     let recipe = load_recipe(cfg, bcx)?;
+    if recipe.preserve.is_some() {
+        return Err(vec![cfg.error(
+            "preserve_data",
+            "not available on SandboxDecoder (one state per stream); use a SandboxFilter to keep state",
+        )]);
+    }
     Ok(Arc::new(move || {
         Box::new(SandboxDecoder {
             sandbox: recipe.instantiate(),

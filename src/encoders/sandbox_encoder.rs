@@ -7,14 +7,18 @@
 //! A negative return (Heka uses -2 for "no output" and -1 for a failure) drops the
 //! message as a counted drop. A fatal error or limit hit returns `Fatal`, so the output
 //! runner restarts the output (with a fresh encoder) under its retry policy.
+//!
+//! With `preserve_data` the script's globals are saved when its output stops cleanly
+//! and restored when an output creates the encoder (Heka's `preserve_data`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::{proto, Message};
 use crate::plugin::{BuildContext, Defaults, Encoder, EncoderFactory, Registration};
-use crate::sandbox::script::load_recipe;
+use crate::sandbox::script::{load_recipe, save_preserved};
 use crate::sandbox::{Sandbox, Status};
 
 /// Registration of `SandboxEncoder`.
@@ -31,6 +35,7 @@ fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<EncoderFactory, Vec<C
     Ok(Arc::new(move || {
         Box::new(SandboxEncoder {
             sandbox: recipe.instantiate(),
+            preserve: recipe.preserve.clone(),
         })
     }))
 }
@@ -39,6 +44,8 @@ fn build(cfg: &PluginConfig, bcx: &BuildContext) -> Result<EncoderFactory, Vec<C
 #[derive(Debug)]
 pub struct SandboxEncoder {
     sandbox: Result<Sandbox, String>,
+    /// `preserve_data`: where the globals go at a clean stop.
+    preserve: Option<PathBuf>,
 }
 
 impl Encoder for SandboxEncoder {
@@ -65,12 +72,21 @@ impl Encoder for SandboxEncoder {
             Err(reason) => Err(ProcessError::fatal(reason)),
         }
     }
+
+    fn stop(&mut self) {
+        let (Some(path), Ok(sb)) = (&self.preserve, &self.sandbox) else {
+            return;
+        };
+        if let Err(e) = save_preserved(sb, path) {
+            tracing::error!(path = %path.display(), error = %e, "Could not preserve sandbox data.");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::testing::{build_context, plugin_config};
+    use crate::plugin::testing::{build_context, build_context_in, plugin_config};
 
     fn encoder(script: &str) -> (tempfile::TempDir, Box<dyn Encoder>) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -89,6 +105,36 @@ mod tests {
             payload: payload.into(),
             ..Message::default()
         }
+    }
+
+    #[test]
+    fn preserve_data_carries_globals_across_a_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.lua");
+        std::fs::write(
+            &path,
+            "n = 0 function process_message() n = n + 1 \
+             inject_payload('txt', '', n) return 0 end",
+        )
+        .expect("write");
+        let cfg = plugin_config(
+            "SandboxEncoder",
+            &format!("filename = '{}'\npreserve_data = true", path.display()),
+        );
+        let bcx = build_context_in(dir.path());
+        let f = build(&cfg, &bcx).expect("builds");
+        let mut out = Vec::new();
+        let mut enc = f();
+        enc.encode(&msg("a"), &mut out).expect("encodes");
+        enc.encode(&msg("b"), &mut out).expect("encodes");
+        enc.stop();
+        let mut again = build(&cfg, &bcx).expect("builds")();
+        again.encode(&msg("c"), &mut out).expect("encodes");
+        assert_eq!(out, b"123");
+        assert!(dir
+            .path()
+            .join("sandbox_preservation/test_SandboxEncoder.data")
+            .is_file());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! the old globals are carried over through the preservation format. A script that does
 //! not load leaves the old one running (counter `reload_failures`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -128,12 +128,11 @@ pub(crate) fn build(
     };
     let mut sandbox = load()?;
     script::check_config_keys(cfg, &source, &path, &sandbox)?;
-    let preserve = c.preserve_data.then(|| {
-        bcx.base_path(Path::new("sandbox_preservation"))
-            .join(format!("{}.data", cfg.name))
-    });
+    let preserve = c
+        .preserve_data
+        .then(|| script::preservation_path(bcx, &cfg.name));
     if let Some(data_path) = preserve.as_ref().filter(|p| p.is_file()) {
-        if let Err(e) = restore(&mut sandbox, data_path) {
+        if let Err(e) = script::restore_preserved(&mut sandbox, data_path) {
             tracing::warn!(plugin = %cfg.name, error = %e, "Preserved data not restored; starting clean.");
             sandbox = load()?;
         }
@@ -172,25 +171,6 @@ impl SandboxFilterConfig {
     fn keys(&self) -> ScriptKeys<'_> {
         crate::script_keys!(self)
     }
-}
-
-fn restore(sandbox: &mut Sandbox, path: &Path) -> Result<(), String> {
-    let data = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    sandbox
-        .restore(&data, &path.display().to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Writes `data` to `path` atomically, creating the folder (mode 0700).
-fn write_preserved(path: &Path, data: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let tmp = path.with_extension("data.tmp");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }
 
 impl SandboxFilter {
@@ -298,12 +278,7 @@ impl Filter for SandboxFilter {
         if self.sandbox.termination().is_some() {
             return;
         }
-        let result = self
-            .sandbox
-            .preserve()
-            .map_err(|e| e.to_string())
-            .and_then(|data| write_preserved(path, &data).map_err(|e| e.to_string()));
-        if let Err(e) = result {
+        if let Err(e) = script::save_preserved(&self.sandbox, path) {
             tracing::error!(path = %path.display(), error = %e, "Could not preserve sandbox data.");
         }
     }

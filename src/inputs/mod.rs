@@ -16,6 +16,7 @@ mod http_listen_input;
 pub mod logstreamer_input;
 mod lovebeat_input;
 mod process_input;
+mod sandbox_input;
 mod stat_accum_input;
 mod statsd_input;
 mod tcp_input;
@@ -34,6 +35,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     logstreamer_input::PLUGIN,
     lovebeat_input::PLUGIN,
     process_input::PLUGIN,
+    sandbox_input::PLUGIN,
     stat_accum_input::PLUGIN,
     statsd_input::PLUGIN,
     tcp_input::PLUGIN,

@@ -16,6 +16,7 @@ mod dashboard_output;
 mod file_output;
 mod http_output;
 mod log_output;
+mod sandbox_output;
 mod smtp_output;
 mod tcp_output;
 mod udp_output;
@@ -30,6 +31,7 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     file_output::PLUGIN,
     http_output::PLUGIN,
     log_output::PLUGIN,
+    sandbox_output::PLUGIN,
     smtp_output::PLUGIN,
     tcp_output::PLUGIN,
     udp_output::PLUGIN,

@@ -213,7 +213,16 @@ impl OutputRunner {
                 _ => {}
             }
         }
-        match self.flushed(&mut io, &mut unflushed) {
+        let flushed = self.flushed(&mut io, &mut unflushed);
+        // Before `finish`, which lets the process exit.
+        self.with_retry(&mut io, |o, cx| {
+            o.stop(cx);
+            Ok(())
+        });
+        if let Some(enc) = io.encoder.as_deref_mut() {
+            enc.stop();
+        }
+        match flushed {
             Outcome::Failed(reason) => tracing::error!(reason, "Final flush failed."),
             _ => self.core.finish(),
         }

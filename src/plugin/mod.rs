@@ -274,6 +274,9 @@ pub fn decode_into(
 pub trait Encoder: Send {
     /// Appends the encoding of `msg` to `out`. `Err(ProcessError::Drop)` means "no output".
     fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), ProcessError>;
+    /// Called once when its output stops cleanly (after the final flush): persist
+    /// state here.
+    fn stop(&mut self) {}
 }
 
 /// A message processor fed by the router; runs on its own OS thread.
@@ -333,6 +336,9 @@ pub trait Output: Send {
     fn reopen(&mut self) -> Result<(), ProcessError> {
         Ok(())
     }
+    /// Called once at a clean stop, after the final flush: a last `timer_event`,
+    /// persisted state. Not called when the output is replaced by a reload.
+    fn stop(&mut self, _cx: &mut OutputContext<'_>) {}
 }
 
 /// What every build function receives.

@@ -37,6 +37,15 @@ pub(crate) fn build_context() -> BuildContext {
     )
 }
 
+/// A build context whose `base_dir` is `base` (for plugins that keep state there).
+pub(crate) fn build_context_in(base: &std::path::Path) -> BuildContext {
+    let globals = Globals {
+        base_dir: base.to_path_buf(),
+        ..Globals::default()
+    };
+    BuildContext::new(Arc::new(globals), PathBuf::from("."), Report::default())
+}
+
 /// What splitting a buffer produced.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Outcome {

@@ -8,11 +8,30 @@ use mlua::{Lua, MultiValue, Table, Value};
 use super::output::append_values;
 use std::sync::MutexGuard;
 
-use super::{CallState, Shared};
+use super::{CallState, Role, Shared};
 use crate::message::{proto, Field, FieldValue, Message, ValueRef, Values};
 
-/// Registers the API functions.
-pub(crate) fn install(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
+/// Registers the API functions `role` has (heka.md §3.3).
+pub(crate) fn install(lua: &Lua, shared: &Shared, role: Role) -> mlua::Result<()> {
+    install_all(lua, shared)?;
+    let absent: &[&str] = match role {
+        Role::Filter => &[],
+        Role::Input => &[
+            "read_message",
+            "read_next_field",
+            "inject_payload",
+            "add_to_payload",
+        ],
+        Role::Output => &["inject_message", "inject_payload", "add_to_payload"],
+    };
+    let g = lua.globals();
+    for name in absent {
+        g.raw_set(*name, Value::Nil)?;
+    }
+    Ok(())
+}
+
+fn install_all(lua: &Lua, shared: &Shared) -> mlua::Result<()> {
     let g = lua.globals();
     let full = lua.create_function({
         let s = shared.clone();
@@ -376,10 +395,13 @@ fn inject_message(_lua: &Lua, s: &Shared, arg: Value) -> mlua::Result<()> {
             )))
         }
     };
-    let (name, codec) = {
+    let (name, codec, input) = {
         let st = lock(s)?;
-        (st.name.clone(), st.codec)
+        (st.name.clone(), st.codec, st.sink.is_some())
     };
+    if input {
+        return send_now(s, msg);
+    }
     if codec {
         lock(s)?.output = Some(proto::encode_to_vec(&msg));
         return push(s, msg);
@@ -388,6 +410,29 @@ fn inject_message(_lua: &Lua, s: &Shared, arg: Value) -> mlua::Result<()> {
     msg.logger = name.into();
     msg.hostname.clear();
     push(s, msg)
+}
+
+/// Input role: checks the output limit and hands `msg` to the sink (as given: no
+/// prefixing). The sink may block; the state lock is not held meanwhile.
+fn send_now(s: &Shared, msg: Message) -> mlua::Result<()> {
+    let (limit, term, mut sink) = {
+        let mut st = lock(s)?;
+        (st.output_limit, st.term.clone(), st.sink.take())
+    };
+    if term.stopping() {
+        lock(s)?.sink = sink;
+        return Err(term.error(super::STOP_REASON));
+    }
+    if limit > 0 && proto::encode_to_vec(&msg).len() > limit {
+        lock(s)?.sink = sink;
+        return Err(term.error("output_limit exceeded"));
+    }
+    let sent = match sink.as_mut() {
+        Some(f) => f(msg),
+        None => Err("no sink".into()),
+    };
+    lock(s)?.sink = sink;
+    sent.map_err(|e| mlua::Error::runtime(format!("inject_message() {e}")))
 }
 
 /// `inject_payload(type="txt", name="", ...)`.

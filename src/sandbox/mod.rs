@@ -63,7 +63,27 @@ pub struct SandboxSettings {
     pub module_directories: Vec<PathBuf>,
     /// The `[name.config]` table, read with `read_config`.
     pub config: toml::Table,
+    /// Which plugin type hosts the script: it decides the API and the libraries.
+    pub role: Role,
 }
+
+/// The plugin type a sandbox serves (Heka's `plugin_type`, heka.md §3.1, §3.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Filter, decoder or encoder: no `io`, a reduced `os`, the full message API.
+    #[default]
+    Filter,
+    /// `SandboxInput`: Heka's io template (`io`, `os`, `coroutine`); `read_config`,
+    /// `decode_message` and `inject_message`, whose messages go out as they are made.
+    Input,
+    /// `SandboxOutput`: Heka's io template; `read_config`, `decode_message`,
+    /// `read_message` and `read_next_field`.
+    Output,
+}
+
+/// Where an input sandbox's `inject_message` sends each message; an `Err` (the pipeline
+/// is shutting down) becomes a Lua error that stops the script.
+pub type InjectSink = Box<dyn FnMut(Message) -> Result<(), String> + Send>;
 
 impl SandboxSettings {
     /// Settings with Heka's default limits.
@@ -75,7 +95,30 @@ impl SandboxSettings {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             module_directories: Vec::new(),
             config: toml::Table::new(),
+            role: Role::Filter,
         }
+    }
+}
+
+/// The termination reason a [`Stopper`] records.
+pub const STOP_REASON: &str = "shutting down";
+
+/// Stops a running sandbox from another thread (see [`Sandbox::stopper`]).
+#[derive(Debug, Clone)]
+pub struct Stopper(Arc<Termination>);
+
+impl Stopper {
+    /// Asks the script to stop: its next `inject_message` raises "shutting down" instead
+    /// of sending, so a script that updates its state after each injection preserves a
+    /// state that matches what it sent.
+    pub fn stop(&self) {
+        self.0.stopping.store(true, Ordering::Release);
+    }
+
+    /// Stops the script at its next instruction-hook check, wherever it is (for one
+    /// that does not inject after [`Stopper::stop`]).
+    pub fn force(&self) {
+        self.0.terminate(STOP_REASON);
     }
 }
 
@@ -95,6 +138,8 @@ pub enum SandboxError {
 pub struct Termination {
     set: AtomicBool,
     reason: Mutex<Option<String>>,
+    /// A stop was asked for: an input's next `inject_message` raises it.
+    stopping: AtomicBool,
 }
 
 impl Termination {
@@ -118,6 +163,17 @@ impl Termination {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// True once a [`Stopper`] asked for a stop.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Clears the flag (a requested stop, see [`Sandbox::clear_stop`]).
+    fn clear(&self) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.set.store(false, Ordering::Release);
     }
 
     /// Records `reason` and returns it as a Lua error.
@@ -161,6 +217,8 @@ pub(crate) struct CallState {
     pub output: Option<Vec<u8>>,
     /// The `[name.config]` keys the script asked for with `read_config`.
     pub read_keys: std::collections::BTreeSet<String>,
+    /// Input role: where `inject_message` delivers, message by message.
+    pub sink: Option<InjectSink>,
 }
 
 /// The outcome of a `process_message` call that did not terminate the sandbox.
@@ -219,6 +277,7 @@ impl Sandbox {
             codec: false,
             output: None,
             read_keys: Default::default(),
+            sink: None,
         }));
         let lua = restricted_state(settings, &term, &shared)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -398,6 +457,41 @@ impl Sandbox {
         lock_state(&self.shared).output.take()
     }
 
+    /// Input role: runs `process_message()` with no current message; every
+    /// `inject_message` goes to `sink` at once (it may block: back-pressure). Returns when
+    /// the script returns, fails, or [`Sandbox::stopper`] was used.
+    pub fn run_input(&mut self, sink: InjectSink) -> Result<Status, String> {
+        lock_state(&self.shared).sink = Some(sink);
+        self.begin(None, u32::MAX);
+        let res = match &self.process {
+            Some(f) => f.call::<(Value, Value)>(()),
+            None => Err(mlua::Error::runtime(
+                "process_message() function was not found",
+            )),
+        };
+        let mut none = Vec::new();
+        self.end(&mut none);
+        lock_state(&self.shared).sink = None;
+        self.status("process_message", res)
+    }
+
+    /// A handle that stops a running script from another thread: the instruction hook
+    /// raises "shutting down" at its next check, which `pcall` cannot catch.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.term.clone())
+    }
+
+    /// After a stop through [`Stopper`]: clears the flag so the state can still be
+    /// preserved. Returns false when the sandbox had terminated for another reason.
+    pub fn clear_stop(&mut self) -> bool {
+        if self.term.reason().as_deref() == Some(STOP_REASON) {
+            self.term.clear();
+            true
+        } else {
+            !self.term.is_set()
+        }
+    }
+
     /// Calls `timer_event(ns)`; a full GC follows, as in Heka.
     pub fn timer_event(
         &mut self,
@@ -510,8 +604,12 @@ fn restricted_state(
     term: &Arc<Termination>,
     shared: &Shared,
 ) -> mlua::Result<Lua> {
-    let libs =
+    let io_template = settings.role != Role::Filter;
+    let mut libs =
         StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG;
+    if io_template {
+        libs |= StdLib::IO | StdLib::COROUTINE;
+    }
     // SAFETY: `debug` is loaded only so `compat::install` can build `setfenv`; it removes
     // the `debug` global before any script runs, and no C module loader is installed.
     let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
@@ -527,20 +625,33 @@ fn restricted_state(
         "require",
         "newproxy",
     ] {
-        g.raw_set(name, Value::Nil)?;
+        if !(io_template && name == "collectgarbage") {
+            g.raw_set(name, Value::Nil)?;
+        }
     }
     let string: mlua::Table = g.get("string")?;
     string.raw_set("dump", Value::Nil)?;
+    restrict_os(&lua, io_template)?;
+    install_pcall_guards(&lua, term)?;
+    require::install(&lua, settings.module_directories.clone(), shared.clone())?;
+    api::install(&lua, shared, settings.role)?;
+    Ok(lua)
+}
+
+/// Filters keep `os.time`, `os.date` and `os.clock`; Heka's io template (inputs and
+/// outputs) removes only `os.exit` and `os.setlocale`.
+fn restrict_os(lua: &Lua, io_template: bool) -> mlua::Result<()> {
+    let g = lua.globals();
     let os_full: mlua::Table = g.get("os")?;
+    if io_template {
+        os_full.raw_set("exit", Value::Nil)?;
+        return os_full.raw_set("setlocale", Value::Nil);
+    }
     let os = lua.create_table()?;
     for name in ["time", "date", "clock"] {
         os.raw_set(name, os_full.get::<Value>(name)?)?;
     }
-    g.raw_set("os", os)?;
-    install_pcall_guards(&lua, term)?;
-    require::install(&lua, settings.module_directories.clone(), shared.clone())?;
-    api::install(&lua, shared)?;
-    Ok(lua)
+    g.raw_set("os", os)
 }
 
 /// Wraps `pcall` and `xpcall` so a caught limit error (or out-of-memory) is raised again.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    Sandbox, SandboxSettings, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT, DEFAULT_OUTPUT_LIMIT,
+    Role, Sandbox, SandboxSettings, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT,
+    DEFAULT_OUTPUT_LIMIT,
 };
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
@@ -117,6 +118,7 @@ pub fn settings(name: &str, keys: ScriptKeys<'_>, bcx: &BuildContext) -> Sandbox
         output_limit: keys.output_limit as usize,
         module_directories,
         config: keys.config.clone(),
+        role: super::Role::Filter,
     }
 }
 
@@ -161,6 +163,11 @@ pub struct SandboxCodecConfig {
     pub output_limit: u64,
     /// Script language; only `lua`. Default `lua`.
     pub script_type: ScriptType,
+    /// Encoders: save the script's globals when the output stops cleanly, to
+    /// `<base_dir>/sandbox_preservation/<name>.data`, and restore them when an output
+    /// creates its encoder. With several outputs sharing the encoder, the last to stop
+    /// wins. Not available on decoders. Default false.
+    pub preserve_data: bool,
     /// The `[name.config]` table read by `read_config(key)`.
     pub config: toml::Table,
 }
@@ -174,6 +181,7 @@ impl Default for SandboxCodecConfig {
             instruction_limit: DEFAULT_INSTRUCTION_LIMIT,
             output_limit: DEFAULT_OUTPUT_LIMIT as u64,
             script_type: ScriptType::Lua,
+            preserve_data: false,
             config: toml::Table::new(),
         }
     }
@@ -186,6 +194,101 @@ impl SandboxCodecConfig {
     }
 }
 
+/// `[name]` keys of a `SandboxInput` or `SandboxOutput` section. As in Heka, the
+/// instruction limit is off by default here: an input's `process_message` may run for as
+/// long as hekate does.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SandboxIoConfig {
+    /// The Lua script. Required. A relative path is looked up under `share_dir`, then
+    /// under the config folder.
+    pub filename: String,
+    /// `;`-separated folders `require` searches. Default `<share_dir>/lua_modules`.
+    pub module_directory: Option<String>,
+    /// Lua heap limit in bytes; 0 = none. Default 8 MiB.
+    pub memory_limit: u64,
+    /// VM instructions per call; 0 = none. Default 0 (Heka forces 0 for these types;
+    /// hekate honours a value you set).
+    pub instruction_limit: u64,
+    /// Largest injected message, in bytes; 0 = none. Default 63 KiB.
+    pub output_limit: u64,
+    /// Save the script's globals at clean shutdown to
+    /// `<base_dir>/sandbox_preservation/<name>.data` and restore them at start. Default false.
+    pub preserve_data: bool,
+    /// Script language; only `lua`. Default `lua`.
+    pub script_type: ScriptType,
+    /// Outputs: call `timer_event` once more at shutdown. Default false.
+    pub timer_event_on_shutdown: bool,
+    /// Accepted for compatibility (call profiling). Default false.
+    pub profile: bool,
+    /// The `[name.config]` table read by `read_config(key)`.
+    pub config: toml::Table,
+}
+
+impl Default for SandboxIoConfig {
+    fn default() -> Self {
+        SandboxIoConfig {
+            filename: String::new(),
+            module_directory: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT as u64,
+            instruction_limit: 0,
+            output_limit: DEFAULT_OUTPUT_LIMIT as u64,
+            preserve_data: false,
+            script_type: ScriptType::Lua,
+            timer_event_on_shutdown: false,
+            profile: false,
+            config: toml::Table::new(),
+        }
+    }
+}
+
+/// A `SandboxInput` or `SandboxOutput` ready to run: its sandbox (with preserved globals
+/// restored) and where to preserve them again.
+#[derive(Debug)]
+pub struct IoSandbox {
+    /// The loaded script.
+    pub sandbox: Sandbox,
+    /// `preserve_data`: the preservation file.
+    pub preserve: Option<PathBuf>,
+    /// The parsed section.
+    pub config: SandboxIoConfig,
+}
+
+/// Parses an input or output sandbox section, loads the script in `role` and restores
+/// preserved globals. Errors name the section's keys.
+pub fn load_io(
+    cfg: &PluginConfig,
+    bcx: &BuildContext,
+    role: Role,
+) -> Result<IoSandbox, Vec<ConfigError>> {
+    let c: SandboxIoConfig = cfg.parse()?;
+    let mut script = load(cfg, crate::script_keys!(c), bcx)?;
+    script.settings.role = role;
+    let chunk = script.chunk();
+    let new = || {
+        Sandbox::new(&script.settings, &script.source, &chunk)
+            .map_err(|e| vec![cfg.error("filename", e.to_string())])
+    };
+    let mut sandbox = new()?;
+    check_config_keys(cfg, &script.source, &script.path, &sandbox)?;
+    if !sandbox.has_process_message() {
+        let why = format!("{chunk}: process_message() function was not found");
+        return Err(vec![cfg.error("filename", why)]);
+    }
+    let preserve = c.preserve_data.then(|| preservation_path(bcx, &cfg.name));
+    if let Some(p) = preserve.as_ref().filter(|p| p.is_file()) {
+        if let Err(e) = restore_preserved(&mut sandbox, p) {
+            tracing::warn!(plugin = %cfg.name, error = %e, "Preserved data not restored; starting clean.");
+            sandbox = new()?;
+        }
+    }
+    Ok(IoSandbox {
+        sandbox,
+        preserve,
+        config: c,
+    })
+}
+
 /// What a decoder or encoder factory needs to create instances: the settings and the
 /// script, read once at build.
 #[derive(Debug, Clone)]
@@ -193,11 +296,25 @@ pub struct Recipe {
     settings: SandboxSettings,
     source: Arc<str>,
     chunk: String,
+    /// `preserve_data` (encoders): the preservation file.
+    pub preserve: Option<PathBuf>,
 }
 
 impl Recipe {
-    /// A new codec-mode sandbox, or the reason it could not start.
+    /// A new codec-mode sandbox, or the reason it could not start. With `preserve_data`
+    /// the saved globals are restored (a file that does not load is logged and skipped).
     pub fn instantiate(&self) -> Result<Sandbox, String> {
+        let mut sb = self.fresh()?;
+        if let Some(p) = self.preserve.as_ref().filter(|p| p.is_file()) {
+            if let Err(e) = restore_preserved(&mut sb, p) {
+                tracing::warn!(plugin = %self.settings.name, error = %e, "Preserved data not restored; starting clean.");
+                sb = self.fresh()?;
+            }
+        }
+        Ok(sb)
+    }
+
+    fn fresh(&self) -> Result<Sandbox, String> {
         let mut sb =
             Sandbox::new(&self.settings, &self.source, &self.chunk).map_err(|e| e.to_string())?;
         sb.enable_codec().map_err(|e| e.to_string())?;
@@ -245,6 +362,39 @@ pub fn check_config_keys(
         .collect())
 }
 
+/// Where `preserve_data` keeps plugin `name`'s globals:
+/// `<base_dir>/sandbox_preservation/<name>.data` (Heka's place and name).
+pub fn preservation_path(bcx: &BuildContext, name: &str) -> PathBuf {
+    bcx.base_path(Path::new("sandbox_preservation"))
+        .join(format!("{name}.data"))
+}
+
+/// Runs the preserved globals at `path` in `sandbox`.
+pub fn restore_preserved(sandbox: &mut Sandbox, path: &Path) -> Result<(), String> {
+    let data = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    sandbox
+        .restore(&data, &path.display().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Writes `sandbox`'s globals to `path` atomically (the folder is made private, 0700).
+/// A terminated sandbox is not saved: its state is not trusted.
+pub fn save_preserved(sandbox: &Sandbox, path: &Path) -> Result<(), String> {
+    if let Some(reason) = sandbox.termination() {
+        return Err(format!(
+            "not preserved: the sandbox was terminated ({reason})"
+        ));
+    }
+    let data = sandbox.preserve()?;
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    crate::atomic_file::write_atomic(path, data.as_bytes()).map_err(io)
+}
+
 /// Parses a codec section, reads the script and compiles it once so that errors surface
 /// at build, naming the `filename` key.
 pub fn load_recipe(cfg: &PluginConfig, bcx: &BuildContext) -> Result<Recipe, Vec<ConfigError>> {
@@ -254,6 +404,7 @@ pub fn load_recipe(cfg: &PluginConfig, bcx: &BuildContext) -> Result<Recipe, Vec
         chunk: script.chunk(),
         settings: script.settings,
         source: script.source.into(),
+        preserve: c.preserve_data.then(|| preservation_path(bcx, &cfg.name)),
     };
     let probe = recipe
         .instantiate()
