@@ -1,7 +1,7 @@
 //! HTTP pieces shared by `HttpInput`, `HttpListenInput` and `HttpOutput`: the hyper
 //! client (http:// and https:// through rustls with the `ring` provider and the
-//! webpki root certificates), header tables checked at build time, and Basic
-//! authentication values.
+//! webpki root certificates), header tables checked at build time, Basic
+//! authentication values, and a [`BlockingClient`] for outputs' threads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -129,6 +129,78 @@ pub fn basic_auth(user: &str, password: &str) -> Result<HeaderValue, String> {
         .map_err(|_| "username or password cannot be sent in a header".to_string())?;
     v.set_sensitive(true);
     Ok(v)
+}
+
+/// Most response-body bytes a [`BlockingClient`] reads (to return the connection to
+/// the pool); the rest is discarded.
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// A [`Client`] for an output's own thread: it owns a small single-threaded runtime,
+/// both made on first use (a runtime must not be dropped inside another runtime's
+/// context, which is where build functions may run).
+#[derive(Default)]
+pub struct BlockingClient {
+    rt: Option<tokio::runtime::Runtime>,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for BlockingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingClient").finish_non_exhaustive()
+    }
+}
+
+/// Why a [`BlockingClient`] request got no status.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The runtime could not start.
+    #[error("cannot start the HTTP client: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Connecting or sending failed.
+    #[error("request failed: {0}")]
+    Failed(#[source] hyper_util::client::legacy::Error),
+    /// No answer in time.
+    #[error("no response within {} ms", .0.as_millis())]
+    Timeout(Duration),
+}
+
+impl BlockingClient {
+    /// Sends `req` and waits (at most `timeout`) for the status; the body is read up to
+    /// 1 MiB and dropped.
+    pub fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+        timeout: Option<Duration>,
+    ) -> Result<hyper::StatusCode, RequestError> {
+        let rt = match &mut self.rt {
+            Some(rt) => rt,
+            slot => slot.insert(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(RequestError::Runtime)?,
+            ),
+        };
+        let client = &mut self.client;
+        rt.block_on(async {
+            let client = client.get_or_insert_with(self::client);
+            let work = async {
+                use http_body_util::BodyExt;
+                let resp = client.request(req).await.map_err(RequestError::Failed)?;
+                let status = resp.status();
+                let _ = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
+                    .collect()
+                    .await;
+                Ok(status)
+            };
+            match timeout {
+                None => work.await,
+                Some(t) => tokio::time::timeout(t, work)
+                    .await
+                    .unwrap_or(Err(RequestError::Timeout(t))),
+            }
+        })
+    }
 }
 
 #[cfg(test)]

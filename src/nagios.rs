@@ -1,7 +1,9 @@
 //! Nagios plugin output: the status text and the performance data after `|`
 //! (`'label'=value[UOM];[warn];[crit];[min];[max]`, space-separated; a label with spaces
 //! is single-quoted, `''` is a quote), as the Nagios plugin guidelines define it. Used by
-//! `ProcessInput` to turn a check's perfdata into message fields.
+//! `ProcessInput` to turn a check's perfdata into message fields. And the other way:
+//! [`PassiveCheck`], a check result `NagiosOutput` hands to Nagios (command file line,
+//! `send_nsca` line).
 
 /// One performance-data item.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +118,100 @@ fn item(token: &str) -> Result<Perf, String> {
     })
 }
 
+/// A passive service check result, as Heka's `NagiosOutput` delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveCheck {
+    /// The Nagios host name.
+    pub host: String,
+    /// The Nagios `service_description`.
+    pub service: String,
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub state: u8,
+    /// The plugin output.
+    pub output: String,
+}
+
+/// Why a check result cannot be written as an external command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} cannot hold ';' or a line break in a Nagios external command")]
+pub struct BadName {
+    /// `host` or `service`.
+    pub what: &'static str,
+    /// The offending value.
+    pub value: String,
+}
+
+impl PassiveCheck {
+    /// Reads Heka's payload form `STATE:output`: `OK` 0, `WARNING` 1, `CRITICAL` 2, any
+    /// other prefix 3 (UNKNOWN); without a colon the state is UNKNOWN and the whole
+    /// payload is the output. Trailing line breaks (a line-split record's) are dropped.
+    pub fn from_payload(payload: &str, host: &str, service: &str) -> PassiveCheck {
+        let (state, output) = match payload.split_once(':') {
+            Some(("OK", rest)) => (0, rest),
+            Some(("WARNING", rest)) => (1, rest),
+            Some(("CRITICAL", rest)) => (2, rest),
+            Some((_, rest)) => (3, rest),
+            None => (3, payload),
+        };
+        PassiveCheck {
+            host: host.to_string(),
+            service: service.to_string(),
+            state,
+            output: output.trim_end_matches(['\n', '\r']).to_string(),
+        }
+    }
+
+    /// The output on one line: line breaks become the two characters `\n`, which Nagios
+    /// turns back into long output.
+    fn one_line_output(&self) -> String {
+        self.output
+            .replace("\r\n", "\\n")
+            .replace(['\n', '\r'], "\\n")
+    }
+
+    fn check_names(&self) -> Result<(), BadName> {
+        for (what, value) in [("host", &self.host), ("service", &self.service)] {
+            if value.contains([';', '\n', '\r']) {
+                return Err(BadName {
+                    what,
+                    value: value.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The external command for the Nagios command file:
+    /// `[<unix time>] PROCESS_SERVICE_CHECK_RESULT;<host>;<service>;<state>;<output>\n`,
+    /// at most `max` bytes (the output is cut at a character boundary to fit; the flag
+    /// says so).
+    pub fn command_line(&self, unix_secs: i64, max: usize) -> Result<(String, bool), BadName> {
+        self.check_names()?;
+        let head = format!(
+            "[{unix_secs}] PROCESS_SERVICE_CHECK_RESULT;{};{};{};",
+            self.host, self.service, self.state
+        );
+        let output = self.one_line_output();
+        let room = max.saturating_sub(head.len() + 1);
+        let mut cut = output.len().min(room);
+        while !output.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        Ok((format!("{head}{}\n", &output[..cut]), cut < output.len()))
+    }
+
+    /// The line `send_nsca` reads on stdin: `host\tservice\tstate\toutput\n`.
+    pub fn nsca_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\n",
+            self.host,
+            self.service,
+            self.state,
+            self.one_line_output()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +258,46 @@ mod tests {
         assert_eq!(parse("'it''s'=3").1.len(), 0, "perfdata only after |");
         let (_, q) = parse("x | 'it''s'=3");
         assert_eq!(q[0].as_ref().map(|p| p.label.as_str()), Ok("it's"));
+    }
+
+    #[test]
+    fn payload_states_follow_heka() {
+        let c = |p: &str| PassiveCheck::from_payload(p, "h", "s");
+        assert_eq!(
+            (c("OK:fine").state, c("OK:fine").output.as_str()),
+            (0, "fine")
+        );
+        assert_eq!(c("WARNING:a:b").output, "a:b");
+        assert_eq!(c("WARNING:x").state, 1);
+        assert_eq!(c("CRITICAL:x").state, 2);
+        assert_eq!((c("BAD:x").state, c("BAD:x").output.as_str()), (3, "x"));
+        assert_eq!(
+            (c("no colon").state, c("no colon").output.as_str()),
+            (3, "no colon")
+        );
+        assert_eq!(c("OK:line\r\n").output, "line");
+    }
+
+    #[test]
+    fn command_lines_are_one_line_bounded_and_refuse_bad_names() {
+        let c = PassiveCheck::from_payload("CRITICAL:disk full\nsda1 99%", "web1", "disk");
+        let (line, cut) = c.command_line(1700000000, 4096).expect("ok");
+        assert_eq!(
+            line,
+            "[1700000000] PROCESS_SERVICE_CHECK_RESULT;web1;disk;2;disk full\\nsda1 99%\n"
+        );
+        assert!(!cut);
+        let long = PassiveCheck {
+            output: "é".repeat(3000),
+            ..c.clone()
+        };
+        let (line, cut) = long.command_line(1, 4096).expect("ok");
+        assert!(cut && line.len() <= 4096 && line.ends_with("é\n"));
+        let bad = PassiveCheck {
+            host: "a;b".into(),
+            ..c.clone()
+        };
+        assert!(bad.command_line(1, 4096).is_err());
+        assert_eq!(c.nsca_line(), "web1\tdisk\t2\tdisk full\\nsda1 99%\n");
     }
 }

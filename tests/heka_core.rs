@@ -335,3 +335,176 @@ encoder = "PayloadEncoder"
     assert_eq!(&got[..4], ["call 1", "call 2", "call 1", "call 2"], "{log}");
     assert!(log.contains("boom"), "{log}");
 }
+
+/// Heka's documented route: a SandboxFilter turns each line into
+/// `inject_payload("nagios-external-command", "PROCESS_SERVICE_CHECK_RESULT", line)`.
+fn nagios_config(port: u16, output: &str) -> String {
+    format!(
+        r#"{}
+[alerting]
+type = "SandboxFilter"
+filename = "{{dir}}/alert.lua"
+message_matcher = "Logger == 'lines'"
+
+[NagiosOutput]
+message_matcher = "Type == 'heka.sandbox-output' && Fields[payload_type] == 'nagios-external-command' && Fields[payload_name] == 'PROCESS_SERVICE_CHECK_RESULT'"
+nagios_host = "web1"
+{output}
+"#,
+        tcp_lines_input(port)
+    )
+}
+
+const ALERT_LUA: &str = r#"
+function process_message()
+    inject_payload("nagios-external-command", "PROCESS_SERVICE_CHECK_RESULT", read_message("Payload"))
+    return 0
+end
+"#;
+
+fn start_nagios(port: u16, output: &str) -> Hekate {
+    let dir = write_config(&[("10-test.toml", &nagios_config(port, output))]);
+    std::fs::write(dir.path().join("alert.lua"), ALERT_LUA).expect("write");
+    let h = Hekate::start_in(dir);
+    assert!(wait_tcp(port), "{}", h.log_text());
+    h
+}
+
+/// NagiosOutput into Nagios' command file, a FIFO: while nothing reads it the results
+/// wait (retries); once a reader opens it every result arrives once, in order, as
+/// `[time] PROCESS_SERVICE_CHECK_RESULT;host;service;state;output`.
+#[test]
+fn nagios_output_writes_external_commands_to_the_command_file_fifo() {
+    let port = free_port();
+    let fifo_dir = tempfile::tempdir().expect("tmp");
+    let fifo = fifo_dir.path().join("nagios.cmd");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut h = start_nagios(port, &format!("command_file = \"{}\"", fifo.display()));
+    send_tcp(
+        port,
+        b"OK:Alerts are working!\nWARNING:disk 91%\nCRITICAL:down\nno state\n",
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || h
+            .log_text()
+            .contains("no reader")),
+        "{}",
+        h.log_text()
+    );
+    // Nagios opens its command file read-write, so it never sees end-of-file.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .expect("open fifo");
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let four = wait_for(Duration::from_secs(20), || {
+        got.lock().expect("lock").len() >= 4
+    });
+    let lines = got.lock().expect("lock").clone();
+    assert!(four, "{lines:?}\n{}", h.log_text());
+    let now = chrono::Utc::now().timestamp();
+    let expect = [
+        "web1;alerting;0;Alerts are working!",
+        "web1;alerting;1;disk 91%",
+        "web1;alerting;2;down",
+        "web1;alerting;3;no state",
+    ];
+    for (line, want) in lines.iter().zip(expect) {
+        let (ts, rest) = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once("] PROCESS_SERVICE_CHECK_RESULT;"))
+            .unwrap_or_else(|| panic!("{line}"));
+        let ts: i64 = ts.parse().expect("unix time");
+        assert!((now - 60..=now + 1).contains(&ts), "{line}");
+        assert_eq!(rest, want);
+    }
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let c = h.counters("NagiosOutput");
+    assert_eq!(c.get("delivered"), Some(&4), "{c:?}");
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// NagiosOutput's default path, Heka's POST to cmd.cgi, against a loopback server that
+/// checks the documented request: form fields, content type, Basic authentication. A
+/// 503 is retried; a 403 drops the result, counted.
+#[test]
+fn nagios_output_posts_hekas_cmd_cgi_form() {
+    let port = free_port();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = calls.clone();
+    let (http, seen) = serve(move |req| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match (i, req.body.contains("plugin_state=2")) {
+            (0, _) => (503, "busy".into()),
+            (_, true) => (403, "no".into()),
+            _ => (200, "ok".into()),
+        }
+    });
+    let mut h = start_nagios(
+        port,
+        &format!(
+            "url = \"http://127.0.0.1:{http}/nagios/cgi-bin/cmd.cgi\"\n\
+             username = \"nagiosadmin\"\npassword = \"nagiospw\"\n\
+             nagios_service_description = \"heka alerts\""
+        ),
+    );
+    send_tcp(port, b"WARNING:disk 91% & rising\nCRITICAL:refused\n");
+    let done = wait_for(Duration::from_secs(20), || {
+        seen.lock().expect("lock").len() >= 3
+    });
+    let reqs = seen.lock().expect("lock").clone();
+    assert!(done, "{reqs:?}\n{}", h.log_text());
+    let first = &reqs[0];
+    assert!(
+        first
+            .head
+            .starts_with("POST /nagios/cgi-bin/cmd.cgi HTTP/1.1"),
+        "{}",
+        first.head
+    );
+    let header = |name: &str| {
+        first.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let form = header("content-type");
+    assert_eq!(form.as_deref(), Some("application/x-www-form-urlencoded"));
+    // base64("nagiosadmin:nagiospw")
+    let auth = header("authorization");
+    assert_eq!(auth.as_deref(), Some("Basic bmFnaW9zYWRtaW46bmFnaW9zcHc="));
+    assert_eq!(
+        first.body,
+        "cmd_mod=2&cmd_typ=30&host=web1&performance_data=&plugin_output=disk+91%25+%26+rising&plugin_state=1&service=heka+alerts"
+    );
+    assert_eq!(reqs[1].body, first.body, "the 503 was retried");
+    assert!(reqs[2].body.contains("plugin_state=2&service=heka+alerts"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        3,
+        "the 403 is not retried"
+    );
+    let c = h.counters("NagiosOutput");
+    assert_eq!(
+        (c.get("delivered"), c.get("rejected")),
+        (Some(&1), Some(&1)),
+        "{c:?}"
+    );
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+}

@@ -2,10 +2,10 @@
 //! real loopback HTTP. Clients and test servers are plain `std::net` code speaking
 //! HTTP/1.1 with `Connection: close`, so they test the wire, not a shared library.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -70,66 +70,6 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
 
 fn post(port: u16, body: &str) -> Reply {
     request(port, "POST", "/", &[], body.as_bytes())
-}
-
-/// A request as a test server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    head: String,
-    body: String,
-}
-
-/// A one-request-per-connection HTTP server on a thread; `answer` picks status and body.
-fn serve(answer: impl Fn(&Seen) -> (u16, String) + Send + 'static) -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let Some(req) = read_request(&mut s) else {
-                continue;
-            };
-            let (status, body) = answer(&req);
-            log.lock().expect("lock").push(req);
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, seen)
-}
-
-fn read_request(s: &mut TcpStream) -> Option<Seen> {
-    let mut r = BufReader::new(s.try_clone().ok()?);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Seen {
-        head,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
 }
 
 fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+
+use crate::http::RequestError;
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use serde::Deserialize;
@@ -27,9 +29,6 @@ use crate::interpolate::{Escape, Template};
 use crate::message::{Message, Pack};
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
 use crate::stats::PluginStats;
-
-/// Response bytes read (and discarded) so the connection can be reused.
-const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// Configuration of `HttpOutput`.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,11 +77,7 @@ pub struct HttpOutput {
     method: Method,
     headers: HeaderMap,
     timeout: Option<Duration>,
-    /// Created on the output thread on first use: a runtime must not be dropped inside
-    /// another runtime's context, which is where build functions may run.
-    rt: Option<tokio::runtime::Runtime>,
-    /// Created inside `rt` on first use (the pool needs a runtime).
-    client: Option<crate::http::Client>,
+    client: crate::http::BlockingClient,
     counters: Option<Counters>,
 }
 
@@ -134,8 +129,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         method,
         headers,
         timeout: (c.http_timeout > 0).then(|| Duration::from_millis(c.http_timeout)),
-        rt: None,
-        client: None,
+        client: Default::default(),
         counters: None,
     }))
 }
@@ -211,22 +205,13 @@ impl Output for HttpOutput {
             }
         };
         let req = request(&self.method, &uri, &self.headers, body);
-        let rt = match &mut self.rt {
-            Some(rt) => rt,
-            slot => slot.insert(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        ProcessError::Fatal(format!("cannot start the HTTP client: {e}").into())
-                    })?,
-            ),
+        let attempt = match self.client.send(req, self.timeout) {
+            Ok(status) => classify(status),
+            Err(e @ RequestError::Runtime(_)) => {
+                return Err(ProcessError::Fatal(e.to_string().into()))
+            }
+            Err(e) => Attempt::Retry(format!("{e}; retrying")),
         };
-        let (timeout, client) = (self.timeout, &mut self.client);
-        let attempt = rt.block_on(async {
-            let client = client.get_or_insert_with(crate::http::client);
-            send(client, req, timeout).await
-        });
         match attempt {
             Attempt::Delivered => {
                 PluginStats::add(&counters.delivered, 1);
@@ -250,35 +235,6 @@ fn request(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Requ
     *req.uri_mut() = uri.clone();
     *req.headers_mut() = headers.clone();
     req
-}
-
-/// Sends one request and classifies the outcome.
-async fn send(
-    client: &crate::http::Client,
-    req: Request<Full<Bytes>>,
-    timeout: Option<Duration>,
-) -> Attempt {
-    let work = async {
-        let resp = match client.request(req).await {
-            Ok(r) => r,
-            Err(e) => return Attempt::Retry(format!("request failed: {e}; retrying")),
-        };
-        let status = resp.status();
-        // Read the (bounded) response so the connection goes back to the pool.
-        let _ = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
-            .collect()
-            .await;
-        classify(status)
-    };
-    match timeout {
-        None => work.await,
-        Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
-            Attempt::Retry(format!(
-                "no response within http_timeout ({} ms); retrying",
-                t.as_millis()
-            ))
-        }),
-    }
 }
 
 /// 2xx delivers; 5xx, 408 and 429 are worth retrying; anything else rejects the message.

@@ -2,7 +2,8 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `graphite`, `console`)
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `graphite`, `console`,
+//! `nagios`, `interpolate`)
 //! and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
@@ -16,6 +17,7 @@ mod dashboard_output;
 mod file_output;
 mod http_output;
 mod log_output;
+mod nagios_output;
 mod sandbox_output;
 mod smtp_output;
 mod tcp_output;
@@ -31,6 +33,7 @@ pub const OUTPUTS: &[Registration<BuildOutput>] = &[
     file_output::PLUGIN,
     http_output::PLUGIN,
     log_output::PLUGIN,
+    nagios_output::PLUGIN,
     sandbox_output::PLUGIN,
     smtp_output::PLUGIN,
     tcp_output::PLUGIN,

@@ -1,10 +1,11 @@
 //! Shared harness for end-to-end tests: start the real `hekate` binary on a config
 //! written to a temp folder, talk to it over loopback, signal it, and read its log.
 
-use std::io::Read;
-use std::net::{TcpListener, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The test RabbitMQ, shared by the tests that use it and held alone by the one that
@@ -533,4 +534,68 @@ pub fn webhook_receiver() -> (u16, Received) {
         }
     });
     (port, got)
+}
+
+/// A request as a test server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Request line and headers.
+    pub head: String,
+    /// The body.
+    pub body: String,
+}
+
+/// A one-request-per-connection HTTP server on a thread; `answer` picks status and body.
+pub fn serve(
+    answer: impl Fn(&Seen) -> (u16, String) + Send + 'static,
+) -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let Some(req) = read_request(&mut s) else {
+                continue;
+            };
+            let (status, body) = answer(&req);
+            log.lock().expect("lock").push(req);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+pub fn read_request(s: &mut TcpStream) -> Option<Seen> {
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Seen {
+        head,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
