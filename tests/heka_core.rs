@@ -508,3 +508,97 @@ fn nagios_output_posts_hekas_cmd_cgi_form() {
     let (status, log) = h.stop();
     assert!(status.success(), "{log}");
 }
+
+/// Heka's documented stack-trace splitter behind a TcpInput: log lines stay one record
+/// each and the trace is one record. Graphite lines through StatsToFieldsDecoder, shown
+/// by RstEncoder in Heka's layout.
+#[test]
+fn pattern_grouping_stats_to_fields_and_rst_encoder_end_to_end() {
+    let (trace_port, stats_port) = (free_port(), free_port());
+    let h = Hekate::start(&format!(
+        r#"
+[stacktrace_grouping_splitter]
+type = "PatternGroupingSplitter"
+delimiter = '\n'
+grouping = '(\] FATAL )|(\A\s*.+Exception: .)|(at \S+\(\S+\))|(\A\s+... \d+ more)|(\A\s*Caused by:.)|(\A\s*Grave:)'
+
+[traces]
+type = "TcpInput"
+address = "127.0.0.1:{trace_port}"
+splitter = "stacktrace_grouping_splitter"
+decoder = ""
+
+[stats]
+type = "TcpInput"
+address = "127.0.0.1:{stats_port}"
+splitter = "TokenSplitter"
+decoder = "StatsToFieldsDecoder"
+
+[StatsToFieldsDecoder]
+
+[RstEncoder]
+
+[grouped]
+type = "FileOutput"
+message_matcher = "Logger == 'traces'"
+path = "{{dir}}/grouped.json"
+encoder = "JsonEncoder"
+
+[rst]
+type = "FileOutput"
+message_matcher = "Logger == 'stats'"
+path = "{{dir}}/stats.rst"
+encoder = "RstEncoder"
+"#
+    ));
+    assert!(
+        wait_tcp(trace_port) && wait_tcp(stats_port),
+        "{}",
+        h.log_text()
+    );
+    send_tcp(
+        trace_port,
+        b"[10:00] INFO start\n[10:01] FATAL boom\njava.lang.IllegalStateException: bad\n\
+          \tat com.example.Foo.run(Foo.java:10)\nCaused by: java.io.IOException: disk\n\
+          \t... 2 more\n[10:02] INFO next\n",
+    );
+    send_tcp(
+        stats_port,
+        b"stats.gauges.load 0.5 1400000000\nstats.counters.hits 12 1400000060\n",
+    );
+    let grouped = h.path().join("grouped.json");
+    let rst = h.path().join("stats.rst");
+    assert!(
+        wait_for(Duration::from_secs(20), || lines(&grouped).len() >= 3
+            && std::fs::read_to_string(&rst)
+                .is_ok_and(|t| t.matches(":Fields:").count() >= 2)),
+        "{}",
+        h.log_text()
+    );
+    let payloads: Vec<String> = lines(&grouped)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["Payload"].as_str().expect("payload").to_string()
+        })
+        .collect();
+    assert_eq!(payloads.len(), 3, "{payloads:?}");
+    assert_eq!(payloads[0], "[10:00] INFO start\n");
+    assert_eq!(payloads[1].lines().count(), 5, "{payloads:?}");
+    assert_eq!(payloads[2], "[10:02] INFO next\n");
+    let text = std::fs::read_to_string(&rst).expect("rst");
+    assert!(text.contains(":Logger: stats\n"), "{text}");
+    assert!(
+        text.contains("    | name:\"stats.gauges.load\" type:double value:0.5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    | name:\"timestamp\" type:integer value:1400000000\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    | name:\"stats.counters.hits\" type:double value:12\n"),
+        "{text}"
+    );
+    assert!(text.contains(":Timestamp: "), "{text}");
+}

@@ -17,6 +17,7 @@ mod protobuf_decoder;
 mod rsyslog_decoder;
 mod sandbox_decoder;
 mod scribble_decoder;
+mod stats_to_fields_decoder;
 mod syslog_decoder;
 
 /// Every registered decoder type.
@@ -26,6 +27,7 @@ pub const DECODERS: &[Registration<BuildDecoder>] = &[
     protobuf_decoder::PLUGIN,
     sandbox_decoder::PLUGIN,
     scribble_decoder::PLUGIN,
+    stats_to_fields_decoder::PLUGIN,
     syslog_decoder::PLUGIN,
     rsyslog_decoder::PLUGIN,
     payload_regex_decoder::PLUGIN,

@@ -11,6 +11,7 @@ use crate::plugin::{BuildEncoder, Registration};
 mod json_encoder;
 mod payload_encoder;
 mod protobuf_encoder;
+mod rst_encoder;
 mod sandbox_encoder;
 mod template_encoder;
 
@@ -19,6 +20,7 @@ pub const ENCODERS: &[Registration<BuildEncoder>] = &[
     json_encoder::PLUGIN,
     payload_encoder::PLUGIN,
     protobuf_encoder::PLUGIN,
+    rst_encoder::PLUGIN,
     sandbox_encoder::PLUGIN,
     template_encoder::PLUGIN,
 ];

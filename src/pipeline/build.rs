@@ -34,6 +34,7 @@ const DEFAULT_RECIPES: &[&str] = &[
     "NullSplitter",
     "TokenSplitter",
     "HekaFramingSplitter",
+    "PatternGroupingSplitter",
 ];
 
 /// A built, not yet running, pipeline.

@@ -10,6 +10,7 @@ use crate::plugin::{BuildSplitter, Registration};
 
 mod heka_framing_splitter;
 mod null_splitter;
+mod pattern_grouping_splitter;
 mod regex_splitter;
 mod syslog_splitter;
 mod token_splitter;
@@ -18,6 +19,7 @@ mod token_splitter;
 pub const SPLITTERS: &[Registration<BuildSplitter>] = &[
     heka_framing_splitter::PLUGIN,
     null_splitter::PLUGIN,
+    pattern_grouping_splitter::PLUGIN,
     regex_splitter::PLUGIN,
     syslog_splitter::PLUGIN,
     token_splitter::PLUGIN,
