@@ -188,8 +188,10 @@ impl PluginConfig {
     /// them), and the rest, each reporting its own unknown keys under the same section.
     pub fn split_off(&self, keys: &[&str]) -> (PluginConfig, PluginConfig) {
         let (mut taken, mut rest) = (self.clone(), self.clone());
-        taken.table.retain(|k, _| keys.contains(&k));
-        rest.table.retain(|k, _| !keys.contains(&k));
+        // `exchangeType` goes with `exchange_type` (Heka's Go field-name keys).
+        let ours = |k: &str| keys.contains(&k) || keys.contains(&snake_case(k).as_str());
+        taken.table.retain(|k, _| ours(k));
+        rest.table.retain(|k, _| !ours(k));
         (taken, rest)
     }
 
@@ -223,6 +225,7 @@ fn parse_lenient<T: DeserializeOwned>(
     section: &str,
 ) -> (Option<T>, Vec<ConfigError>) {
     let mut table = table.clone();
+    read_go_field_names::<T>(&mut table, file, section);
     let (mut unknown, mut bad) = (Vec::<String>::new(), Vec::new());
     let value = loop {
         let (result, seen) = parse_once(&table);
@@ -253,6 +256,81 @@ fn parse_lenient<T: DeserializeOwned>(
         .collect();
     errors.append(&mut bad);
     (value, errors)
+}
+
+/// Heka decoded sections into Go structs and matched a key to a field name
+/// case-insensitively when no tag matched, so `MatchRegex` and `exchangeType` worked as
+/// `match_regex` and `exchange_type`. Unknown top-level keys of that shape are read as
+/// their snake_case form when that form is a known key, with a warning naming the file,
+/// section and key, so such configs keep working and can be modernised.
+fn read_go_field_names<T: DeserializeOwned>(table: &mut toml::Table, file: &Path, section: &str) {
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    // One pass per key at most: a struct that denies unknown fields names one at a time.
+    for _ in 0..table.len() {
+        let unknown = unknown_keys::<T>(table);
+        let before = renamed.len();
+        for key in unknown
+            .iter()
+            .filter(|k| !k.contains('.') && k.chars().any(|c| c.is_ascii_uppercase()))
+        {
+            let snake = snake_case(key);
+            if snake != *key && !table.contains_key(&snake) {
+                if let Some(v) = table.remove(key) {
+                    table.insert(snake.clone(), v);
+                    renamed.push((key.clone(), snake));
+                }
+            }
+        }
+        if renamed.len() == before {
+            break;
+        }
+    }
+    if renamed.is_empty() {
+        return;
+    }
+    let still = unknown_keys::<T>(table);
+    for (key, snake) in renamed {
+        if still.contains(&snake) {
+            if let Some(v) = table.remove(&snake) {
+                table.insert(key, v);
+            }
+        } else {
+            tracing::warn!(file = %file.display(), section, key = %key, read_as = %snake,
+                "Go field-name key read as its snake_case name, as Heka did; rename it to modernise.");
+        }
+    }
+}
+
+/// The keys one strict pass reports as unknown (passed over, or refused by a struct that
+/// denies unknown fields).
+fn unknown_keys<T: DeserializeOwned>(table: &toml::Table) -> Vec<String> {
+    let (result, mut unknown) = parse_once::<T>(table);
+    if let Err((path, message)) = result {
+        if message.starts_with("unknown field") {
+            unknown.push(path);
+        }
+    }
+    unknown
+}
+
+/// `MatchRegex` → `match_regex`, `exchangeType` → `exchange_type`, `URL` → `url`.
+fn snake_case(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// What one strict pass gives: the value, or the failing key path and message; and the
@@ -313,6 +391,38 @@ mod tests {
         net: Net,
         port: u16,
         name: String,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct GoNames {
+        match_regex: String,
+        exchange_type: String,
+    }
+
+    #[test]
+    fn go_field_name_keys_are_read_as_heka_did() {
+        assert_eq!(snake_case("MatchRegex"), "match_regex");
+        assert_eq!(snake_case("exchangeType"), "exchange_type");
+        assert_eq!(snake_case("URL"), "url");
+        assert_eq!(snake_case("TLSConfig"), "tls_config");
+        let table: toml::Table = "MatchRegex = 'a'\nexchangeType = 'fanout'\nNoSuchKey = 1"
+            .parse()
+            .expect("toml");
+        let (v, errors) = parse_lenient::<GoNames>(&table, Path::new("f.toml"), "s");
+        assert_eq!(
+            v,
+            Some(GoNames {
+                match_regex: "a".into(),
+                exchange_type: "fanout".into()
+            })
+        );
+        let keys: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            keys[0].contains("NoSuchKey"),
+            "unknown keys keep their name: {keys:?}"
+        );
     }
 
     #[test]

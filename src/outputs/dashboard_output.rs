@@ -90,15 +90,16 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Output>, Vec<C
     let settings = settings(cfg, &c, cx)?;
     let trees = cx.shared::<Trees>(Trees::KEY).unwrap_or_default();
     let shared = Arc::new(Shared::new(cx.report.clone(), trees));
-    let cannot = |e: std::io::Error| {
-        vec![cfg.error("address", format!("cannot listen on {:?}: {e}", c.address))]
-    };
+    let cannot =
+        |e: String| vec![cfg.error("address", format!("cannot listen on {:?}: {e}", c.address))];
+    // Heka's forms: `:4352` (every interface), `localhost:4352`, `127.0.0.1:4352`.
+    let address = crate::config::common::listen_address(&c.address).map_err(cannot)?;
     let console = if cx.check_only {
         // Checking a running hekate's config must not collide with its listener.
-        std::net::ToSocketAddrs::to_socket_addrs(c.address.as_str()).map_err(cannot)?;
         None
     } else {
-        Some(Console::start(&c.address, settings, shared.clone()).map_err(cannot)?)
+        let started = Console::start(&address.to_string(), settings, shared.clone());
+        Some(started.map_err(|e| cannot(e.to_string()))?)
     };
     let workdir = cx.base_path(std::path::Path::new(&c.working_directory));
     Ok(Box::new(DashboardOutput {
