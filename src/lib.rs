@@ -21,7 +21,8 @@
 //!   [`amqp`], [`http`], [`lovebeat`] (the heartbeat monitor's protocol, state and API),
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
 //!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
-//!   output and perfdata).
+//!   output, perfdata and passive check results), [`process_job`] (scheduled command
+//!   chains).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`],
 //!   [`atomic_file`].
 //!
@@ -50,6 +51,7 @@ pub mod nagios;
 pub mod outputs;
 pub mod pipeline;
 pub mod plugin;
+pub mod process_job;
 pub mod pyfmt;
 pub mod registry;
 pub mod sandbox;

@@ -21,8 +21,9 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 17] = [
+const KITS: [&str; 18] = [
     "console",
+    "process_job.rs",
     "nagios.rs",
     "hostmon",
     "interpolate.rs",

@@ -214,3 +214,82 @@ encoder = "JsonEncoder"
         assert_eq!(m["Fields"]["nagios_state"], "OK", "{m}");
     }
 }
+
+/// ProcessDirectoryInput keeps its processes in step with the folder: `1/` runs every
+/// second, `0/` once; a removed file stops its process, a new one starts, a file without
+/// a `[ProcessInput]` section is reported and skipped, other folders are ignored.
+#[test]
+fn process_directory_input_follows_its_folder() {
+    let dir = write_config(&[(
+        "10-test.toml",
+        r#"
+[ProcessDirectoryInput]
+process_dir = "{dir}/processes"
+ticker_interval = 1
+
+[out]
+type = "FileOutput"
+message_matcher = "Type == 'ProcessInput'"
+path = "{dir}/out.json"
+encoder = "JsonEncoder"
+"#,
+    )]);
+    let procs = dir.path().join("processes");
+    let job = |rel: &str, word: &str| {
+        let p = procs.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            p,
+            format!(
+                "[ProcessInput]\nticker_interval = 99\nstderr = false\n\
+                 [ProcessInput.command.0]\nbin = \"/bin/echo\"\nargs = [\"{word}\"]\n"
+            ),
+        )
+        .expect("write");
+    };
+    job("1/hello.toml", "hello");
+    job("0/once.toml", "once");
+    job("daily/ignored.toml", "ignored");
+    std::fs::write(procs.join("1/bad.toml"), "[Other]\nx = 1\n").expect("write");
+    let mut h = Hekate::start_in(dir);
+    let out = h.path().join("out.json");
+    let seen = |word: &str| {
+        lines(&out)
+            .iter()
+            .filter(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                v["Payload"] == word
+            })
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || seen("hello") >= 2
+            && seen("once") == 1),
+        "{}",
+        h.log_text()
+    );
+    let first: serde_json::Value = serde_json::from_str(&lines(&out)[0]).expect("json");
+    let logger = first["Logger"].as_str().expect("logger");
+    assert!(
+        logger.ends_with(".toml") && logger.contains("/processes/"),
+        "{first}"
+    );
+    std::fs::remove_file(procs.join("1/hello.toml")).expect("rm");
+    job("1/second.toml", "second");
+    assert!(
+        wait_for(Duration::from_secs(20), || seen("second") >= 2),
+        "{}",
+        h.log_text()
+    );
+    let hellos = seen("hello");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(seen("hello"), hellos, "the removed process stopped");
+    assert_eq!(seen("once"), 1);
+    assert_eq!(seen("ignored"), 0);
+    let c = h.counters("ProcessDirectoryInput");
+    assert_eq!(c.get("process_file_errors"), Some(&1), "{c:?}");
+    assert_eq!(c.get("processes"), Some(&2), "{c:?}");
+    let (status, log) = h.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("no [ProcessInput] section").count(), 1, "{log}");
+}

@@ -3,7 +3,7 @@
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
 //! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `lovebeat`,
-//! `hostmetrics`, `nagios`) and the foundation
+//! `hostmetrics`, `nagios`, `process_job`) and the foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
@@ -15,6 +15,7 @@ mod http_input;
 mod http_listen_input;
 pub mod logstreamer_input;
 mod lovebeat_input;
+mod process_directory_input;
 mod process_input;
 mod sandbox_input;
 mod stat_accum_input;
@@ -34,6 +35,7 @@ pub const INPUTS: &[Registration<BuildInput>] = &[
     host_metrics_input::PLUGIN,
     logstreamer_input::PLUGIN,
     lovebeat_input::PLUGIN,
+    process_directory_input::PLUGIN,
     process_input::PLUGIN,
     sandbox_input::PLUGIN,
     stat_accum_input::PLUGIN,
