@@ -294,7 +294,7 @@ mod tests {
             "[ProcessInput]\nticker_interval = 99\n[ProcessInput.command.0]\nbin = '/bin/true'\n\
                   [Other]\ntype = 'X'\n";
         assert!(load(&found(ok)).is_ok());
-        let e = load(&found("[Other]\nx = 1")).err().expect("no section");
+        let e = load(&found("[Other]\nx = 1")).expect_err("no section");
         assert!(
             e[0].to_string().contains("no [ProcessInput] section"),
             "{}",
@@ -303,14 +303,12 @@ mod tests {
         let e = load(&found(
             "[ProcessInput]\ndecoder = 'D'\n[ProcessInput.command.0]\nbin = 'x'",
         ))
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert_eq!(e[0].key, "decoder");
         let e = load(&found(
             "[ProcessInput]\n[ProcessInput.command.0]\nbin = 'x'\nbad = 1",
         ))
-        .err()
-        .expect("unknown key");
+        .expect_err("unknown key");
         assert!(e[0].key.contains("bad"), "{e:?}");
     }
 
