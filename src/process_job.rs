@@ -381,23 +381,19 @@ mod tests {
         let cx = ();
         let ok = "timeout = '2s'\n[command.0]\nbin = '/bin/echo'\nargs = ['hi']";
         assert!(build(&plugin_config("ProcessInput", ok), &cx).is_ok());
-        let e = build(&plugin_config("ProcessInput", ""), &cx)
-            .err()
-            .expect("no command");
+        let e = build(&plugin_config("ProcessInput", ""), &cx).expect_err("no command");
         assert_eq!(e[0].key, "command");
         let e = build(
             &plugin_config("ProcessInput", "[command.first]\nbin = 'x'"),
             &cx,
         )
-        .err()
-        .expect("bad key");
+        .expect_err("bad key");
         assert_eq!(e[0].key, "command.first");
         let e = build(
             &plugin_config("ProcessInput", "[command.0]\nbin = 'x'\nargz = []"),
             &cx,
         )
-        .err()
-        .expect("unknown");
+        .expect_err("unknown");
         assert!(e[0].key.contains("argz"), "{e:?}");
     }
 
