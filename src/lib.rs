@@ -22,7 +22,7 @@
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
 //!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
 //!   output, perfdata and passive check results), [`process_job`] (scheduled command
-//!   chains).
+//!   chains), [`xmlpath`] (XPath captures from XML).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`],
 //!   [`atomic_file`].
 //!
@@ -62,3 +62,4 @@ pub mod statsd;
 pub mod syslog;
 pub mod tcp_sink;
 pub mod whisper;
+pub mod xmlpath;

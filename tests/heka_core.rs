@@ -602,3 +602,84 @@ encoder = "RstEncoder"
     );
     assert!(text.contains(":Timestamp: "), "{text}");
 }
+
+/// Heka's documented PayloadXmlDecoder example behind a TcpInput, one XML document per
+/// line; a line that is not XML is counted as a decode failure and the next still
+/// decodes.
+#[test]
+fn payload_xml_decoder_runs_hekas_example() {
+    let port = free_port();
+    let h = Hekate::start(&format!(
+        r#"
+[xml_in]
+type = "TcpInput"
+address = "127.0.0.1:{port}"
+splitter = "TokenSplitter"
+decoder = "myxml_decoder"
+
+[myxml_decoder]
+type = "PayloadXmlDecoder"
+
+[myxml_decoder.xpath_map]
+Count = "/some/path/count"
+Name = "/some/path/name"
+Pid = "//pid"
+Timestamp = "//timestamp"
+Severity = "//severity"
+
+[myxml_decoder.severity_map]
+DEBUG = 7
+INFO = 6
+WARNING = 4
+
+[myxml_decoder.message_fields]
+Pid = "%Pid%"
+StatCount = "%Count%"
+StatName =  "%Name%"
+Timestamp = "%Timestamp%"
+
+[out]
+type = "FileOutput"
+message_matcher = "Logger == 'xml_in'"
+path = "{{dir}}/out.json"
+encoder = "JsonEncoder"
+"#
+    ));
+    assert!(wait_tcp(port), "{}", h.log_text());
+    send_tcp(
+        port,
+        b"<some><path><count>3</count><name>disk</name></path><pid>42</pid><timestamp>2013-07-16T15:49:05Z</timestamp><severity>WARNING</severity></some>\n\
+          not xml\n\
+          <some><path><count>4</count></path><severity>DEBUG</severity></some>\n",
+    );
+    let out = h.path().join("out.json");
+    assert!(
+        wait_for(Duration::from_secs(20), || lines(&out).len() >= 2),
+        "{}",
+        h.log_text()
+    );
+    let msgs: Vec<serde_json::Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let m = &msgs[0];
+    assert_eq!(
+        (m["Pid"].as_i64(), m["Severity"].as_i64()),
+        (Some(42), Some(4)),
+        "{m}"
+    );
+    assert_eq!(
+        m["Timestamp"].as_i64(),
+        Some(1_373_989_745_000_000_000),
+        "{m}"
+    );
+    let text = msgs[0].to_string();
+    assert!(
+        text.contains("\"StatCount\"") && text.contains("\"disk\""),
+        "{text}"
+    );
+    assert_eq!(msgs[1]["Severity"].as_i64(), Some(7));
+    let c = h.counters("xml_in");
+    assert_eq!(c.get("decode_failures"), Some(&1), "{c:?}");
+}

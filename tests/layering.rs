@@ -21,8 +21,9 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 18] = [
+const KITS: [&str; 19] = [
     "console",
+    "xmlpath.rs",
     "process_job.rs",
     "nagios.rs",
     "hostmon",

@@ -2,7 +2,8 @@
 //! registry searches; adding a plugin is one file plus one line here.
 //!
 //! May import: `plugin` (the layer to the engine), the kits (`syslog`, `log_format`,
-//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`) and the foundation
+//! `sandbox`, `statsd`, `whisper`, `tcp_sink`, `smtp`, `amqp`, `http`, `xmlpath`) and the
+//! foundation
 //! (`config`, `error`, `message`, `matcher`, `stats`, `buffer`); never `pipeline`, the
 //! registry or another plugin kind (`tests/layering.rs`).
 
@@ -13,6 +14,7 @@ mod json_decoder;
 mod multi_decoder;
 mod nginx_access_decoder;
 mod payload_regex_decoder;
+mod payload_xml_decoder;
 mod protobuf_decoder;
 mod rsyslog_decoder;
 mod sandbox_decoder;
@@ -31,6 +33,7 @@ pub const DECODERS: &[Registration<BuildDecoder>] = &[
     syslog_decoder::PLUGIN,
     rsyslog_decoder::PLUGIN,
     payload_regex_decoder::PLUGIN,
+    payload_xml_decoder::PLUGIN,
     nginx_access_decoder::PLUGIN,
     apache_access_decoder::PLUGIN,
 ];

@@ -4,8 +4,9 @@
 //! `message_fields` templates (`%Capture%` interpolation). The input runner calls `decode`
 //! once per record; the regex and templates are compiled at build.
 //!
-//! Limits: `timestamp_location` accepts `UTC` or a fixed offset (`+02:00`), not named
-//! zones; `Timestamp` in `message_fields` is not supported (use a `Timestamp` capture).
+//! The captures become a message through `log_format::capture` (shared with
+//! `PayloadXmlDecoder`). Limits: `timestamp_location` accepts `UTC` or a fixed offset
+//! (`+02:00`), not named zones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,8 +16,7 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::{ConfigError, DecodeError};
-use crate::log_format::time_layout::{parse_location, TimeLayout};
-use crate::message::{Field, Message, ValueRef};
+use crate::log_format::capture::MessageBuilder;
 use crate::plugin::{BuildContext, Decoded, Decoder, DecoderFactory, Defaults, Registration};
 
 /// Registration of `PayloadRegexDecoder`.
@@ -62,42 +62,10 @@ impl Default for PayloadRegexDecoderConfig {
     }
 }
 
-/// A piece of a `message_fields` template.
-#[derive(Debug, Clone)]
-enum Part {
-    Lit(String),
-    Var(String),
-}
-
-/// Where a `message_fields` entry goes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Target {
-    Type,
-    Logger,
-    Hostname,
-    Payload,
-    EnvVersion,
-    Severity,
-    Pid,
-    Uuid,
-    Field,
-}
-
-#[derive(Debug, Clone)]
-struct Template {
-    name: String,
-    repr: String,
-    target: Target,
-    parts: Vec<Part>,
-}
-
 #[derive(Debug)]
 struct Compiled {
     regex: Regex,
-    severity_map: HashMap<String, i32>,
-    templates: Vec<Template>,
-    layout: TimeLayout,
-    offset: i32,
+    builder: MessageBuilder,
     log_errors: bool,
 }
 
@@ -108,22 +76,21 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<DecoderFactory, Vec<Co
     }
     let regex =
         Regex::new(&c.match_regex).map_err(|e| vec![cfg.error("match_regex", e.to_string())])?;
-    let layout = TimeLayout::compile(&c.timestamp_layout)
-        .map_err(|e| vec![cfg.error("timestamp_layout", e)])?;
-    let offset = parse_location(&c.timestamp_location)
-        .map_err(|e| vec![cfg.error("timestamp_location", e)])?;
-    let templates = c
-        .message_fields
-        .iter()
-        .map(|(k, v)| template(k, v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| vec![cfg.error("message_fields", e)])?;
+    let builder = MessageBuilder::new(
+        "payload regex",
+        c.severity_map,
+        &c.message_fields,
+        &c.timestamp_layout,
+        &c.timestamp_location,
+    )
+    .map_err(|errs| {
+        errs.into_iter()
+            .map(|e| cfg.error(&e.key, e.message))
+            .collect::<Vec<_>>()
+    })?;
     let compiled = Arc::new(Compiled {
         regex,
-        severity_map: c.severity_map,
-        templates,
-        layout,
-        offset,
+        builder,
         log_errors: c.log_errors,
     });
     let unmatched = cx
@@ -136,50 +103,6 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<DecoderFactory, Vec<Co
             unmatched: unmatched.clone(),
         })
     }))
-}
-
-fn template(key: &str, value: &str) -> Result<Template, String> {
-    let (name, repr) = key.split_once('|').unwrap_or((key, ""));
-    let target = match (name, repr.is_empty()) {
-        (_, false) => Target::Field,
-        ("Type", _) => Target::Type,
-        ("Logger", _) => Target::Logger,
-        ("Hostname", _) => Target::Hostname,
-        ("Payload", _) => Target::Payload,
-        ("EnvVersion", _) => Target::EnvVersion,
-        ("Severity", _) => Target::Severity,
-        ("Pid", _) => Target::Pid,
-        ("Uuid", _) => Target::Uuid,
-        ("Timestamp", _) => return Err("Timestamp: use a Timestamp capture instead".into()),
-        _ => Target::Field,
-    };
-    let mut parts = Vec::new();
-    let mut rest = value;
-    while let Some(at) = rest.find('%') {
-        let after = &rest[at + 1..];
-        let Some(end) = after.find('%') else { break };
-        let var = &after[..end];
-        let valid = !var.is_empty() && var.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !valid {
-            parts.push(Part::Lit(rest[..at + 1].to_string()));
-            rest = after;
-            continue;
-        }
-        if at > 0 {
-            parts.push(Part::Lit(rest[..at].to_string()));
-        }
-        parts.push(Part::Var(var.to_string()));
-        rest = &after[end + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Lit(rest.to_string()));
-    }
-    Ok(Template {
-        name: name.to_string(),
-        repr: repr.to_string(),
-        target,
-        parts,
-    })
 }
 
 /// Decodes records with a regex of named captures.
@@ -204,89 +127,17 @@ impl Decoder for PayloadRegexDecoder {
         let base = out.base();
         let m = out.start();
         m.set_payload(line);
-        if let Some(ts) = caps.name("Timestamp") {
-            m.timestamp = self
-                .c
-                .layout
-                .parse(ts.as_str(), self.c.offset)
-                .ok_or_else(|| {
-                    DecodeError::new(format!("payload regex: bad Timestamp {:?}", ts.as_str()))
-                })?;
-        }
-        if let Some(sev) = caps.name("Severity") {
-            m.severity = self.severity(sev.as_str())?;
-        }
-        for t in &self.c.templates {
-            let value = interpolate(&t.parts, &caps, base);
-            self.apply(t, value, m)?;
-        }
-        Ok(())
+        self.c
+            .builder
+            .fill(|k| caps.name(k).map(|c| c.as_str()), base, m)
+            .map_err(DecodeError::new)
     }
-}
-
-impl PayloadRegexDecoder {
-    fn severity(&self, s: &str) -> Result<i32, DecodeError> {
-        match self.c.severity_map.get(s) {
-            Some(&v) => Ok(v),
-            None => s
-                .trim()
-                .parse()
-                .map_err(|_| DecodeError::new(format!("payload regex: bad Severity {s:?}"))),
-        }
-    }
-
-    fn apply(&self, t: &Template, value: String, m: &mut Message) -> Result<(), DecodeError> {
-        let bad = |what: &str| DecodeError::new(format!("payload regex: bad {what} {value:?}"));
-        match t.target {
-            Target::Type => m.msg_type = value.into(),
-            Target::Logger => m.logger = value.into(),
-            Target::Hostname => m.hostname = value.into(),
-            Target::Payload => m.payload = value,
-            Target::EnvVersion => m.env_version = value.into(),
-            Target::Severity => m.severity = self.severity(&value)?,
-            Target::Pid => m.pid = Some(value.trim().parse().map_err(|_| bad("Pid"))?),
-            Target::Uuid => {
-                m.uuid = *uuid::Uuid::parse_str(value.trim())
-                    .map_err(|_| bad("Uuid"))?
-                    .as_bytes()
-            }
-            Target::Field => m.add_field(
-                Field::string(t.name.as_str(), value).with_representation(t.repr.as_str()),
-            ),
-        }
-        Ok(())
-    }
-}
-
-/// Fills a template from the captures, then from the base message's fields; an unknown
-/// name is left as `%name%`.
-fn interpolate(parts: &[Part], caps: &regex::Captures<'_>, base: &Message) -> String {
-    let mut s = String::new();
-    for p in parts {
-        match p {
-            Part::Lit(l) => s.push_str(l),
-            Part::Var(v) => match caps.name(v) {
-                Some(c) => s.push_str(c.as_str()),
-                None => match base.field_value(v, 0, 0) {
-                    Some(ValueRef::Str(x)) => s.push_str(x),
-                    Some(ValueRef::Int(x)) => s.push_str(&x.to_string()),
-                    Some(ValueRef::Double(x)) => s.push_str(&x.to_string()),
-                    Some(ValueRef::Bool(x)) => s.push_str(&x.to_string()),
-                    _ => {
-                        s.push('%');
-                        s.push_str(v);
-                        s.push('%');
-                    }
-                },
-            },
-        }
-    }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{Field, Message, ValueRef};
     use crate::plugin::decode_into;
     use crate::plugin::testing::{build_context, plugin_config};
 
@@ -411,10 +262,6 @@ Payload = "%rest%"
             (
                 "match_regex = 'a'\ntimestamp_location = 'Mars/Base'",
                 "timestamp_location",
-            ),
-            (
-                "match_regex = 'a'\n[message_fields]\nTimestamp = 'x'",
-                "message_fields",
             ),
             ("match_regex = 'a'\nmatch = 'b'", "match"),
         ] {

@@ -25,6 +25,7 @@
 //! A kit. May import: `plugin` (its decoder type) and the foundation; never `pipeline` or
 //! a plugin folder.
 
+pub mod capture;
 pub mod time_layout;
 
 use std::sync::Arc;
