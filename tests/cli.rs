@@ -237,3 +237,30 @@ fn heka_listener_forms_run_and_go_only_plugins_are_named() {
         "{text}"
     );
 }
+
+/// Configuration examples in Heka's documentation style (`.. code-block:: ini` in
+/// reStructuredText, `tests/fixtures/heka_style_docs/`) through `hekate check`, by the
+/// same script that counts Heka's own 131 examples: every verdict (and the error of each
+/// expected failure) as `expect.txt` says.
+#[test]
+fn heka_style_doc_examples_check_as_expected() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = root.join("tests/fixtures/heka_style_docs");
+    let out = Command::new("python3")
+        .arg(root.join("scripts/heka_doc_examples.py"))
+        .arg(env!("CARGO_BIN_EXE_hekate"))
+        .arg(&docs)
+        .arg("--share-dir")
+        .arg(docs.join("share"))
+        .arg("--expect")
+        .arg(docs.join("expect.txt"))
+        .output()
+        .expect("python3 runs the example checker");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("14 passed, 3 failed"), "{text}");
+}

@@ -30,7 +30,8 @@ pub struct TcpOutputConfig {
     pub reconnect_after: u64,
     /// TLS is not supported yet; `true` is rejected.
     pub use_tls: bool,
-    /// Local `ip:port` to connect from (Heka's key; port 0 picks one). Default: any.
+    /// Local `ip` or `ip:port` to connect from (Heka's key; no port or port 0 picks
+    /// one). Default: any.
     pub local_address: String,
     /// Wait for a `TcpInput` with `require_ack = true` to acknowledge every message before
     /// a flush succeeds (so a disk buffer lets it go only then); unacknowledged messages
@@ -90,9 +91,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     }
     let local = match c.local_address.as_str() {
         "" => None,
-        l => Some(l.parse().map_err(|e| {
-            vec![p.error("local_address", format!("expected ip:port, got {l:?}: {e}"))]
-        })?),
+        l => Some(local_address(l).map_err(|e| vec![p.error("local_address", e)])?),
     };
     Ok(Box::new(TcpOutput {
         reconnect_after: c.reconnect_after,
@@ -141,6 +140,17 @@ impl Output for TcpOutput {
     }
 }
 
+/// `ip:port`, or an IP alone (any port), as Heka's documented `local_address = "127.0.0.1"`.
+fn local_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 0))
+        .map_err(|_| format!("expected ip or ip:port, got {s:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +178,18 @@ mod tests {
                 .key,
             "use_tls"
         );
+    }
+
+    #[test]
+    fn local_address_takes_an_ip_alone_as_hekas_docs_show() {
+        assert_eq!(
+            local_address("127.0.0.1").map(|a| a.to_string()),
+            Ok("127.0.0.1:0".into())
+        );
+        assert_eq!(
+            local_address("[::1]:4000").map(|a| a.to_string()),
+            Ok("[::1]:4000".into())
+        );
+        assert!(local_address("localhost").is_err());
     }
 }
