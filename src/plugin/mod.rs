@@ -182,6 +182,11 @@ pub enum Split {
 pub trait Splitter: Send {
     /// Looks for one record at the start of `buf`.
     fn find_record(&mut self, buf: &[u8]) -> Split;
+    /// The verified signer of the record the last `find_record` returned (Heka's
+    /// `pack.Signer`, set by `HekaFramingSplitter`); `message_signer` matches on it.
+    fn signer(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Turns one record into zero or more messages (Heka `Decoder.Decode`).

@@ -2,16 +2,27 @@
 //! (`0x1E | header length | Header | 0x1F | message`, heka.md §2.2) and yields the
 //! message bytes, for the `ProtobufDecoder`. Garbage before a frame, an undecodable
 //! header or a `message_length` above `max_message_size` is skipped up to the next `0x1E`
-//! (counted by the input as dropped). HMAC signers are not supported: signed frames are
-//! dropped unless `skip_authentication = true`, and `[name.signer.*]` tables are rejected.
+//! (counted by the input as dropped).
+//!
+//! Signed frames are checked as Heka checks them: the HMAC (MD5 or SHA-1) of the message
+//! bytes under the key of `[name.signer.<signer>_<version>] hmac_key`. A valid one marks
+//! the record with its signer (what `message_signer` matches); an unknown signer or a
+//! wrong HMAC drops the frame, counted in `bad_signatures` and in the input's `dropped`.
+//! Unsigned frames pass, without a signer. With `skip_authentication = true` nothing is
+//! checked and no record has a signer.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
-use crate::message::framing::{parse_header_info, RECORD_SEPARATOR, UNIT_SEPARATOR};
+use crate::message::framing::{
+    parse_header_info, verify, Verified, RECORD_SEPARATOR, UNIT_SEPARATOR,
+};
+use crate::stats::PluginStats;
 use crate::plugin::{BuildContext, Defaults, Registration, Split, SplitterFactory};
 
 /// Registration of `HekaFramingSplitter`.
@@ -27,25 +38,56 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registrati
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct HekaFramingSplitterConfig {
-    /// Accept signed frames without checking their HMAC. Default false: signed frames are
-    /// dropped, since hekate cannot verify signatures.
+    /// Accept signed frames without checking their HMAC (and give no record a signer).
+    /// Default false.
     pub skip_authentication: bool,
-    /// `[name.signer.<signer>_<version>]` tables: not supported, rejected when present.
-    pub signer: Option<toml::Table>,
+    /// `[name.signer.<signer>_<version>]` tables, each with the `hmac_key` of that signer
+    /// and key version.
+    pub signer: BTreeMap<String, SignerKey>,
+    /// Accepted for compatibility (Heka's; hekate always hands on the message bytes).
+    pub use_message_bytes: Option<bool>,
+}
+
+/// One `[name.signer.<signer>_<version>]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerKey {
+    /// The shared key.
+    pub hmac_key: String,
 }
 
 fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<SplitterFactory, Vec<ConfigError>> {
     let c: HekaFramingSplitterConfig = cfg.parse()?;
-    if c.signer.is_some() {
-        return Err(vec![cfg.error(
-            "signer",
-            "HMAC message signers are not supported by hekate; remove the signer tables \
-             (signed frames are then dropped unless skip_authentication = true)",
-        )]);
+    let mut errors = Vec::new();
+    for name in c.signer.keys() {
+        let versioned = name
+            .rsplit_once('_')
+            .is_some_and(|(n, v)| !n.is_empty() && v.parse::<u32>().is_ok());
+        if !versioned {
+            errors.push(cfg.error(
+                &format!("signer.{name}"),
+                "a signer table is named <signer>_<version>, e.g. [name.signer.ops_0]",
+            ));
+        }
     }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let keys: HashMap<String, String> = c
+        .signer
+        .into_iter()
+        .map(|(k, v)| (k, v.hmac_key))
+        .collect();
+    let bad_signatures = cx
+        .report
+        .register(&cfg.name, "Splitter", &cfg.type_name)
+        .counter("bad_signatures");
     let splitter = HekaFramingSplitter {
         skip_authentication: c.skip_authentication,
         max_message_size: cx.globals.max_message_size as usize,
+        keys: Arc::new(keys),
+        signer: None,
+        bad_signatures,
     };
     Ok(Arc::new(move || Box::new(splitter.clone())))
 }
@@ -55,6 +97,11 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<SplitterFactory, Vec<C
 pub struct HekaFramingSplitter {
     skip_authentication: bool,
     max_message_size: usize,
+    /// `hmac_key` by `<signer>_<version>`.
+    keys: Arc<HashMap<String, String>>,
+    /// The verified signer of the last record.
+    signer: Option<String>,
+    bad_signatures: Arc<AtomicU64>,
 }
 
 impl crate::plugin::Splitter for HekaFramingSplitter {
@@ -81,14 +128,26 @@ impl crate::plugin::Splitter for HekaFramingSplitter {
         if buf.len() < end {
             return Split::NeedMore;
         }
+        self.signer = None;
         if info.signed && !self.skip_authentication {
-            return Split::Skip(end); // unverifiable signature: drop the frame
+            match verify(&buf[2..header_end], &buf[start..end], &self.keys) {
+                Verified::Signer(s) => self.signer = Some(s),
+                Verified::Unsigned => {}
+                Verified::Invalid(_) => {
+                    PluginStats::add(&self.bad_signatures, 1);
+                    return Split::Skip(end);
+                }
+            }
         }
         Split::Record {
             consumed: end,
             start,
             end,
         }
+    }
+
+    fn signer(&self) -> Option<&str> {
+        self.signer.as_deref()
     }
 }
 
@@ -119,7 +178,12 @@ mod tests {
         let ok = plugin_config("HekaFramingSplitter", "skip_authentication = true");
         assert!(build(&ok, &cx).is_ok());
         let signer = "[signer.ops_0]\nhmac_key = 'k'";
-        for (toml, key) in [("skip_auth = true", "skip_auth"), (signer, "signer")] {
+        assert!(build(&plugin_config("HekaFramingSplitter", signer), &cx).is_ok());
+        let unversioned = "[signer.ops]\nhmac_key = 'k'";
+        for (toml, key) in [
+            ("skip_auth = true", "skip_auth"),
+            (unversioned, "signer.ops"),
+        ] {
             let errs = build(&plugin_config("HekaFramingSplitter", toml), &cx)
                 .err()
                 .expect("rejected");
@@ -170,6 +234,32 @@ mod tests {
         assert_eq!(strict.skips, 1);
         let lax = split_all(&mut *splitter("skip_authentication = true"), &data);
         assert_eq!(lax.records, vec![b"hi".to_vec()]);
+    }
+
+    #[test]
+    fn signatures_are_verified_and_name_the_signer() {
+        use crate::message::framing::{write_signed_frame, HmacHash, SignerConfig};
+        let sign = |key: &str, version: u32| {
+            let mut out = Vec::new();
+            let signer = SignerConfig {
+                name: "ops".into(),
+                hmac_hash: HmacHash::Md5,
+                hmac_key: key.into(),
+                version,
+            };
+            write_signed_frame(b"payload", &signer, &mut out);
+            out
+        };
+        let mut s = splitter("[signer.ops_1]\nhmac_key = 'secret'");
+        let good = sign("secret", 1);
+        assert!(matches!(s.find_record(&good), Split::Record { .. }));
+        assert_eq!(s.signer(), Some("ops"));
+        let plain = framed(&[b"plain"]);
+        assert!(matches!(s.find_record(&plain), Split::Record { .. }));
+        assert_eq!(s.signer(), None, "unsigned frames pass without a signer");
+        for bad in [sign("wrong", 1), sign("secret", 2)] {
+            assert!(matches!(s.find_record(&bad), Split::Skip(n) if n == bad.len()));
+        }
     }
 
     proptest! {
