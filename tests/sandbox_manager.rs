@@ -260,7 +260,7 @@ fn control_messages_need_the_control_type_and_a_fresh_timestamp() {
         TWO,
     );
     stale.timestamp -= 60_000_000_000;
-    hekate::sandbox::control::send(&format!("127.0.0.1:{control}"), &stale).expect("send");
+    hekate::sandbox::control::send(&format!("127.0.0.1:{control}"), &stale, None).expect("send");
     assert!(
         wait_for(LONG, || counter(&h, "Mgr", "discarded") == 1),
         "{}",

@@ -37,6 +37,7 @@ mod rsyslog;
 mod sandbox;
 mod sandbox_manager;
 mod scale_out;
+mod signing;
 mod smtp;
 mod statsd_whisper;
 mod syslog;

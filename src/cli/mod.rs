@@ -71,6 +71,10 @@ pub enum Command {
         /// The TcpInput's address.
         #[arg(long, default_value = "127.0.0.1:5565")]
         address: String,
+        /// A TOML file with a `[signer]` table (`name`, `hmac_hash`, `hmac_key`,
+        /// `version`), as in heka-sbmgr's config: the control message is signed with it.
+        #[arg(long)]
+        signer: Option<std::path::PathBuf>,
         #[command(subcommand)]
         action: SbmgrAction,
     },
@@ -151,7 +155,11 @@ impl Cli {
             } => buffer::inspect(&config, name.as_deref()),
             Command::Logstreamer => check::logstreamer(&config),
             Command::Test { paths } => lua_test::main(&paths),
-            Command::Sbmgr { address, action } => sbmgr::sbmgr(&address, action),
+            Command::Sbmgr {
+                address,
+                signer,
+                action,
+            } => sbmgr::sbmgr(&address, signer.as_deref(), action),
         }
     }
 }

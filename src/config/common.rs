@@ -82,10 +82,15 @@ pub struct CommonInput {
 pub struct CommonFo {
     /// Which messages reach this plugin; empty matches nothing (Heka).
     pub message_matcher: Option<String>,
-    /// Only messages signed by this signer match (not supported yet: rejected when set).
+    /// Only messages an input verified as signed by this signer (`HekaFramingSplitter`
+    /// signer keys) reach this plugin. Default: any.
     pub message_signer: Option<String>,
     /// Seconds between `timer_event` calls; 0 = none.
     pub ticker_interval: Option<u64>,
+    /// Outputs with Heka framing (hekate): sign every frame as Heka's client library and
+    /// `heka-sbmgr` do, with `[name.signer]` `name`, `hmac_hash` (`md5` or `sha1`),
+    /// `hmac_key` and `version`. Default: unsigned.
+    pub signer: Option<crate::message::framing::SignerConfig>,
     /// Outputs: encoder section that turns messages into bytes.
     pub encoder: Option<String>,
     /// Outputs: wrap encoded bytes in Heka stream framing.

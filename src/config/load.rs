@@ -63,6 +63,7 @@ const INPUT_KEYS: &[&str] = &[
 const FO_KEYS: &[&str] = &[
     "message_matcher",
     "message_signer",
+    "signer",
     "ticker_interval",
     "encoder",
     "use_framing",
@@ -459,14 +460,6 @@ fn check_fo(
                 msg,
             ));
         }
-    }
-    if fo.message_signer.as_deref().is_some_and(|s| !s.is_empty()) {
-        errs.push(ConfigError::new(
-            file,
-            name,
-            "message_signer",
-            "message signing is not supported",
-        ));
     }
     if errs.is_empty() {
         Ok(())

@@ -337,12 +337,28 @@ mod tests {
         assert_eq!(parse_header(header), Some(40));
         assert_eq!(&out[3 + hlen..], &msg[..]);
         let keys = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
-        assert_eq!(verify(header, &msg, &keys("ops_2", "secret")), Verified::Signer("ops".into()));
-        assert_eq!(verify(header, &msg, &keys("ops_2", "other")), Verified::Invalid("wrong signature"));
-        assert_eq!(verify(header, &msg, &keys("ops_1", "secret")), Verified::Invalid("unknown signer"));
+        assert_eq!(
+            verify(header, &msg, &keys("ops_2", "secret")),
+            Verified::Signer("ops".into())
+        );
+        assert_eq!(
+            verify(header, &msg, &keys("ops_2", "other")),
+            Verified::Invalid("wrong signature")
+        );
+        assert_eq!(
+            verify(header, &msg, &keys("ops_1", "secret")),
+            Verified::Invalid("unknown signer")
+        );
         let mut plain = Vec::new();
         write_frame(&msg, &mut plain);
-        assert_eq!(verify(&plain[2..2 + plain[1] as usize], &msg, &keys("ops_2", "secret")), Verified::Unsigned);
+        assert_eq!(
+            verify(
+                &plain[2..2 + plain[1] as usize],
+                &msg,
+                &keys("ops_2", "secret")
+            ),
+            Verified::Unsigned
+        );
     }
 
     #[test]

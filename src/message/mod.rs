@@ -320,6 +320,10 @@ pub struct Pack {
     pub msg: Arc<Message>,
     /// How many times a filter has re-injected this lineage (Heka `MsgLoopCount`).
     pub loop_count: u8,
+    /// The signer whose HMAC the input verified (Heka's `pack.Signer`); filters and
+    /// outputs with `message_signer` take only packs from that signer. Not kept in disk
+    /// buffers: it is used when routing, before them.
+    pub signer: Option<Arc<str>>,
 }
 
 impl Pack {
@@ -328,6 +332,7 @@ impl Pack {
         Pack {
             msg: Arc::new(msg),
             loop_count: 0,
+            signer: None,
         }
     }
 }

@@ -168,6 +168,7 @@ impl Pool {
                 return Pack {
                     msg: spare,
                     loop_count: 0,
+                    signer: None,
                 };
             }
         }
@@ -184,6 +185,7 @@ impl Pool {
                 return Pack {
                     msg: spare,
                     loop_count: 0,
+                    signer: None,
                 };
             }
         }

@@ -146,6 +146,25 @@ pub(crate) struct FilterPlan {
     pub filter: Box<dyn Filter>,
 }
 
+/// An output's `[name.signer]`: it signs Heka frames, so the output must frame, and the
+/// signer's name must fit a frame header.
+fn check_signer(
+    p: &PluginConfig,
+    s: &crate::message::framing::SignerConfig,
+    use_framing: bool,
+) -> Result<(), Vec<ConfigError>> {
+    if !use_framing {
+        return Err(vec![p.error(
+            "signer",
+            "signs Heka frames: use the ProtobufEncoder or set use_framing = true",
+        )]);
+    }
+    if s.name.is_empty() || s.name.len() > 128 {
+        return Err(vec![p.error("signer.name", "1 to 128 bytes")]);
+    }
+    Ok(())
+}
+
 pub(crate) struct OutputPlan {
     pub fo: FoPlan,
     pub build: BuildOutput,
@@ -422,6 +441,18 @@ impl Pipeline {
 
     fn add_filter(&mut self, p: &PluginConfig, c: &CommonFo) -> Result<(), Vec<ConfigError>> {
         let reg = lookup(filters::FILTERS, p)?;
+        if c.signer.is_some() {
+            return Err(vec![p.error(
+                "signer",
+                "only outputs sign (the frames they write); a filter's messages are not framed",
+            )]);
+        }
+        if p.type_name == "SandboxManagerFilter"
+            && c.message_signer.as_deref().is_none_or(str::is_empty)
+        {
+            tracing::warn!(file = %p.file.display(), section = %p.name,
+                "SandboxManagerFilter without message_signer: any input that can produce a heka.control.sandbox message can load Lua; set message_signer and signer keys on the control input's HekaFramingSplitter.");
+        }
         let fo = self.fo_plan(p, c, &reg.defaults);
         let filter = (reg.build)(p, &self.bcx);
         let (fo, filter) = join_errors(fo, filter)?;
@@ -462,6 +493,9 @@ impl Pipeline {
                 .as_ref()
                 .is_some_and(|(_, t)| t == "ProtobufEncoder"),
         );
+        if let Some(s) = &c.signer {
+            check_signer(p, s, use_framing)?;
+        }
         self.wire(p, fo_detail(&fo, enc_name.map(|n| (n, use_framing))));
         self.outputs.push(OutputPlan {
             fo,

@@ -254,6 +254,7 @@ fn decode_record(data: &[u8]) -> Result<Pack, crate::error::DecodeError> {
     Ok(Pack {
         msg: Arc::new(msg),
         loop_count: *loop_count,
+        signer: None,
     })
 }
 
@@ -315,6 +316,7 @@ mod tests {
         let pack = Pack {
             msg: Arc::new(msg),
             loop_count: 3,
+            signer: None,
         };
         let back = decode_record(&encode_record(&pack)).expect("decodes");
         assert_eq!(back.loop_count, 3);

@@ -224,6 +224,7 @@ impl FilterRunner {
             out.push(Pack {
                 msg: Arc::new(msg),
                 loop_count,
+                signer: None,
             });
         }
     }

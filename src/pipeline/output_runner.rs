@@ -38,6 +38,8 @@ pub(crate) struct OutputRunner {
     output: Box<dyn Output>,
     encoder: Option<EncoderFactory>,
     use_framing: bool,
+    /// `[name.signer]`: frames are signed.
+    signer: Option<crate::message::framing::SignerConfig>,
     /// Set on SIGHUP: reopen files and connections.
     reopen: Arc<AtomicBool>,
     /// Where spent messages go back to the inputs.
@@ -102,12 +104,14 @@ enum Outcome {
 impl OutputRunner {
     /// A runner for `plan` and the router subscriber that feeds it.
     pub fn new(plan: OutputPlan, env: &Env, reopen: Arc<AtomicBool>) -> (Self, Subscriber) {
+        let signer = plan.fo.common.signer.clone();
         let (core, sub) = Core::new(plan.fo, plan.build, env, false);
         let runner = OutputRunner {
             core,
             output: plan.output,
             encoder: plan.encoder,
             use_framing: plan.use_framing,
+            signer,
             reopen,
             reclaim: env.reclaim.clone(),
             handover: Arc::default(),
@@ -307,7 +311,8 @@ impl OutputRunner {
                 self.use_framing,
                 &mut io.buf,
                 &mut io.frame,
-            );
+            )
+            .with_signer(self.signer.as_ref());
             let output = self.output.as_mut();
             match catch_unwind(AssertUnwindSafe(|| f(output, &mut cx))) {
                 Ok(Ok(())) => return Outcome::Done,

@@ -59,6 +59,8 @@ pub struct Subscriber {
     pub stats: Arc<PluginStats>,
     /// Filters' queues close before outputs' at shutdown.
     pub is_filter: bool,
+    /// `message_signer`: only packs an input verified as signed by it.
+    signer: Option<Arc<str>>,
     pending: Vec<Pack>,
 }
 
@@ -88,8 +90,23 @@ impl Subscriber {
             full_action,
             stats,
             is_filter,
+            signer: None,
             pending: Vec::new(),
         }
+    }
+
+    /// Takes only packs signed by `signer` (Heka's `message_signer`).
+    pub fn with_signer(mut self, signer: Option<Arc<str>>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    fn wants(&self, pack: &Pack) -> bool {
+        self.matcher.as_ref().is_some_and(|m| m.matches(&pack.msg))
+            && self
+                .signer
+                .as_ref()
+                .is_none_or(|s| pack.signer.as_ref() == Some(s))
     }
 }
 
@@ -166,8 +183,7 @@ impl Router {
             // The last subscriber that wants the pack takes it; the others share it.
             let mut taker: Option<usize> = None;
             for i in 0..self.subs.len() {
-                let sub = &self.subs[i];
-                if sub.matcher.as_ref().is_some_and(|m| m.matches(&pack.msg)) {
+                if self.subs[i].wants(&pack) {
                     if let Some(prev) = taker.replace(i) {
                         self.subs[prev].pending.push(pack.clone());
                     }
@@ -294,6 +310,7 @@ mod tests {
                 ..Message::new()
             }),
             loop_count: loops,
+            signer: None,
         }
     }
 
@@ -320,6 +337,26 @@ mod tests {
             Arc::ptr_eq(&all[0].msg, &a[0].msg),
             "fan-out shares, never copies"
         );
+    }
+
+    #[test]
+    fn message_signer_takes_only_packs_of_that_signer() {
+        let (trigger, _) = crate::plugin::shutdown::channel();
+        let subs = vec![
+            sub("ops_only", "TRUE", 10, FullAction::Block).with_signer(Some(Arc::from("ops"))),
+            sub("anyone", "TRUE", 10, FullAction::Block),
+        ];
+        let (qo, qa) = (subs[0].queue.clone(), subs[1].queue.clone());
+        let mut r = Router::new(subs, 4, Arc::new(PluginStats::default()), trigger);
+        let signed = |who: Option<&str>| Pack {
+            signer: who.map(Arc::from),
+            ..pack("x", 0)
+        };
+        r.route(vec![signed(None), signed(Some("ops")), signed(Some("dev"))]);
+        let ops = drain(&qo);
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].signer.as_deref(), Some("ops"));
+        assert_eq!(drain(&qa).len(), 3);
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl<B> Core<B> {
                 }
             }
         };
+        let signer = fo
+            .common
+            .message_signer
+            .as_deref()
+            .filter(|s| !s.is_empty());
         let sub = Subscriber::new(
             name.clone(),
             fo.matcher.clone(),
@@ -106,7 +111,8 @@ impl<B> Core<B> {
             action,
             fo.stats.clone(),
             is_filter,
-        );
+        )
+        .with_signer(signer.map(Arc::from));
         let core = Core {
             name,
             queue,

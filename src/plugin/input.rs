@@ -360,7 +360,14 @@ impl RecordStream {
                     end,
                 } => {
                     self.records += 1;
+                    let mark = self.batch.len();
                     self.record(&data[pos + start..pos + end]);
+                    if let Some(signer) = self.splitter.signer() {
+                        let signer: Arc<str> = Arc::from(signer);
+                        for p in &mut self.batch[mark..] {
+                            p.signer = Some(signer.clone());
+                        }
+                    }
                     pos += consumed.max(1);
                 }
             }

@@ -472,6 +472,7 @@ pub struct OutputContext<'a> {
     pub stats: &'a PluginStats,
     pub(crate) encoder: Option<&'a mut (dyn Encoder + 'static)>,
     pub(crate) use_framing: bool,
+    pub(crate) signer: Option<&'a crate::message::framing::SignerConfig>,
     pub(crate) buf: &'a mut Vec<u8>,
     pub(crate) frame_buf: &'a mut Vec<u8>,
 }
@@ -493,6 +494,7 @@ impl<'a> OutputContext<'a> {
             stats,
             encoder,
             use_framing,
+            signer: None,
             buf,
             frame_buf,
         }
@@ -516,8 +518,20 @@ impl<'a> OutputContext<'a> {
             return Ok(self.buf.as_slice());
         }
         self.frame_buf.clear();
-        crate::message::framing::write_frame(self.buf, self.frame_buf);
+        match self.signer {
+            Some(s) => crate::message::framing::write_signed_frame(self.buf, s, self.frame_buf),
+            None => crate::message::framing::write_frame(self.buf, self.frame_buf),
+        }
         Ok(self.frame_buf.as_slice())
+    }
+
+    /// Signs the frames this context writes (an output's `[name.signer]`).
+    pub(crate) fn with_signer(
+        mut self,
+        signer: Option<&'a crate::message::framing::SignerConfig>,
+    ) -> Self {
+        self.signer = signer;
+        self
     }
 
     /// Like [`OutputContext::encode`] but appends the encoding to `out`, the output's own

@@ -41,7 +41,11 @@ pub fn unload_message(name: &str) -> Message {
 }
 
 /// Sends `msg` as one Heka-framed protobuf record to a TcpInput at `address`.
-pub fn send(address: &str, msg: &Message) -> std::io::Result<()> {
+pub fn send(
+    address: &str,
+    msg: &Message,
+    signer: Option<&framing::SignerConfig>,
+) -> std::io::Result<()> {
     let addr = address.to_socket_addrs()?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -51,7 +55,11 @@ pub fn send(address: &str, msg: &Message) -> std::io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let mut frame = Vec::new();
-    framing::write_frame(&proto::encode_to_vec(msg), &mut frame);
+    let bytes = proto::encode_to_vec(msg);
+    match signer {
+        Some(s) => framing::write_signed_frame(&bytes, s, &mut frame),
+        None => framing::write_frame(&bytes, &mut frame),
+    }
     stream.write_all(&frame)?;
     stream.flush()
 }

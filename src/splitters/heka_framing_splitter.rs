@@ -22,8 +22,8 @@ use crate::error::ConfigError;
 use crate::message::framing::{
     parse_header_info, verify, Verified, RECORD_SEPARATOR, UNIT_SEPARATOR,
 };
-use crate::stats::PluginStats;
 use crate::plugin::{BuildContext, Defaults, Registration, Split, SplitterFactory};
+use crate::stats::PluginStats;
 
 /// Registration of `HekaFramingSplitter`.
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildSplitter> = Registration {
@@ -73,11 +73,8 @@ fn build(cfg: &PluginConfig, cx: &BuildContext) -> Result<SplitterFactory, Vec<C
     if !errors.is_empty() {
         return Err(errors);
     }
-    let keys: HashMap<String, String> = c
-        .signer
-        .into_iter()
-        .map(|(k, v)| (k, v.hmac_key))
-        .collect();
+    let keys: HashMap<String, String> =
+        c.signer.into_iter().map(|(k, v)| (k, v.hmac_key)).collect();
     let bad_signatures = cx
         .report
         .register(&cfg.name, "Splitter", &cfg.type_name)
