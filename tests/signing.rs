@@ -14,7 +14,7 @@ const LONG: Duration = Duration::from_secs(20);
 /// `skip_authentication` takes signed frames without checking them.
 #[test]
 fn signed_frames_between_two_hekates() {
-    let (a, b, lines_port) = (free_port(), free_port(), free_port());
+    let (a, b, c, lines_port) = (free_port(), free_port(), free_port(), free_port());
     let receiver = Hekate::start(&format!(
         r#"
 [a]
@@ -36,6 +36,13 @@ splitter = "lax"
 type = "HekaFramingSplitter"
 skip_authentication = true
 
+# Heka's documented form: the keys on the input itself.
+[c]
+type = "TcpInput"
+address = "127.0.0.1:{c}"
+[c.signer.ops_0]
+hmac_key = "secret"
+
 [raw]
 type = "PayloadEncoder"
 append_newlines = false
@@ -54,7 +61,11 @@ path = "{{dir}}/all.txt"
 encoder = "raw"
 "#
     ));
-    assert!(wait_tcp(a) && wait_tcp(b), "{}", receiver.log_text());
+    assert!(
+        wait_tcp(a) && wait_tcp(b) && wait_tcp(c),
+        "{}",
+        receiver.log_text()
+    );
     let out = |name: &str, port: u16, prefix: &str, key: Option<&str>| {
         let signer = key.map_or(String::new(), |k| {
             format!(
@@ -67,21 +78,26 @@ encoder = "raw"
         )
     };
     let sender = Hekate::start(&format!(
-        "{}\n{}{}{}{}",
+        "{}\n{}{}{}{}{}{}",
         tcp_lines_input(lines_port),
         out("good", a, "good", Some("secret")),
         out("wrong", a, "wrong", Some("not-the-key")),
         out("plain", a, "plain", None),
         out("laxo", b, "lax", Some("whatever")),
+        out("cgood", c, "cgood", Some("secret")),
+        out("cwrong", c, "cwrong", Some("nope")),
     ));
     assert!(wait_tcp(lines_port), "{}", sender.log_text());
-    send_tcp(lines_port, b"good 1\nwrong 1\nplain 1\nlax 1\ngood 2\n");
+    send_tcp(
+        lines_port,
+        b"good 1\nwrong 1\nplain 1\nlax 1\ngood 2\ncgood 1\ncwrong 1\n",
+    );
     let all = receiver.path().join("all.txt");
     let signed = receiver.path().join("signed.txt");
     let text = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     assert!(
-        wait_for(LONG, || text(&all).lines().count() >= 4
-            && text(&signed).lines().count() >= 2),
+        wait_for(LONG, || text(&all).lines().count() >= 5
+            && text(&signed).lines().count() >= 3),
         "all: {:?}\nsigned: {:?}\n{}\n{}",
         text(&all),
         text(&signed),
@@ -91,15 +107,19 @@ encoder = "raw"
     std::thread::sleep(Duration::from_millis(500));
     let mut got: Vec<String> = text(&all).lines().map(String::from).collect();
     got.sort();
-    assert_eq!(got, ["good 1", "good 2", "lax 1", "plain 1"]);
+    assert_eq!(got, ["cgood 1", "good 1", "good 2", "lax 1", "plain 1"]);
     let mut only: Vec<String> = text(&signed).lines().map(String::from).collect();
     only.sort();
     assert_eq!(
         only,
-        ["good 1", "good 2"],
+        ["cgood 1", "good 1", "good 2"],
         "only ops's messages pass message_signer"
     );
     assert_eq!(receiver.counters("verify").get("bad_signatures"), Some(&1));
+    assert_eq!(
+        receiver.counters("c.splitter").get("bad_signatures"),
+        Some(&1)
+    );
 }
 
 /// Heka's recommended SandboxManagerFilter setup: `message_signer` on the manager and

@@ -74,6 +74,10 @@ pub struct CommonInput {
     pub ticker_interval: Option<u64>,
     /// Restart policy.
     pub retries: Retries,
+    /// `[name.signer.<signer>_<version>] hmac_key` written on the input, as Heka's docs
+    /// show for TcpInput and UdpInput: read as the keys of the input's own
+    /// `HekaFramingSplitter`.
+    pub signer: Option<toml::Table>,
 }
 
 /// Keys common to every filter and output.

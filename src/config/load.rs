@@ -59,6 +59,7 @@ const INPUT_KEYS: &[&str] = &[
     "can_exit",
     "ticker_interval",
     "retries",
+    "signer",
 ];
 const FO_KEYS: &[&str] = &[
     "message_matcher",

@@ -363,6 +363,42 @@ fn check_references(sections: &[Section], errors: &mut Vec<ConfigError>) {
 }
 
 impl Pipeline {
+    /// Heka's docs put `[name.signer.<signer>_<version>]` on TcpInput and UdpInput: such
+    /// an input gets its own `HekaFramingSplitter` with those keys (reported as
+    /// `<name>.splitter`).
+    fn signing_splitter(
+        &self,
+        p: &PluginConfig,
+        splitter_name: &str,
+        keys: &toml::Table,
+    ) -> Result<(SplitterFactory, CommonSplitter), Vec<ConfigError>> {
+        if splitter_name != "HekaFramingSplitter" {
+            return Err(vec![p.error(
+                "signer",
+                format!(
+                    "signer keys on an input are for its HekaFramingSplitter, and this one \
+                     uses {splitter_name:?}: put them on that splitter's section"
+                ),
+            )]);
+        }
+        let mut table = toml::Table::new();
+        table.insert("signer".into(), toml::Value::Table(keys.clone()));
+        let section = PluginConfig {
+            name: format!("{}.splitter", p.name),
+            type_name: "HekaFramingSplitter".into(),
+            category: Category::Splitter,
+            file: p.file.clone(),
+            table,
+        };
+        let reg = lookup(splitters::SPLITTERS, &section)?;
+        let factory = (reg.build)(&section, &self.bcx).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| p.error(&e.key, e.message))
+                .collect::<Vec<_>>()
+        })?;
+        Ok((factory, CommonSplitter::default()))
+    }
+
     fn add_input(
         &mut self,
         p: &PluginConfig,
@@ -387,8 +423,19 @@ impl Pipeline {
                 }
             }
         }
-        let splitter = r.splitters.get(splitter_name);
-        if splitter.is_none() {
+        let own_splitter = match &c.signer {
+            Some(keys) => Some(self.signing_splitter(p, splitter_name, keys)),
+            None => None,
+        };
+        let splitter = match own_splitter {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                errs.extend(e);
+                None
+            }
+            None => r.splitters.get(splitter_name).cloned(),
+        };
+        if splitter.is_none() && c.signer.is_none() {
             errs.push(p.error(
                 "splitter",
                 format!("no splitter section named {splitter_name:?}"),
