@@ -423,10 +423,10 @@ impl Pipeline {
                 }
             }
         }
-        let own_splitter = match &c.signer {
-            Some(keys) => Some(self.signing_splitter(p, splitter_name, keys)),
-            None => None,
-        };
+        let own_splitter = c
+            .signer
+            .as_ref()
+            .map(|keys| self.signing_splitter(p, splitter_name, keys));
         let splitter = match own_splitter {
             Some(Ok(s)) => Some(s),
             Some(Err(e)) => {
