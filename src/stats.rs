@@ -77,9 +77,25 @@ pub struct PluginStats {
     state: AtomicU8,
     last_error: Mutex<Option<LastError>>,
     info: OnceLock<PluginInfo>,
+    /// One log limiter per kind of problem, shared by every connection and request of the
+    /// plugin ([`PluginStats::log_check`]).
+    log_limits: Mutex<BTreeMap<&'static str, LogLimiter>>,
 }
 
 impl PluginStats {
+    /// Whether to log this occurrence of problem `kind` (bad input, refused connections):
+    /// `Some(suppressed)` at most once per 10 s per plugin and kind, however many
+    /// connections or requests the occurrences come from. The caller logs the example it
+    /// has with the suppressed count; the rest go to `debug`.
+    pub fn log_check(&self, kind: &'static str) -> Option<u64> {
+        self.log_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default()
+            .check()
+    }
+
     /// Adds `n` to a counter.
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {

@@ -118,6 +118,7 @@ impl Input for TcpInput {
             let mut conns = JoinSet::new();
             let mut shutdown = cx.shutdown();
             let accept_errors = cx.stats().counter("accept_errors");
+            let refused = cx.stats().counter("refused_connections");
             let mut limiter = LogLimiter::default();
             loop {
                 while conns.try_join_next().is_some() {}
@@ -138,7 +139,14 @@ impl Input for TcpInput {
                     _ = shutdown.wait() => break,
                 };
                 if conns.len() >= self.config.max_connections {
-                    tracing::warn!(%peer, "Connection limit reached; refusing connection.");
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    match cx.stats().log_check("connection_limit") {
+                        Some(suppressed) => {
+                            tracing::warn!(%peer, suppressed, max_connections = self.config.max_connections,
+                            "Connection limit reached; refusing connections (counted in refused_connections).")
+                        }
+                        None => tracing::debug!(%peer, "Connection refused: limit reached."),
+                    }
                     continue;
                 }
                 self.tune(&sock);

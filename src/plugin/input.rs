@@ -18,7 +18,7 @@ use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::plugin::channel::{Closed, Refused, RouterSender};
 use crate::plugin::shutdown::Shutdown;
 use crate::plugin::{Decoded, DecoderFactory, Split, Splitter, SplitterFactory};
-use crate::stats::{LogLimiter, PluginStats};
+use crate::stats::PluginStats;
 
 /// Longest `decode_error` text, as Heka.
 const MAX_DECODE_ERROR_LEN: usize = 500;
@@ -129,7 +129,7 @@ impl InputContext {
             base,
             batch: Vec::new(),
             pool: Pool::new(SPARE_MESSAGES),
-            log: LogLimiter::default(),
+            garbage_bytes: self.stats.counter("garbage_bytes"),
             last_sent: Weak::new(),
             bad_records: 0,
             records: 0,
@@ -192,7 +192,8 @@ pub struct RecordStream {
     batch: Vec<Pack>,
     /// Spare message allocations handed back by outputs (`message::reclaim`).
     pool: Pool,
-    log: LogLimiter,
+    /// Bytes the splitter skipped as garbage (the input's `garbage_bytes`).
+    garbage_bytes: Arc<std::sync::atomic::AtomicU64>,
     last_sent: Weak<Message>,
     bad_records: u64,
     /// Complete records split from the stream (each is sent or counted bad once the
@@ -351,8 +352,9 @@ impl RecordStream {
             match self.splitter.find_record(&data[pos..]) {
                 Split::NeedMore => break,
                 Split::Skip(n) => {
-                    self.bad_record("garbage bytes skipped while looking for a record");
-                    pos += n.max(1);
+                    let n = n.max(1);
+                    self.garbage(&data[pos..(pos + n).min(data.len())]);
+                    pos += n;
                 }
                 Split::Record {
                     consumed,
@@ -423,8 +425,13 @@ impl RecordStream {
         self.bad_records += 1;
         PluginStats::add(&self.cx.stats.decode_failures, 1);
         if self.cx.common.log_decode_failures {
-            if let Some(suppressed) = self.log.check() {
-                tracing::warn!(error = %e, suppressed, "Decode failure; record skipped.");
+            let example = escaped_head(rec);
+            match self.cx.stats.log_check("decode_failure") {
+                Some(suppressed) => tracing::warn!(error = %e, record = %example, suppressed,
+                    "Decode failure; record skipped (further ones in the next 10 s are counted in decode_failures, shown at debug)."),
+                None => {
+                    tracing::debug!(error = %e, record = %example, "Decode failure; record skipped.")
+                }
             }
         }
         if self.cx.common.send_decode_failures {
@@ -441,8 +448,21 @@ impl RecordStream {
     fn bad_record(&mut self, what: &'static str) {
         self.bad_records += 1;
         PluginStats::add(&self.cx.stats.dropped, 1);
-        if let Some(suppressed) = self.log.check() {
-            tracing::warn!(suppressed, "{what}");
+        match self.cx.stats.log_check(what) {
+            Some(suppressed) => tracing::warn!(suppressed, "{what}"),
+            None => tracing::debug!("{what}"),
+        }
+    }
+
+    /// Bytes the splitter skipped (not a record): counted in `garbage_bytes`, logged
+    /// once per 10 s per plugin with an example.
+    fn garbage(&mut self, bytes: &[u8]) {
+        PluginStats::add(&self.garbage_bytes, bytes.len() as u64);
+        let example = escaped_head(bytes);
+        match self.cx.stats.log_check("garbage") {
+            Some(suppressed) => tracing::warn!(bytes = bytes.len(), first = %example, suppressed,
+                "Garbage skipped while looking for a record (counted in garbage_bytes; details at debug)."),
+            None => tracing::debug!(bytes = bytes.len(), first = %example, "Garbage skipped."),
         }
     }
 }
@@ -463,6 +483,16 @@ fn truncate_utf8(s: &mut String, max: usize) {
         }
         s.truncate(cut);
     }
+}
+
+/// The first 32 bytes of `b`, with non-printable bytes escaped, for log examples.
+fn escaped_head(b: &[u8]) -> String {
+    let head = &b[..b.len().min(32)];
+    let mut s: String = head.escape_ascii().to_string();
+    if b.len() > head.len() {
+        s.push('…');
+    }
+    s
 }
 
 #[cfg(test)]
