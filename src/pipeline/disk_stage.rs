@@ -39,6 +39,8 @@ pub(crate) struct DiskStage {
     handed: Mutex<VecDeque<Pos>>,
     /// Refused appends (full or failing disk) are logged at most once per interval.
     refusals: Mutex<LogLimiter>,
+    /// Undecodable records are logged at most once per 10 s (each is counted).
+    undecodable: Mutex<LogLimiter>,
     /// The spool and feeder threads; they end when the staging queue closes.
     _threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -69,6 +71,7 @@ impl DiskStage {
             queue,
             handed: Mutex::new(VecDeque::new()),
             refusals: Mutex::new(LogLimiter::default()),
+            undecodable: Mutex::new(LogLimiter::default()),
             _threads: Mutex::new(Vec::new()),
         });
         let spool = {
@@ -174,7 +177,17 @@ impl DiskStage {
             }
             match why {
                 Refusal::TooLarge(bytes) => {
-                    tracing::warn!(bytes, "Message too large for the disk buffer; dropped.");
+                    match stats.log_check("disk_buffer_too_large") {
+                        Some(suppressed) => tracing::warn!(
+                            bytes,
+                            suppressed,
+                            "Message too large for the disk buffer; dropped."
+                        ),
+                        None => tracing::debug!(
+                            bytes,
+                            "Message too large for the disk buffer; dropped."
+                        ),
+                    }
                     (i, dropped) = (i + 1, dropped + 1);
                     continue;
                 }
@@ -223,7 +236,19 @@ impl DiskStage {
                             packs.push(pack);
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, segment = r.pos.segment, offset = r.pos.offset, "Undecodable message in the disk buffer; skipped.");
+                            match self
+                                .undecodable
+                                .lock()
+                                .map(|mut l| l.check())
+                                .unwrap_or(None)
+                            {
+                                Some(suppressed) => {
+                                    tracing::warn!(error = %e, segment = r.pos.segment, offset = r.pos.offset, suppressed, "Undecodable message in the disk buffer; skipped (counted in corrupt_records).")
+                                }
+                                None => {
+                                    tracing::debug!(error = %e, segment = r.pos.segment, offset = r.pos.offset, "Undecodable message in the disk buffer; skipped.")
+                                }
+                            }
                             PluginStats::add(&self.queue.stats.corrupt_records, 1);
                             self.queue.ack(r.pos);
                         }

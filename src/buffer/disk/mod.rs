@@ -223,6 +223,8 @@ struct State {
     unsynced: Vec<File>,
     closed: bool,
     consumer_waiting: bool,
+    /// Damaged records are logged at most once per 10 s (each is counted).
+    damaged_log: crate::stats::LogLimiter,
 }
 
 /// A crash-safe queue of byte records with acknowledgements. One producer side (any
@@ -393,6 +395,7 @@ impl DiskQueue {
                 unsynced: Vec::new(),
                 closed: false,
                 consumer_waiting: false,
+                damaged_log: Default::default(),
             }),
             not_empty: Condvar::new(),
             janitor: Janitor::start(&cfg.dir),
@@ -767,12 +770,21 @@ impl DiskQueue {
                     let skip = resync(&buf[i + 1..], left_in_segment - i - 1)
                         .map_or(buf.len() - i, |k| k + 1);
                     PluginCount::add(&self.stats.corrupt_records);
-                    tracing::warn!(
-                        segment = seg,
-                        offset = at,
-                        skipped = skip,
-                        "Damaged disk buffer record skipped."
-                    );
+                    match st.damaged_log.check() {
+                        Some(suppressed) => tracing::warn!(
+                            segment = seg,
+                            offset = at,
+                            skipped = skip,
+                            suppressed,
+                            "Damaged disk buffer record skipped (counted in corrupt_records)."
+                        ),
+                        None => tracing::debug!(
+                            segment = seg,
+                            offset = at,
+                            skipped = skip,
+                            "Damaged disk buffer record skipped."
+                        ),
+                    }
                     i += skip;
                 }
             }
