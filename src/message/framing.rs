@@ -56,35 +56,48 @@ pub fn parse_header(header: &[u8]) -> Option<usize> {
 
 /// Parses a frame header's protobuf: `message_length` (required) and whether it is signed.
 pub fn parse_header_info(header: &[u8]) -> Option<HeaderInfo> {
-    let mut i = 0;
     let mut length = None;
     let mut signed = false;
-    while i < header.len() {
-        let (key, n) = get_varint(&header[i..])?;
-        i += n;
-        match (key >> 3, key & 7) {
-            (field, 0) => {
-                let (v, n) = get_varint(&header[i..])?;
-                i += n;
-                if field == 1 {
-                    length = Some(usize::try_from(v).ok()?);
-                }
-            }
-            (field, 2) => {
-                let (len, n) = get_varint(&header[i..])?;
-                i = i.checked_add(n)?.checked_add(usize::try_from(len).ok()?)?;
-                if i > header.len() {
-                    return None;
-                }
-                signed |= field == 6;
-            }
-            _ => return None,
-        }
-    }
+    walk_header(header, |field, v| match (field, v) {
+        (1, Field::Varint(v)) => length = usize::try_from(v).ok(),
+        (6, Field::Bytes(_)) => signed = true,
+        _ => {}
+    })?;
     length.map(|message_length| HeaderInfo {
         message_length,
         signed,
     })
+}
+
+/// One field of a header: varint or length-delimited.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// Calls `f` with each field of a header protobuf; `None` when it does not parse.
+fn walk_header<'a>(header: &'a [u8], mut f: impl FnMut(u64, Field<'a>)) -> Option<()> {
+    let mut i = 0;
+    while i < header.len() {
+        let (key, n) = get_varint(&header[i..])?;
+        i += n;
+        match key & 7 {
+            0 => {
+                let (v, n) = get_varint(&header[i..])?;
+                i += n;
+                f(key >> 3, Field::Varint(v));
+            }
+            2 => {
+                let (len, n) = get_varint(&header[i..])?;
+                let start = i.checked_add(n)?;
+                i = start.checked_add(usize::try_from(len).ok()?)?;
+                f(key >> 3, Field::Bytes(header.get(start..i)?));
+            }
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
@@ -207,39 +220,18 @@ pub struct Signature<'a> {
 
 /// Reads the signature fields of a header (`None` when it carries no `hmac`).
 pub fn parse_signature(header: &[u8]) -> Option<Signature<'_>> {
-    let mut i = 0;
     let mut sig = Signature::default();
     let mut signed = false;
-    while i < header.len() {
-        let (key, n) = get_varint(&header[i..])?;
-        i += n;
-        match (key >> 3, key & 7) {
-            (field, 0) => {
-                let (v, n) = get_varint(&header[i..])?;
-                i += n;
-                match field {
-                    3 => sig.hash = v,
-                    5 => sig.key_version = v,
-                    _ => {}
-                }
-            }
-            (field, 2) => {
-                let (len, n) = get_varint(&header[i..])?;
-                let start = i.checked_add(n)?;
-                i = start.checked_add(usize::try_from(len).ok()?)?;
-                let v = header.get(start..i)?;
-                match field {
-                    4 => sig.signer = v,
-                    6 => {
-                        sig.hmac = v;
-                        signed = true;
-                    }
-                    _ => {}
-                }
-            }
-            _ => return None,
+    walk_header(header, |field, v| match (field, v) {
+        (3, Field::Varint(v)) => sig.hash = v,
+        (5, Field::Varint(v)) => sig.key_version = v,
+        (4, Field::Bytes(b)) => sig.signer = b,
+        (6, Field::Bytes(b)) => {
+            sig.hmac = b;
+            signed = true;
         }
-    }
+        _ => {}
+    })?;
     signed.then_some(sig)
 }
 
