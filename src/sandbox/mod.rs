@@ -73,7 +73,8 @@ pub enum Role {
     /// Filter, decoder or encoder: no `io`, a reduced `os`, the full message API.
     #[default]
     Filter,
-    /// `SandboxInput`: Heka's io template (`io`, `os`, `coroutine`); `read_config`,
+    /// `SandboxInput`: Heka's io template (`io`, `os`; not `coroutine`, see
+    /// `restricted_state`); `read_config`,
     /// `decode_message` and `inject_message`, whose messages go out as they are made.
     Input,
     /// `SandboxOutput`: Heka's io template; `read_config`, `decode_message`,
@@ -607,8 +608,10 @@ fn restricted_state(
     let io_template = settings.role != Role::Filter;
     let mut libs =
         StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::OS | StdLib::DEBUG;
+    // Heka's io template also had `coroutine`; here it stays out: the instruction hook
+    // does not follow a coroutine, so a loop inside one could not be stopped or limited.
     if io_template {
-        libs |= StdLib::IO | StdLib::COROUTINE;
+        libs |= StdLib::IO;
     }
     // SAFETY: `debug` is loaded only so `compat::install` can build `setfenv`; it removes
     // the `debug` global before any script runs, and no C module loader is installed.

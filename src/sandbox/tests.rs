@@ -762,3 +762,61 @@ fn hyperloglog_counts_distinct_items_and_survives_preserve() {
     );
     assert_eq!(out[1].payload, "0");
 }
+
+fn io_role(role: Role) -> SandboxSettings {
+    let mut s = settings();
+    s.role = role;
+    s.instruction_limit = 0;
+    s
+}
+
+/// Heka's io template (SandboxInput/SandboxOutput) adds `io` and `os`, and nothing that
+/// reaches below Lua or escapes the hook: no `load`, `string.dump`, `debug`, `dofile`,
+/// `loadfile`, C modules, `os.exit` or `coroutine` (a loop inside a coroutine would not
+/// see the instruction hook, so a stop or a limit could be dodged).
+#[test]
+fn the_io_template_still_denies_code_loading_exit_and_coroutines() {
+    for role in [Role::Input, Role::Output] {
+        for src in [
+            "return load('return 1')",
+            "return string.dump(function() end)",
+            "return debug.getinfo(1)",
+            "return dofile('/etc/passwd')",
+            "return loadfile('/etc/passwd')",
+            "return package.loadlib('x', 'y')",
+            "return os.exit(1)",
+            "return os.setlocale('C')",
+            "return require('../../etc/passwd')",
+            "return coroutine.create(function() end)",
+            "return coroutine.wrap(function() end)",
+        ] {
+            let r = Sandbox::new(&io_role(role), src, "esc.lua");
+            assert!(r.is_err(), "{role:?}: {src} must fail");
+        }
+    }
+}
+
+/// A forced stop ends a script spinning in `pcall`, and a set instruction limit holds in
+/// the io template too.
+#[test]
+fn a_stop_and_the_instruction_limit_end_a_spinning_io_script() {
+    let spin = "function process_message() \
+                while true do pcall(function() while true do end end) end \
+                end";
+    let mut sb = Sandbox::new(&io_role(Role::Input), spin, "spin.lua").expect("loads");
+    let stopper = sb.stopper();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stopper.force();
+    });
+    let r = sb.run_input(Box::new(|_| Ok(())));
+    t.join().expect("thread");
+    assert!(r.is_err(), "stopped: {r:?}");
+    assert!(sb.clear_stop(), "a requested stop, not a failure");
+
+    let mut limited = io_role(Role::Output);
+    limited.instruction_limit = 100_000;
+    let mut sb = Sandbox::new(&limited, spin, "spin.lua").expect("loads");
+    let (r, _) = run(&mut sb, &sample(), 0);
+    assert!(r.expect_err("terminated").contains("instruction_limit"));
+}
