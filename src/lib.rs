@@ -22,7 +22,7 @@
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
 //!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
 //!   output, perfdata and passive check results), [`process_job`] (scheduled command
-//!   chains), [`xmlpath`] (XPath captures from XML).
+//!   chains), [`xmlpath`] (XPath captures from XML), [`tls`] (Heka's TLS keys on rustls).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`],
 //!   [`atomic_file`].
 //!
@@ -61,5 +61,6 @@ pub mod stats;
 pub mod statsd;
 pub mod syslog;
 pub mod tcp_sink;
+pub mod tls;
 pub mod whisper;
 pub mod xmlpath;

@@ -5,7 +5,7 @@
 //! is returned; the output runner backs off and calls again, and the bytes are re-sent
 //! after reconnecting. Nothing is discarded here.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ pub(crate) const HIGH_WATER: usize = 64 * 1024;
 pub(crate) struct TcpSink {
     address: String,
     keep_alive: Option<Duration>,
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
+    /// Set with `use_tls`: connections run the TLS handshake first.
+    tls: Option<crate::tls::ClientTls>,
     /// Bytes accepted and not yet written to the socket.
     pub pending: Vec<u8>,
     /// The addresses of the last successful name lookup, used when a lookup fails.
@@ -41,7 +43,14 @@ impl TcpSink {
             last_good: Vec::new(),
             dns_log: crate::stats::LogLimiter::default(),
             local: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS on every connection (Heka's `use_tls`).
+    pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Connects from `local` (Heka's `local_address`).
@@ -122,8 +131,18 @@ impl TcpSink {
             let _ = socket2::SockRef::from(&s)
                 .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(period));
         }
-        tracing::info!(address = %self.address, "Connected.");
-        self.conn = Some(s);
+        let conn = match &self.tls {
+            None => Conn::Plain(s),
+            Some(tls) => {
+                let host = self.address.rsplit_once(':').map_or("", |(h, _)| h);
+                let stream = tls.connect_blocking(host, s).map_err(|e| {
+                    ProcessError::retry(format!("TLS handshake with {} failed: {e}", self.address))
+                })?;
+                Conn::Tls(Box::new(stream))
+            }
+        };
+        tracing::info!(address = %self.address, tls = self.tls.is_some(), "Connected.");
+        self.conn = Some(conn);
         Ok(())
     }
 
@@ -143,6 +162,16 @@ impl TcpSink {
                 Err(e) => return Err(self.broken(e)),
             }
         }
+        self.flush_tls()
+    }
+
+    /// Pushes out what TLS still holds (rustls buffers a record it could not send yet).
+    fn flush_tls(&mut self) -> Result<(), ProcessError> {
+        if let Some(Conn::Tls(s)) = self.conn.as_mut() {
+            if let Err(e) = s.flush() {
+                return Err(self.broken(e));
+            }
+        }
         Ok(())
     }
 
@@ -154,6 +183,49 @@ impl TcpSink {
     fn broken(&mut self, why: impl std::fmt::Display) -> ProcessError {
         self.conn = None;
         ProcessError::retry(format!("connection to {} lost: {why}", self.address))
+    }
+}
+
+/// A connection of a sink: plain, or TLS over it.
+pub(crate) enum Conn {
+    /// In clear.
+    Plain(TcpStream),
+    /// TLS, handshake done.
+    Tls(Box<crate::tls::BlockingStream>),
+}
+
+impl Conn {
+    /// The socket underneath (for timeouts).
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
     }
 }
 
@@ -178,7 +250,7 @@ pub(crate) struct AckedSink {
     address: String,
     /// Makes the connections (and remembers the last good name lookup).
     dialer: TcpSink,
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
     /// Unacknowledged frames, back to back.
     buf: Vec<u8>,
     /// Their sizes, oldest first.
@@ -193,10 +265,10 @@ pub(crate) struct AckedSink {
 
 impl AckedSink {
     /// A sink for `address` (`host:port`).
-    pub fn new(address: String, keep_alive: Option<Duration>, local: Option<SocketAddr>) -> Self {
+    pub fn new(dialer: TcpSink) -> Self {
         AckedSink {
-            dialer: TcpSink::new(address.clone(), keep_alive).with_local(local),
-            address,
+            address: dialer.address.clone(),
+            dialer,
             conn: None,
             buf: Vec::new(),
             frames: std::collections::VecDeque::new(),
@@ -271,11 +343,10 @@ impl AckedSink {
 
     /// Reads acknowledgements for up to `wait` and drops the frames they cover.
     fn read_acks(&mut self, wait: Duration) -> Result<(), ProcessError> {
-        use std::io::Read;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        let _ = conn.set_read_timeout(Some(
+        let _ = conn.tcp().set_read_timeout(Some(
             wait.clamp(Duration::from_millis(1), Duration::from_millis(200)),
         ));
         let mut b = [0u8; 64];

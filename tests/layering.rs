@@ -21,7 +21,8 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 19] = [
+const KITS: [&str; 20] = [
+    "tls",
     "console",
     "xmlpath.rs",
     "process_job.rs",

@@ -43,5 +43,6 @@ mod smtp;
 mod statsd_whisper;
 mod syslog;
 mod syslog_dst;
+mod tls;
 mod udp_output;
 mod whisper_python;

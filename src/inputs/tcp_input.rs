@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -17,6 +17,7 @@ use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
 use crate::stats::LogLimiter;
+use crate::tls::ServerTls;
 
 /// Pause after a failed `accept` before trying again (e.g. out of file descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -51,8 +52,11 @@ pub struct TcpInputConfig {
     pub keep_alive: bool,
     /// Keep-alive period in seconds. Default 7200.
     pub keep_alive_period: u64,
-    /// TLS is not supported yet; `true` is rejected.
+    /// Speak TLS with the `[name.tls]` settings (`cert_file` and `key_file` required).
+    /// Default false.
     pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
     /// Stamp the peer's IP address as the message Hostname. Default false.
     pub set_hostname: bool,
     /// Most connections served at once; further ones wait in the backlog. Default 1024.
@@ -72,6 +76,7 @@ impl Default for TcpInputConfig {
             keep_alive: false,
             keep_alive_period: 7200,
             use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
             set_hostname: false,
             max_connections: 1024,
             require_ack: false,
@@ -83,6 +88,8 @@ impl Default for TcpInputConfig {
 pub struct TcpInput {
     config: TcpInputConfig,
     address: SocketAddr,
+    /// Set with `use_tls`.
+    tls: Option<ServerTls>,
 }
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
@@ -98,15 +105,16 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     let Some(c) = c else {
         return Err(errs);
     };
-    if c.use_tls {
-        errs.push(p.error("use_tls", "TLS is not supported yet"));
-    }
-    let address =
-        crate::config::common::listen_address(&c.address).map_err(|e| p.error("address", e));
-    match address {
-        Ok(address) if errs.is_empty() => Ok(Box::new(TcpInput { config: c, address })),
-        Ok(_) => Err(errs),
-        Err(e) => Err(errs.into_iter().chain([e]).collect()),
+    let tls = crate::tls::server_for(p, c.use_tls, &c.tls).map_err(|e| errs.push(e));
+    let address = crate::config::common::listen_address(&c.address)
+        .map_err(|e| errs.push(p.error("address", e)));
+    match (address, tls) {
+        (Ok(address), Ok(tls)) if errs.is_empty() => Ok(Box::new(TcpInput {
+            config: c,
+            address,
+            tls,
+        })),
+        _ => Err(errs),
     }
 }
 
@@ -114,11 +122,15 @@ impl Input for TcpInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
             let listener = TcpListener::bind(self.address).await?;
-            tracing::info!(address = %self.address, "Listening for TCP.");
+            tracing::info!(address = %self.address, tls = self.tls.is_some(), "Listening for TCP.");
+            crate::tls::warn_if_exposed(self.address, self.tls.is_some());
             let mut conns = JoinSet::new();
             let mut shutdown = cx.shutdown();
             let accept_errors = cx.stats().counter("accept_errors");
             let refused = cx.stats().counter("refused_connections");
+            if self.tls.is_some() {
+                cx.stats().counter(crate::tls::HANDSHAKE_ERRORS);
+            }
             let mut limiter = LogLimiter::default();
             loop {
                 while conns.try_join_next().is_some() {}
@@ -152,13 +164,17 @@ impl Input for TcpInput {
                 self.tune(&sock);
                 // Each connection logs under the input's span, with its peer.
                 let span = tracing::info_span!("conn", %peer);
-                let conn = serve(
-                    sock,
+                let opts = ConnOptions {
                     peer,
-                    cx.clone(),
-                    self.config.set_hostname,
-                    self.config.require_ack,
-                );
+                    set_hostname: self.config.set_hostname,
+                    require_ack: self.config.require_ack,
+                };
+                if opts.require_ack {
+                    // Acks are tiny writes: Nagle's algorithm would hold each one back
+                    // until the previous was acknowledged, stalling the sender.
+                    let _ = sock.set_nodelay(true);
+                }
+                let conn = handshake_then_serve(sock, self.tls.clone(), cx.clone(), opts);
                 conns.spawn(conn.instrument(span));
             }
             drop(listener);
@@ -181,14 +197,42 @@ impl TcpInput {
     }
 }
 
-/// Reads one connection until EOF, error or shutdown, then flushes its stream.
-async fn serve(
-    mut sock: TcpStream,
+/// What a connection needs from the input's config.
+#[derive(Clone, Copy)]
+struct ConnOptions {
     peer: SocketAddr,
-    cx: InputContext,
     set_hostname: bool,
     require_ack: bool,
+}
+
+/// Runs the TLS handshake when the input has TLS (a refusal is counted in
+/// `tls_handshake_errors` and logged with its reason), then serves the connection.
+async fn handshake_then_serve(
+    sock: TcpStream,
+    tls: Option<ServerTls>,
+    cx: InputContext,
+    opts: ConnOptions,
 ) {
+    let Some(tls) = tls else {
+        return serve(sock, cx, opts).await;
+    };
+    match tls.accept(sock).await {
+        Ok(s) => serve(s, cx, opts).await,
+        Err(e) => crate::tls::refused(cx.stats(), opts.peer, &e),
+    }
+}
+
+/// Reads one connection until EOF, error or shutdown, then flushes its stream.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    cx: InputContext,
+    opts: ConnOptions,
+) {
+    let ConnOptions {
+        peer,
+        set_hostname,
+        require_ack,
+    } = opts;
     let mut stream = cx.stream();
     if set_hostname {
         stream.set_hostname(peer.ip().to_string());
@@ -199,11 +243,6 @@ async fn serve(
         wait_release: cx.buffered(),
         ..Acks::default()
     };
-    if require_ack {
-        // Acks are tiny writes: Nagle's algorithm would hold each one back until the
-        // previous was acknowledged, stalling the sender behind its delayed ACK.
-        let _ = sock.set_nodelay(true);
-    }
     loop {
         let waiting = acks.waiting();
         let n = tokio::select! {
@@ -314,8 +353,8 @@ impl Acks {
 
 /// At shutdown, takes in what peers already sent: reads until EOF or until the
 /// connection has been quiet for `DRAIN_QUIET` (the input supervisor bounds the total).
-async fn drain_buffered(
-    sock: &mut TcpStream,
+async fn drain_buffered<S: AsyncRead + Unpin>(
+    sock: &mut S,
     stream: &mut crate::plugin::RecordStream,
     buf: &mut [u8],
 ) {

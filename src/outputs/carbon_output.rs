@@ -39,6 +39,11 @@ pub struct CarbonOutputConfig {
     pub protocol: CarbonProtocol,
     /// TCP keep-alive. Default false.
     pub tcp_keep_alive: bool,
+    /// TCP only: speak TLS (to a TLS-terminating relay in front of carbon) with the
+    /// `[name.tls]` settings. Default false.
+    pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for CarbonOutputConfig {
@@ -47,6 +52,8 @@ impl Default for CarbonOutputConfig {
             address: "localhost:2003".into(),
             protocol: CarbonProtocol::Tcp,
             tcp_keep_alive: false,
+            use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -86,11 +93,21 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             format!("expected host:port, got {:?}", c.address),
         ));
     }
+    let tls = crate::tls::client_for(p, c.use_tls, &c.tls).unwrap_or_else(|e| {
+        errs.push(e);
+        None
+    });
+    if c.use_tls && c.protocol == CarbonProtocol::Udp {
+        errs.push(p.error("use_tls", "TLS needs protocol = \"tcp\""));
+    }
     let transport = match c.protocol {
-        CarbonProtocol::Tcp => Transport::Tcp(TcpSink::new(
-            c.address,
-            c.tcp_keep_alive.then(|| Duration::from_secs(7200)),
-        )),
+        CarbonProtocol::Tcp => Transport::Tcp(
+            TcpSink::new(
+                c.address,
+                c.tcp_keep_alive.then(|| Duration::from_secs(7200)),
+            )
+            .with_tls(tls),
+        ),
         CarbonProtocol::Udp => Transport::Udp {
             address: c.address,
             socket: None,

@@ -28,8 +28,11 @@ pub struct TcpOutputConfig {
     pub keep_alive_period: u64,
     /// Reconnect after this many messages (0 = never). Default 0.
     pub reconnect_after: u64,
-    /// TLS is not supported yet; `true` is rejected.
+    /// Speak TLS with the `[name.tls]` settings. Default false.
     pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys; `root_cafile` for a private CA, `cert_file` and
+    /// `key_file` for mutual TLS (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
     /// Local `ip` or `ip:port` to connect from (Heka's key; no port or port 0 picks
     /// one). Default: any.
     pub local_address: String,
@@ -47,6 +50,7 @@ impl Default for TcpOutputConfig {
             keep_alive_period: 7200,
             reconnect_after: 0,
             use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
             local_address: String::new(),
             require_ack: false,
         }
@@ -72,9 +76,7 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let c: TcpOutputConfig = p.parse()?;
-    if c.use_tls {
-        return Err(vec![p.error("use_tls", "TLS is not supported yet")]);
-    }
+    let tls = crate::tls::client_for(p, c.use_tls, &c.tls).map_err(|e| vec![e])?;
     if !valid_host_port(&c.address) {
         return Err(vec![p.error(
             "address",
@@ -93,12 +95,15 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
         "" => None,
         l => Some(local_address(l).map_err(|e| vec![p.error("local_address", e)])?),
     };
+    let sink = || {
+        TcpSink::new(c.address.clone(), keep_alive)
+            .with_local(local)
+            .with_tls(tls.clone())
+    };
     Ok(Box::new(TcpOutput {
         reconnect_after: c.reconnect_after,
-        acked: c
-            .require_ack
-            .then(|| AckedSink::new(c.address.clone(), keep_alive, local)),
-        sink: TcpSink::new(c.address, keep_alive).with_local(local),
+        acked: c.require_ack.then(|| AckedSink::new(sink())),
+        sink: sink(),
         sent_on_conn: 0,
     }))
 }
@@ -171,12 +176,16 @@ mod tests {
                 .key,
             "address"
         );
+        assert!(build(&plugin_config("TcpOutput", "use_tls = true"), &cx).is_ok());
         assert_eq!(
-            build(&plugin_config("TcpOutput", "use_tls = true"), &cx)
-                .err()
-                .expect("tls")[0]
+            build(
+                &plugin_config("TcpOutput", "use_tls = true\n[tls]\nroot_cafile = '/nope'"),
+                &cx
+            )
+            .err()
+            .expect("unreadable CA")[0]
                 .key,
-            "use_tls"
+            "tls.root_cafile"
         );
     }
 

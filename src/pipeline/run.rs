@@ -261,6 +261,8 @@ impl Pipeline {
 
     /// Reads the config again and applies what changed (see `reload`).
     fn reload(&mut self, live: &mut Live, cx: &ApplyCx<'_>) -> Result<String, ReloadError> {
+        // Unchanged listeners and clients read their certificates again too (rotation).
+        crate::tls::reload_files();
         let Plan {
             pipeline: mut new,
             diff,

@@ -1,6 +1,8 @@
 //! Shared harness for end-to-end tests: start the real `hekate` binary on a config
 //! written to a temp folder, talk to it over loopback, signal it, and read its log.
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
