@@ -22,7 +22,8 @@
 //!   [`hostmetrics`] (host metrics from `/proc`), [`hostmon`] (host heartbeats, states
 //!   and thresholds), [`interpolate`] (`%{Name}` message templates), [`nagios`] (plugin
 //!   output, perfdata and passive check results), [`process_job`] (scheduled command
-//!   chains), [`xmlpath`] (XPath captures from XML), [`tls`] (Heka's TLS keys on rustls).
+//!   chains), [`xmlpath`] (XPath captures from XML), [`tls`] (Heka's TLS keys on rustls), [`listener`] (the accept side of
+//!   every server: connection cap, TLS handshake).
 //! * **Foundation**: [`message`], [`config`], [`matcher`], [`buffer`], [`stats`], [`error`],
 //!   [`atomic_file`].
 //!
@@ -43,6 +44,7 @@ pub mod hostmon;
 pub mod http;
 pub mod inputs;
 pub mod interpolate;
+pub mod listener;
 pub mod log_format;
 pub mod lovebeat;
 pub mod matcher;

@@ -21,7 +21,8 @@ const KINDS: [&str; 6] = [
     "encoders",
     "outputs",
 ];
-const KITS: [&str; 20] = [
+const KITS: [&str; 21] = [
+    "listener.rs",
     "tls",
     "console",
     "xmlpath.rs",

@@ -22,6 +22,7 @@ mod hekate_test;
 mod host_metrics;
 mod http;
 mod layering;
+mod limits;
 mod log_flood;
 mod logstreamer;
 mod lovebeat;

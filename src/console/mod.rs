@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
+
+use crate::listener::Listener;
+use crate::stats::PluginStats;
 
 pub mod assets;
 pub mod cbuf;
@@ -26,6 +29,8 @@ pub use state::Shared;
 /// A running console server.
 pub struct Console {
     address: SocketAddr,
+    /// The listener's counters (`refused_connections`, `tls_handshake_errors`, ...).
+    stats: Arc<PluginStats>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,12 +46,14 @@ impl Console {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
+        let stats = Arc::new(PluginStats::default());
+        let counters = stats.clone();
         let thread = std::thread::Builder::new()
             .name("console".into())
-            .spawn(move || serve(listener, settings, shared, stopped))?;
-        tracing::info!(%address, "Console listening.");
+            .spawn(move || serve(listener, settings, shared, counters, stopped))?;
         Ok(Console {
             address,
+            stats,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -55,6 +62,11 @@ impl Console {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The listener's counters.
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.stats
     }
 }
 
@@ -75,6 +87,7 @@ fn serve(
     listener: TcpListener,
     settings: Settings,
     shared: Arc<Shared>,
+    stats: Arc<PluginStats>,
     stopped: oneshot::Receiver<()>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -90,7 +103,7 @@ fn serve(
     };
     let span = tracing::info_span!("console");
     let _enter = span.enter();
-    rt.block_on(accept_loop(listener, settings, shared, stopped));
+    rt.block_on(accept_loop(listener, settings, shared, stats, stopped));
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
 }
 
@@ -98,9 +111,19 @@ async fn accept_loop(
     listener: TcpListener,
     settings: Settings,
     shared: Arc<Shared>,
+    stats: Arc<PluginStats>,
     mut stopped: oneshot::Receiver<()>,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
+    let listener = tokio::net::TcpListener::from_std(listener).and_then(|l| {
+        Listener::from_tokio(
+            l,
+            "the console",
+            settings.max_connections,
+            settings.tls.clone(),
+            &stats,
+        )
+    });
+    let mut listener = match listener {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "Cannot serve the console.");
@@ -108,31 +131,23 @@ async fn accept_loop(
         }
     };
     let timeout = settings.request_timeout;
-    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let app = server::router(shared, Arc::new(settings));
     loop {
-        let permit = tokio::select! {
+        let (sock, peer, slot) = tokio::select! {
             _ = &mut stopped => return,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (stream, _) = tokio::select! {
-            _ = &mut stopped => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!(error = %e, "Accept failed.");
-                    continue;
-                }
-            },
+            a = listener.accept() => a,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let handshake = listener.handshake();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = conn.await;
-            drop(permit);
+            if let Some(conn) = handshake.run(sock, peer).await {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(conn), service);
+                let _ = conn.await;
+            }
+            drop(slot);
         });
     }
 }

@@ -53,6 +53,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Largest request body (POST `/render`).
     pub max_body_size: usize,
+    /// HTTPS (`use_tls`).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 #[derive(Clone)]
@@ -423,6 +425,7 @@ mod tests {
             max_connections: 4,
             request_timeout: Duration::from_secs(5),
             max_body_size: 1024,
+            tls: None,
         };
         router(shared, Arc::new(settings))
     }

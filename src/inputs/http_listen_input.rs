@@ -23,7 +23,6 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -31,12 +30,14 @@ use tracing::Instrument;
 use crate::config::common::de_duration;
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
+use crate::listener::{Conn, Listener};
 use crate::message::Field;
 use crate::plugin::Refused;
 use crate::plugin::{
     BoxFuture, BuildContext, Defaults, Input, InputContext, RecordStream, Registration,
 };
-use crate::stats::{LogLimiter, PluginStats};
+use crate::stats::PluginStats;
+use crate::tls::ServerTls;
 
 /// Heka's message Type for a request.
 const MSG_TYPE: &str = "heka.httpdata.request";
@@ -44,12 +45,6 @@ const MSG_TYPE: &str = "heka.httpdata.request";
 const SEVERITY: i32 = 6;
 /// How long open connections may finish their request at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Pause after a failed `accept` (e.g. out of file descriptors).
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// Time a client has to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time a client has to send a request's body; then it is answered 408.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The realm announced in `WWW-Authenticate`.
 const REALM: &str = "hekate";
 
@@ -110,11 +105,22 @@ pub struct HttpListenInputConfig {
     pub accept_timeout: Duration,
     /// The `Retry-After` seconds sent with a 503. Default 1.
     pub retry_after: u64,
-    /// Most connections served at once; further clients wait in the listen backlog.
-    /// Default 1024.
+    /// Most connections served at once; further ones are closed at once and counted in
+    /// `refused_connections`. Default 1024.
     pub max_connections: usize,
-    /// TLS is not supported; `true` is rejected.
+    /// Longest wait for a request's headers, counted from when the connection is ready
+    /// for the next request (so it also closes idle keep-alive connections and
+    /// slowloris clients). Go duration or seconds. Default `"30s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// Longest time to receive a request's body; slower ones are answered 408.
+    /// Default `"30s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// Serve HTTPS with the `[name.tls]` settings. Default false.
     pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for HttpListenInputConfig {
@@ -132,7 +138,10 @@ impl Default for HttpListenInputConfig {
             accept_timeout: Duration::from_millis(100),
             retry_after: 1,
             max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
             use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -151,6 +160,8 @@ enum Auth {
 pub struct HttpListenInput {
     address: SocketAddr,
     max_connections: usize,
+    /// Set with `use_tls`.
+    tls: Option<ServerTls>,
     shared: Arc<Shared>,
 }
 
@@ -162,6 +173,8 @@ struct Shared {
     max_body_size: u64,
     accept_timeout: Duration,
     retry_after: HeaderValue,
+    header_timeout: Duration,
+    body_timeout: Duration,
 }
 
 /// The counters request handlers bump.
@@ -195,8 +208,14 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration 
 
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<ConfigError>> {
     let c: HttpListenInputConfig = p.parse()?;
-    if c.use_tls {
-        return Err(vec![p.error("use_tls", "TLS is not supported")]);
+    let tls = crate::tls::server_for(p, c.use_tls, &c.tls).map_err(|e| vec![e])?;
+    if c.header_timeout.is_zero() || c.body_timeout.is_zero() {
+        let key = if c.header_timeout.is_zero() {
+            "header_timeout"
+        } else {
+            "body_timeout"
+        };
+        return Err(vec![p.error(key, "must be more than 0")]);
     }
     let address = crate::config::common::listen_address(&c.address)
         .map_err(|e| vec![p.error("address", e)])?;
@@ -209,6 +228,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     Ok(Box::new(HttpListenInput {
         address,
         max_connections: c.max_connections,
+        tls,
         shared: Arc::new(Shared {
             response_headers,
             request_headers: c.request_headers,
@@ -216,6 +236,8 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
             max_body_size: c.max_body_size,
             accept_timeout: c.accept_timeout,
             retry_after: HeaderValue::from(c.retry_after),
+            header_timeout: c.header_timeout,
+            body_timeout: c.body_timeout,
         }),
     }))
 }
@@ -250,28 +272,30 @@ fn auth(p: &PluginConfig, c: &HttpListenInputConfig) -> Result<Auth, Vec<ConfigE
 impl Input for HttpListenInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            let listener = TcpListener::bind(self.address).await?;
-            tracing::info!(address = %self.address, "Listening for HTTP.");
+            let mut listener = Listener::bind(
+                self.address,
+                "HTTP",
+                self.max_connections,
+                self.tls.clone(),
+                cx.stats(),
+            )
+            .await?;
             let counters = Arc::new(Counters::new(cx.stats()));
             let mut conns = JoinSet::new();
             let mut shutdown = cx.shutdown();
-            let mut log = LogLimiter::default();
             loop {
                 tokio::select! {
-                    r = listener.accept(), if conns.len() < self.max_connections => match r {
-                        Ok((sock, peer)) => {
-                            let conn = serve(sock, peer, self.shared.clone(), counters.clone(), cx.clone());
-                            // Connection tasks log under the input's span.
-                            conns.spawn(conn.instrument(tracing::Span::current()));
-                        }
-                        // Out of file descriptors and the like: keep serving the others,
-                        // and pause so a persistent error does not spin.
-                        Err(e) => {
-                            if let Some(suppressed) = log.check() {
-                                tracing::warn!(error = %e, suppressed, "Accept failed; still listening.");
+                    (sock, peer, slot) = listener.accept() => {
+                        let handshake = listener.handshake();
+                        let (shared, counters, cx) = (self.shared.clone(), counters.clone(), cx.clone());
+                        let conn = async move {
+                            if let Some(conn) = handshake.run(sock, peer).await {
+                                serve(conn, peer, shared, counters, cx).await;
                             }
-                            tokio::time::sleep(ACCEPT_PAUSE).await;
-                        }
+                            drop(slot);
+                        };
+                        // Connection tasks log under the input's span.
+                        conns.spawn(conn.instrument(tracing::Span::current()));
                     },
                     Some(_) = conns.join_next(), if !conns.is_empty() => {}
                     _ = shutdown.wait() => break,
@@ -297,13 +321,14 @@ impl Input for HttpListenInput {
 
 /// Serves one connection until the client closes it or hekate shuts down.
 async fn serve(
-    sock: tokio::net::TcpStream,
+    sock: Conn,
     peer: SocketAddr,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
     cx: InputContext,
 ) {
     let mut shutdown = cx.shutdown();
+    let header_timeout = shared.header_timeout;
     let mut stream = cx.stream();
     stream.set_hostname(peer.ip().to_string());
     stream.set_type(MSG_TYPE);
@@ -316,7 +341,7 @@ async fn serve(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(sock), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -360,7 +385,10 @@ async fn handle(
     }
     let fields = request_fields(&req, peer, &shared.request_headers);
     let limit = usize::try_from(shared.max_body_size).unwrap_or(usize::MAX);
-    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect());
+    let read = tokio::time::timeout(
+        shared.body_timeout,
+        Limited::new(req.into_body(), limit).collect(),
+    );
     let body = match read.await {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
@@ -529,7 +557,8 @@ mod tests {
         assert_eq!(key("auth_type = 'Digest'"), "auth_type");
         assert_eq!(key("auth_type = 'API'"), "api_key");
         assert_eq!(key("auth_type = 'Bearer'"), "bearer_token");
-        assert_eq!(key("use_tls = true"), "use_tls");
+        assert_eq!(key("use_tls = true"), "tls.cert_file");
+        assert_eq!(key("header_timeout = 0"), "header_timeout");
         assert_eq!(key("[headers]\n'bad header' = 'x'"), "headers");
         assert_eq!(key("adress = 'x'"), "adress");
     }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, Interest};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
+use crate::listener::{Conn, Listener};
 use crate::plugin::Shutdown;
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
 use crate::stats::PluginStats;
@@ -57,6 +58,13 @@ pub struct StatsdInputConfig {
     pub max_msg_size: u32,
     /// Also accept newline-delimited statsd over TCP on this address. Default: off.
     pub tcp_address: Option<String>,
+    /// TCP: most connections at once; further ones are closed at once and counted in
+    /// `refused_connections`. Default 1024.
+    pub max_connections: usize,
+    /// TCP: speak TLS with the `[name.tls]` settings. Default false.
+    pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
     /// `SO_RCVBUF` of each UDP socket, in bytes (capped by the kernel's `rmem_max`).
     /// Default 0: the system default.
     pub receive_buffer_size: usize,
@@ -69,6 +77,9 @@ impl Default for StatsdInputConfig {
             stat_accum_name: "StatAccumInput".into(),
             max_msg_size: MAX_UDP_PAYLOAD,
             tcp_address: None,
+            max_connections: 1024,
+            use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
             receive_buffer_size: 0,
         }
     }
@@ -111,6 +122,8 @@ pub struct StatsdInput {
     udp: SocketAddr,
     /// `tcp_address`, resolved the same way.
     tcp: Option<SocketAddr>,
+    /// Set with `use_tls`.
+    tls: Option<crate::tls::ServerTls>,
     bus: Arc<StatBus>,
 }
 
@@ -129,10 +142,18 @@ fn build(pc: &PluginConfig, cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         Some(a) => Some(listen(a).map_err(|e| vec![pc.error("tcp_address", e)])?),
         None => None,
     };
+    if config.use_tls && tcp.is_none() {
+        return Err(vec![pc.error(
+            "use_tls",
+            "TLS needs tcp_address (statsd over UDP has no TLS)",
+        )]);
+    }
+    let tls = crate::tls::server_for(pc, config.use_tls, &config.tls).map_err(|e| vec![e])?;
     Ok(Box::new(StatsdInput {
         config,
         udp,
         tcp,
+        tls,
         bus,
     }))
 }
@@ -155,8 +176,11 @@ impl StatsdInput {
             tasks.spawn(rx.run(cx.shutdown()));
         }
         tracing::info!(address = %self.config.address, sockets, "Listening for statsd over UDP.");
+        crate::tls::warn_if_exposed(self.udp, false);
         if let Some(addr) = self.tcp {
-            let listener = TcpListener::bind(addr).await?;
+            let max = self.config.max_connections;
+            let listener =
+                Listener::bind(addr, "statsd over TCP", max, self.tls.clone(), cx.stats()).await?;
             let tcp = TcpServer {
                 bus: self.bus.clone(),
                 max: self.config.max_msg_size as usize,
@@ -328,6 +352,7 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io:
 }
 
 /// The optional TCP listener: one task per connection, lines split on `\n`.
+#[derive(Clone)]
 struct TcpServer {
     bus: Arc<StatBus>,
     max: usize,
@@ -335,18 +360,21 @@ struct TcpServer {
 }
 
 impl TcpServer {
-    async fn run(self, listener: TcpListener, mut shutdown: Shutdown) -> Result<(), BoxError> {
+    async fn run(self, mut listener: Listener, mut shutdown: Shutdown) -> Result<(), BoxError> {
         let _feeder = self.bus.feeder();
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let conn = TcpConn::new(stream, &self);
-                        conns.spawn(conn.run(shutdown.clone()));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "Statsd TCP accept failed."),
+                (sock, peer, slot) = listener.accept() => {
+                    let handshake = listener.handshake();
+                    let (server, shutdown) = (self.clone(), shutdown.clone());
+                    conns.spawn(async move {
+                        if let Some(conn) = handshake.run(sock, peer).await {
+                            TcpConn::new(conn, &server).run(shutdown).await;
+                        }
+                        drop(slot);
+                    });
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
@@ -359,7 +387,7 @@ impl TcpServer {
 /// One TCP connection: complete lines are parsed as they arrive; a line longer than
 /// `max_msg_size` is dropped up to its newline.
 struct TcpConn {
-    stream: TcpStream,
+    stream: Conn,
     buf: Vec<u8>,
     skipping: bool,
     max: usize,
@@ -369,7 +397,7 @@ struct TcpConn {
 }
 
 impl TcpConn {
-    fn new(stream: TcpStream, server: &TcpServer) -> Self {
+    fn new(stream: Conn, server: &TcpServer) -> Self {
         TcpConn {
             stream,
             buf: Vec::with_capacity(8192),

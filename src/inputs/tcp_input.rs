@@ -4,23 +4,20 @@
 //! stops accepting, lets every connection flush what it has decoded, and returns.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
+use crate::listener::{Conn, Listener};
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
-use crate::stats::LogLimiter;
+use crate::stats::PluginStats;
 use crate::tls::ServerTls;
-
-/// Pause after a failed `accept` before trying again (e.g. out of file descriptors).
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 const READ_BUF: usize = 64 * 1024;
 /// At shutdown, a connection quiet this long is considered fully read.
@@ -59,8 +56,13 @@ pub struct TcpInputConfig {
     pub tls: crate::tls::TlsConfig,
     /// Stamp the peer's IP address as the message Hostname. Default false.
     pub set_hostname: bool,
-    /// Most connections served at once; further ones wait in the backlog. Default 1024.
+    /// Most connections served at once; further ones are closed at once and counted in
+    /// `refused_connections`. Default 1024.
     pub max_connections: usize,
+    /// Close a connection that sent nothing for this long (Go duration or seconds).
+    /// Default 0: never, as in Heka (agents keep quiet connections open).
+    #[serde(deserialize_with = "crate::config::common::de_duration")]
+    pub idle_timeout: Duration,
     /// Acknowledge records to a `TcpOutput` with `require_ack = true`: the cumulative
     /// count of records this connection's pipeline is done with (every matching filter
     /// and output let go of them; a buffered one once they are in its disk buffer), as
@@ -79,6 +81,7 @@ impl Default for TcpInputConfig {
             tls: crate::tls::TlsConfig::default(),
             set_hostname: false,
             max_connections: 1024,
+            idle_timeout: Duration::ZERO,
             require_ack: false,
         }
     }
@@ -90,6 +93,8 @@ pub struct TcpInput {
     address: SocketAddr,
     /// Set with `use_tls`.
     tls: Option<ServerTls>,
+    /// `idle_timeout`, when not zero.
+    idle_timeout: Option<Duration>,
 }
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
@@ -110,6 +115,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         .map_err(|e| errs.push(p.error("address", e)));
     match (address, tls) {
         (Ok(address), Ok(tls)) if errs.is_empty() => Ok(Box::new(TcpInput {
+            idle_timeout: (!c.idle_timeout.is_zero()).then_some(c.idle_timeout),
             config: c,
             address,
             tls,
@@ -121,61 +127,47 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
 impl Input for TcpInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            let listener = TcpListener::bind(self.address).await?;
-            tracing::info!(address = %self.address, tls = self.tls.is_some(), "Listening for TCP.");
-            crate::tls::warn_if_exposed(self.address, self.tls.is_some());
+            let mut listener = Listener::bind(
+                self.address,
+                "TCP",
+                self.config.max_connections,
+                self.tls.clone(),
+                cx.stats(),
+            )
+            .await?;
+            if self.idle_timeout.is_some() {
+                cx.stats().counter("idle_closed");
+            }
             let mut conns = JoinSet::new();
             let mut shutdown = cx.shutdown();
-            let accept_errors = cx.stats().counter("accept_errors");
-            let refused = cx.stats().counter("refused_connections");
-            if self.tls.is_some() {
-                cx.stats().counter(crate::tls::HANDSHAKE_ERRORS);
-            }
-            let mut limiter = LogLimiter::default();
             loop {
                 while conns.try_join_next().is_some() {}
-                let (sock, peer) = tokio::select! {
-                    r = listener.accept() => match r {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            // Transient (a peer that reset before accept, out of file
-                            // descriptors): count, pause, keep serving the open connections.
-                            accept_errors.fetch_add(1, Ordering::Relaxed);
-                            if let Some(suppressed) = limiter.check() {
-                                tracing::warn!(error = %e, suppressed, "TCP accept failed; retrying.");
-                            }
-                            tokio::time::sleep(ACCEPT_RETRY).await;
-                            continue;
-                        }
-                    },
+                let (sock, peer, slot) = tokio::select! {
+                    a = listener.accept() => a,
                     _ = shutdown.wait() => break,
                 };
-                if conns.len() >= self.config.max_connections {
-                    refused.fetch_add(1, Ordering::Relaxed);
-                    match cx.stats().log_check("connection_limit") {
-                        Some(suppressed) => {
-                            tracing::warn!(%peer, suppressed, max_connections = self.config.max_connections,
-                            "Connection limit reached; refusing connections (counted in refused_connections).")
-                        }
-                        None => tracing::debug!(%peer, "Connection refused: limit reached."),
-                    }
-                    continue;
-                }
                 self.tune(&sock);
-                // Each connection logs under the input's span, with its peer.
-                let span = tracing::info_span!("conn", %peer);
                 let opts = ConnOptions {
                     peer,
                     set_hostname: self.config.set_hostname,
                     require_ack: self.config.require_ack,
+                    idle_timeout: self.idle_timeout,
                 };
                 if opts.require_ack {
                     // Acks are tiny writes: Nagle's algorithm would hold each one back
                     // until the previous was acknowledged, stalling the sender.
                     let _ = sock.set_nodelay(true);
                 }
-                let conn = handshake_then_serve(sock, self.tls.clone(), cx.clone(), opts);
-                conns.spawn(conn.instrument(span));
+                let handshake = listener.handshake();
+                let cx = cx.clone();
+                let conn = async move {
+                    if let Some(conn) = handshake.run(sock, peer).await {
+                        serve(conn, cx, opts).await;
+                    }
+                    drop(slot);
+                };
+                // Each connection logs under the input's span, with its peer.
+                conns.spawn(conn.instrument(tracing::info_span!("conn", %peer)));
             }
             drop(listener);
             while conns.join_next().await.is_some() {}
@@ -203,41 +195,23 @@ struct ConnOptions {
     peer: SocketAddr,
     set_hostname: bool,
     require_ack: bool,
-}
-
-/// Runs the TLS handshake when the input has TLS (a refusal is counted in
-/// `tls_handshake_errors` and logged with its reason), then serves the connection.
-async fn handshake_then_serve(
-    sock: TcpStream,
-    tls: Option<ServerTls>,
-    cx: InputContext,
-    opts: ConnOptions,
-) {
-    let Some(tls) = tls else {
-        return serve(sock, cx, opts).await;
-    };
-    match tls.accept(sock).await {
-        Ok(s) => serve(s, cx, opts).await,
-        Err(e) => crate::tls::refused(cx.stats(), opts.peer, &e),
-    }
+    idle_timeout: Option<Duration>,
 }
 
 /// Reads one connection until EOF, error or shutdown, then flushes its stream.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut sock: S,
-    cx: InputContext,
-    opts: ConnOptions,
-) {
+async fn serve(mut sock: Conn, cx: InputContext, opts: ConnOptions) {
     let ConnOptions {
         peer,
         set_hostname,
         require_ack,
+        idle_timeout,
     } = opts;
     let mut stream = cx.stream();
     if set_hostname {
         stream.set_hostname(peer.ip().to_string());
     }
     let mut buf = vec![0u8; READ_BUF];
+    let mut idle_since = tokio::time::Instant::now();
     let mut shutdown = cx.shutdown();
     let mut acks = Acks {
         wait_release: cx.buffered(),
@@ -256,13 +230,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             },
             _ = tokio::time::sleep(acks.poll), if waiting => 0,
             _ = cx.spooled().notified(), if waiting => 0,
+            _ = idle(idle_timeout, idle_since) => {
+                tracing::debug!(%peer, "Connection idle too long; closed.");
+                PluginStats::add(&cx.stats().counter("idle_closed"), 1);
+                break;
+            }
             _ = shutdown.wait() => {
                 drain_buffered(&mut sock, &mut stream, &mut buf).await;
                 break;
             }
         };
-        if n > 0 && stream.feed(&buf[..n]).await.is_err() {
-            return;
+        if n > 0 {
+            idle_since = tokio::time::Instant::now();
+            if stream.feed(&buf[..n]).await.is_err() {
+                return;
+            }
         }
         if !require_ack {
             continue;
@@ -276,6 +258,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let _ = stream.finish().await;
+}
+
+/// Resolves once the connection has been quiet for `timeout` since `since`; never
+/// without a timeout.
+async fn idle(timeout: Option<Duration>, since: tokio::time::Instant) {
+    match timeout {
+        Some(t) => tokio::time::sleep_until(since + t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Wait between checks for released records while acks are owed (the sender is likely

@@ -52,12 +52,17 @@ pub struct DashboardOutputConfig {
     pub username: Option<String>,
     /// See `username`.
     pub password: Option<String>,
-    /// Connections served at once; more wait for a free slot.
+    /// Connections served at once; further ones are closed at once and counted in
+    /// `refused_connections`. Default 64.
     pub max_connections: usize,
     /// Seconds allowed to send a request's headers, and to answer it.
     pub request_timeout: u64,
     /// Largest request body in bytes (POST `/render`); larger ones get 413.
     pub max_body_size: usize,
+    /// Serve HTTPS with the `[name.tls]` settings. Default false.
+    pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for DashboardOutputConfig {
@@ -73,6 +78,8 @@ impl Default for DashboardOutputConfig {
             max_connections: 64,
             request_timeout: 10,
             max_body_size: 64 * 1024,
+            use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -148,6 +155,9 @@ fn settings(
     if c.request_timeout == 0 {
         errors.push(cfg.error("request_timeout", "must be at least 1 second"));
     }
+    let tls = crate::tls::server_for(cfg, c.use_tls, &c.tls)
+        .map_err(|e| errors.push(e))
+        .unwrap_or_default();
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -161,7 +171,16 @@ fn settings(
         max_connections: c.max_connections,
         request_timeout: Duration::from_secs(c.request_timeout),
         max_body_size: c.max_body_size,
+        tls,
     })
+}
+
+/// Shows the console listener's counters under this output's name.
+fn copy_listener_counters(from: &crate::stats::PluginStats, to: &crate::stats::PluginStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, value) in from.custom().0 {
+        to.counter(name).store(value, Relaxed);
+    }
 }
 
 impl DashboardOutput {
@@ -194,6 +213,9 @@ impl Output for DashboardOutput {
         cx: &mut OutputContext<'_>,
     ) -> Result<(), ProcessError> {
         self.shared.tick();
+        if let Some(console) = &self._console {
+            copy_listener_counters(console.stats(), cx.stats);
+        }
         if let Err(e) = self.write_report() {
             crate::stats::PluginStats::add(&cx.stats.counter("write_errors"), 1);
             tracing::debug!(error = %e, file = %self.report_file.display(), "Cannot write heka_report.json.");

@@ -128,11 +128,29 @@ impl ServerTls {
     }
 }
 
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.0.source.cert_file)
+            .field("client_auth", &self.0.source.client_auth)
+            .finish()
+    }
+}
+
 /// A client's TLS: the compiled client config and the name to verify.
 #[derive(Clone)]
 pub struct ClientTls {
     inner: Arc<Reloading<ClientConfig>>,
     server_name: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .field("root_cafile", &self.inner.source.root_cafile)
+            .finish()
+    }
 }
 
 /// A blocking client connection over TLS.
