@@ -61,11 +61,23 @@ const POOL_IDLE: Duration = Duration::from_secs(30);
 /// A client with a connection pool, for http:// and https:// URLs. Must be called (and
 /// used) inside a tokio runtime.
 pub fn client() -> Client {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
+    client_with(None)
+}
+
+/// A [`client`] whose https:// connections use `tls` (`[name.tls]`: a private CA, a
+/// client certificate, `server_name`); without it, the webpki roots.
+pub fn client_with(tls: Option<&crate::tls::ClientTls>) -> Client {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let mut builder = match tls {
+        Some(t) => builder.with_tls_config((*t.config()).clone()),
+        None => builder.with_webpki_roots(),
+    }
+    .https_or_http();
+    if let Some(name) = tls.and_then(crate::tls::ClientTls::fixed_server_name) {
+        builder =
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let https = builder.enable_http1().build();
     LegacyClient::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .build(https)
@@ -142,6 +154,10 @@ const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 pub struct BlockingClient {
     rt: Option<tokio::runtime::Runtime>,
     client: Option<Client>,
+    /// `[name.tls]` of the output; the client is made again when its files were re-read.
+    tls: Option<crate::tls::ClientTls>,
+    /// The TLS config the current client was made with.
+    made_with: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for BlockingClient {
@@ -165,6 +181,29 @@ pub enum RequestError {
 }
 
 impl BlockingClient {
+    /// A client whose https:// connections use `tls`.
+    pub fn with_tls(tls: Option<crate::tls::ClientTls>) -> Self {
+        BlockingClient {
+            tls,
+            ..BlockingClient::default()
+        }
+    }
+
+    /// Drops the client when the TLS files were re-read since it was made (SIGHUP).
+    fn follow_tls_reload(&mut self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let now = tls.config();
+        if !self
+            .made_with
+            .as_ref()
+            .is_some_and(|m| std::sync::Arc::ptr_eq(m, &now))
+        {
+            self.client = None;
+            self.made_with = Some(now);
+        }
+    }
     /// Sends `req` and waits (at most `timeout`) for the status; the body is read up to
     /// 1 MiB and dropped.
     pub fn send(
@@ -172,6 +211,7 @@ impl BlockingClient {
         req: hyper::Request<Full<Bytes>>,
         timeout: Option<Duration>,
     ) -> Result<hyper::StatusCode, RequestError> {
+        self.follow_tls_reload();
         let rt = match &mut self.rt {
             Some(rt) => rt,
             slot => slot.insert(
@@ -181,9 +221,9 @@ impl BlockingClient {
                     .map_err(RequestError::Runtime)?,
             ),
         };
-        let client = &mut self.client;
+        let (client, tls) = (&mut self.client, self.tls.as_ref());
         rt.block_on(async {
-            let client = client.get_or_insert_with(self::client);
+            let client = client.get_or_insert_with(|| client_with(tls));
             let work = async {
                 use http_body_util::BodyExt;
                 let resp = client.request(req).await.map_err(RequestError::Failed)?;

@@ -5,8 +5,11 @@
 //! `AUTH PLAIN` or `AUTH CRAM-MD5`, `MAIL FROM`, `RCPT TO` per recipient, `DATA` with dot-stuffing, `QUIT`.
 //! Replies are classified the way the output acts on them: connection and I/O errors and
 //! 4xx replies are [`SmtpError::Transient`] (retry later), 5xx replies are
-//! [`SmtpError::Permanent`] (the mail will never be accepted). No TLS: `STARTTLS` is not
-//! spoken, so credentials travel in clear text.
+//! [`SmtpError::Permanent`] (the mail will never be accepted).
+//!
+//! TLS ([`Security`]): `STARTTLS` (RFC 3207) after the first `EHLO`, required once asked
+//! for (a server that stops offering it gets no mail, rather than mail in clear), then
+//! `EHLO` again over TLS; or implicit TLS from the first byte (RFC 8314, port 465).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -63,6 +66,20 @@ pub struct Client {
     pub auth: Auth,
     /// Connect, read and write timeout.
     pub timeout: Duration,
+    /// In clear, STARTTLS or implicit TLS.
+    pub security: Security,
+}
+
+/// How a session is protected.
+#[derive(Debug, Clone, Default)]
+pub enum Security {
+    /// In clear.
+    #[default]
+    None,
+    /// `STARTTLS` after `EHLO`; a server that does not offer it is an error.
+    StartTls(crate::tls::ClientTls),
+    /// TLS from the first byte (port 465).
+    Implicit(crate::tls::ClientTls),
 }
 
 /// One mail ready to send: the envelope and the RFC 5322 text (CRLF line ends).
@@ -86,7 +103,7 @@ pub struct Delivered {
 impl Client {
     /// Delivers `mail` in one session.
     pub fn send(&self, mail: &Mail) -> Result<Delivered, SmtpError> {
-        let mut s = Session::connect(&self.host, self.timeout)?;
+        let mut s = Session::connect(self)?;
         let result = s.transaction(self, mail);
         // Best effort: the mail is accepted (or not) whatever QUIT answers.
         let _ = s.command("QUIT");
@@ -96,12 +113,53 @@ impl Client {
 
 /// A connected session.
 struct Session {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    io: BufReader<Stream>,
+}
+
+/// The session's connection: in clear, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<crate::tls::BlockingStream>),
+    /// Only while upgrading.
+    Gone,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Gone => Ok(0),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            Stream::Gone => Ok(()),
+        }
+    }
+}
+
+/// The host part of `host:port`, for the TLS server name.
+fn host_name(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
 impl Session {
-    fn connect(host: &str, timeout: Duration) -> Result<Session, SmtpError> {
+    fn connect(client: &Client) -> Result<Session, SmtpError> {
+        let (host, timeout) = (client.host.as_str(), client.timeout);
         let addrs = host
             .to_socket_addrs()
             .map_err(|e| SmtpError::Transient(format!("resolve {host}: {e}")))?;
@@ -112,10 +170,14 @@ impl Session {
                     let io = |e: std::io::Error| SmtpError::Transient(format!("{host}: {e}"));
                     stream.set_read_timeout(Some(timeout)).map_err(io)?;
                     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-                    let writer = stream.try_clone().map_err(io)?;
+                    let stream = match &client.security {
+                        Security::Implicit(tls) => {
+                            Stream::Tls(Box::new(handshake(tls, host, stream, timeout)?))
+                        }
+                        _ => Stream::Plain(stream),
+                    };
                     let mut s = Session {
-                        reader: BufReader::new(stream),
-                        writer,
+                        io: BufReader::new(stream),
                     };
                     s.expect("greeting", 220)?;
                     return Ok(s);
@@ -126,14 +188,54 @@ impl Session {
         Err(SmtpError::Transient(last))
     }
 
-    fn transaction(&mut self, client: &Client, mail: &Mail) -> Result<Delivered, SmtpError> {
+    /// `EHLO` (or `HELO`): the server's capabilities.
+    fn hello(&mut self, client: &Client) -> Result<String, SmtpError> {
         let (code, text) = self.command(&format!("EHLO {}", client.helo))?;
-        let capabilities = if code == 250 {
-            text
-        } else {
-            check("HELO", self.command(&format!("HELO {}", client.helo))?, 250)?;
-            String::new()
+        if code == 250 {
+            return Ok(text);
+        }
+        check("HELO", self.command(&format!("HELO {}", client.helo))?, 250)?;
+        Ok(String::new())
+    }
+
+    /// `STARTTLS` and the handshake; the capabilities must be asked for again after.
+    fn start_tls(
+        &mut self,
+        client: &Client,
+        tls: &crate::tls::ClientTls,
+        capabilities: &str,
+    ) -> Result<(), SmtpError> {
+        if !capabilities
+            .lines()
+            .any(|l| l.trim().eq_ignore_ascii_case("STARTTLS"))
+        {
+            return Err(SmtpError::Transient(
+                "the server does not offer STARTTLS, which this output requires (no mail is sent in clear)".into(),
+            ));
+        }
+        let reply = self.command("STARTTLS")?;
+        check("STARTTLS", reply, 220)?;
+        // Anything the server sent beyond its reply came before TLS and must not be read
+        // as if it had come through it (CVE-2011-0411).
+        if !self.io.buffer().is_empty() {
+            return Err(SmtpError::Transient(
+                "data after the STARTTLS reply; not trusted".into(),
+            ));
+        }
+        let Stream::Plain(sock) = std::mem::replace(self.io.get_mut(), Stream::Gone) else {
+            return Err(SmtpError::Transient("STARTTLS on a TLS session".into()));
         };
+        let stream = handshake(tls, &client.host, sock, client.timeout)?;
+        *self.io.get_mut() = Stream::Tls(Box::new(stream));
+        Ok(())
+    }
+
+    fn transaction(&mut self, client: &Client, mail: &Mail) -> Result<Delivered, SmtpError> {
+        let mut capabilities = self.hello(client)?;
+        if let Security::StartTls(tls) = &client.security {
+            self.start_tls(client, tls, &capabilities)?;
+            capabilities = self.hello(client)?;
+        }
         self.authenticate(&client.auth, &capabilities)?;
         let reply = self.command(&format!("MAIL FROM:<{}>", mail.from))?;
         check("MAIL FROM", reply, 250)?;
@@ -197,9 +299,9 @@ impl Session {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpError> {
-        self.writer
-            .write_all(bytes)
-            .and_then(|()| self.writer.flush())
+        let w = self.io.get_mut();
+        w.write_all(bytes)
+            .and_then(|()| w.flush())
             .map_err(|e| SmtpError::Transient(format!("write: {e}")))
     }
 
@@ -213,7 +315,7 @@ impl Session {
         let mut text = String::new();
         loop {
             let mut line = String::new();
-            let n = (&mut self.reader)
+            let n = (&mut self.io)
                 .take(MAX_REPLY_LINE as u64)
                 .read_line(&mut line)
                 .map_err(|e| SmtpError::Transient(format!("read: {e}")))?;
@@ -233,6 +335,24 @@ impl Session {
             }
         }
     }
+}
+
+/// The TLS handshake on `sock`; a refusal (a certificate that does not verify) is
+/// transient: the mail waits for a fixed certificate.
+fn handshake(
+    tls: &crate::tls::ClientTls,
+    host: &str,
+    sock: TcpStream,
+    timeout: Duration,
+) -> Result<crate::tls::BlockingStream, SmtpError> {
+    let s = tls
+        .connect_blocking(host_name(host), sock)
+        .map_err(|e| SmtpError::Transient(format!("TLS handshake with {host}: {e}")))?;
+    // connect_blocking cleared the handshake timeouts; the session's apply again.
+    let io = |e: std::io::Error| SmtpError::Transient(format!("{host}: {e}"));
+    s.get_ref().set_read_timeout(Some(timeout)).map_err(io)?;
+    s.get_ref().set_write_timeout(Some(timeout)).map_err(io)?;
+    Ok(s)
 }
 
 /// `Ok` when the reply is in the class of `want` (2xx or 3xx).

@@ -337,3 +337,74 @@ host = "127.0.0.1:{port}"
     );
     assert!(body(data(&mails[2])).contains("(was down)"));
 }
+
+/// STARTTLS (with AUTH PLAIN only after it) and implicit TLS against aiosmtpd; a server
+/// that does not offer STARTTLS and one whose certificate does not verify get no mail,
+/// and the log says why.
+#[test]
+fn starttls_and_implicit_tls_against_aiosmtpd() {
+    let pki = tempfile::tempdir().expect("dir");
+    let (ca, other) = (
+        crate::common::pki::Ca::new(pki.path(), "ca"),
+        crate::common::pki::Ca::new(pki.path(), "other"),
+    );
+    let good = ca.leaf(pki.path(), "smtp", false);
+    let bad = other.leaf(pki.path(), "rogue", false);
+    let p = |x: &std::path::Path| x.display().to_string();
+    let (gc, gk, bc, bk) = (p(&good.cert), p(&good.key), p(&bad.cert), p(&bad.key));
+    let starttls = Sink::start(&["--starttls", &gc, &gk, "--auth", "alerts:s3cret"]);
+    let implicit = Sink::start(&["--implicit", &gc, &gk]);
+    let plain = Sink::start(&[]);
+    let rogue = Sink::start(&["--starttls", &bc, &bk]);
+    let mail = |name: &str, port: u16, extra: &str| {
+        format!(
+            r#"
+[{name}]
+type = "SmtpOutput"
+message_matcher = "Type == 'note' && Fields[to] == '{name}'"
+send_to = ["ops@example.com"]
+host = "localhost:{port}"
+use_tls = true
+{extra}
+[{name}.tls]
+root_cafile = "{}"
+"#,
+            ca.cert.display()
+        )
+    };
+    let udp = free_udp_port();
+    let cfg = format!(
+        "[in]\ntype = \"UdpInput\"\naddress = \"127.0.0.1:{udp}\"\ndecoder = \"JsonDecoder\"\n\n[JsonDecoder]\n"
+    ) + &mail(
+        "starttls",
+        starttls.port,
+        "auth = \"Plain\"\nuser = \"alerts\"\npassword = \"s3cret\"",
+    ) + &mail("implicit", implicit.port, "tls_mode = \"implicit\"")
+        + &mail("plain", plain.port, "")
+        + &mail("rogue", rogue.port, "");
+    let h = Hekate::start(&cfg);
+    assert!(h.wait_log("Listening for UDP.", LONG), "{}", h.log_text());
+    for to in ["starttls", "implicit", "plain", "rogue"] {
+        send_json(
+            udp,
+            &format!(r#"{{"Type":"note","Payload":"over TLS","Fields":{{"to":"{to}"}}}}"#),
+        );
+    }
+    for sink in [&starttls, &implicit] {
+        let mails = sink.wait_mails(1, LONG);
+        assert_eq!(mails[0]["tls"], true, "{mails:?}");
+        assert!(body(data(&mails[0])).contains("over TLS"));
+    }
+    assert_eq!(starttls.mails()[0]["authenticated"], true);
+    assert!(
+        h.wait_log("does not offer STARTTLS", LONG),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        h.wait_log("invalid peer certificate: UnknownIssuer", LONG),
+        "{}",
+        h.log_text()
+    );
+    assert!(plain.mails().is_empty() && rogue.mails().is_empty());
+}

@@ -64,6 +64,9 @@ pub struct HttpInputConfig {
     /// Time limit of one request, body included, in milliseconds (a hekate addition).
     /// Default 10000.
     pub http_timeout: u64,
+    /// `[name.tls]`: Heka's TLS keys for https:// URLs (`root_cafile` for a private CA,
+    /// `cert_file`/`key_file` for a client certificate). Default: the Mozilla roots.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for HttpInputConfig {
@@ -79,6 +82,7 @@ impl Default for HttpInputConfig {
             success_severity: 6,
             error_severity: 1,
             http_timeout: 10_000,
+            tls: None,
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct HttpInput {
     success_severity: i32,
     error_severity: i32,
     timeout: Duration,
+    tls: Option<crate::tls::ClientTls>,
 }
 
 pub(crate) const PLUGIN: Registration<crate::plugin::BuildInput> = Registration {
@@ -133,7 +138,12 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
     if c.http_timeout == 0 {
         return Err(vec![p.error("http_timeout", "must be at least 1 ms")]);
     }
+    let tls = match &c.tls {
+        Some(t) => crate::tls::client_for(p, true, t).map_err(|e| vec![e])?,
+        None => None,
+    };
     Ok(Box::new(HttpInput {
+        tls,
         targets,
         method,
         body: Bytes::from(c.body),
@@ -142,6 +152,36 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Input>, Vec<Con
         error_severity: c.error_severity,
         timeout: Duration::from_millis(c.http_timeout),
     }))
+}
+
+/// The HTTP client, made again when the TLS files were re-read (SIGHUP).
+struct TlsClient {
+    tls: Option<crate::tls::ClientTls>,
+    made_with: Option<Arc<rustls::ClientConfig>>,
+    client: crate::http::Client,
+}
+
+impl TlsClient {
+    fn new(tls: Option<crate::tls::ClientTls>) -> Self {
+        let made_with = tls.as_ref().map(crate::tls::ClientTls::config);
+        let client = crate::http::client_with(tls.as_ref());
+        TlsClient {
+            tls,
+            made_with,
+            client,
+        }
+    }
+
+    fn get(&mut self) -> crate::http::Client {
+        if let (Some(tls), Some(made)) = (&self.tls, &self.made_with) {
+            let now = tls.config();
+            if !Arc::ptr_eq(made, &now) {
+                self.client = crate::http::client_with(Some(tls));
+                self.made_with = Some(now);
+            }
+        }
+        self.client.clone()
+    }
 }
 
 /// What one request produced.
@@ -166,7 +206,7 @@ impl Input for HttpInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
             let this = Arc::new(*self);
-            let client = crate::http::client();
+            let mut client = TlsClient::new(this.tls.clone());
             let stats = cx.stats();
             let counters = Counters {
                 polls: stats.counter("polls"),
@@ -187,7 +227,7 @@ impl Input for HttpInput {
             let mut shutdown = cx.shutdown();
             tracing::info!(urls = this.targets.len(), ?every, "Polling HTTP.");
             loop {
-                let round = this.clone().poll_all(client.clone());
+                let round = this.clone().poll_all(client.get());
                 let results = tokio::select! {
                     r = round => r,
                     _ = shutdown.wait() => return Ok(()),

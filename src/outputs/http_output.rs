@@ -54,6 +54,10 @@ pub struct HttpOutputConfig {
     pub password: String,
     /// Time limit of one request in milliseconds; 0 = none. Default 10000 (Heka: 0).
     pub http_timeout: u64,
+    /// `[name.tls]`: Heka's TLS keys for https:// URLs (`root_cafile` for a private CA,
+    /// `cert_file`/`key_file` for a client certificate, `server_name`). Default: the
+    /// Mozilla roots, no client certificate.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for HttpOutputConfig {
@@ -66,6 +70,7 @@ impl Default for HttpOutputConfig {
             username: String::new(),
             password: String::new(),
             http_timeout: 10_000,
+            tls: None,
         }
     }
 }
@@ -123,13 +128,17 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             .map_err(|e| vec![p.error("username", e)])?;
         headers.insert(AUTHORIZATION, v);
     }
+    let tls = match &c.tls {
+        Some(t) => crate::tls::client_for(p, true, t).map_err(|e| vec![e])?,
+        None => None,
+    };
     Ok(Box::new(HttpOutput {
         address,
         address_field: (!c.address_field.is_empty()).then_some(c.address_field),
         method,
         headers,
         timeout: (c.http_timeout > 0).then(|| Duration::from_millis(c.http_timeout)),
-        client: Default::default(),
+        client: crate::http::BlockingClient::with_tls(tls),
         counters: None,
     }))
 }

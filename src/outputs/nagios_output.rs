@@ -74,9 +74,11 @@ pub struct NagiosOutputConfig {
     pub send_nsca_args: Vec<String>,
     /// Seconds `send_nsca` may take. Default 5.
     pub send_nsca_timeout: u64,
-    /// Heka's TLS switch for `url`; hekate uses TLS when `url` is `https://`, so only
-    /// `false` is accepted here.
+    /// Heka's TLS switch for `url`: with it, `url` must be `https://` and `[name.tls]`
+    /// applies. Default false (an `https://` url still uses TLS, with the Mozilla roots).
     pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
     /// hekate: append external commands to this Nagios command file (FIFO) instead of
     /// calling `url`. Default none.
     pub command_file: Option<PathBuf>,
@@ -95,6 +97,7 @@ impl Default for NagiosOutputConfig {
             send_nsca_args: Vec::new(),
             send_nsca_timeout: 5,
             use_tls: false,
+            tls: crate::tls::TlsConfig::default(),
             command_file: None,
         }
     }
@@ -128,12 +131,13 @@ pub struct NagiosOutput {
 fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let c: NagiosOutputConfig = p.parse()?;
     let mut errors = Vec::new();
-    if c.use_tls {
-        errors.push(p.error(
-            "use_tls",
-            "give an https:// url instead (TLS settings are not supported yet)",
-        ));
+    if c.use_tls && !c.url.starts_with("https://") {
+        errors.push(p.error("use_tls", "needs an https:// url"));
     }
+    let tls = crate::tls::client_for(p, c.use_tls, &c.tls).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if c.command_file.is_some() && !c.send_nsca_bin.is_empty() {
         errors.push(p.error(
             "command_file",
@@ -147,7 +151,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             args: c.send_nsca_args.clone(),
             timeout: Duration::from_secs(c.send_nsca_timeout.max(1)),
         }),
-        (None, true) => cgi_target(p, &c, &mut errors),
+        (None, true) => cgi_target(p, &c, tls, &mut errors),
     };
     match target {
         Some(target) if errors.is_empty() => Ok(Box::new(NagiosOutput {
@@ -163,6 +167,7 @@ fn build(p: &PluginConfig, _cx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
 fn cgi_target(
     p: &PluginConfig,
     c: &NagiosOutputConfig,
+    tls: Option<crate::tls::ClientTls>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Target> {
     let uri = crate::http::check_url(&c.url)
@@ -175,7 +180,7 @@ fn cgi_target(
         uri,
         auth,
         timeout: Duration::from_secs(c.response_header_timeout.max(1)),
-        client: Box::default(),
+        client: Box::new(BlockingClient::with_tls(tls)),
     })
 }
 

@@ -22,7 +22,7 @@ use crate::config::PluginConfig;
 use crate::error::{ConfigError, ProcessError};
 use crate::message::Pack;
 use crate::plugin::{BuildContext, Defaults, Output, OutputContext, Registration};
-use crate::smtp::{compose, envelope_address, Auth, Client, Headers, Mail, SmtpError};
+use crate::smtp::{compose, envelope_address, Auth, Client, Headers, Mail, Security, SmtpError};
 use crate::stats::{LogLimiter, PluginStats};
 use crate::tcp_sink::valid_host_port;
 
@@ -78,6 +78,24 @@ pub struct SmtpOutputConfig {
     /// hekate: most bytes of message bodies collected during `send_interval`.
     /// Default 1048576.
     pub max_batch_bytes: usize,
+    /// hekate: protect the session with TLS and the `[name.tls]` settings (see
+    /// `tls_mode`). Default false.
+    pub use_tls: bool,
+    /// `starttls` or `implicit` (TLS from the first byte, RFC 8314). Default:
+    /// `implicit` when `host`'s port is 465, else `starttls`.
+    pub tls_mode: Option<SmtpTlsMode>,
+    /// `[name.tls]`: Heka's TLS keys (README, *Security*).
+    pub tls: crate::tls::TlsConfig,
+}
+
+/// `tls_mode` of an `SmtpOutput`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTlsMode {
+    /// `STARTTLS` after `EHLO` (ports 25 and 587); required once asked for.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
 }
 
 impl Default for SmtpOutputConfig {
@@ -96,6 +114,9 @@ impl Default for SmtpOutputConfig {
             subject_from_body: false,
             timeout: 10,
             max_batch_bytes: 1 << 20,
+            use_tls: false,
+            tls_mode: None,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -153,6 +174,27 @@ pub(crate) const PLUGIN: Registration<crate::plugin::BuildOutput> = Registration
     references: &[],
 };
 
+/// `use_tls` and `tls_mode`; warns when credentials would cross a network in clear.
+fn security(p: &PluginConfig, c: &SmtpOutputConfig) -> Result<Security, ConfigError> {
+    let Some(tls) = crate::tls::client_for(p, c.use_tls, &c.tls)? else {
+        let local = c.host.starts_with("127.")
+            || c.host.starts_with("localhost:")
+            || c.host.starts_with("[::1]:");
+        if c.auth != SmtpAuth::None && !local {
+            tracing::warn!(file = %p.file.display(), section = %p.name, host = %c.host,
+                "SMTP login without TLS: the credentials cross the network readable. Set use_tls = true.");
+        }
+        return Ok(Security::None);
+    };
+    let implicit = c.host.ends_with(":465");
+    Ok(match c.tls_mode {
+        Some(SmtpTlsMode::Implicit) => Security::Implicit(tls),
+        Some(SmtpTlsMode::Starttls) => Security::StartTls(tls),
+        None if implicit => Security::Implicit(tls),
+        None => Security::StartTls(tls),
+    })
+}
+
 fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<ConfigError>> {
     let (c, mut errors) = p.parse_all::<SmtpOutputConfig>();
     let Some(c) = c else {
@@ -183,6 +225,10 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
     if c.timeout == 0 {
         errors.push(p.error("timeout", "must be at least 1 second"));
     }
+    let security = security(p, &c).unwrap_or_else(|e| {
+        errors.push(e);
+        Security::None
+    });
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -197,6 +243,7 @@ fn build(p: &PluginConfig, bcx: &BuildContext) -> Result<Box<dyn Output>, Vec<Co
             helo: hostname.clone(),
             auth,
             timeout: Duration::from_secs(c.timeout),
+            security,
         },
         envelope_from: envelope_address(&c.send_from).to_string(),
         from_header: c.send_from,

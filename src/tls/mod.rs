@@ -186,6 +186,11 @@ impl ClientTls {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?}: {e}")))
     }
 
+    /// `server_name` when set: the name every connection sends and verifies.
+    pub fn fixed_server_name(&self) -> Option<ServerName<'static>> {
+        ServerName::try_from(self.server_name.clone()).ok()
+    }
+
     /// A tokio connector with the current config.
     pub fn connector(&self) -> tokio_rustls::TlsConnector {
         tokio_rustls::TlsConnector::from(self.config())
