@@ -177,7 +177,9 @@ impl TcpSink {
 
     /// Closes the connection after the pending bytes are written (`reconnect_after`).
     pub fn disconnect(&mut self) {
-        self.conn = None;
+        if let Some(c) = self.conn.take() {
+            c.close();
+        }
     }
 
     fn broken(&mut self, why: impl std::fmt::Display) -> ProcessError {
@@ -194,7 +196,36 @@ pub(crate) enum Conn {
     Tls(Box<crate::tls::BlockingStream>),
 }
 
+/// Longest wait for the peer's side of the close (see [`Conn::close`]).
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
 impl Conn {
+    /// Ends the connection so that the peer reads everything sent: TLS's `close_notify`,
+    /// a half-close, then whatever the peer still sends (TLS 1.3 session tickets, acks)
+    /// is read and dropped until its close. Closing with unread bytes would make the
+    /// kernel reset the connection, and the peer's kernel would then discard what the
+    /// peer had not read yet.
+    fn close(self) {
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(mut s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                s.sock
+            }
+        };
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+        let _ = sock.set_read_timeout(Some(CLOSE_DRAIN));
+        let deadline = std::time::Instant::now() + CLOSE_DRAIN;
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            match (&sock).read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
     /// The socket underneath (for timeouts).
     fn tcp(&self) -> &TcpStream {
         match self {
@@ -225,6 +256,20 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Drop for TcpSink {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+impl Drop for AckedSink {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close();
         }
     }
 }
