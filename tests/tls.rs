@@ -392,7 +392,9 @@ root_cafile = "{}"
     assert!(wait_tcp(lines_port));
     // Long lines, so the receiver still has unread bytes when a connection closes.
     let pad = "x".repeat(2000);
-    let text: String = (0..20_000).map(|i| format!("line {i:05} {pad}\n")).collect();
+    let text: String = (0..20_000)
+        .map(|i| format!("line {i:05} {pad}\n"))
+        .collect();
     send_tcp(lines_port, text.as_bytes());
     let out = receiver.path().join("out.txt");
     assert!(

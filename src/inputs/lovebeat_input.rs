@@ -31,13 +31,14 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::PluginConfig;
 use crate::error::{BoxError, ConfigError};
+use crate::listener::Listener;
 use crate::lovebeat::{api, parse_line, Alert, Monitor};
 use crate::message::{Field, Message};
 use crate::plugin::{BoxFuture, BuildContext, Defaults, Input, InputContext, Registration};
@@ -280,18 +281,19 @@ impl Input for LovebeatInput {
             if let Some(a) = self.udp {
                 let sock = UdpSocket::bind(a).await?;
                 tracing::info!(address = %a, "lovebeat protocol on UDP.");
+                crate::tls::warn_if_exposed_udp(a);
                 tasks.spawn(udp_loop(sock, shared.clone()).instrument(tracing::Span::current()));
             }
             if let Some(a) = self.tcp {
-                let l = TcpListener::bind(a).await?;
-                tracing::info!(address = %a, "lovebeat protocol on TCP.");
-                let (s, cx2, max) = (shared.clone(), cx.clone(), self.max_connections);
-                tasks.spawn(tcp_loop(l, s, cx2, max).instrument(tracing::Span::current()));
+                let max = self.max_connections;
+                let l = Listener::bind(a, "the lovebeat protocol", max, None, cx.stats()).await?;
+                let (s, cx2) = (shared.clone(), cx.clone());
+                tasks.spawn(tcp_loop(l, s, cx2).instrument(tracing::Span::current()));
             }
-            let l = TcpListener::bind(self.http).await?;
-            tracing::info!(address = %self.http, "lovebeat HTTP API.");
-            let (s, cx2, max) = (shared.clone(), cx.clone(), self.max_connections);
-            tasks.spawn(http_loop(l, s, cx2, max).instrument(tracing::Span::current()));
+            let max = self.max_connections;
+            let l = Listener::bind(self.http, "lovebeat's HTTP API", max, None, cx.stats()).await?;
+            let (s, cx2) = (shared.clone(), cx.clone());
+            tasks.spawn(http_loop(l, s, cx2).instrument(tracing::Span::current()));
             let mut shutdown = cx.shutdown();
             let mut tick = tokio::time::interval(TICK);
             let mut log = LogLimiter::default();
@@ -363,15 +365,16 @@ async fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
     }
 }
 
-async fn tcp_loop(l: TcpListener, shared: Arc<Shared>, cx: InputContext, max: usize) {
+async fn tcp_loop(mut l: Listener, shared: Arc<Shared>, cx: InputContext) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            r = l.accept(), if conns.len() < max => match r {
-                Ok((sock, _)) => {
-                    conns.spawn(tcp_conn(sock, shared.clone(), cx.clone()));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            (sock, _, slot) = l.accept() => {
+                let (shared, cx) = (shared.clone(), cx.clone());
+                conns.spawn(async move {
+                    tcp_conn(sock, shared, cx).await;
+                    drop(slot);
+                });
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -401,15 +404,16 @@ async fn tcp_conn(sock: TcpStream, shared: Arc<Shared>, cx: InputContext) {
     }
 }
 
-async fn http_loop(l: TcpListener, shared: Arc<Shared>, cx: InputContext, max: usize) {
+async fn http_loop(mut l: Listener, shared: Arc<Shared>, cx: InputContext) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            r = l.accept(), if conns.len() < max => match r {
-                Ok((sock, _)) => {
-                    conns.spawn(http_conn(sock, shared.clone(), cx.clone()));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            (sock, _, slot) = l.accept() => {
+                let (shared, cx) = (shared.clone(), cx.clone());
+                conns.spawn(async move {
+                    http_conn(sock, shared, cx).await;
+                    drop(slot);
+                });
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }

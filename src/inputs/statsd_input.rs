@@ -176,7 +176,7 @@ impl StatsdInput {
             tasks.spawn(rx.run(cx.shutdown()));
         }
         tracing::info!(address = %self.config.address, sockets, "Listening for statsd over UDP.");
-        crate::tls::warn_if_exposed(self.udp, false);
+        crate::tls::warn_if_exposed_udp(self.udp);
         if let Some(addr) = self.tcp {
             let max = self.config.max_connections;
             let listener =

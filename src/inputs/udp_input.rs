@@ -81,6 +81,7 @@ impl Input for UdpInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
             let sock = UdpSocket::bind(self.address).await?;
+            crate::tls::warn_if_exposed_udp(self.address);
             tracing::info!(address = %self.address, "Listening for UDP.");
             let mut stream = cx.stream();
             let mut buf = vec![0u8; RECV_BUF];

@@ -271,6 +271,14 @@ pub fn warn_if_exposed(address: SocketAddr, tls: bool) {
     }
 }
 
+/// Logs one warning at start for a UDP listener beyond loopback (UDP has no TLS here).
+pub fn warn_if_exposed_udp(address: SocketAddr) {
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address,
+            "Listening for UDP beyond loopback: whoever reaches this address can send, in clear. Sign messages (HekaFramingSplitter signers) or bind 127.0.0.1.");
+    }
+}
+
 /// A compiled config and the [`GENERATION`] it was read at.
 struct Reloading<T> {
     source: TlsConfig,
