@@ -15,6 +15,7 @@ mod cli;
 mod console;
 mod console_browser;
 mod durability;
+mod fuzz_regressions;
 mod graphite_web;
 mod heartbeat;
 mod heka_core;
