@@ -42,6 +42,12 @@ if ! [ -x /usr/sbin/rsyslogd ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
 fi
+# rsyslog's GnuTLS network driver, for tests/rsyslog.rs forwarding over TLS.
+if ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ]; then
+  [ "$(id -u)" = 0 ] || { echo "test-deps: rsyslog-gnutls is missing; run this script as root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog-gnutls
+fi
 # tzdata for tests/syslog_dst.rs (RFC 3164 dates across Europe/Paris's clock changes).
 if ! [ -e /usr/share/zoneinfo/Europe/Paris ]; then
   [ "$(id -u)" = 0 ] || { echo "test-deps: tzdata is missing; run this script as root" >&2; exit 1; }

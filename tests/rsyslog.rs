@@ -285,3 +285,97 @@ fn rsyslog_forwards_and_writes_files_that_hekate_decodes() {
     }
     assert!(by_path.is_empty(), "unexpected loggers: {by_path:?}");
 }
+
+/// rsyslog's `omfwd` with the GnuTLS driver (Debian's `rsyslog-gnutls`) forwards
+/// octet-counted RFC 5424 into a TcpInput with TLS that requires a client certificate:
+/// every message arrives decoded, with no refused handshake. (Refusals of bad or missing
+/// client certificates are covered against OpenSSL and Python in `tests/tls.rs`.)
+#[test]
+fn rsyslog_forwards_over_tls_with_a_client_certificate() {
+    let pki = tempfile::tempdir().expect("dir");
+    let ca = crate::common::pki::Ca::new(pki.path(), "ca");
+    let server = ca.leaf(pki.path(), "server", false);
+    let client = ca.leaf(pki.path(), "rsyslog", false);
+    let (tls_port, input) = (free_port(), free_port());
+    let h = Hekate::start(
+        &(format!(
+            r#"
+[tls_in]
+type = "TcpInput"
+address = "127.0.0.1:{tls_port}"
+splitter = "SyslogSplitter"
+decoder = "protocol23"
+use_tls = true
+[tls_in.tls]
+cert_file = "{}"
+key_file = "{}"
+client_auth = "RequireAndVerifyClientCert"
+client_cafile = "{}"
+
+[protocol23]
+type = "RsyslogDecoder"
+template = "RSYSLOG_SyslogProtocol23Format"
+
+[SyslogSplitter]
+"#,
+            server.cert.display(),
+            server.key.display(),
+            ca.cert.display()
+        ) + &json_file_output("Type == 'syslog'", "out.json")),
+    );
+    assert!(h.wait_log("tls=true", LONG), "{}", h.log_text());
+    let rs_dir = h.path().join("rs");
+    let (w, cafile, cert, key) = (
+        rs_dir.display(),
+        ca.cert.display(),
+        client.cert.display(),
+        client.key.display(),
+    );
+    let rs = Rsyslogd::start(
+        &rs_dir,
+        &format!(
+            r#"
+global(workDirectory="{w}/work"
+       DefaultNetstreamDriver="gtls"
+       DefaultNetstreamDriverCAFile="{cafile}"
+       DefaultNetstreamDriverCertFile="{cert}"
+       DefaultNetstreamDriverKeyFile="{key}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{input}")
+if $programname == "hekatest" then {{
+  action(type="omfwd" target="localhost" port="{tls_port}" protocol="tcp"
+         StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name"
+         StreamDriverPermittedPeers="localhost"
+         TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+}}
+"#
+        ),
+    );
+    assert!(
+        wait_for(LONG, || TcpStream::connect(("127.0.0.1", input)).is_ok()),
+        "rsyslogd did not listen:\n{}",
+        rs.stderr()
+    );
+    let ms = chrono::Utc::now().timestamp_millis();
+    let mut conn = TcpStream::connect(("127.0.0.1", input)).expect("connect to rsyslog");
+    for i in 0..N {
+        conn.write_all(source_line(i, ms).as_bytes())
+            .expect("send to rsyslog");
+    }
+    drop(conn);
+    let out = h.path().join("out.json");
+    let arrived = wait_for(LONG, || lines(&out).len() >= N as usize);
+    assert!(
+        arrived,
+        "{} of {N}; rsyslogd: {}\n{}",
+        lines(&out).len(),
+        rs.stderr(),
+        h.log_text()
+    );
+    for l in lines(&out) {
+        let v: Value = serde_json::from_str(&l).expect("json line");
+        let i = number(&v).unwrap_or_else(|| panic!("unexpected payload: {v}"));
+        check("tcp_octet", i, ms, &v);
+    }
+    assert_eq!(h.counters("tls_in").get("tls_handshake_errors"), Some(&0));
+}
