@@ -634,11 +634,33 @@ fn restricted_state(
     }
     let string: mlua::Table = g.get("string")?;
     string.raw_set("dump", Value::Nil)?;
+    refuse_finalizers(&lua)?;
     restrict_os(&lua, io_template)?;
     install_pcall_guards(&lua, term)?;
     require::install(&lua, settings.module_directories.clone(), shared.clone())?;
     api::install(&lua, shared, settings.role)?;
     Ok(lua)
+}
+
+/// Wraps `setmetatable` to refuse a metatable with a `__gc` key. Lua runs finalizers with
+/// debug hooks off, so a finalizer would run outside the instruction limit and could
+/// hang the plugin's thread (found by the escape review). Lua 5.4 marks a table for
+/// finalization only when its metatable has `__gc` at `setmetatable` time, so checking
+/// there is enough; Heka's Lua 5.1 had no finalizers on tables at all.
+fn refuse_finalizers(lua: &Lua) -> mlua::Result<()> {
+    let g = lua.globals();
+    let set: mlua::Function = g.get("setmetatable")?;
+    let guarded = lua.create_function(move |_, (t, mt): (Value, Value)| {
+        if let Value::Table(m) = &mt {
+            if !m.raw_get::<Value>("__gc")?.is_nil() {
+                return Err(mlua::Error::runtime(
+                    "setmetatable: __gc metamethods are not allowed in the sandbox",
+                ));
+            }
+        }
+        set.call::<Value>((t, mt))
+    })?;
+    g.raw_set("setmetatable", guarded)
 }
 
 /// Filters keep `os.time`, `os.date` and `os.clock`; Heka's io template (inputs and

@@ -820,3 +820,81 @@ fn a_stop_and_the_instruction_limit_end_a_spinning_io_script() {
     let (r, _) = run(&mut sb, &sample(), 0);
     assert!(r.expect_err("terminated").contains("instruction_limit"));
 }
+
+/// The escape review's userdata part: a script reaching the metatable of hekate's
+/// userdata (circular_buffer, hyperloglog, lpeg patterns) gets nothing it can change,
+/// and a method called on the wrong userdata is an error, never a crash.
+#[test]
+fn userdata_metatables_are_locked() {
+    for make in [
+        "circular_buffer.new(2, 1, 60)",
+        "hyperloglog.new()",
+        "lpeg.P('a')",
+    ] {
+        let probe = format!(
+            "require 'circular_buffer' require 'hyperloglog' require 'lpeg' \
+             local u = {make} \
+             return tostring(getmetatable(u))"
+        );
+        let mut sb = sandbox(&format!(
+            "function process_message() inject_payload('txt', '', (function() {probe} end)()) return 0 end"
+        ));
+        let (r, out) = run(&mut sb, &sample(), 1);
+        assert_eq!(r, Ok(Status::Ok), "{make}");
+        assert_eq!(out[0].payload, "false", "{make}: the metatable is hidden");
+    }
+    // Methods of one type called on another are refused.
+    let mut sb = sandbox(
+        "require 'circular_buffer' require 'hyperloglog' \
+         function process_message() \
+           local cb, h = circular_buffer.new(2, 1, 60), hyperloglog.new() \
+           local ok, err = pcall(cb.add, h, 0, 1, 1) \
+           inject_payload('txt', '', tostring(ok) .. ' ' .. tostring(err)) return 0 end",
+    );
+    let (r, out) = run(&mut sb, &sample(), 1);
+    assert_eq!(r, Ok(Status::Ok));
+    assert!(out[0].payload.starts_with("false "), "{}", out[0].payload);
+}
+
+/// Finalizers cannot dodge the instruction limit: Lua runs `__gc` with hooks off, so a
+/// finalizer that never returned would hang the plugin's thread. `setmetatable` refuses
+/// a metatable with `__gc` (also a placeholder to be filled in later), and a script that
+/// tried still lets the sandbox be dropped at once.
+#[test]
+fn finalizers_are_refused() {
+    for mt in ["{__gc = function() while true do end end}", "{__gc = true}"] {
+        let src = format!(
+            "function process_message() \
+               local ok, err = pcall(setmetatable, {{}}, {mt}) \
+               inject_payload('txt', '', tostring(ok) .. ' ' .. tostring(err)) return 0 end"
+        );
+        let mut sb = sandbox(&src);
+        let (r, out) = run(&mut sb, &sample(), 1);
+        assert_eq!(r, Ok(Status::Ok));
+        assert!(
+            out[0].payload.contains("__gc metamethods are not allowed"),
+            "{}",
+            out[0].payload
+        );
+    }
+    // Ordinary metatables still work.
+    assert_eq!(
+        eval("getmetatable(setmetatable({}, {__index = {x = 1}})).__index.x"),
+        "1"
+    );
+    let src = "function process_message() \
+                 pcall(setmetatable, {}, {__gc = function() while true do end end}) \
+                 return 0 end";
+    let mut sb = sandbox(src);
+    let (r, _) = run(&mut sb, &sample(), 0);
+    assert_eq!(r, Ok(Status::Ok));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(sb);
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok(),
+        "dropping the sandbox hung in a finalizer"
+    );
+}
