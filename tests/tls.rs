@@ -408,3 +408,78 @@ root_cafile = "{}"
     got.dedup();
     assert_eq!(got.len(), 20_000);
 }
+
+/// HttpOutput's `[name.tls]` against a Python HTTPS server that requires a client
+/// certificate of the test CA: the request arrives with the agent's certificate, over
+/// a private CA, by `server_name`.
+#[test]
+fn http_output_with_a_client_certificate_and_a_private_ca() {
+    let pki = tempfile::tempdir().expect("dir");
+    let ca = Ca::new(pki.path(), "ca");
+    let server = ca.leaf(pki.path(), "server", false);
+    let agent = ca.leaf(pki.path(), "agent", false);
+    let port = free_port();
+    let script = r#"
+import http.server, ssl, sys
+port, cert, key, ca, out = sys.argv[1:6]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        peer = dict(x[0] for x in self.connection.getpeercert()["subject"])["commonName"]
+        with open(out, "a") as f:
+            f.write("%s %s\n" % (peer, body.decode().strip()))
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.load_verify_locations(ca)
+ctx.verify_mode = ssl.CERT_REQUIRED
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+    let received = pki.path().join("received.txt");
+    let p = |x: &Path| x.display().to_string();
+    let mut py = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &port.to_string(),
+            &p(&server.cert),
+            &p(&server.key),
+        ])
+        .args([p(&ca.cert), p(&received)])
+        .spawn()
+        .expect("python3 server");
+    let _kill = KillOnDrop(&mut py);
+    assert!(wait_tcp(port));
+    let lines_port = free_port();
+    let h = Hekate::start(&format!(
+        r#"{}
+[post]
+type = "HttpOutput"
+message_matcher = "Payload =~ /^line/"
+address = "https://127.0.0.1:{port}/ingest"
+encoder = "raw"
+[post.tls]
+server_name = "localhost"
+cert_file = "{}"
+key_file = "{}"
+root_cafile = "{}"
+"#,
+        tcp_lines(lines_port),
+        agent.cert.display(),
+        agent.key.display(),
+        ca.cert.display()
+    ));
+    assert!(wait_tcp(lines_port), "{}", h.log_text());
+    send_tcp(lines_port, b"line over https\n");
+    assert!(
+        wait_for(LONG, || lines(&received) == ["agent line over https"]),
+        "{:?}\n{}",
+        lines(&received),
+        h.log_text()
+    );
+}
