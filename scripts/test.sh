@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"): installs test dependencies, starts the
 # services (RabbitMQ, Cassandra; idempotent), then runs every unit, integration and
-# end-to-end test. Tests that need an external tool or service fail without it.
+# end-to-end test, then runs every fuzz target for 30 s under AFL++. Tests that need an
+# external tool or service fail without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
@@ -10,3 +11,5 @@ export HEKATE_VENV="${HEKATE_VENV:-$PWD/.venv}"
 # The lints of Cargo.toml's [lints] (unwrap_used among them) are clippy's: run it first.
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
+# Every fuzz target under AFL++ for 30 s (fuzz/, its own workspace; README "Fuzzing").
+bash scripts/fuzz-smoke.sh 30
