@@ -17,6 +17,7 @@ cargo afl build --profile smoke --quiet $BINS
 export AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/out"
 run() { # target
   target/smoke/seeds "$WORK/corpus" "$1"
   cargo afl fuzz -V "$SECS" -t 2000 -i "$WORK/corpus/$1" -o "$WORK/out/$1" \
