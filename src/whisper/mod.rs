@@ -440,9 +440,21 @@ fn write_new_file(file: &mut File, header: &[u8], data: u64) -> std::io::Result<
     Ok(())
 }
 
-/// Reads and checks the header of an open file (whisper's `__readHeader`).
+/// Reads and checks the header of an open file (whisper's `__readHeader`), and that
+/// every archive lies within the file: readers size their buffers from the header, so a
+/// damaged or hostile header must not make them allocate more than the file holds
+/// (found by fuzzing `hekate whisper fetch`).
 pub(crate) fn read_header(file: &File) -> Result<Header> {
-    read_header_prefix(file).map(|(h, _)| h)
+    let (header, _) = read_header_prefix(file)?;
+    let len = file.metadata()?.len();
+    for (i, a) in header.archives.iter().enumerate() {
+        if u64::from(a.offset) + a.size() as u64 > len {
+            return Err(WhisperError::Corrupt(format!(
+                "archive {i} ends past the end of the file ({len} bytes)"
+            )));
+        }
+    }
+    Ok(header)
 }
 
 /// Reads up to `len` bytes from the start of `file` (fewer at end of file).

@@ -103,7 +103,11 @@ fn archive_fetch(file: &File, a: &ArchiveInfo, from: i64, until: i64) -> Result<
     }
     let base = base_interval(file, a)?;
     if base == 0 {
-        let n = (end - start).div_euclid(step).max(0) as usize;
+        // At most the archive's points (a header whose max_retention overstates its
+        // archives must not size this from the requested range).
+        let n = (end - start)
+            .div_euclid(step)
+            .clamp(0, i64::from(a.points) + 1) as usize;
         return Ok(Fetched {
             start,
             end,

@@ -198,3 +198,27 @@ fn lenient_create_accepts_heka_default_archives() {
         vec![1.0]
     );
 }
+
+/// A header that claims more than the file holds is corrupt for `info` and `fetch`,
+/// instead of sizing a buffer from it; an overstated `max_retention` does not size
+/// `fetch`'s result either (both found by the `whisper` fuzz target).
+#[test]
+fn headers_that_overstate_the_file_are_refused() {
+    let (_dir, path) = new_file(&[r(60, 10)], 0.5, AggregationMethod::Average);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // Archive 0's point count (bytes 24..28) set to a billion.
+    bytes[24..28].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+    let huge = path.with_extension("huge.wsp");
+    std::fs::write(&huge, &bytes).expect("write");
+    let e = info(&huge).expect_err("corrupt");
+    assert!(e.to_string().contains("past the end of the file"), "{e}");
+    assert!(fetch(&huge, 0, 2_000_000_000, 2_000_000_000).is_err());
+    // max_retention (bytes 4..8) overstated on an empty archive.
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&huge, &bytes).expect("write");
+    let f = fetch(&huge, 0, 2_000_000_000, 2_000_000_000)
+        .expect("reads")
+        .expect("in range");
+    assert!(f.values.len() <= 11, "{} values", f.values.len());
+}
