@@ -282,20 +282,7 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
     let received = pki.path().join("received.txt");
-    let p = |x: &Path| x.display().to_string();
-    let mut py = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &port.to_string(),
-            &p(&server.cert),
-            &p(&server.key),
-        ])
-        .args([p(&ca.cert), p(&received)])
-        .spawn()
-        .expect("python3 server");
-    let _kill = KillOnDrop(&mut py);
-    assert!(wait_tcp(port));
+    let _server = PythonServer::start(script, port, &server, &ca.cert, &received);
     let output = |name: &str, root: &Path, prefix: &str| {
         format!(
             r#"
@@ -348,9 +335,25 @@ ciphers = ["ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
     assert!(lines(&received).iter().any(|l| l.starts_with("refused")));
 }
 
-struct KillOnDrop<'a>(&'a mut std::process::Child);
+/// A Python TLS server script run as `script PORT CERT KEY CAFILE OUT` on 127.0.0.1,
+/// requiring client certificates of CAFILE and writing what it receives to OUT; killed on
+/// drop.
+struct PythonServer(std::process::Child);
 
-impl Drop for KillOnDrop<'_> {
+impl PythonServer {
+    fn start(script: &str, port: u16, leaf: &Leaf, ca: &Path, out: &Path) -> PythonServer {
+        let child = Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .args([&leaf.cert, &leaf.key, ca, out])
+            .spawn()
+            .expect("python3 server");
+        let server = PythonServer(child);
+        assert!(wait_tcp(port), "the Python server did not listen on {port}");
+        server
+    }
+}
+
+impl Drop for PythonServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -441,20 +444,7 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 "#;
     let received = pki.path().join("received.txt");
-    let p = |x: &Path| x.display().to_string();
-    let mut py = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &port.to_string(),
-            &p(&server.cert),
-            &p(&server.key),
-        ])
-        .args([p(&ca.cert), p(&received)])
-        .spawn()
-        .expect("python3 server");
-    let _kill = KillOnDrop(&mut py);
-    assert!(wait_tcp(port));
+    let _server = PythonServer::start(script, port, &server, &ca.cert, &received);
     let lines_port = free_port();
     let h = Hekate::start(&format!(
         r#"{}
