@@ -11,6 +11,9 @@ if ! command -v cargo-afl >/dev/null; then
 fi
 cargo afl config --build >/dev/null 2>&1 || true  # builds AFL++ once; "already built" is fine
 cd fuzz
+# Unoptimised instrumented builds (cargo-afl's default is opt-level 3): a third of the
+# build time, and 30 s of fuzzing needs no speed.
+export AFL_OPT_LEVEL=${AFL_OPT_LEVEL:-0}
 BINS=$(for t in $TARGETS seeds; do printf -- '--bin %s ' "$t"; done)
 # shellcheck disable=SC2086
 cargo afl build --profile smoke --quiet $BINS
