@@ -1,10 +1,12 @@
 //! What `AMQPInput` and `AMQPOutput` share: the broker URL check, the exchange keys and
 //! their declaration, connecting with a deadline, and the reconnect backoff. Called by
-//! `inputs::amqp_input` and `outputs::amqp_output`; both use lapin on tokio, without TLS.
+//! `inputs::amqp_input` and `outputs::amqp_output`; both use lapin on tokio. `amqps://`
+//! connects over TLS with the `[name.tls]` keys, through the `tls` kit's rustls config.
 
 use std::time::{Duration, Instant};
 
 use lapin::options::ExchangeDeclareOptions;
+use lapin::tcp::{AsyncTcpStream, RustlsConnector};
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -12,6 +14,7 @@ use serde::Deserialize;
 
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
+use crate::tls::{ClientTls, TlsConfig};
 
 /// How long one connection attempt (TCP connect plus AMQP handshake) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,8 +49,8 @@ impl ExchangeType {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ExchangeConfig {
-    /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` is
-    /// rejected: hekate is built without TLS.
+    /// Broker URL, `amqp://user:password@host:port/vhost`. Required. `amqps://` (port
+    /// 5671 by default) connects over TLS, configured by `[name.tls]`.
     pub url: String,
     /// Exchange to publish to or bind the queue to. Required.
     pub exchange: String,
@@ -59,6 +62,10 @@ pub struct ExchangeConfig {
     pub exchange_auto_delete: bool,
     /// Output: routing key of every published message. Input: binding key. Default "".
     pub routing_key: String,
+    /// `[name.tls]`: Heka's TLS keys for an `amqps://` URL (`root_cafile` for a private
+    /// CA, `cert_file`/`key_file` for a client certificate, `server_name`). Without it,
+    /// `amqps://` trusts the bundled web roots and verifies the URL's host.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ExchangeConfig {
@@ -70,6 +77,7 @@ impl Default for ExchangeConfig {
             exchange_durability: false,
             exchange_auto_delete: true,
             routing_key: String::new(),
+            tls: None,
         }
     }
 }
@@ -85,17 +93,20 @@ pub(crate) struct Exchange {
     pub durable: bool,
     pub auto_delete: bool,
     pub routing_key: String,
+    /// TLS for `amqps://`; `None` for `amqp://`.
+    pub tls: Option<ClientTls>,
 }
 
 impl ExchangeConfig {
     /// The keys this struct reads.
-    pub const KEYS: [&'static str; 6] = [
+    pub const KEYS: [&'static str; 7] = [
         "url",
         "exchange",
         "exchange_type",
         "exchange_durability",
         "exchange_auto_delete",
         "routing_key",
+        "tls",
     ];
 
     /// Parses and checks the exchange keys of `p` into an [`Exchange`]; returns it (when
@@ -115,10 +126,6 @@ impl ExchangeConfig {
                 errs.push(p.error("url", "required, e.g. amqp://guest:guest@127.0.0.1:5672/"));
                 None
             }
-            Ok(u) if u.scheme == AMQPScheme::AMQPS => {
-                errs.push(p.error("url", "amqps:// needs TLS, which this build does not have"));
-                None
-            }
             Ok(mut u) => {
                 // As Heka's AMQP library: `amqp://host/` means the default vhost "/".
                 if u.vhost.is_empty() {
@@ -131,6 +138,9 @@ impl ExchangeConfig {
                 None
             }
         };
+        let tls = uri
+            .as_ref()
+            .and_then(|u| self.tls_for(p, &u.scheme, &mut errs));
         if self.exchange.is_empty() {
             errs.push(p.error("exchange", "required"));
         }
@@ -153,8 +163,36 @@ impl ExchangeConfig {
                 durable: self.exchange_durability,
                 auto_delete: self.exchange_auto_delete,
                 routing_key: self.routing_key.clone(),
+                tls,
             }),
             _ => Err(errs),
+        }
+    }
+
+    /// The client TLS of an `amqps://` URL. `[name.tls]` with `amqp://` is an error: the
+    /// user asked for TLS, and the URL would send the password in clear.
+    fn tls_for(
+        &self,
+        p: &PluginConfig,
+        scheme: &AMQPScheme,
+        errs: &mut Vec<ConfigError>,
+    ) -> Option<ClientTls> {
+        match (scheme, &self.tls) {
+            (AMQPScheme::AMQP, None) => None,
+            (AMQPScheme::AMQP, Some(_)) => {
+                errs.push(p.error(
+                    "tls",
+                    "set, but url is amqp://, which does not use TLS; use amqps://",
+                ));
+                None
+            }
+            (AMQPScheme::AMQPS, c) => {
+                let c = c.clone().unwrap_or_default();
+                crate::tls::client_for(p, true, &c)
+                    .map_err(|e| errs.push(e))
+                    .ok()
+                    .flatten()
+            }
         }
     }
 }
@@ -203,12 +241,13 @@ impl Exchange {
     pub(crate) async fn connect(&self, name: &str) -> Result<Connection, AmqpError> {
         let props =
             ConnectionProperties::default().with_connection_name(format!("hekate {name}").into());
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect_uri(self.uri.clone(), props),
-        )
-        .await
-        {
+        let attempt = async {
+            match &self.tls {
+                None => Connection::connect_uri(self.uri.clone(), props).await,
+                Some(tls) => connect_tls(self.uri.clone(), tls.clone(), props).await,
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(source)) => Err(AmqpError::Connect {
                 url: self.display_url.clone(),
@@ -239,6 +278,57 @@ impl Exchange {
             "cannot declare exchange {:?}",
             self.name
         )))
+    }
+}
+
+/// Connects over TLS with `tls`'s current rustls config (re-read after a rotation), and
+/// verifies `server_name` or else the URL's host.
+async fn connect_tls(
+    uri: AMQPUri,
+    tls: ClientTls,
+    props: ConnectionProperties,
+) -> lapin::Result<Connection> {
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri, runtime| {
+            let host = uri.authority.host.clone();
+            let addrs = runtime.to_socket_addrs((host.clone(), uri.authority.port));
+            let plain = AsyncTcpStream::connect(&runtime, addrs).await?;
+            let connector = RustlsConnector::from(tls.config());
+            let mut stream = plain.into_rustls(&connector, tls.name_for(&host)).await?;
+            await_refusal(&mut stream).await?;
+            Ok(stream)
+        },
+        props,
+    )
+    .await
+}
+
+/// How long a new AMQPS connection listens for a refusal before it speaks.
+const REFUSAL_WAIT: Duration = Duration::from_millis(100);
+
+/// A TLS 1.3 server refuses a client certificate (a missing one, or one from a CA it does
+/// not trust) after the handshake has completed on the client's side. Its alert would be
+/// lost: the client's first write gets the reset the closed socket sends back. A broker
+/// never speaks before the AMQP protocol header, so anything that arrives within
+/// [`REFUSAL_WAIT`] is a refusal, which is returned with its reason.
+async fn await_refusal<S: futures_lite::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<()> {
+    use futures_lite::AsyncReadExt;
+    use std::io::{Error, ErrorKind};
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(REFUSAL_WAIT, stream.read(&mut byte)).await {
+        Err(_elapsed) => Ok(()),
+        Ok(Err(refused)) => Err(refused),
+        Ok(Ok(0)) => Err(Error::new(
+            ErrorKind::UnexpectedEof,
+            "the broker closed the connection after the TLS handshake",
+        )),
+        Ok(Ok(_)) => Err(Error::new(
+            ErrorKind::InvalidData,
+            "the broker sent data before the AMQP protocol header",
+        )),
     }
 }
 
@@ -347,11 +437,76 @@ mod tests {
     }
 
     #[test]
-    fn rejects_amqps_and_unknown_types() {
-        let errs = check("amqps://h/", "x", "fan").expect_err("errors");
+    fn rejects_unknown_types() {
+        let errs = check("amqp://h/", "x", "fan").expect_err("errors");
         let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["exchange_type", "url", "exchange_type"]);
+        assert_eq!(keys, ["exchange_type", "exchange_type"]);
         assert!(errs[0].message.contains("`fanout`"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn amqps_uses_tls_and_tls_needs_amqps() {
+        let ok = check("amqps://h/", "x", "topic").expect("valid");
+        assert!(
+            ok.tls.is_some(),
+            "amqps:// without [tls] uses the web roots"
+        );
+        assert_eq!(ok.uri.authority.port, 5671);
+        assert!(check("amqp://h/", "x", "topic")
+            .expect("valid")
+            .tls
+            .is_none());
+        let p = plugin_config("AMQPOutput", "");
+        let c = ExchangeConfig {
+            url: "amqp://h/".into(),
+            exchange: "x".into(),
+            exchange_type: Some(ExchangeType::Topic),
+            tls: Some(TlsConfig::default()),
+            ..ExchangeConfig::default()
+        };
+        let errs = c.check(&p).expect_err("tls with amqp://");
+        assert_eq!(errs[0].key, "tls");
+        let c = ExchangeConfig {
+            url: "amqps://h/".into(),
+            tls: Some(TlsConfig {
+                root_cafile: "/nonexistent/ca.pem".into(),
+                ..TlsConfig::default()
+            }),
+            ..c
+        };
+        let errs = c.check(&p).expect_err("missing CA file");
+        assert_eq!(errs[0].key, "tls.root_cafile");
+    }
+
+    /// A reader that never has anything: a broker waiting for the protocol header.
+    struct Silent;
+
+    impl futures_lite::AsyncRead for Silent {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_the_handshake_is_read_before_speaking() {
+        assert!(
+            await_refusal(&mut Silent).await.is_ok(),
+            "silence is acceptance"
+        );
+        let closed = await_refusal(&mut futures_lite::io::empty()).await;
+        assert_eq!(
+            closed.expect_err("eof").kind(),
+            std::io::ErrorKind::UnexpectedEof
+        );
+        let early = await_refusal(&mut futures_lite::io::Cursor::new(b"AMQP")).await;
+        assert_eq!(
+            early.expect_err("data").kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
 
     #[test]

@@ -86,18 +86,24 @@ impl ProcessError {
     }
 }
 
-/// Displays an error with its whole chain of sources, `outer: inner: root`, for logs.
+/// Displays an error with its whole chain of sources, `outer: inner: root`, for logs. A
+/// source whose text the chain already ends with (an error that prints its source itself,
+/// as lapin's and io's wrappers do) is not repeated.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(s) = source {
-            write!(f, ": {s}")?;
+            let part = s.to_string();
+            if !text.ends_with(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
             source = s.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 
@@ -116,6 +122,27 @@ impl DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect: {0}")]
+    struct Echoes(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect")]
+    struct Wraps(#[source] std::io::Error);
+
+    #[test]
+    fn chain_names_every_cause_once() {
+        let io = || std::io::Error::other("connection reset");
+        assert_eq!(
+            Chain(&Wraps(io())).to_string(),
+            "cannot connect: connection reset"
+        );
+        assert_eq!(
+            Chain(&Echoes(io())).to_string(),
+            "cannot connect: connection reset"
+        );
+    }
 
     #[test]
     fn chain_shows_every_source() {

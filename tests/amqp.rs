@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::pki::Ca;
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -61,7 +62,14 @@ impl Drop for QueueGuard {
 /// Durable, persistent topology: what survives a broker restart.
 const DURABLE: &str = "exchange_durability = true\nexchange_auto_delete = true";
 
+/// The broker's plain listener.
+const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
+
 fn producer(port: u16, exchange: &str, extra: &str) -> Hekate {
+    producer_at(AMQP_URL, port, exchange, extra)
+}
+
+fn producer_at(url: &str, port: u16, exchange: &str, extra: &str) -> Hekate {
     let h = Hekate::start(&format!(
         r#"
 [lines]
@@ -81,7 +89,7 @@ word = "%word%"
 [amqp_out]
 type = "AMQPOutput"
 message_matcher = "Type == 'amqp.test'"
-url = "amqp://guest:guest@127.0.0.1:5672/"
+url = "{url}"
 exchange = "{exchange}"
 exchange_type = "direct"
 routing_key = "lines"
@@ -93,11 +101,15 @@ routing_key = "lines"
 }
 
 fn consumer(exchange: &str, queue: &str, extra: &str, output: &str) -> Hekate {
+    consumer_at(AMQP_URL, exchange, queue, extra, output)
+}
+
+fn consumer_at(url: &str, exchange: &str, queue: &str, extra: &str, output: &str) -> Hekate {
     let h = Hekate::start(&format!(
         r#"
 [amqp_in]
 type = "AMQPInput"
-url = "amqp://guest:guest@127.0.0.1:5672/"
+url = "{url}"
 exchange = "{exchange}"
 exchange_type = "direct"
 routing_key = "lines"
@@ -225,6 +237,89 @@ fn round_trip_between_two_hekates_keeps_every_message_and_field() {
         c.counters("amqp_in")
     );
     assert_eq!(counter(&p, "amqp_out", "nacked"), 0);
+}
+
+/// The broker's AMQPS listener and its test PKI, made by `scripts/services/rabbitmq.sh`:
+/// the broker requires a client certificate signed by its CA.
+const AMQPS_URL: &str = "amqps://guest:guest@localhost:5671/";
+const BROKER_PKI: &str = "/etc/rabbitmq/hekate-tls";
+
+/// `[plugin.tls]` trusting `ca`, with the broker PKI's client certificate when `cert`.
+fn amqps_tls(plugin: &str, ca: &str, cert: bool) -> String {
+    let client = match cert {
+        true => {
+            format!("cert_file = '{BROKER_PKI}/client.pem'\nkey_file = '{BROKER_PKI}/client.key'")
+        }
+        false => String::new(),
+    };
+    format!("[{plugin}.tls]\nroot_cafile = '{ca}'\n{client}\n")
+}
+
+#[test]
+fn amqps_with_a_client_certificate_round_trips_and_refusals_say_why() {
+    let _shared = RABBITMQ.read().unwrap_or_else(|p| p.into_inner());
+    require_broker();
+    let addr = "127.0.0.1:5671".parse().expect("addr");
+    if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        panic!("RabbitMQ's AMQPS listener is not on 127.0.0.1:5671 ({e}); restart it with `bash scripts/services/rabbitmq.sh start`.");
+    }
+    let ca = format!("{BROKER_PKI}/ca.pem");
+    let (exchange, queue) = (unique("tls-x"), unique("tls-q"));
+    let c = consumer_at(
+        AMQPS_URL,
+        &exchange,
+        &queue,
+        &amqps_tls("amqp_in", &ca, true),
+        file_output(),
+    );
+    let port = free_port();
+    let p = producer_at(
+        AMQPS_URL,
+        port,
+        &exchange,
+        &amqps_tls("amqp_out", &ca, true),
+    );
+    let n = 500;
+    send_lines_to(&p, port, 0..n);
+    let out = c.path().join("out.json");
+    assert!(
+        wait_for(LONG, || all_arrived(&out, n)),
+        "consumer got {} of {n} over AMQPS\nproducer:\n{}\nconsumer:\n{}",
+        lines(&out).len(),
+        p.log_text(),
+        c.log_text()
+    );
+    assert!(wait_for(LONG, || counter(&p, "amqp_out", "confirmed") == n));
+
+    // The broker refuses a client without a certificate; hekate refuses a broker whose
+    // certificate is not from the CA it trusts. Both say why and get nothing through.
+    let pki = tempfile::tempdir().expect("dir");
+    let other = Ca::new(pki.path(), "other");
+    let other_ca = other.cert.display().to_string();
+    let refused = Hekate::start(&format!(
+        "[no_cert]\ntype = 'AMQPInput'\nurl = '{AMQPS_URL}'\nexchange = '{exchange}'\nexchange_type = 'direct'\n{}\n\
+         [wrong_ca]\ntype = 'AMQPInput'\nurl = '{AMQPS_URL}'\nexchange = '{exchange}'\nexchange_type = 'direct'\n{}\n",
+        amqps_tls("no_cert", &ca, false),
+        amqps_tls("wrong_ca", &other_ca, true),
+    ));
+    for reason in ["CertificateRequired", "UnknownIssuer"] {
+        assert!(
+            refused.wait_log(reason, Duration::from_secs(30)),
+            "no refusal naming {reason}:\n{}",
+            refused.log_text()
+        );
+    }
+    assert!(
+        !refused.log_text().contains("Consuming from AMQP."),
+        "{}",
+        refused.log_text()
+    );
+    for plugin in ["no_cert", "wrong_ca"] {
+        assert!(
+            counter(&refused, plugin, "connect_failures") > 0,
+            "{plugin} counts its refusals"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs a local RabbitMQ broker for hekate's AMQP tests, CI and users trying AMQPInput /
-# AMQPOutput: guest/guest on 127.0.0.1:5672 (loopback only), default vhost "/".
+# AMQPOutput: guest/guest on 127.0.0.1:5672 (loopback only), default vhost "/", and an
+# AMQPS listener on 127.0.0.1:5671 that requires a client certificate. Its test PKI (a CA,
+# the broker's certificate for localhost/127.0.0.1, and a client certificate) is made once
+# with openssl in $TLS_DIR (/etc/rabbitmq/hekate-tls): ca.pem, client.pem, client.key.
 # Called directly or through scripts/services.sh. Needs root (apt-get, rabbitmq user).
 #
 #   scripts/services/rabbitmq.sh start    install rabbitmq-server if missing, start, wait until it answers
@@ -11,6 +14,9 @@
 set -euo pipefail
 
 PORT=5672
+TLS_PORT=5671
+TLS_DIR=/etc/rabbitmq/hekate-tls
+CONFIG=/etc/rabbitmq/hekate-test.conf
 START_TIMEOUT=${RABBITMQ_START_TIMEOUT:-60}
 # Loopback only: the broker keeps the default guest/guest account, which RabbitMQ only
 # accepts from localhost anyway.
@@ -19,12 +25,50 @@ export RABBITMQ_NODE_PORT=$PORT
 export ERL_EPMD_ADDRESS=127.0.0.1
 # The Erlang distribution port (25672, used by rabbitmqctl) on loopback too.
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export RABBITMQ_CONFIG_FILE=$CONFIG
 
 log() { echo "rabbitmq.sh: $*" >&2; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$PORT}") 2>/dev/null; }
 
-answering() { port_open && rabbitmqctl -q status >/dev/null 2>&1; }
+answering() { port_open && port_open "$TLS_PORT" && rabbitmqctl -q status >/dev/null 2>&1; }
+
+# One certificate signed by the test CA: sign NAME SUBJECT EXTENSIONS
+sign() {
+  openssl req -new -newkey rsa:2048 -nodes -subj "$2" -keyout "$TLS_DIR/$1.key" \
+    -out "$TLS_DIR/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$TLS_DIR/$1.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile <(printf '%s\n' "$3") \
+    -out "$TLS_DIR/$1.pem" 2>/dev/null
+  rm -f "$TLS_DIR/$1.csr"
+}
+
+# The test PKI and the broker config, made once (kept across restarts and reinstalls).
+tls_setup() {
+  if [ ! -f "$TLS_DIR/client.pem" ]; then
+    log "making the AMQPS test PKI in $TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hekate rabbitmq test CA" \
+      -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+    sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+    sign client "/CN=hekate-test-client" "extendedKeyUsage=clientAuth"
+    chown -R rabbitmq:rabbitmq "$TLS_DIR"
+    chmod 0644 "$TLS_DIR"/*.pem "$TLS_DIR"/client.key
+    chmod 0600 "$TLS_DIR"/ca.key "$TLS_DIR"/server.key
+  fi
+  cat > "$CONFIG" <<CONF
+# Written by hekate's scripts/services/rabbitmq.sh: AMQPS on loopback, client certificate required.
+listeners.ssl.default = 127.0.0.1:$TLS_PORT
+ssl_options.cacertfile = $TLS_DIR/ca.pem
+ssl_options.certfile = $TLS_DIR/server.pem
+ssl_options.keyfile = $TLS_DIR/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+CONF
+}
 
 install() {
   command -v rabbitmq-server >/dev/null && return 0
@@ -43,6 +87,11 @@ start() {
     return 0
   fi
   install
+  tls_setup
+  if port_open && ! port_open "$TLS_PORT" && rabbitmqctl -q status >/dev/null 2>&1; then
+    log "running without the AMQPS listener (an older config); restarting"
+    stop
+  fi
   if port_open; then
     log "127.0.0.1:$PORT is open but rabbitmqctl gets no answer; waiting for the node"
   else
@@ -50,9 +99,9 @@ start() {
     rabbitmq-server -detached </dev/null >/dev/null 2>&1
   fi
   local deadline=$((SECONDS + START_TIMEOUT))
-  until port_open; do
+  until port_open && port_open "$TLS_PORT"; do
     if ((SECONDS >= deadline)); then
-      log "broker did not open 127.0.0.1:$PORT within ${START_TIMEOUT}s; see /var/log/rabbitmq/"
+      log "broker did not open 127.0.0.1:$PORT and :$TLS_PORT within ${START_TIMEOUT}s; see /var/log/rabbitmq/"
       return 1
     fi
     sleep 0.2
@@ -61,7 +110,7 @@ start() {
     log "broker did not finish starting; see /var/log/rabbitmq/"
     return 1
   fi
-  log "running on 127.0.0.1:$PORT (guest/guest)"
+  log "running on 127.0.0.1:$PORT (guest/guest) and AMQPS on 127.0.0.1:$TLS_PORT"
 }
 
 stop() {

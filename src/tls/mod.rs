@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
@@ -177,13 +179,19 @@ impl ClientTls {
 
     /// The name to send and verify: `server_name`, else `host` (a name or an IP).
     pub fn server_name(&self, host: &str) -> io::Result<ServerName<'static>> {
-        let name = if self.server_name.is_empty() {
+        let name = self.name_for(host);
+        ServerName::try_from(name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?}: {e}")))
+    }
+
+    /// The name to send and verify as text: `server_name`, else `host` without IPv6
+    /// brackets. For clients that take the name as a string.
+    pub fn name_for<'a>(&'a self, host: &'a str) -> &'a str {
+        if self.server_name.is_empty() {
             host.trim_start_matches('[').trim_end_matches(']')
         } else {
             &self.server_name
-        };
-        ServerName::try_from(name.to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?}: {e}")))
+        }
     }
 
     /// `server_name` when set: the name every connection sends and verifies.
@@ -340,7 +348,7 @@ fn server_config(c: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert => builder
             .with_client_cert_verifier(Arc::new(verify::AnyClientCert {
                 mandatory: c.client_auth == ClientAuth::RequireAnyClientCert,
-                provider,
+                signatures: verify::Signatures(provider),
             })),
         ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
             if c.client_cafile.is_empty() {
@@ -379,17 +387,9 @@ fn client_config(c: &TlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&c.versions()?)
         .map_err(|e| TlsError::config("ciphers", format!("no suite for the versions: {e}")))?;
-    let builder = if c.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::AnyServerCert { provider }))
-    } else if c.root_cafile.is_empty() {
-        builder.with_root_certificates(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-    } else {
-        builder.with_root_certificates(roots("root_cafile", &c.root_cafile)?)
-    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(c, provider)?);
     let cfg = match (c.cert_file.is_empty(), c.key_file.is_empty()) {
         (true, true) => builder.with_no_client_auth(),
         (false, false) => builder
@@ -399,6 +399,38 @@ fn client_config(c: &TlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
         (false, true) => return Err(TlsError::config("key_file", "cert_file is set without it")),
     };
     Ok(Arc::new(cfg))
+}
+
+/// How a client checks the server: any certificate (`insecure_skip_verify`), else a chain
+/// to `root_cafile` (or Mozilla's roots) for the connection's name, or for `server_name`
+/// whatever name the connection used.
+fn server_verifier(
+    c: &TlsConfig,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    if c.insecure_skip_verify {
+        return Ok(Arc::new(verify::AnyServerCert(verify::Signatures(
+            provider,
+        ))));
+    }
+    let roots = match c.root_cafile.is_empty() {
+        true => RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
+        false => roots("root_cafile", &c.root_cafile)?,
+    };
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::config("root_cafile", format!("{}: {e}", c.root_cafile)))?;
+    if c.server_name.is_empty() {
+        return Ok(webpki);
+    }
+    let name = ServerName::try_from(c.server_name.clone())
+        .map_err(|e| TlsError::config("server_name", format!("{:?}: {e}", c.server_name)))?;
+    Ok(Arc::new(verify::FixedName {
+        inner: webpki,
+        name,
+    }))
 }
 
 fn read(key: &'static str, path: &str) -> Result<Vec<u8>, TlsError> {

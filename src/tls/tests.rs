@@ -28,9 +28,14 @@ fn ca(name: &str) -> Ca {
 /// Writes `<stem>.pem` and `<stem>.key` for a leaf signed by `ca`; `expired` dates it
 /// in the past.
 fn leaf(dir: &Path, stem: &str, ca: &Ca, expired: bool) -> (String, String) {
+    leaf_for(dir, stem, ca, expired, &["localhost", "127.0.0.1"])
+}
+
+/// A leaf for `names` only.
+fn leaf_for(dir: &Path, stem: &str, ca: &Ca, expired: bool, names: &[&str]) -> (String, String) {
     let key = KeyPair::generate().expect("key");
-    let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("params");
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let mut p = CertificateParams::new(names).expect("params");
     if expired {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -57,6 +62,16 @@ fn write_ca(dir: &Path, ca: &Ca, name: &str) -> String {
 
 /// Serves one connection with `server`; the client sends "ping", the server answers "pong".
 async fn exchange(server: ServerTls, client: ClientTls) -> Result<(), String> {
+    let name = client.server_name("localhost").expect("name");
+    exchange_as(server, client, name).await
+}
+
+/// [`exchange`], the client opening the connection for `name`.
+async fn exchange_as(
+    server: ServerTls,
+    client: ClientTls,
+    name: ServerName<'static>,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -70,7 +85,6 @@ async fn exchange(server: ServerTls, client: ClientTls) -> Result<(), String> {
         s.shutdown().await.map_err(|e| e.to_string())
     });
     let sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let name = client.server_name("localhost").expect("name");
     let cli = async {
         let mut s = client
             .connector()
@@ -98,6 +112,36 @@ fn server(cert: &(String, String), toml: &str) -> ServerTls {
 
 fn client(toml: &str) -> ClientTls {
     ClientTls::new(&toml::from_str(toml).expect("tls")).expect("client tls")
+}
+
+#[tokio::test]
+async fn server_name_holds_for_connections_opened_by_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = ca("hekate test CA");
+    let ca_file = write_ca(dir.path(), &good, "ca.pem");
+    let db = leaf_for(dir.path(), "db", &good, false, &["db.example"]);
+    let by_ip = || ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let e = exchange_as(
+        server(&db, ""),
+        client(&format!("root_cafile = '{ca_file}'")),
+        by_ip(),
+    )
+    .await
+    .expect_err("the certificate does not name 127.0.0.1");
+    assert!(e.contains("not valid for name"), "{e}");
+    let named = client(&format!(
+        "root_cafile = '{ca_file}'\nserver_name = 'db.example'"
+    ));
+    exchange_as(server(&db, ""), named, by_ip())
+        .await
+        .expect("checked for server_name");
+    let wrong = client(&format!(
+        "root_cafile = '{ca_file}'\nserver_name = 'other.example'"
+    ));
+    let e = exchange_as(server(&db, ""), wrong, by_ip())
+        .await
+        .expect_err("not the name configured");
+    assert!(e.contains("not valid for name"), "{e}");
 }
 
 #[tokio::test]

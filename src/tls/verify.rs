@@ -1,7 +1,8 @@
 //! The two certificate policies rustls leaves to its users: Heka's `RequestClientCert` /
 //! `RequireAnyClientCert` (any client certificate) and `insecure_skip_verify` (any server
 //! certificate). Both still check the peer's handshake signature, so the peer proves it
-//! holds the key of the certificate it sent; only the chain and names go unchecked.
+//! holds the key of the certificate it sent; only the chain and names go unchecked. And
+//! `server_name` for clients that connect by address ([`FixedName`]).
 
 use std::sync::Arc;
 
@@ -11,11 +12,50 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
+/// The handshake-signature checks every verifier here needs: the peer proves it holds the
+/// key of the certificate it sent, with the provider's algorithms.
+#[derive(Debug)]
+pub(super) struct Signatures(pub Arc<CryptoProvider>);
+
+impl Signatures {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Accepts any client certificate; `mandatory` refuses a client that sends none.
 #[derive(Debug)]
 pub(super) struct AnyClientCert {
     pub mandatory: bool,
-    pub provider: Arc<CryptoProvider>,
+    pub signatures: Signatures,
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -42,8 +82,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        verify_tls12_signature(message, cert, dss, algs)
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -52,22 +91,17 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        verify_tls13_signature(message, cert, dss, algs)
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
 /// Accepts any server certificate and name (`insecure_skip_verify = true`).
 #[derive(Debug)]
-pub(super) struct AnyServerCert {
-    pub provider: Arc<CryptoProvider>,
-}
+pub(super) struct AnyServerCert(pub Signatures);
 
 impl ServerCertVerifier for AnyServerCert {
     fn verify_server_cert(
@@ -87,8 +121,7 @@ impl ServerCertVerifier for AnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        verify_tls12_signature(message, cert, dss, algs)
+        self.0.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -97,13 +130,55 @@ impl ServerCertVerifier for AnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        verify_tls13_signature(message, cert, dss, algs)
+        self.0.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.schemes()
+    }
+}
+
+/// Checks the server's certificate for `server_name` whatever name the connection was
+/// opened with. For clients that connect by address: the CQL driver opens every node by
+/// its IP, so a certificate naming the host would otherwise never match.
+#[derive(Debug)]
+pub(super) struct FixedName {
+    pub inner: Arc<dyn ServerCertVerifier>,
+    pub name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for FixedName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
