@@ -53,6 +53,7 @@ fn target(host: &str, keyspace: &str) -> Target {
         schema: Schema::Messages,
         credentials: None,
         request_timeout: Duration::from_secs(10),
+        tls: None,
     }
 }
 

@@ -87,8 +87,8 @@ impl ProcessError {
 }
 
 /// Displays an error with its whole chain of sources, `outer: inner: root`, for logs. A
-/// source whose text the chain already ends with (an error that prints its source itself,
-/// as lapin's and io's wrappers do) is not repeated.
+/// source whose text the chain already shows (an error that prints its source itself, as
+/// lapin's and io's wrappers do) is not repeated.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
@@ -97,7 +97,7 @@ impl fmt::Display for Chain<'_> {
         let mut source = self.0.source();
         while let Some(s) = source {
             let part = s.to_string();
-            if !text.ends_with(&part) {
+            if !text.contains(&part) {
                 text.push_str(": ");
                 text.push_str(&part);
             }
@@ -131,6 +131,10 @@ mod tests {
     #[error("cannot connect")]
     struct Wraps(#[source] std::io::Error);
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}; retried")]
+    struct Inside(#[source] std::io::Error);
+
     #[test]
     fn chain_names_every_cause_once() {
         let io = || std::io::Error::other("connection reset");
@@ -141,6 +145,10 @@ mod tests {
         assert_eq!(
             Chain(&Echoes(io())).to_string(),
             "cannot connect: connection reset"
+        );
+        assert_eq!(
+            Chain(&Inside(io())).to_string(),
+            "connection reset; retried"
         );
     }
 

@@ -67,6 +67,7 @@ pub fn client() -> Client {
 /// A [`client`] whose https:// connections use `tls` (`[name.tls]`: a private CA, a
 /// client certificate, `server_name`); without it, the webpki roots.
 pub fn client_with(tls: Option<&crate::tls::ClientTls>) -> Client {
+    crate::tls::install_default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let mut builder = match tls {
         Some(t) => builder.with_tls_config((*t.config()).clone()),

@@ -40,15 +40,23 @@ fn ignore_control_signals_until_ready() {
 }
 
 /// `info` by default, `RUST_LOG` to change it; the Cassandra driver's per-connection
-/// info lines and lapin's own connection errors are left out unless asked for.
+/// info lines and the drivers' own connection errors are left out unless asked for.
 fn init_logging() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,scylla=warn"));
-    // lapin logs every connection failure at ERROR from its I/O loop; AMQPInput and
-    // AMQPOutput report those themselves, rate-limited. `RUST_LOG=lapin=debug` shows them.
-    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("lapin")) {
-        if let Ok(quiet) = "lapin=off".parse() {
-            filter = filter.add_directive(quiet);
+    // lapin logs every connection failure at ERROR from its I/O loop, and scylla logs a
+    // WARN and an ERROR for every failed control connection; AMQPInput, AMQPOutput and
+    // CassandraOutput report those themselves, with the reason, rate-limited.
+    // `RUST_LOG=lapin=debug` (or naming scylla) shows them.
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    for (krate, quiet) in [
+        ("lapin", "lapin=off"),
+        ("scylla", "scylla::cluster::metadata::cc_establisher=off"),
+    ] {
+        if !asked.contains(krate) {
+            if let Ok(quiet) = quiet.parse() {
+                filter = filter.add_directive(quiet);
+            }
         }
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -384,6 +384,129 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
     assert_eq!(json_get(http, "/hostnames").0, 400);
 }
 
+/// The test PKI of `scripts/services/cassandra.sh`: CQL over TLS on the same port, with
+/// a client certificate from its CA required.
+fn cassandra_pki() -> std::path::PathBuf {
+    let services = std::env::var("HEKATE_SERVICES_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(".cache/hekate/services")
+        });
+    services.join("cassandra/tls")
+}
+
+/// `use_tls` and `[name.tls]` trusting `ca`, with the PKI's client certificate when `cert`.
+fn tls_keys(name: &str, ca: &std::path::Path, cert: bool) -> String {
+    let pki = cassandra_pki();
+    let client = match cert {
+        true => format!(
+            "cert_file = '{}'\nkey_file = '{}'",
+            pki.join("client.pem").display(),
+            pki.join("client.key").display()
+        ),
+        false => String::new(),
+    };
+    format!(
+        "use_tls = true\n[{name}.tls]\nroot_cafile = '{}'\n{client}\n",
+        ca.display()
+    )
+}
+
+#[test]
+fn cql_over_tls_with_a_client_certificate_and_refusals_say_why() {
+    let _cassandra = require_cassandra();
+    let ca = cassandra_pki().join("ca.pem");
+    assert!(
+        ca.exists(),
+        "no {}: restart Cassandra with `scripts/services/cassandra.sh start`, which sets up CQL over TLS",
+        ca.display()
+    );
+    let rt = runtime();
+    let cql = session(&rt);
+    let ks = "hekate_test_tls";
+    drop_keyspace(&rt, &cql, ks);
+    let input = free_port();
+    let h = Hekate::start(&format!(
+        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
+        output_section(
+            "cass",
+            ks,
+            "messages",
+            "Type == 'cass.test'",
+            &tls_keys("cass", &ca, true)
+        )
+    ));
+    assert!(wait_tcp(input), "{}", h.log_text());
+    let base = ns("2026-11-22T12:00:00Z");
+    let msgs: Vec<Message> = (0..20).map(|i| test_message(i, base)).collect();
+    send(input, &msgs);
+    assert!(
+        wait_for(LONG, || h.counters("cass").get("rows_written") == Some(&20)),
+        "{:?}\n{}",
+        h.counters("cass"),
+        h.log_text()
+    );
+    // `hekate query` reads the section, TLS keys included.
+    let back = query_cli(
+        h.path(),
+        &[
+            "messages",
+            "--hostname",
+            "web-1",
+            "--type",
+            "cass.test",
+            "--from",
+            "2026-11-22T00:00:00Z",
+        ],
+    );
+    assert_eq!(back.as_array().map(Vec::len), Some(10), "{back}");
+
+    // Cassandra refuses a client without a certificate; hekate refuses a Cassandra whose
+    // certificate is not from the CA it trusts. Both are retried and say why.
+    let pki = tempfile::tempdir().expect("dir");
+    let other = crate::common::pki::Ca::new(pki.path(), "other");
+    let input = free_port();
+    let refused = Hekate::start(&format!(
+        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}{}",
+        output_section(
+            "no_cert",
+            ks,
+            "messages",
+            "Type == 'cass.test'",
+            &tls_keys("no_cert", &ca, false)
+        ),
+        output_section(
+            "wrong_ca",
+            ks,
+            "messages",
+            "Type == 'cass.test'",
+            &tls_keys("wrong_ca", &other.cert, true)
+        ),
+    ));
+    assert!(wait_tcp(input), "{}", refused.log_text());
+    send(input, &msgs[..1]);
+    for reason in ["CertificateRequired", "UnknownIssuer"] {
+        assert!(
+            refused.wait_log(reason, Duration::from_secs(30)),
+            "no refusal naming {reason}:\n{}",
+            refused.log_text()
+        );
+    }
+    for plugin in ["no_cert", "wrong_ca"] {
+        let c = refused.counters(plugin);
+        assert_eq!(
+            c.get("rows_written").copied().unwrap_or(0),
+            0,
+            "{plugin}: {c:?}"
+        );
+        assert!(
+            c.get("write_failures").copied().unwrap_or(0) > 0,
+            "{plugin}: {c:?}"
+        );
+    }
+}
+
 #[test]
 fn query_cli_fails_clearly_without_cassandra_on_the_given_host() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -12,6 +12,10 @@
 # logback.xml, and runs org.apache.cassandra.service.CassandraDaemon with Java 17.
 # Everything lives in a cache folder outside the repository:
 #   ${HEKATE_SERVICES_DIR:-$HOME/.cache/hekate/services}/cassandra
+# CQL over TLS is on the same port (`optional: true`): plaintext clients as before, and TLS
+# clients must show a certificate from the test CA. The PKI (scripts/services/test_pki.sh)
+# is in $DIR/tls: ca.pem, client.pem, client.key; the server's key and certificate are
+# combined in server-keystore.pem for Cassandra's PEMBasedSslContextFactory.
 # Needs java (17) and mvn (installed with apt-get when missing and run as root). Environment: CASSANDRA_HEAP (default 1g), CASSANDRA_CQL_PORT
 # (default 9042), CASSANDRA_WAIT (seconds to wait for CQL, default 180).
 set -euo pipefail
@@ -54,6 +58,8 @@ OPENS=(
 )
 
 log() { echo "cassandra: $*" >&2; }
+# shellcheck source=scripts/services/test_pki.sh
+. "$(dirname "$0")/test_pki.sh"
 
 # java 17 and mvn: installed with apt-get when missing and we may (root), else a clear error.
 ensure_tools() {
@@ -93,6 +99,9 @@ EOF
 
 write_conf() {
   mkdir -p "$DIR/conf" "$DIR/data" "$DIR/log"
+  make_test_pki "$DIR/tls"
+  cat "$DIR/tls/server.key" "$DIR/tls/server.pem" >"$DIR/tls/server-keystore.pem"
+  chmod 0600 "$DIR/tls/server-keystore.pem"
   cat >"$DIR/conf/cassandra.yaml" <<EOF
 cluster_name: hekate-test
 num_tokens: 16
@@ -114,6 +123,14 @@ native_transport_port: $PORT
 storage_port: 7000
 endpoint_snitch: SimpleSnitch
 start_native_transport: true
+client_encryption_options:
+  enabled: true
+  optional: true
+  require_client_auth: true
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: $DIR/tls/server-keystore.pem
+  truststore: $DIR/tls/ca.pem
 EOF
   cat >"$DIR/conf/logback.xml" <<EOF
 <configuration>
@@ -143,6 +160,10 @@ cql_ready() {
 }
 
 start() {
+  if running_pid >/dev/null && ! grep -q client_encryption_options "$DIR/conf/cassandra.yaml"; then
+    log "running without CQL over TLS (an older config); restarting"
+    stop
+  fi
   if pid=$(running_pid); then
     if cql_ready; then log "already running (pid $pid)"; return 0; fi
   else

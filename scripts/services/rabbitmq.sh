@@ -28,34 +28,19 @@ export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127
 export RABBITMQ_CONFIG_FILE=$CONFIG
 
 log() { echo "rabbitmq.sh: $*" >&2; }
+# shellcheck source=scripts/services/test_pki.sh
+. "$(dirname "$0")/test_pki.sh"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$PORT}") 2>/dev/null; }
 
 answering() { port_open && port_open "$TLS_PORT" && rabbitmqctl -q status >/dev/null 2>&1; }
 
-# One certificate signed by the test CA: sign NAME SUBJECT EXTENSIONS
-sign() {
-  openssl req -new -newkey rsa:2048 -nodes -subj "$2" -keyout "$TLS_DIR/$1.key" \
-    -out "$TLS_DIR/$1.csr" 2>/dev/null
-  openssl x509 -req -in "$TLS_DIR/$1.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
-    -CAcreateserial -days 3650 -sha256 -extfile <(printf '%s\n' "$3") \
-    -out "$TLS_DIR/$1.pem" 2>/dev/null
-  rm -f "$TLS_DIR/$1.csr"
-}
-
-# The test PKI and the broker config, made once (kept across restarts and reinstalls).
+# The test PKI (scripts/services/test_pki.sh) and the broker config, made once.
 tls_setup() {
   if [ ! -f "$TLS_DIR/client.pem" ]; then
     log "making the AMQPS test PKI in $TLS_DIR"
-    mkdir -p "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hekate rabbitmq test CA" \
-      -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
-    sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-    sign client "/CN=hekate-test-client" "extendedKeyUsage=clientAuth"
+    make_test_pki "$TLS_DIR"
     chown -R rabbitmq:rabbitmq "$TLS_DIR"
-    chmod 0644 "$TLS_DIR"/*.pem "$TLS_DIR"/client.key
-    chmod 0600 "$TLS_DIR"/ca.key "$TLS_DIR"/server.key
   fi
   cat > "$CONFIG" <<CONF
 # Written by hekate's scripts/services/rabbitmq.sh: AMQPS on loopback, client certificate required.

@@ -407,8 +407,12 @@ mod tests {
         assert_eq!(keys(&format!("{OK}\nread_only = true")), ["queue"]);
         assert_eq!(keys(&format!("{OK}\npersistent = true")), ["persistent"]);
         assert_eq!(
-            keys("url = 'amqps://h/'\nexchange = 'x'\nexchange_type = 'fanout'"),
-            ["url"]
+            keys("url = 'amqp://h/'\nexchange = 'x'\nexchange_type = 'fanout'\n[tls]\n"),
+            ["tls"]
+        );
+        assert_eq!(
+            keys("url = 'amqps://h/'\nexchange = 'x'\nexchange_type = 'fanout'\n[tls]\nroot_cafile = '/nonexistent.pem'"),
+            ["tls.root_cafile"]
         );
     }
 }

@@ -220,6 +220,18 @@ impl ClientTls {
     }
 }
 
+/// Makes ring the process's default rustls provider, for libraries that build configs with
+/// `ClientConfig::builder()` (hyper-rustls' Mozilla roots). The CQL driver's rustls brings
+/// aws-lc in as well, and with two providers compiled in, rustls picks neither by itself.
+/// Idempotent; hekate's own configs name their provider.
+pub fn install_default_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: a provider is installed already, which is all this needs.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The server side of a plugin with `use_tls` and `[name.tls]`: `None` without `use_tls`;
 /// errors name `tls.<key>`. Logs the settings that weaken or are ignored.
 pub fn server_for(

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::config::common::de_duration;
 use crate::config::PluginConfig;
 use crate::error::ConfigError;
+use crate::tls::{ClientTls, TlsConfig};
 
 /// Which table layout the output writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -75,6 +76,13 @@ pub struct CassandraOutputConfig {
     /// `host:port` of the JSON query endpoint (`/messages`, `/metrics`, `/hostnames`,
     /// `/types`, `/names`); unset = no endpoint. Default unset.
     pub query_address: Option<String>,
+    /// Speak CQL over TLS, configured by `[name.tls]`. Default false.
+    pub use_tls: bool,
+    /// `[name.tls]`: Heka's TLS keys (`root_cafile`, `cert_file`/`key_file` for a client
+    /// certificate). The driver opens each node by its IP address, so a node's
+    /// certificate must name that address, or set `server_name` to the name every node's
+    /// certificate carries.
+    pub tls: TlsConfig,
 }
 
 impl Default for CassandraOutputConfig {
@@ -95,6 +103,8 @@ impl Default for CassandraOutputConfig {
             username: String::new(),
             password: String::new(),
             query_address: None,
+            use_tls: false,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -114,6 +124,9 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// Client-side request timeout.
     pub request_timeout: Duration,
+    /// TLS, with `use_tls`; its files are read again when a session is opened after a
+    /// reload.
+    pub tls: Option<ClientTls>,
 }
 
 impl Target {
@@ -213,6 +226,10 @@ impl CassandraOutputConfig {
                 })
                 .ok()
         });
+        let tls = crate::tls::client_for(p, self.use_tls, &self.tls)
+            .map_err(|e| errs.push(e))
+            .ok()
+            .flatten();
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -226,6 +243,7 @@ impl CassandraOutputConfig {
                 schema,
                 credentials,
                 request_timeout: self.request_timeout,
+                tls,
             },
             consistency,
             create_schema: self.create_schema,

@@ -211,6 +211,18 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_are_checked_with_use_tls() {
+        assert!(try_build("use_tls = true").is_ok(), "Mozilla's roots by default");
+        let tls = "[tls]\nroot_cafile = '/nonexistent.pem'";
+        assert!(try_build(tls).is_ok(), "[tls] without use_tls is not read");
+        let errs = try_build(&format!("use_tls = true\nbatch_size = 0\n{tls}"))
+            .err()
+            .expect("config errors");
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["batch_size", "tls.root_cafile"]);
+    }
+
+    #[test]
     fn unknown_keys_are_reported() {
         let errs = try_build("replicas = 3").err().expect("config errors");
         assert!(errs[0].to_string().contains("replicas"));

@@ -8,8 +8,12 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
 use super::config::Target;
 use super::schema;
+use crate::tls::ClientTls;
 
 /// How long connecting to a contact point may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,6 +28,14 @@ pub enum SessionError {
         hosts: String,
         /// The driver's error.
         source: Box<scylla::errors::NewSessionError>,
+    },
+    /// The first contact point refused our TLS, or we refused its certificate.
+    #[error("TLS with Cassandra at {host} failed: {source}")]
+    Tls {
+        /// The contact point.
+        host: String,
+        /// Why, with rustls' reason.
+        source: std::io::Error,
     },
     /// A CREATE statement failed.
     #[error("creating the schema failed ({statement}): {source}")]
@@ -48,6 +60,12 @@ pub async fn connect(t: &Target, consistency: Consistency) -> Result<Session, Se
     if let Some((user, password)) = &t.credentials {
         builder = builder.user(user, password);
     }
+    if let Some(tls) = &t.tls {
+        if let Some(first) = t.hosts.first() {
+            probe_tls(tls, first).await?;
+        }
+        builder = builder.tls_context(Some(tls.config()));
+    }
     builder
         .build()
         .await
@@ -55,6 +73,40 @@ pub async fn connect(t: &Target, consistency: Consistency) -> Result<Session, Se
             hosts: t.hosts.join(","),
             source: Box::new(source),
         })
+}
+
+/// How long the TLS probe listens for a refusal after its handshake.
+const REFUSAL_WAIT: Duration = Duration::from_millis(100);
+
+/// One TLS handshake with `host`, then a short wait for a refusal, before the driver
+/// connects. A TLS 1.3 server refuses a client certificate (missing, or from a CA it does
+/// not trust) after the handshake has completed on the client's side, and the driver, which
+/// speaks first, often loses the server's alert in the reset that follows; this reads it.
+/// A node that cannot be reached is left to the driver, which tries the other hosts.
+async fn probe_tls(tls: &ClientTls, host: &str) -> Result<(), SessionError> {
+    use tokio::io::AsyncReadExt;
+    let Ok(Ok(sock)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host)).await else {
+        return Ok(());
+    };
+    let Ok(peer) = sock.peer_addr() else {
+        return Ok(());
+    };
+    let refused = |source| SessionError::Tls {
+        host: host.to_string(),
+        source,
+    };
+    // The driver opens nodes by IP; `server_name`, when set, is checked instead.
+    let name = ServerName::IpAddress(peer.ip().into());
+    let handshake = tls.connector().connect(name, sock);
+    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(r) => r.map_err(refused)?,
+        Err(_) => return Ok(()),
+    };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(REFUSAL_WAIT, stream.read(&mut byte)).await {
+        Ok(Err(e)) => Err(refused(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Creates the keyspace (SimpleStrategy) and the tables when missing.
