@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hekate::config::{Category, Globals, PluginConfig};
 use hekate::message::reclaim::Pool;
 use hekate::message::Message;
-use hekate::plugin::{BuildContext, Decoded, Split};
+use hekate::plugin::{BuildContext, Decoded, Piece, SplitWalk};
 use hekate::stats::Report;
 
 /// The targets, by the name `scripts/fuzz.sh` takes.
@@ -242,29 +242,17 @@ fn split_and_decode(splitter: &str, keys: &str, decoder: Option<(&str, &str)>, d
     });
     let mut s = make();
     let (base, mut pool, mut out) = (Message::default(), Pool::new(8), Vec::new());
-    let mut buf = data;
-    while !buf.is_empty() {
-        match s.find_record(buf) {
-            Split::NeedMore => break,
-            Split::Skip(n) => buf = &buf[n.clamp(1, buf.len())..],
-            Split::Record {
-                consumed,
-                start,
-                end,
-            } => {
-                assert!(
-                    start <= end && end <= buf.len(),
-                    "record outside the buffer"
-                );
+    let mut walk = SplitWalk::new(data);
+    while let Some(piece) = walk.next(&mut *s) {
+        match piece {
+            Piece::Record(record) => {
                 if let Some(d) = dec.as_mut() {
-                    let _ = d.decode(
-                        &buf[start..end],
-                        &mut Decoded::new(&base, &mut out, &mut pool),
-                    );
+                    let _ = d.decode(record, &mut Decoded::new(&base, &mut out, &mut pool));
                     out.clear();
                 }
-                buf = &buf[consumed.clamp(1, buf.len())..];
             }
+            Piece::Skipped(_) => {}
+            Piece::Invalid(bytes) => panic!("record outside the buffer: {bytes:?}"),
         }
     }
 }

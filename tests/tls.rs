@@ -95,6 +95,34 @@ key_file = "{}"
     )
 }
 
+/// A TcpOutput over TLS to `localhost:port` for the lines starting with `prefix`: `keys`
+/// go into its section, `tls` into `[name.tls]`.
+fn tls_output(name: &str, port: u16, prefix: &str, keys: &str, tls: &str) -> String {
+    format!(
+        r#"
+[{name}]
+type = "TcpOutput"
+address = "localhost:{port}"
+message_matcher = "Payload =~ /^{prefix}/"
+encoder = "raw"
+use_tls = true
+{keys}
+[{name}.tls]
+{tls}
+"#
+    )
+}
+
+/// `[name.tls]` keys of a client with `leaf`'s certificate that trusts `root`.
+fn client_cert(leaf: &Leaf, root: &Path) -> String {
+    format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"\nroot_cafile = \"{}\"",
+        leaf.cert.display(),
+        leaf.key.display(),
+        root.display()
+    )
+}
+
 const RAW_OUT: &str = r#"
 [raw]
 type = "PayloadEncoder"
@@ -199,24 +227,16 @@ fn hekate_to_hekate_mutual_tls_and_rotation_on_sighup() {
         receiver.log_text()
     );
     let lines_port = free_port();
-    let sender = Hekate::start(&format!(
-        r#"{}
-[to_aggregator]
-type = "TcpOutput"
-address = "localhost:{port}"
-message_matcher = "Payload =~ /^line/"
-encoder = "raw"
-use_tls = true
-[to_aggregator.tls]
-cert_file = "{}"
-key_file = "{}"
-root_cafile = "{}"
-"#,
-        tcp_lines(lines_port),
-        agent.cert.display(),
-        agent.key.display(),
-        ca.cert.display()
-    ));
+    let sender = Hekate::start(
+        &(tcp_lines(lines_port)
+            + &tls_output(
+                "to_aggregator",
+                port,
+                "line",
+                "",
+                &client_cert(&agent, &ca.cert),
+            )),
+    );
     assert!(wait_tcp(lines_port), "{}", sender.log_text());
     send_tcp(lines_port, b"line 1\nline 2\n");
     let out = receiver.path().join("out.txt");
@@ -284,26 +304,10 @@ while True:
     let received = pki.path().join("received.txt");
     let _server = PythonServer::start(script, port, &server, &ca.cert, &received);
     let output = |name: &str, root: &Path, prefix: &str| {
-        format!(
-            r#"
-[{name}]
-type = "TcpOutput"
-address = "localhost:{port}"
-message_matcher = "Payload =~ /^{prefix}/"
-encoder = "raw"
-use_tls = true
-[{name}.tls]
-cert_file = "{}"
-key_file = "{}"
-root_cafile = "{}"
-min_version = "TLS12"
-max_version = "TLS12"
-ciphers = ["ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
-"#,
-            agent.cert.display(),
-            agent.key.display(),
-            root.display()
-        )
+        let forced = "min_version = \"TLS12\"\nmax_version = \"TLS12\"\n\
+                      ciphers = [\"ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]";
+        let tls = format!("{}\n{forced}", client_cert(&agent, root));
+        tls_output(name, port, prefix, "", &tls)
     };
     let lines_port = free_port();
     let h = Hekate::start(
@@ -377,21 +381,17 @@ fn tls_reconnects_lose_nothing() {
         receiver.log_text()
     );
     let lines_port = free_port();
-    let _sender = Hekate::start(&format!(
-        r#"{}
-[to_aggregator]
-type = "TcpOutput"
-address = "localhost:{port}"
-message_matcher = "Payload =~ /^line/"
-encoder = "raw"
-reconnect_after = 500
-use_tls = true
-[to_aggregator.tls]
-root_cafile = "{}"
-"#,
-        tcp_lines(lines_port),
-        ca.cert.display()
-    ));
+    let root = format!("root_cafile = \"{}\"", ca.cert.display());
+    let _sender = Hekate::start(
+        &(tcp_lines(lines_port)
+            + &tls_output(
+                "to_aggregator",
+                port,
+                "line",
+                "reconnect_after = 500",
+                &root,
+            )),
+    );
     assert!(wait_tcp(lines_port));
     // Long lines, so the receiver still has unread bytes when a connection closes.
     let pad = "x".repeat(2000);

@@ -13,14 +13,12 @@ BEATS=${1:-200000}
 cargo build --release --quiet --bin hekate --example lovebeat_blast
 BIN=target/release/hekate
 BLAST=target/release/examples/lovebeat_blast
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 git clone -q "${LOVEBEAT_SRC:-https://github.com/boivie/lovebeat}" "$WORK/src"
 git -C "$WORK/src" checkout -q 5b2b37d
 ( cd "$WORK/src" && go mod init github.com/boivie/lovebeat-go >/dev/null 2>&1 && go mod tidy >/dev/null 2>&1 \
   && go get github.com/elazarl/go-bindata-assetfs@v0.0.0-20150624150248-3dcc96556217 >/dev/null 2>&1 \
   && go build -o "$WORK/lovebeat" . )
-secs() { echo "$2 - $1" | bc -l; }
 
 wait_end() {  # $1 = HTTP port
   # (lovebeat panics on GET /api/services/<unknown>, so poll the list)

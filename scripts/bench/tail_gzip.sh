@@ -9,14 +9,12 @@ cd "$(dirname "$0")/../.."
 LINES=${1:-1000000}
 cargo build --release --quiet --bin hekate
 BIN=target/release/hekate
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 mkdir -p "$WORK/plain" "$WORK/gz"
 awk -v n="$LINES" 'BEGIN { for (i = 0; i < n; i++)
   printf "2026-12-06T02:%02d:%02d.%06dZ INFO app[%d]: request %d served in %d ms for user %d\n",
     (i / 60) % 60, i % 60, i % 1000000, 1000 + i % 7, i, i % 250, i % 9973 }' > "$WORK/plain/app.log.1"
 gzip -c "$WORK/plain/app.log.1" > "$WORK/gz/app.log.1.gz"
-secs() { echo "$2 - $1" | bc -l; }
 
 run() {  # $1 = folder name
   local conf="$WORK/$1.d"

@@ -10,15 +10,13 @@ LINES=${1:-1000000}
 cargo build --release --quiet --bin hekate
 BIN=target/release/hekate
 LUA=$PWD/tests/fixtures/lpeg/lua
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 mkdir -p "$WORK/logs"
 FORMAT='$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
 awk -v n="$LINES" 'BEGIN { for (i = 0; i < n; i++)
   printf "10.%d.%d.%d - - [05/Dec/2026:%02d:%02d:%02d +0100] \"GET /api/v%d/items/%d?page=%d HTTP/1.1\" %d %d \"https://example.com/p/%d\" \"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\"\n",
     i % 250, (i * 7) % 250, (i * 13) % 250, (i / 3600) % 24, (i / 60) % 60, i % 60, i % 3, i, i % 17, (i % 10 == 0) ? 503 : 200, 100 + i % 5000, i }' \
   > "$WORK/logs/access.log"
-secs() { echo "$2 - $1" | bc -l; }
 
 run() {  # $1 = name, $2 = decoder name, $3 = decoder section, $4 = message Type
   local conf="$WORK/$1.d"

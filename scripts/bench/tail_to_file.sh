@@ -9,13 +9,11 @@ LINES=${1:-2000000}
 LEN=${2:-100}
 cargo build --release --quiet --bin hekate
 BIN=target/release/hekate
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 BYTES=$((LINES * LEN))
 mkdir -p "$WORK/logs" "$WORK/config.d"
 yes "$(printf '%*s' $((LEN - 1)) '' | tr ' ' x)" | head -n "$LINES" > "$WORK/logs/big.log" || true  # yes dies of SIGPIPE
 
-secs() { echo "$2 - $1" | bc -l; }
 
 # 1. The limits, page cache warm (the file was just written).
 cat "$WORK/logs/big.log" > /dev/null

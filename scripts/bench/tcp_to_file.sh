@@ -9,14 +9,10 @@ LEN=${2:-100}
 cargo build --release --quiet --bin hekate --example blast
 BIN=${HEKATE_BIN:-target/release/hekate}
 BLAST=target/release/examples/blast
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 BYTES=$((LINES * LEN))
 PORT=$((20000 + RANDOM % 20000))
 
-wait_size() { # file bytes
-  while [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -lt "$2" ]; do sleep 0.05; done
-}
 
 # 1. The limit: socket → file with no parsing.
 $BLAST sink-tcp 127.0.0.1:$PORT "$WORK/limit.out" > "$WORK/sink.log" &

@@ -12,8 +12,7 @@ SECS=${3:-10}
 cargo build --release --quiet --bin hekate --example blast
 BIN=${HEKATE_BIN:-target/release/hekate}
 BLAST=target/release/examples/blast
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. scripts/bench/lib.sh  # WORK (removed on exit), secs, wait_size
 BYTES=$((LINES * LEN))
 BASE=$((20000 + RANDOM % 20000))
 
@@ -27,9 +26,6 @@ BASE=$((20000 + RANDOM % 20000))
   openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
     -extfile ext -out srv.pem 2>/dev/null )
 
-wait_size() { # file bytes
-  while [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -lt "$2" ]; do sleep 0.05; done
-}
 
 # One hekate with two TcpInputs (plain, TLS) writing to two files.
 mkdir -p "$WORK/config.d"

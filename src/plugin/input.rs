@@ -17,7 +17,7 @@ use crate::message::reclaim::{Pool, Reclaim};
 use crate::message::{now_ns, CompactString, Field, Message, Pack, UuidGen};
 use crate::plugin::channel::{Closed, Refused, RouterSender};
 use crate::plugin::shutdown::Shutdown;
-use crate::plugin::{Decoded, DecoderFactory, Split, Splitter, SplitterFactory};
+use crate::plugin::{Decoded, DecoderFactory, Piece, SplitWalk, Splitter, SplitterFactory};
 use crate::stats::PluginStats;
 
 /// Longest `decode_error` text, as Heka.
@@ -347,34 +347,24 @@ impl RecordStream {
     fn split_from(&mut self, data: &[u8]) -> usize {
         self.cx.reclaim.collect(&mut self.pool);
         self.base.timestamp = now_ns();
-        let mut pos = 0;
-        while pos < data.len() {
-            match self.splitter.find_record(&data[pos..]) {
-                Split::NeedMore => break,
-                Split::Skip(n) => {
-                    let n = n.max(1);
-                    self.garbage(&data[pos..(pos + n).min(data.len())]);
-                    pos += n;
-                }
-                Split::Record {
-                    consumed,
-                    start,
-                    end,
-                } => {
+        let mut walk = SplitWalk::new(data);
+        while let Some(piece) = walk.next(&mut *self.splitter) {
+            match piece {
+                Piece::Skipped(bytes) | Piece::Invalid(bytes) => self.garbage(bytes),
+                Piece::Record(record) => {
                     self.records += 1;
                     let mark = self.batch.len();
-                    self.record(&data[pos + start..pos + end]);
+                    self.record(record);
                     if let Some(signer) = self.splitter.signer() {
                         let signer: Arc<str> = Arc::from(signer);
                         for p in &mut self.batch[mark..] {
                             p.signer = Some(signer.clone());
                         }
                     }
-                    pos += consumed.max(1);
                 }
             }
         }
-        pos
+        walk.consumed()
     }
 
     fn end_of_stream(&mut self, rest: &[u8]) {

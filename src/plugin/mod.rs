@@ -189,6 +189,65 @@ pub trait Splitter: Send {
     }
 }
 
+/// One step of [`SplitWalk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A record.
+    Record(&'a [u8]),
+    /// Bytes the splitter skipped as garbage.
+    Skipped(&'a [u8]),
+    /// Bytes of a record the splitter placed outside the buffer (a splitter bug): dropped.
+    Invalid(&'a [u8]),
+}
+
+/// Walks a buffer with a splitter the way an input's [`RecordStream`] does: records and
+/// skipped bytes in order, until the splitter needs more bytes or the buffer is used up.
+/// Shared by the record stream, the tests' split helpers and the fuzz targets.
+#[derive(Debug)]
+pub struct SplitWalk<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> SplitWalk<'a> {
+    /// A walk from the start of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        SplitWalk { data, pos: 0 }
+    }
+
+    /// The next piece, or `None` when `s` needs more bytes or nothing is left.
+    pub fn next(&mut self, s: &mut dyn Splitter) -> Option<Piece<'a>> {
+        let rest = self.data.get(self.pos..).filter(|r| !r.is_empty())?;
+        match s.find_record(rest) {
+            Split::NeedMore => None,
+            Split::Skip(n) => Some(Piece::Skipped(self.take(rest, n))),
+            Split::Record {
+                consumed,
+                start,
+                end,
+            } => match rest.get(start..end) {
+                Some(record) => {
+                    self.take(rest, consumed);
+                    Some(Piece::Record(record))
+                }
+                None => Some(Piece::Invalid(self.take(rest, consumed))),
+            },
+        }
+    }
+
+    /// Bytes used so far; the rest waits for more input.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves past `n` bytes of `rest` (at least one, at most all).
+    fn take(&mut self, rest: &'a [u8], n: usize) -> &'a [u8] {
+        let n = n.clamp(1, rest.len());
+        self.pos += n;
+        &rest[..n]
+    }
+}
+
 /// Turns one record into zero or more messages (Heka `Decoder.Decode`).
 pub trait Decoder: Send {
     /// Decodes `record` into `out`: [`Decoded::start`] gives a copy of what the input

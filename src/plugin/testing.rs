@@ -63,29 +63,16 @@ pub(crate) fn split_chunked(s: &mut dyn Splitter, data: &[u8], chunk: usize) -> 
     let mut buf = Vec::new();
     for piece in data.chunks(chunk.max(1)) {
         buf.extend_from_slice(piece);
-        let mut pos = 0;
-        while pos < buf.len() {
-            match s.find_record(&buf[pos..]) {
-                Split::NeedMore => break,
-                Split::Skip(n) => {
-                    out.skips += 1;
-                    pos += n.max(1);
-                }
-                Split::Record {
-                    consumed,
-                    start,
-                    end,
-                } => {
-                    assert!(
-                        start <= end && end <= buf.len() - pos,
-                        "record within buffer"
-                    );
-                    out.records.push(buf[pos + start..pos + end].to_vec());
-                    pos += consumed.max(1);
-                }
+        let mut walk = crate::plugin::SplitWalk::new(&buf);
+        while let Some(p) = walk.next(s) {
+            match p {
+                crate::plugin::Piece::Record(r) => out.records.push(r.to_vec()),
+                crate::plugin::Piece::Skipped(_) => out.skips += 1,
+                crate::plugin::Piece::Invalid(b) => panic!("record outside the buffer: {b:?}"),
             }
         }
-        buf.drain(..pos.min(buf.len()));
+        let used = walk.consumed();
+        buf.drain(..used);
     }
     out.rest = buf;
     out

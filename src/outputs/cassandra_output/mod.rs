@@ -212,7 +212,10 @@ mod tests {
 
     #[test]
     fn tls_keys_are_checked_with_use_tls() {
-        assert!(try_build("use_tls = true").is_ok(), "Mozilla's roots by default");
+        assert!(
+            try_build("use_tls = true").is_ok(),
+            "Mozilla's roots by default"
+        );
         let tls = "[tls]\nroot_cafile = '/nonexistent.pem'";
         assert!(try_build(tls).is_ok(), "[tls] without use_tls is not read");
         let errs = try_build(&format!("use_tls = true\nbatch_size = 0\n{tls}"))
