@@ -4,6 +4,8 @@
 # the same run. Both publish to a direct exchange bound to a queue nobody consumes, so
 # every message is routed and stored; a message counts once the broker confirmed it.
 # Needs the broker: `bash scripts/services/rabbitmq.sh start`. Installs pika into .venv.
+# With AMQPS=1, hekate also publishes over amqps:// (TLS 1.3 with a client certificate,
+# the broker's test listener on 5671) in the same run, and the AMQPS/AMQP ratio is shown.
 # Usage: scripts/bench/amqp_publish.sh [MESSAGES] [BYTES] [persistent]
 #        (default 200,000 × 100 B, transient)
 set -euo pipefail
@@ -28,6 +30,7 @@ cleanup() {
   [ -n "$HPID" ] && kill "$HPID" 2>/dev/null || true
   rabbitmqctl -q delete_queue "$TAG-hekate" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$TAG-pika" >/dev/null 2>&1 || true
+  rabbitmqctl -q delete_queue "$TAG-hekate-tls" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,15 +60,20 @@ for i in range(n):
 print(f"{time.monotonic() - t:.3f}")
 c.close()
 PY
-.venv/bin/python "$WORK/declare.py" "$TAG-hekate" "$TAG-pika"
+.venv/bin/python "$WORK/declare.py" "$TAG-hekate" "$TAG-pika" "$TAG-hekate-tls"
 
 # hekate: TcpInput (one record per line) -> AMQPOutput; the body is the line (LEN bytes).
-PORT=$((20000 + RANDOM % 20000))
-mkdir -p "$WORK/config.d"
-cat > "$WORK/config.d/bench.toml" <<TOML
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+BROKER=$(pgrep -o -x beam.smp)
+# run_hekate EXCHANGE URL [TLS-KEYS]: sets HEKATE_S, RSS_KB, HEKATE_CPU and BROKER_CPU.
+run_hekate() {
+  local port=$((20000 + RANDOM % 20000)) conf="$WORK/$1.d"
+  mkdir -p "$conf"
+  cat > "$conf/bench.toml" <<TOML
 [in]
 type = "TcpInput"
-address = "127.0.0.1:$PORT"
+address = "127.0.0.1:$port"
 splitter = "TokenSplitter"
 decoder = ""
 [raw]
@@ -75,35 +83,55 @@ append_newlines = false
 type = "AMQPOutput"
 message_matcher = "TRUE"
 encoder = "raw"
-url = "amqp://guest:guest@127.0.0.1:5672/"
-exchange = "$TAG-hekate"
+url = "$2"
+exchange = "$1"
 exchange_type = "direct"
 exchange_auto_delete = false
 routing_key = "bench"
 persistent = $PERSISTENT
+${3:-}
 TOML
-RUST_LOG=info $BIN -config "$WORK/config.d" 2> "$WORK/hekate.log" &
-HPID=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-confirmed() { grep -o 'confirmed: [0-9]*' "$WORK/hekate.log" | tail -1 | awk '{print $2}'; }
-t0=$(date +%s.%N)
-$BLAST send-tcp 127.0.0.1:$PORT "$N" "$LEN" > /dev/null
-until [ "$(confirmed || echo 0)" = "$N" ]; do
-  kill -USR1 $HPID
-  sleep 0.05
-done
-t1=$(date +%s.%N)
-HEKATE_S=$(echo "$t1 - $t0" | bc -l)
-RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$HPID/status)
-kill -TERM $HPID
-wait $HPID || true
-HPID=
+  RUST_LOG=info $BIN -config "$conf" 2> "$WORK/$1.log" &
+  HPID=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  local t0 t1 b0
+  b0=$(cpu_s "$BROKER")
+  t0=$(date +%s.%N)
+  $BLAST send-tcp 127.0.0.1:$port "$N" "$LEN" > /dev/null
+  until [ "$(grep -o 'confirmed: [0-9]*' "$WORK/$1.log" | tail -1 | awk '{print $2}')" = "$N" ]; do
+    kill -USR1 $HPID
+    sleep 0.05
+  done
+  t1=$(date +%s.%N)
+  HEKATE_S=$(echo "$t1 - $t0" | bc -l)
+  RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$HPID/status)
+  HEKATE_CPU=$(cpu_s $HPID)
+  BROKER_CPU=$(echo "$(cpu_s "$BROKER") - $b0" | bc -l)
+  kill -TERM $HPID
+  wait $HPID || true
+  HPID=
+}
+run_hekate "$TAG-hekate" "amqp://guest:guest@127.0.0.1:5672/"
+PLAIN_S=$HEKATE_S PLAIN_RSS=$RSS_KB PLAIN_CPU="$HEKATE_CPU $BROKER_CPU"
+if [ "${AMQPS:-0}" = 1 ]; then
+  PKI=/etc/rabbitmq/hekate-tls
+  run_hekate "$TAG-hekate-tls" "amqps://guest:guest@localhost:5671/" "[out.tls]
+root_cafile = \"$PKI/ca.pem\"
+cert_file = \"$PKI/client.pem\"
+key_file = \"$PKI/client.key\""
+  TLS_S=$HEKATE_S TLS_RSS=$RSS_KB TLS_CPU="$HEKATE_CPU $BROKER_CPU"
+fi
+HEKATE_S=$PLAIN_S RSS_KB=$PLAIN_RSS
 
 PIKA_S=$(.venv/bin/python "$WORK/pika_publish.py" "$TAG-pika" "$N" "$LEN" "$PERSISTENT")
-STORED=$(rabbitmqctl -q list_queues name messages | awk -v h="$TAG-hekate" -v p="$TAG-pika" '$1==h||$1==p {printf "%s=%s ", $1, $2}')
+STORED=$(rabbitmqctl -q list_queues name messages | awk -v t="$TAG-" 'index($1, t) == 1 {printf "%s=%s ", substr($1, length(t) + 1), $2}')
 
 printf 'machine: %s cores, %s; %s\n' "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(rabbitmqctl -q version 2>/dev/null | sed 's/^/RabbitMQ /')"
 printf 'workload: %d messages x %d B, publisher confirms, persistent=%s\n' "$N" "$LEN" "$PERSISTENT"
-printf 'hekate AMQPOutput: %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB)\n' "$HEKATE_S" "$(echo "$N / $HEKATE_S" | bc -l)" "$RSS_KB"
+printf 'hekate AMQPOutput: %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB; CPU s hekate %s, broker %.2f)\n' "$HEKATE_S" "$(echo "$N / $HEKATE_S" | bc -l)" "$RSS_KB" $PLAIN_CPU
 printf 'pika 1.4.4       : %7.2f s  %9.0f msg/s confirmed\n' "$PIKA_S" "$(echo "$N / $PIKA_S" | bc -l)"
 printf 'ratio hekate/pika: %.2f   messages stored: %s\n' "$(echo "$PIKA_S / $HEKATE_S" | bc -l)" "$STORED"
+if [ "${AMQPS:-0}" = 1 ]; then
+  printf 'hekate AMQPS    : %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB; CPU s hekate %s, broker %.2f)\n' "$TLS_S" "$(echo "$N / $TLS_S" | bc -l)" "$TLS_RSS" $TLS_CPU
+  printf 'ratio AMQPS/AMQP: %.2f\n' "$(echo "$PLAIN_S / $TLS_S" | bc -l)"
+fi

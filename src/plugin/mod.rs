@@ -609,3 +609,55 @@ impl<'a> OutputContext<'a> {
         enc.encode(msg, out).inspect_err(|_| out.truncate(mark))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers from a script, one per call.
+    struct Scripted(Vec<Split>);
+
+    impl Splitter for Scripted {
+        fn find_record(&mut self, _buf: &[u8]) -> Split {
+            if self.0.is_empty() {
+                Split::NeedMore
+            } else {
+                self.0.remove(0)
+            }
+        }
+    }
+
+    fn walk(answers: Vec<Split>, data: &[u8]) -> (Vec<Piece<'_>>, usize) {
+        let mut s = Scripted(answers);
+        let mut w = SplitWalk::new(data);
+        let pieces = std::iter::from_fn(|| w.next(&mut s)).collect();
+        (pieces, w.consumed())
+    }
+
+    #[test]
+    fn walks_records_and_skips_until_more_is_needed() {
+        let record = Split::Record {
+            consumed: 3,
+            start: 0,
+            end: 2,
+        };
+        let (pieces, used) = walk(vec![record, Split::Skip(1)], b"ab\nxyz");
+        assert_eq!(pieces, [Piece::Record(b"ab"), Piece::Skipped(b"x")]);
+        assert_eq!(used, 4, "the rest waits for more input");
+    }
+
+    #[test]
+    fn a_splitter_bug_cannot_run_past_the_buffer() {
+        let (pieces, used) = walk(vec![Split::Skip(99)], b"abc");
+        assert_eq!((pieces, used), (vec![Piece::Skipped(b"abc")], 3));
+        let outside = Split::Record {
+            consumed: 2,
+            start: 1,
+            end: 9,
+        };
+        let (pieces, used) = walk(vec![outside], b"abc");
+        assert_eq!((pieces, used), (vec![Piece::Invalid(b"ab")], 2));
+        let (pieces, _) = walk(vec![Split::Skip(0)], b"abc");
+        assert_eq!(pieces, [Piece::Skipped(b"a")], "always moves on");
+    }
+}
