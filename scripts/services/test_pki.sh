@@ -18,6 +18,10 @@ _test_pki_sign() {
 make_test_pki() {
   local dir=$1
   [ -f "$dir/client.pem" ] && return 0
+  if ! command -v openssl >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+      --no-install-recommends openssl >/dev/null
+  fi
   mkdir -p "$dir"
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hekate test CA" \
     -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
