@@ -3,8 +3,9 @@
 //!
 //! * [`ServerTls`]: a listener's side. [`ServerTls::accept`] runs the handshake under
 //!   [`HANDSHAKE_TIMEOUT`] and gives a reason for every refusal.
-//! * [`ClientTls`]: a client's side, for tokio ([`ClientTls::connector`]) and for the
-//!   blocking sockets of the output runners ([`ClientTls::connect_blocking`]).
+//! * [`ClientTls`]: a client's side, for tokio ([`ClientTls::connector`]), for the
+//!   blocking sockets of the output runners ([`ClientTls::connect_blocking`]), and as a
+//!   rustls config for the AMQP and CQL drivers ([`ClientTls::config`]).
 //!
 //! Both read their certificate, key and CA files at build time, so a missing or bad file
 //! is a config error naming the key. They read them again before the next handshake after
