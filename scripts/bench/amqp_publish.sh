@@ -6,6 +6,8 @@
 # Needs the broker: `bash scripts/services/rabbitmq.sh start`. Installs pika into .venv.
 # With AMQPS=1, hekate also publishes over amqps:// (TLS 1.3 with a client certificate,
 # the broker's test listener on 5671) in the same run, and the AMQPS/AMQP ratio is shown.
+# With BASELINE=path/to/an/older/hekate, that binary runs the same legs in the same run
+# (a refactor's before and after), and the new/old ratios are shown.
 # Usage: scripts/bench/amqp_publish.sh [MESSAGES] [BYTES] [persistent]
 #        (default 200,000 × 100 B, transient)
 set -euo pipefail
@@ -30,7 +32,9 @@ cleanup() {
   [ -n "$HPID" ] && kill "$HPID" 2>/dev/null || true
   rabbitmqctl -q delete_queue "$TAG-hekate" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_queue "$TAG-pika" >/dev/null 2>&1 || true
-  rabbitmqctl -q delete_queue "$TAG-hekate-tls" >/dev/null 2>&1 || true
+  for q in hekate-tls base base-tls; do
+    rabbitmqctl -q delete_queue "$TAG-$q" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -60,7 +64,7 @@ for i in range(n):
 print(f"{time.monotonic() - t:.3f}")
 c.close()
 PY
-.venv/bin/python "$WORK/declare.py" "$TAG-hekate" "$TAG-pika" "$TAG-hekate-tls"
+.venv/bin/python "$WORK/declare.py" "$TAG-hekate" "$TAG-pika" "$TAG-hekate-tls" "$TAG-base" "$TAG-base-tls"
 
 # hekate: TcpInput (one record per line) -> AMQPOutput; the body is the line (LEN bytes).
 # CPU seconds (user + system) a process has used so far.
@@ -111,15 +115,26 @@ TOML
   wait $HPID || true
   HPID=
 }
-run_hekate "$TAG-hekate" "amqp://guest:guest@127.0.0.1:5672/"
-PLAIN_S=$HEKATE_S PLAIN_RSS=$RSS_KB PLAIN_CPU="$HEKATE_CPU $BROKER_CPU"
-if [ "${AMQPS:-0}" = 1 ]; then
-  PKI=/etc/rabbitmq/hekate-tls
-  run_hekate "$TAG-hekate-tls" "amqps://guest:guest@localhost:5671/" "[out.tls]
+PKI=/etc/rabbitmq/hekate-tls
+TLS_KEYS="[out.tls]
 root_cafile = \"$PKI/ca.pem\"
 cert_file = \"$PKI/client.pem\"
 key_file = \"$PKI/client.key\""
+run_hekate "$TAG-hekate" "amqp://guest:guest@127.0.0.1:5672/"
+PLAIN_S=$HEKATE_S PLAIN_RSS=$RSS_KB PLAIN_CPU="$HEKATE_CPU $BROKER_CPU"
+if [ "${AMQPS:-0}" = 1 ]; then
+  run_hekate "$TAG-hekate-tls" "amqps://guest:guest@localhost:5671/" "$TLS_KEYS"
   TLS_S=$HEKATE_S TLS_RSS=$RSS_KB TLS_CPU="$HEKATE_CPU $BROKER_CPU"
+fi
+if [ -n "${BASELINE:-}" ]; then
+  NEW_BIN=$BIN BIN=$BASELINE
+  run_hekate "$TAG-base" "amqp://guest:guest@127.0.0.1:5672/"
+  BASE_S=$HEKATE_S BASE_RSS=$RSS_KB BASE_CPU="$HEKATE_CPU $BROKER_CPU"
+  if [ "${AMQPS:-0}" = 1 ]; then
+    run_hekate "$TAG-base-tls" "amqps://guest:guest@localhost:5671/" "$TLS_KEYS"
+    BASE_TLS_S=$HEKATE_S BASE_TLS_RSS=$RSS_KB BASE_TLS_CPU="$HEKATE_CPU $BROKER_CPU"
+  fi
+  BIN=$NEW_BIN
 fi
 HEKATE_S=$PLAIN_S RSS_KB=$PLAIN_RSS
 
@@ -134,4 +149,12 @@ printf 'ratio hekate/pika: %.2f   messages stored: %s\n' "$(echo "$PIKA_S / $HEK
 if [ "${AMQPS:-0}" = 1 ]; then
   printf 'hekate AMQPS    : %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB; CPU s hekate %s, broker %.2f)\n' "$TLS_S" "$(echo "$N / $TLS_S" | bc -l)" "$TLS_RSS" $TLS_CPU
   printf 'ratio AMQPS/AMQP: %.2f\n' "$(echo "$PLAIN_S / $TLS_S" | bc -l)"
+fi
+if [ -n "${BASELINE:-}" ]; then
+  printf 'baseline AMQP   : %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB; CPU s hekate %s, broker %.2f)\n' "$BASE_S" "$(echo "$N / $BASE_S" | bc -l)" "$BASE_RSS" $BASE_CPU
+  printf 'ratio new/baseline AMQP : %.2f\n' "$(echo "$BASE_S / $PLAIN_S" | bc -l)"
+  if [ "${AMQPS:-0}" = 1 ]; then
+    printf 'baseline AMQPS  : %7.2f s  %9.0f msg/s confirmed  (peak RSS %d KiB; CPU s hekate %s, broker %.2f)\n' "$BASE_TLS_S" "$(echo "$N / $BASE_TLS_S" | bc -l)" "$BASE_TLS_RSS" $BASE_TLS_CPU
+    printf 'ratio new/baseline AMQPS: %.2f\n' "$(echo "$BASE_TLS_S / $TLS_S" | bc -l)"
+  fi
 fi

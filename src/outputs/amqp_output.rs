@@ -5,20 +5,24 @@
 //!
 //! Delivery is confirmed: the channel is in publisher-confirm mode and a message counts as
 //! sent only once the broker acks it. Up to `max_in_flight` messages await their confirm;
-//! a nacked message, or every unconfirmed one when the connection drops, is published
-//! again before anything new (at least once: a broker restart can cause duplicates,
-//! never silent loss). While the broker is unreachable the output answers `Retry`, so
-//! messages wait in its queue under `full_action`, and it reconnects with backoff.
+//! publishing does not wait for the previous message to reach the socket, so publishes
+//! pipeline and lapin writes many frames at once. A nacked message, or every unconfirmed
+//! one when the connection drops, is published again before anything new (at least
+//! once: a broker restart can cause duplicates, never silent loss). While the broker is
+//! unreachable the output answers `Retry`, so messages wait in its queue under
+//! `full_action`, and it reconnects with backoff.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures_lite::future::poll_once;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use serde::Deserialize;
 
 use crate::amqp::{AmqpError, Backoff, Exchange, ExchangeConfig};
@@ -109,7 +113,7 @@ pub struct AmqpOutput {
     /// Published, awaiting the broker's confirm (oldest first).
     in_flight: VecDeque<InFlight>,
     /// Nacked or unconfirmed when the connection dropped: published again first.
-    resend: VecDeque<Vec<u8>>,
+    resend: VecDeque<Bytes>,
     backoff: Backoff,
     log: LogLimiter,
     counters: Option<Counters>,
@@ -122,9 +126,14 @@ struct Link {
     channel: Channel,
 }
 
+/// What becomes of one publish: its frames are written, then the broker confirms it.
+type Outcome = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send>>;
+
+/// One published message, from the moment its frames were queued until its confirm.
 struct InFlight {
-    confirm: PublisherConfirm,
-    body: Vec<u8>,
+    outcome: Outcome,
+    /// Kept to publish again after a nack or a lost connection.
+    body: Bytes,
 }
 
 /// Plugin-specific counters, bound to the runner's stats on first use.
@@ -272,7 +281,7 @@ impl AmqpOutput {
     /// The connection broke: every unconfirmed message goes to the resend list, oldest
     /// first, ahead of earlier resends that were never published again.
     fn lose_in_flight(&mut self) {
-        let mut lost: VecDeque<Vec<u8>> = self.in_flight.drain(..).map(|f| f.body).collect();
+        let mut lost: VecDeque<Bytes> = self.in_flight.drain(..).map(|f| f.body).collect();
         lost.append(&mut self.resend);
         self.resend = lost;
         self.link = None;
@@ -300,11 +309,36 @@ impl AmqpOutput {
 
     /// Publishes one body. On failure it goes back to `resend` when it came from there
     /// (`resent`); otherwise the runner still holds the message and offers it again.
-    fn publish(&mut self, body: Vec<u8>, resent: bool) -> Result<(), ProcessError> {
+    ///
+    /// The publish is polled once here: that takes its delivery tag and queues its
+    /// frames with lapin's writer, in order. The write and the confirm are awaited later
+    /// by [`Self::reap`], so the next message is published without waiting for this
+    /// one to reach the socket.
+    fn publish(&mut self, body: impl Into<Bytes>, resent: bool) -> Result<(), ProcessError> {
         let Some(link) = &self.link else {
             return Err(ProcessError::retry("not connected"));
         };
-        let channel = link.channel.clone();
+        let body: Bytes = body.into();
+        let mut outcome = self.start_publish(link.channel.clone(), body.clone());
+        match self.block_on(poll_once(&mut outcome))? {
+            None => self.in_flight.push_back(InFlight { outcome, body }),
+            Some(Err(e)) => {
+                if resent {
+                    self.resend.push_front(body);
+                }
+                return Err(self.broken(format!("publish failed: {e}")));
+            }
+            // Settled at once (a polled-out future must not be polled again).
+            Some(done) => self.in_flight.push_back(InFlight {
+                outcome: Box::pin(std::future::ready(done)),
+                body,
+            }),
+        }
+        Ok(())
+    }
+
+    /// The future of one publish and its confirm.
+    fn start_publish(&self, channel: Channel, body: Bytes) -> Outcome {
         let props = BasicProperties::default()
             .with_content_type(self.content_type.as_str().into())
             .with_delivery_mode(if self.persistent { 2 } else { 1 })
@@ -313,24 +347,13 @@ impl AmqpOutput {
             self.exchange.name.as_str().into(),
             self.exchange.routing_key.as_str().into(),
         );
-        let sent = self.block_on(async {
-            let r = channel
-                .basic_publish(exchange, key, BasicPublishOptions::default(), &body, props)
-                .await;
-            (r, body)
-        })?;
-        match sent {
-            (Ok(confirm), body) => {
-                self.in_flight.push_back(InFlight { confirm, body });
-                Ok(())
-            }
-            (Err(e), body) => {
-                if resent {
-                    self.resend.push_front(body);
-                }
-                Err(self.broken(format!("publish failed: {e}")))
-            }
-        }
+        Box::pin(async move {
+            let opts = BasicPublishOptions::default();
+            let confirm = channel
+                .basic_publish(exchange, key, opts, &body, props)
+                .await?;
+            confirm.await
+        })
     }
 
     /// Settles the confirms that have arrived, oldest first; with `block`, waits for the
@@ -341,7 +364,7 @@ impl AmqpOutput {
             let wait = std::mem::take(&mut first);
             let settled = self.block_on(async {
                 let outcome = if wait {
-                    match tokio::time::timeout(CONFIRM_TIMEOUT, &mut f.confirm).await {
+                    match tokio::time::timeout(CONFIRM_TIMEOUT, &mut f.outcome).await {
                         Ok(r) => Some(r),
                         Err(_) => Some(Err(lapin::ErrorKind::InvalidChannelState(
                             lapin::ChannelState::Error,
@@ -350,7 +373,7 @@ impl AmqpOutput {
                         .into())),
                     }
                 } else {
-                    poll_once(&mut f.confirm).await
+                    poll_once(&mut f.outcome).await
                 };
                 (outcome, f)
             })?;
