@@ -48,6 +48,53 @@ fn json_get(port: u16, path: &str) -> (u16, Value) {
     (status, v)
 }
 
+/// One test's Cassandra: a shared hold on it (no restart meanwhile), a CQL session, and
+/// the test's keyspace, dropped first so the test starts clean.
+struct Fixture {
+    _hold: std::sync::RwLockReadGuard<'static, ()>,
+    rt: tokio::runtime::Runtime,
+    cql: scylla::client::session::Session,
+    ks: &'static str,
+}
+
+impl Fixture {
+    fn new(ks: &'static str) -> Fixture {
+        let _hold = require_cassandra();
+        let rt = runtime();
+        let cql = session(&rt);
+        drop_keyspace(&rt, &cql, ks);
+        Fixture { _hold, rt, cql, ks }
+    }
+
+    /// The rows of a CQL query.
+    fn select<T>(&self, cql: &str) -> Vec<T>
+    where
+        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        select(&self.rt, &self.cql, cql)
+    }
+}
+
+/// hekate with a `TcpInput` on a free port before `outputs`; returns once it listens.
+fn tcp_into(outputs: &str) -> (Hekate, u16) {
+    let input = free_port();
+    let h = Hekate::start(&format!(
+        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{outputs}"
+    ));
+    assert!(wait_tcp(input), "{}", h.log_text());
+    (h, input)
+}
+
+/// Waits until `plugin` has written `n` rows.
+fn wait_rows(h: &Hekate, plugin: &str, n: u64) {
+    assert!(
+        wait_for(LONG, || h.counters(plugin).get("rows_written") == Some(&n)),
+        "{:?}\n{}",
+        h.counters(plugin),
+        h.log_text()
+    );
+}
+
 fn test_message(i: i64, base: i64) -> Message {
     let mut m = Message::new();
     m.hostname = if i % 2 == 0 { "web-1" } else { "web-2" }.into();
@@ -84,23 +131,16 @@ type StoredMessage = (
 
 #[test]
 fn messages_are_stored_per_host_type_and_day_and_served_back() {
-    let _cassandra = require_cassandra();
-    let rt = runtime();
-    let cql = session(&rt);
-    let ks = "hekate_test_messages";
-    drop_keyspace(&rt, &cql, ks);
-    let (input, http) = (free_port(), free_port());
-    let h = Hekate::start(&format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
-        output_section(
-            "cass",
-            ks,
-            "messages",
-            "Type == 'cass.test'",
-            &format!("query_address = \"127.0.0.1:{http}\"\nbatch_size = 7"),
-        )
+    let db = Fixture::new("hekate_test_messages");
+    let ks = db.ks;
+    let http = free_port();
+    let (h, input) = tcp_into(&output_section(
+        "cass",
+        ks,
+        "messages",
+        "Type == 'cass.test'",
+        &format!("query_address = \"127.0.0.1:{http}\"\nbatch_size = 7"),
     ));
-    assert!(wait_tcp(input), "{}", h.log_text());
     // 60 messages from 23:59:30 on: both hosts cross midnight, so 4 partitions.
     let base = ns("2026-11-22T23:59:30Z");
     let mut msgs: Vec<Message> = (0..60).map(|i| test_message(i, base)).collect();
@@ -108,22 +148,13 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
     other.msg_type = "not.matched".into();
     msgs.push(other);
     send(input, &msgs);
-    assert!(
-        wait_for(LONG, || h.counters("cass").get("rows_written") == Some(&60)),
-        "{:?}\n{}",
-        h.counters("cass"),
-        h.log_text()
-    );
+    wait_rows(&h, "cass", 60);
 
     // The rows, read with CQL.
-    let rows: Vec<StoredMessage> = select(
-        &rt,
-        &cql,
-        &format!(
-            "SELECT hostname, type, day, timestamp, timestamp_ns, payload, fields, severity, \
+    let rows: Vec<StoredMessage> = db.select(&format!(
+        "SELECT hostname, type, day, timestamp, timestamp_ns, payload, fields, severity, \
              pid, logger, env_version FROM {ks}.messages"
-        ),
-    );
+    ));
     assert_eq!(rows.len(), 60);
     let by_payload: HashMap<&str, &StoredMessage> =
         rows.iter().map(|r| (r.5.as_str(), r)).collect();
@@ -142,19 +173,14 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
         assert_eq!((r.6["tag"].as_str(), r.6["tag[1]"].as_str()), ("a", "b"));
         assert_eq!((r.7, r.8, r.9.as_str(), r.10.as_str()), (3, 42, "app", "1"));
     }
-    let partitions: Vec<(String, String, CqlDate)> = select(
-        &rt,
-        &cql,
-        &format!("SELECT DISTINCT hostname, type, day FROM {ks}.messages"),
-    );
+    let partitions: Vec<(String, String, CqlDate)> = db.select(&format!(
+        "SELECT DISTINCT hostname, type, day FROM {ks}.messages"
+    ));
     assert_eq!(partitions.len(), 4);
-    let seen: BTreeSet<(String, String)> = select(
-        &rt,
-        &cql,
-        &format!("SELECT kind, value FROM {ks}.messages_seen"),
-    )
-    .into_iter()
-    .collect();
+    let seen: BTreeSet<(String, String)> = db
+        .select(&format!("SELECT kind, value FROM {ks}.messages_seen"))
+        .into_iter()
+        .collect();
     let want: BTreeSet<(String, String)> = [
         ("hostname", "web-1"),
         ("hostname", "web-2"),
@@ -257,23 +283,16 @@ fn messages_are_stored_per_host_type_and_day_and_served_back() {
 
 #[test]
 fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
-    let _cassandra = require_cassandra();
-    let rt = runtime();
-    let cql = session(&rt);
-    let ks = "hekate_test_metrics";
-    drop_keyspace(&rt, &cql, ks);
-    let (input, http) = (free_port(), free_port());
-    let h = Hekate::start(&format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
-        output_section(
-            "points",
-            ks,
-            "metrics",
-            "Type == 'heka.statmetric'",
-            &format!("query_address = \"127.0.0.1:{http}\"\nttl = 86400000"),
-        )
+    let db = Fixture::new("hekate_test_metrics");
+    let ks = db.ks;
+    let http = free_port();
+    let (h, input) = tcp_into(&output_section(
+        "points",
+        ks,
+        "metrics",
+        "Type == 'heka.statmetric'",
+        &format!("query_address = \"127.0.0.1:{http}\"\nttl = 86400000"),
     ));
-    assert!(wait_tcp(input), "{}", h.log_text());
     let stat = |payload: &str| {
         let mut m = Message::new();
         m.msg_type = "heka.statmetric".into();
@@ -287,20 +306,12 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
             stat("stats.gauges.a 4 1700086400\n"),
         ],
     );
-    assert!(
-        wait_for(LONG, || h.counters("points").get("rows_written")
-            == Some(&4)),
-        "{:?}\n{}",
-        h.counters("points"),
-        h.log_text()
-    );
+    wait_rows(&h, "points", 4);
     assert_eq!(h.counters("points")["lines_rejected"], 1);
 
-    let mut rows: Vec<(String, CqlDate, CqlTimestamp, f64)> = select(
-        &rt,
-        &cql,
-        &format!("SELECT name, day, timestamp, value FROM {ks}.metrics"),
-    );
+    let mut rows: Vec<(String, CqlDate, CqlTimestamp, f64)> = db.select(&format!(
+        "SELECT name, day, timestamp, value FROM {ks}.metrics"
+    ));
     rows.sort_by_key(|r| (r.0.clone(), r.2 .0));
     let day = |s: i64| CqlDate(((s / 86_400) + (1 << 31)) as u32);
     assert_eq!(
@@ -333,10 +344,7 @@ fn statmetric_points_are_stored_per_series_and_day_and_served_back() {
         ]
     );
     assert_ne!(day(1_700_000_000), day(1_700_086_400), "two day partitions");
-    let ttl: Vec<(Option<i32>,)> = select(
-        &rt,
-        &cql,
-        &format!("SELECT TTL(value) FROM {ks}.metrics WHERE name = 'stats.counters.b.count' AND day = '2023-11-14'"),
+    let ttl: Vec<(Option<i32>,)> = db.select(&format!("SELECT TTL(value) FROM {ks}.metrics WHERE name = 'stats.counters.b.count' AND day = '2023-11-14'"),
     );
     assert!(
         matches!(ttl.as_slice(), [(Some(t),)] if *t > 86_000_000),
@@ -415,38 +423,25 @@ fn tls_keys(name: &str, ca: &std::path::Path, cert: bool) -> String {
 
 #[test]
 fn cql_over_tls_with_a_client_certificate_and_refusals_say_why() {
-    let _cassandra = require_cassandra();
+    let db = Fixture::new("hekate_test_tls");
     let ca = cassandra_pki().join("ca.pem");
     assert!(
         ca.exists(),
         "no {}: restart Cassandra with `scripts/services/cassandra.sh start`, which sets up CQL over TLS",
         ca.display()
     );
-    let rt = runtime();
-    let cql = session(&rt);
-    let ks = "hekate_test_tls";
-    drop_keyspace(&rt, &cql, ks);
-    let input = free_port();
-    let h = Hekate::start(&format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}",
-        output_section(
-            "cass",
-            ks,
-            "messages",
-            "Type == 'cass.test'",
-            &tls_keys("cass", &ca, true)
-        )
+    let ks = db.ks;
+    let (h, input) = tcp_into(&output_section(
+        "cass",
+        ks,
+        "messages",
+        "Type == 'cass.test'",
+        &tls_keys("cass", &ca, true),
     ));
-    assert!(wait_tcp(input), "{}", h.log_text());
     let base = ns("2026-11-22T12:00:00Z");
     let msgs: Vec<Message> = (0..20).map(|i| test_message(i, base)).collect();
     send(input, &msgs);
-    assert!(
-        wait_for(LONG, || h.counters("cass").get("rows_written") == Some(&20)),
-        "{:?}\n{}",
-        h.counters("cass"),
-        h.log_text()
-    );
+    wait_rows(&h, "cass", 20);
     // `hekate query` reads the section, TLS keys included.
     let back = query_cli(
         h.path(),
@@ -466,9 +461,8 @@ fn cql_over_tls_with_a_client_certificate_and_refusals_say_why() {
     // certificate is not from the CA it trusts. Both are retried and say why.
     let pki = tempfile::tempdir().expect("dir");
     let other = crate::common::pki::Ca::new(pki.path(), "other");
-    let input = free_port();
-    let refused = Hekate::start(&format!(
-        "[in]\ntype = \"TcpInput\"\naddress = \"127.0.0.1:{input}\"\n{}{}",
+    let (refused, input) = tcp_into(&format!(
+        "{}{}",
         output_section(
             "no_cert",
             ks,
@@ -484,7 +478,6 @@ fn cql_over_tls_with_a_client_certificate_and_refusals_say_why() {
             &tls_keys("wrong_ca", &other.cert, true)
         ),
     ));
-    assert!(wait_tcp(input), "{}", refused.log_text());
     send(input, &msgs[..1]);
     for reason in ["CertificateRequired", "UnknownIssuer"] {
         assert!(
@@ -553,18 +546,11 @@ fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
 
 #[test]
 fn messages_wait_until_cassandra_is_first_reachable() {
-    let _cassandra = require_cassandra();
-    let rt = runtime();
-    let cql = session(&rt);
-    let ks = "hekate_test_late";
-    drop_keyspace(&rt, &cql, ks);
-    let (input, relay) = (free_port(), free_port());
-    let h = Hekate::start(&format!(
+    let db = Fixture::new("hekate_test_late");
+    let ks = db.ks;
+    let relay = free_port();
+    let (h, input) = tcp_into(&format!(
         r#"
-[in]
-type = "TcpInput"
-address = "127.0.0.1:{input}"
-
 [late]
 type = "CassandraOutput"
 message_matcher = "Type == 'cass.late'"
@@ -572,7 +558,6 @@ hosts = ["127.0.0.1:{relay}"]
 keyspace = "{ks}"
 "#
     ));
-    assert!(wait_tcp(input), "{}", h.log_text());
     let msgs: Vec<Message> = (0..20)
         .map(|i| {
             let mut m = Message::new();
@@ -595,14 +580,9 @@ keyspace = "{ks}"
         "connection attempts are counted: {before:?}"
     );
     start_relay(relay);
-    assert!(
-        wait_for(LONG, || h.counters("late").get("rows_written") == Some(&20)),
-        "{:?}\n{}",
-        h.counters("late"),
-        h.log_text()
-    );
+    wait_rows(&h, "late", 20);
     assert_eq!(h.counters("late")["dropped"], 0);
-    let rows: Vec<(String,)> = select(&rt, &cql, &format!("SELECT payload FROM {ks}.messages"));
+    let rows: Vec<(String,)> = db.select(&format!("SELECT payload FROM {ks}.messages"));
     assert_eq!(rows.len(), 20);
     assert!(
         h.log_text().contains("cannot connect to Cassandra"),

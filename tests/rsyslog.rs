@@ -72,6 +72,15 @@ impl Rsyslogd {
         Rsyslogd { child, stderr }
     }
 
+    /// Waits until the `imtcp` input on `port` accepts connections.
+    fn wait_listening(&self, port: u16) {
+        assert!(
+            wait_for(LONG, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "rsyslogd did not listen:\n{}",
+            self.stderr()
+        );
+    }
+
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -184,6 +193,20 @@ fn source_line(i: i64, ms: i64) -> String {
 }
 
 /// Checks message `i` as it arrived on `path`.
+/// Sends the N source lines to rsyslog's `imtcp` input on `port`, `pace` apart, and
+/// returns the time they carry: now, to the millisecond, so the year-less traditional
+/// timestamps resolve to it.
+fn send_source_lines(port: u16, pace: Duration) -> i64 {
+    let ms = chrono::Utc::now().timestamp_millis();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to rsyslog");
+    for i in 0..N {
+        conn.write_all(source_line(i, ms).as_bytes())
+            .expect("send to rsyslog");
+        std::thread::sleep(pace);
+    }
+    ms
+}
+
 fn check(path: &str, i: i64, ms: i64, v: &Value) {
     let ctx = format!("{path} #{i}: {v}");
     assert_eq!(v["Hostname"], format!("web{}", i % 3), "{ctx}");
@@ -233,21 +256,9 @@ fn rsyslog_forwards_and_writes_files_that_hekate_decodes() {
         &rs_dir,
         &rsyslog_config(&rs_dir, h.path(), input, (udp, octet, newline)),
     );
-    assert!(
-        wait_for(LONG, || TcpStream::connect(("127.0.0.1", input)).is_ok()),
-        "rsyslogd did not listen:\n{}",
-        rs.stderr()
-    );
-    // Now, to the millisecond, so the year-less traditional timestamps resolve to it.
-    let ms = chrono::Utc::now().timestamp_millis();
-    let mut conn = TcpStream::connect(("127.0.0.1", input)).expect("connect to rsyslog");
-    for i in 0..N {
-        conn.write_all(source_line(i, ms).as_bytes())
-            .expect("send to rsyslog");
-        // UDP on loopback is reliable unless the receiver's buffer overflows: pace it.
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(conn);
+    rs.wait_listening(input);
+    // UDP on loopback is reliable unless the receiver's buffer overflows: pace it.
+    let ms = send_source_lines(input, Duration::from_millis(5));
 
     let out = h.path().join("out.json");
     let want = N as usize * PATHS.len();
@@ -351,18 +362,8 @@ if $programname == "hekatest" then {{
 "#
         ),
     );
-    assert!(
-        wait_for(LONG, || TcpStream::connect(("127.0.0.1", input)).is_ok()),
-        "rsyslogd did not listen:\n{}",
-        rs.stderr()
-    );
-    let ms = chrono::Utc::now().timestamp_millis();
-    let mut conn = TcpStream::connect(("127.0.0.1", input)).expect("connect to rsyslog");
-    for i in 0..N {
-        conn.write_all(source_line(i, ms).as_bytes())
-            .expect("send to rsyslog");
-    }
-    drop(conn);
+    rs.wait_listening(input);
+    let ms = send_source_lines(input, Duration::ZERO);
     let out = h.path().join("out.json");
     let arrived = wait_for(LONG, || lines(&out).len() >= N as usize);
     assert!(
