@@ -11,5 +11,11 @@ export HEKATE_VENV="${HEKATE_VENV:-$PWD/.venv}"
 # The lints of Cargo.toml's [lints] (unwrap_used among them) are clippy's: run it first.
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
+# CI (.ci/run) sets CI_FREE_TEST_BUILD=1: the debug build is not needed again, and the
+# fuzz build below is as large, so on a small disk both would not fit at once.
+if [ "${CI_FREE_TEST_BUILD:-0}" = 1 ]; then
+  rm -rf target/debug
+  df -h . | sed 's/^/disk after freeing the test build: /'
+fi
 # Every fuzz target under AFL++ for 30 s (fuzz/, its own workspace; README "Fuzzing").
 bash scripts/fuzz-smoke.sh 30
