@@ -69,6 +69,21 @@ pub(crate) struct Program {
     pub ktable: Option<mlua::Table>,
 }
 
+impl Program {
+    /// Bytes the program holds outside Lua: code, sets, strings and capture kinds.
+    pub fn bytes(&self) -> u64 {
+        let strs: usize = self
+            .strs
+            .iter()
+            .map(|s| s.len() + size_of::<Box<[u8]>>())
+            .sum();
+        (self.code.capacity() * size_of::<Op>()
+            + self.sets.capacity() * size_of::<Charset>()
+            + self.caps.capacity() * size_of::<CapKind>()
+            + strs) as u64
+    }
+}
+
 /// Compiles a tree; an open `V` outside any grammar is LPeg's error.
 pub(crate) fn compile(p: &P, tonumber: Option<&Function>) -> Result<Program, TreeError> {
     if let Some(k) = first_open_call(p) {

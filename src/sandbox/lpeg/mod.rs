@@ -7,8 +7,11 @@
 //! sandbox's `instruction_limit` (one LPeg instruction counts as one Lua instruction)
 //! and the backtrack stack and capture list are checked against the sandbox's
 //! `memory_limit` headroom as they grow. Values captures create are Lua values and are
-//! counted by the Lua allocator as usual. Going over either limit terminates only the
-//! sandbox that ran the match, with the limit's name as the reason.
+//! counted by the Lua allocator as usual. Building costs too: every tree node a
+//! constructor makes and every instruction the compiler emits is charged as an
+//! instruction, and the native bytes of live patterns count against `memory_limit`
+//! ([`account`]). Going over either limit terminates only the sandbox that ran the
+//! match, with the limit's name as the reason.
 //!
 //! Layout: `tree` (pattern trees and LPeg's static checks), `code` (compiler and
 //! VM), `capture` (capture evaluation), `re` (the `re` syntax). Errors carry LPeg's
@@ -61,27 +64,123 @@ struct State {
     max_stack: AtomicUsize,
     /// The state's builtin `tonumber` (see [`CapKind::ToNumber`]).
     tonumber: Option<Function>,
+    /// Native bytes the state's live patterns hold (see [`Held`]).
+    held: Arc<AtomicUsize>,
 }
 
 /// A pattern value.
 pub(crate) struct Pattern {
     tree: P,
     prog: OnceLock<Result<Arc<Program>, String>>,
+    held: Held,
 }
 
 impl Pattern {
-    fn new(tree: P) -> Pattern {
+    fn new(lua: &Lua, tree: P) -> Pattern {
+        let total = lua.app_data_ref::<State>().map(|s| s.held.clone());
         Pattern {
             tree,
             prog: OnceLock::new(),
+            held: Held {
+                bytes: AtomicUsize::new(0),
+                total,
+            },
         }
     }
 
-    fn program(&self, lua: &Lua, tonumber: Option<&Function>) -> Result<Arc<Program>, String> {
-        self.prog
-            .get_or_init(|| build(lua, &self.tree, tonumber))
-            .clone()
+    /// The compiled program, compiled on first use and then charged (see [`account`]).
+    fn program(&self, lua: &Lua, tonumber: Option<&Function>) -> Res<Arc<Program>> {
+        let mut fresh = None;
+        let prog = self
+            .prog
+            .get_or_init(|| {
+                let r = build(lua, &self.tree, tonumber);
+                fresh = r.as_ref().ok().cloned();
+                r
+            })
+            .clone()?;
+        if let Some(p) = fresh {
+            account(lua, &self.held, p.code.len() as u64, p.bytes()).map_err(lua_fail)?;
+        }
+        Ok(prog)
     }
+}
+
+/// The native memory of one pattern (tree nodes built for it, its program), counted in
+/// its state's total while the pattern lives. Lua's allocator never sees it, so the
+/// sandbox's `memory_limit` check adds the total (see [`account`]).
+struct Held {
+    bytes: AtomicUsize,
+    total: Option<Arc<AtomicUsize>>,
+}
+
+impl Held {
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        if let Some(t) = &self.total {
+            t.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(t) = &self.total {
+            t.fetch_sub(*self.bytes.get_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Native bytes held by the live patterns of `lua`.
+fn native_held(lua: &Lua) -> usize {
+    lua.app_data_ref::<State>()
+        .map_or(0, |s| s.held.load(Ordering::Relaxed))
+}
+
+/// Charges work done outside the Lua VM to the sandbox, as a match's steps are: `steps`
+/// as instructions (one per tree node built or program instruction made, so a script
+/// cannot build a huge pattern for the price of one `^`), and `bytes` held by the
+/// pattern, checked with all live patterns' bytes against `memory_limit`.
+fn account(lua: &Lua, held: &Held, steps: u64, bytes: u64) -> mlua::Result<()> {
+    held.add(usize::try_from(bytes).unwrap_or(usize::MAX));
+    let Some(b) = lua.app_data_ref::<Budget>() else {
+        return Ok(());
+    };
+    charge(&b, steps)?;
+    if over_memory(lua, &b, 0) {
+        return Err(b.term.error("memory_limit exceeded"));
+    }
+    Ok(())
+}
+
+/// True when Lua's memory, the live patterns' native bytes and `extra` exceed the
+/// sandbox's `memory_limit`, even after a full collection. Lua's collector paces itself
+/// on Lua's allocations alone and never sees the native bytes behind a pattern, so
+/// patterns a script has dropped may still be held; they are collected before a limit
+/// is declared.
+fn over_memory(lua: &Lua, b: &Budget, extra: usize) -> bool {
+    let over = |lua: &Lua| {
+        b.memory_limit > 0
+            && lua
+                .used_memory()
+                .saturating_add(native_held(lua))
+                .saturating_add(extra)
+                > b.memory_limit
+    };
+    over(lua) && (lua.gc_collect().is_err() || over(lua))
+}
+
+/// Adds `n` instructions to the sandbox's count for the current call.
+fn charge(b: &Budget, n: u64) -> mlua::Result<()> {
+    if b.term.is_set() {
+        return Err(mlua::Error::runtime(b.term.reason().unwrap_or_default()));
+    }
+    let used = b.counter.fetch_add(n, Ordering::Relaxed) + n;
+    let limit = b.limit.load(Ordering::Relaxed);
+    if limit > 0 && used > limit {
+        return Err(b.term.error("instruction_limit exceeded"));
+    }
+    Ok(())
 }
 
 impl UserData for Pattern {
@@ -134,6 +233,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.set_app_data(State {
             max_stack: AtomicUsize::new(400),
             tonumber,
+            held: Arc::new(AtomicUsize::new(0)),
         });
     }
     let mark = lua.create_table()?;
@@ -147,7 +247,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
         .into_function()?;
     let (lib, meta): (Table, Table) = shim.call((mark, raw))?;
     lua.set_named_registry_value(LIB, &lib)?;
-    let probe = lua.create_userdata(Pattern::new(Arc::new(Node::True)))?;
+    let probe = new_pattern(lua, Arc::new(Node::True))?;
     let mt = probe.metatable()?;
     for pair in meta.pairs::<String, Function>() {
         let (k, f) = pair?;
@@ -185,22 +285,32 @@ fn wrap<F>(lua: &Lua, name: &'static str, f: F) -> mlua::Result<Function>
 where
     F: Fn(&Lua, MultiValue) -> Res<MultiValue> + Send + 'static,
 {
-    lua.create_function(move |lua, args: MultiValue| match f(lua, args) {
+    lua.create_function(move |lua, args: MultiValue| {
+        // Nodes left counted by a construction that failed were freed with it.
+        tree::take_built();
+        let _ = name;
+        lib_result(lua, f(lua, args))
+    })
+}
+
+/// A library function's result as the shim expects it: values, or the error marker and
+/// LPeg's message, or a Lua error passed on.
+fn lib_result(lua: &Lua, r: Res<MultiValue>) -> mlua::Result<MultiValue> {
+    match r {
         Ok(v) => Ok(v),
         Err(Fail::Raise(msg)) => {
             let mark: Table = lua.named_registry_value(MARK)?;
-            let _ = name;
             Ok(MultiValue::from_vec(vec![
                 Value::Table(mark),
                 Value::String(lua.create_string(msg)?),
             ]))
         }
         Err(Fail::Lua(e)) => Err(e),
-    })
+    }
 }
 
 fn one(lua: &Lua, p: P) -> Res<MultiValue> {
-    let ud = lua.create_userdata(Pattern::new(p)).map_err(lua_fail)?;
+    let ud = new_pattern(lua, p).map_err(lua_fail)?;
     Ok(MultiValue::from_vec(vec![Value::UserData(ud)]))
 }
 
@@ -717,9 +827,7 @@ pub(crate) fn class_set(f: fn(u8) -> bool) -> Charset {
 
 fn fill_locale(lua: &Lua, t: &Table) -> Res<()> {
     for (name, f) in classes() {
-        let ud = lua
-            .create_userdata(Pattern::new(Arc::new(Node::Set(Box::new(class_set(f))))))
-            .map_err(lua_fail)?;
+        let ud = new_pattern(lua, Arc::new(Node::Set(Box::new(class_set(f))))).map_err(lua_fail)?;
         t.set(name, ud).map_err(lua_fail)?;
     }
     Ok(())
@@ -737,23 +845,13 @@ struct LuaHost<'a> {
 impl Host for LuaHost<'_> {
     fn charge(&mut self, n: u64) -> Result<(), MatchError> {
         let Some(b) = self.budget else { return Ok(()) };
-        if b.term.is_set() {
-            return Err(MatchError::Lua(mlua::Error::runtime(
-                b.term.reason().unwrap_or_default(),
-            )));
-        }
-        let used = b.counter.fetch_add(n, Ordering::Relaxed) + n;
-        let limit = b.limit.load(Ordering::Relaxed);
-        if limit > 0 && used > limit {
-            return Err(MatchError::Lua(b.term.error("instruction_limit exceeded")));
-        }
-        Ok(())
+        charge(b, n).map_err(MatchError::Lua)
     }
 
     fn reserve(&mut self, bytes: usize) -> Result<(), MatchError> {
         self.reserved += bytes;
         let Some(b) = self.budget else { return Ok(()) };
-        if b.memory_limit > 0 && self.lua.used_memory() + self.reserved > b.memory_limit {
+        if over_memory(self.lua, b, self.reserved) {
             return Err(MatchError::Lua(b.term.error("memory_limit exceeded")));
         }
         Ok(())
@@ -865,7 +963,7 @@ fn lp_match(lua: &Lua, a: MultiValue) -> Res<MultiValue> {
 
 fn pattern_program(lua: &Lua, ud: &AnyUserData, tonumber: Option<&Function>) -> Res<Arc<Program>> {
     let p = ud.borrow::<Pattern>().map_err(lua_fail)?;
-    Ok(p.program(lua, tonumber)?)
+    p.program(lua, tonumber)
 }
 
 /// An error inside a match: LPeg's own and Lua errors from capture functions are raised
@@ -890,9 +988,18 @@ fn without_traceback(mut m: String) -> String {
     m
 }
 
-/// Builds a pattern value from a tree (for `re`).
+/// A pattern value for tree `p`, charged with the inner nodes built since the last one
+/// (see [`account`]; `re` builds its patterns here too).
 pub(crate) fn new_pattern(lua: &Lua, p: P) -> mlua::Result<AnyUserData> {
-    lua.create_userdata(Pattern::new(p))
+    let built = tree::take_built();
+    let pat = Pattern::new(lua, p);
+    account(
+        lua,
+        &pat.held,
+        built,
+        built.saturating_mul(tree::NODE_BYTES),
+    )?;
+    lua.create_userdata(pat)
 }
 
 #[cfg(test)]

@@ -134,3 +134,84 @@ fn patterns_nest_only_so_deep() {
                 inject_payload('txt', '', p:match(string.rep('a', 5000)), ' ', q:match('k4999;'))";
     assert_eq!(run(&settings(), body).as_deref(), Ok("5001 7"));
 }
+
+#[test]
+fn a_two_million_link_chain_is_built_and_dropped_on_a_small_stack() {
+    // Found by the lpeg_re fuzz target: `'a'^2000000` is a chain of 2M sequence links,
+    // which the derived drop tore down one stack frame per link. 256 KiB is an eighth of
+    // a tokio worker's stack.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let p = super::tree::power(&super::tree::literal(b"a"), 2_000_000).expect("built");
+            let q = super::tree::choice(&p, &super::tree::literal(b"b")).expect("built");
+            drop(p);
+            q.size()
+        });
+    let size = worker.expect("spawned").join().expect("no stack overflow");
+    assert_eq!(size, 2 * 2_000_000 + 4);
+}
+
+#[test]
+fn nested_at_most_repetitions_multiply_their_size() {
+    // `p^-n` compiles to n copies of p: nested, they made a program of 9 million copies
+    // of 'ab' from a three-node tree, and compiling it hung the fuzz target.
+    let err = run(&settings(), "local p = (lpeg.P'ab'^-3000)^-3000").expect_err("refused");
+    assert!(err.contains("pattern too large"), "{err}");
+    let body =
+        "local p = (lpeg.P'ab'^-30)^-30 inject_payload('txt', '', p:match(('ab'):rep(2000)))";
+    assert_eq!(run(&settings(), body).as_deref(), Ok("1801"));
+}
+
+#[test]
+fn building_a_pattern_is_charged_as_instructions() {
+    // One instruction per node built: two million links exceed the default 1M ...
+    let err = run(&settings(), "local p = lpeg.P'a'^2000000").expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    // ... and so does compiling one (memory unlimited here: 600,000 nodes are ~30 MB) ...
+    let mut s = settings();
+    s.memory_limit = 0;
+    let body = "local p = lpeg.P'a'^600000 local q = p + 'b' q:match('a')";
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    // ... while ordinary patterns cost next to nothing.
+    let body = "local p = lpeg.C(lpeg.R'az'^1) * ':' * lpeg.C(lpeg.P(1)^0)\n\
+                inject_payload('txt', '', p:match('key:value'))";
+    assert_eq!(run(&settings(), body).as_deref(), Ok("keyvalue"));
+}
+
+#[test]
+fn pattern_trees_and_programs_count_against_the_memory_limit() {
+    let mut s = settings();
+    s.instruction_limit = 0;
+    // Each pattern holds 100,000 nodes outside Lua's allocator (several MB): kept in a
+    // table, a few of them exceed 8 MiB. Uncounted, 50 of them held hundreds of MB.
+    let body = "local t = {} for i = 1, 50 do t[i] = lpeg.P('x' .. i)^100000 end";
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+    // Dropped patterns give their bytes back (the collector runs before a limit is
+    // declared): the same 50 one at a time fit.
+    let body = "for i = 1, 50 do local p = lpeg.P('x' .. i)^100000 end\n\
+                inject_payload('txt', '', 'fits')";
+    assert_eq!(run(&s, body).as_deref(), Ok("fits"));
+}
+
+#[test]
+fn a_grammar_too_costly_to_verify_is_refused() {
+    // `r_i <- r_{i-1} r_{i-1} ... (10 times)`, `r0 <- ''`: no left recursion, but LPeg's
+    // check walks a rule again at every call, 10^depth times (a fuzzer's hang).
+    let grammar = |depth: u32| {
+        format!(
+            "local g = {{ 'r{depth}', r0 = lpeg.P'' }}\n\
+             for i = 1, {depth} do local prev = lpeg.V('r' .. (i - 1)) local p = prev\n\
+               for j = 2, 10 do p = p * prev end g['r' .. i] = p end\n\
+             local ok, e = pcall(lpeg.P, g)\n\
+             inject_payload('txt', '', ok and tostring(lpeg.match(e, 'x')) or e)"
+        )
+    };
+    assert_eq!(run(&settings(), &grammar(4)).as_deref(), Ok("1"));
+    assert_eq!(
+        run(&settings(), &grammar(9)).as_deref(),
+        Ok("grammar too complex to verify (hekate's limit is 4194304 steps)")
+    );
+}

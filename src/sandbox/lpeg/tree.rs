@@ -9,6 +9,7 @@
 //! different constructs costs stack. Each node records that nesting depth, and a tree
 //! too deep for a thread's stack is refused when it is built ([`MAX_DEPTH`]).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use mlua::{Function, Table, Value};
@@ -189,6 +190,65 @@ pub(crate) enum Node {
     RunTime(Function, P),
 }
 
+thread_local! {
+    /// Inner nodes built on this thread since the last [`take_built`].
+    static BUILT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Bytes one tree node holds: the node and its `Arc` counts.
+pub(crate) const NODE_BYTES: u64 = (size_of::<Node>() + 2 * size_of::<usize>()) as u64;
+
+/// The inner nodes built on this thread since the last call: what a constructor cost,
+/// for the caller to charge to the sandbox (leaves are a constant per call).
+pub(crate) fn take_built() -> u64 {
+    BUILT.with(|b| b.replace(0))
+}
+
+/// A new inner node, counted in [`take_built`].
+fn counted(n: Node) -> P {
+    BUILT.with(|b| b.set(b.get() + 1));
+    Arc::new(n)
+}
+
+/// Tears a sequence or choice chain down with an explicit stack. A chain is not bounded
+/// by [`MAX_DEPTH`] (it counts once), and the derived drop would recurse once per link:
+/// `re.compile"'a'^3000000"` is a chain of three million links.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let Some((a, b)) = chain_operands(self) else {
+            return;
+        };
+        // The leaf the operands are swapped for (not a thread-local: a tree may be
+        // dropped while its thread's locals are being destroyed).
+        let leaf = Arc::new(Node::True);
+        let mut stack = vec![
+            std::mem::replace(a, leaf.clone()),
+            std::mem::replace(b, leaf.clone()),
+        ];
+        while let Some(p) = stack.pop() {
+            // The last owner of a link takes its operands; the link then drops flat.
+            if let Ok(mut n) = Arc::try_unwrap(p) {
+                if let Some((a, b)) = chain_operands(&mut n) {
+                    stack.push(std::mem::replace(a, leaf.clone()));
+                    stack.push(std::mem::replace(b, leaf.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The operands of a sequence or choice not yet torn down, marking it torn down (size 0:
+/// a real chain has at least two nodes).
+fn chain_operands(n: &mut Node) -> Option<(&mut P, &mut P)> {
+    match n {
+        Node::Seq(a, b, m) | Node::Choice(a, b, m) if m.size != 0 => {
+            m.size = 0;
+            Some((a, b))
+        }
+        _ => None,
+    }
+}
+
 /// An error building or checking a pattern, with LPeg's message.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TreeError(pub String);
@@ -214,8 +274,9 @@ impl Node {
     pub fn size(&self) -> u64 {
         match self {
             Node::Seq(_, _, m) | Node::Choice(_, _, m) => m.size,
+            // `p^-n` compiles to `n` copies of `p`, so nesting multiplies.
+            Node::AtMost(p, n) => p.size().saturating_mul(u64::from(*n)).saturating_add(1),
             Node::Rep(p)
-            | Node::AtMost(p, _)
             | Node::Not(p)
             | Node::And(p)
             | Node::Behind(p, _)
@@ -246,7 +307,7 @@ fn checked(n: Node) -> Result<P, TreeError> {
     if n.size() > MAX_SIZE {
         return Err(too_large());
     }
-    Ok(Arc::new(n))
+    Ok(counted(n))
 }
 
 fn too_large() -> TreeError {
@@ -580,7 +641,7 @@ fn fix(p: &P, names: &[Key], used: &mut [bool]) -> Result<P, TreeError> {
         Node::RunTime(fun, b) => Node::RunTime(fun.clone(), f(b, used)?),
         _ => return Ok(p.clone()),
     };
-    Ok(Arc::new(n))
+    Ok(counted(n))
 }
 
 /// A right-leaning chain of sequences (`seq`) or choices over `items`.
@@ -639,10 +700,15 @@ pub(crate) fn first_open_call(p: &P) -> Option<Key> {
 }
 
 fn verify(names: &[Key], rules: &[P], used: &[bool]) -> Result<(), TreeError> {
+    let mut v = Verify {
+        g: rules,
+        names,
+        passed: Vec::new(),
+        steps: 0,
+    };
     for (i, r) in rules.iter().enumerate() {
         if used[i] {
-            let mut passed = Vec::new();
-            verify_rule(r, rules, names, &mut passed, false)?;
+            v.rule(r, false)?;
         }
     }
     for (i, r) in rules.iter().enumerate() {
@@ -653,66 +719,80 @@ fn verify(names: &[Key], rules: &[P], used: &[bool]) -> Result<(), TreeError> {
     Ok(())
 }
 
-/// LPeg's `verifyrule`: errors on a path back to a rule that consumes nothing;
-/// otherwise returns whether `p` is nullable (or `nb`).
-fn verify_rule(
-    p: &P,
-    g: &[P],
-    names: &[Key],
-    passed: &mut Vec<u32>,
-    nb: bool,
-) -> Result<bool, TreeError> {
-    let (mut p, mut nb) = (p, nb);
-    let base = passed.len();
-    let res = loop {
-        match &**p {
-            Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => break nb,
-            Node::True | Node::Behind(..) => break true,
-            Node::Not(b) | Node::And(b) | Node::Rep(b) | Node::AtMost(b, _) => {
-                p = b;
-                nb = true;
+/// The walk of LPeg's `verifyrule` over one grammar.
+struct Verify<'a> {
+    g: &'a [P],
+    names: &'a [Key],
+    /// The rules called on the current path without consuming input.
+    passed: Vec<u32>,
+    /// Nodes visited. LPeg walks a rule again at every call, so nullable calls nested
+    /// in long sequences (`S <- ('' S)^3000 ...`) cost exponential time; the walk is
+    /// stopped at [`MAX_SIZE`] steps.
+    steps: u64,
+}
+
+impl Verify<'_> {
+    /// LPeg's `verifyrule`: errors on a path back to a rule that consumes nothing;
+    /// otherwise returns whether `p` is nullable (or `nb`).
+    fn rule(&mut self, p: &P, nb: bool) -> Result<bool, TreeError> {
+        let (mut p, mut nb) = (p, nb);
+        let base = self.passed.len();
+        let res = loop {
+            self.steps += 1;
+            if self.steps > MAX_SIZE {
+                return Err(TreeError(format!(
+                    "grammar too complex to verify (hekate's limit is {MAX_SIZE} steps)"
+                )));
             }
-            Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
-            Node::Seq(..) => {
-                let ops = operands(p);
-                let Some((last, init)) = ops.split_last() else {
-                    break nb;
-                };
-                let mut all = true;
-                for x in init {
-                    if !verify_rule(x, g, names, passed, false)? {
-                        all = false;
-                        break;
+            match &**p {
+                Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => break nb,
+                Node::True | Node::Behind(..) => break true,
+                Node::Not(b) | Node::And(b) | Node::Rep(b) | Node::AtMost(b, _) => {
+                    p = b;
+                    nb = true;
+                }
+                Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
+                Node::Seq(..) => {
+                    let ops = operands(p);
+                    let Some((last, init)) = ops.split_last() else {
+                        break nb;
+                    };
+                    let mut all = true;
+                    for x in init {
+                        if !self.rule(x, false)? {
+                            all = false;
+                            break;
+                        }
                     }
+                    if !all {
+                        break nb;
+                    }
+                    p = last;
                 }
-                if !all {
-                    break nb;
+                Node::Choice(..) => {
+                    let ops = operands(p);
+                    let Some((last, init)) = ops.split_last() else {
+                        break nb;
+                    };
+                    for x in init {
+                        nb = self.rule(x, nb)?;
+                    }
+                    p = last;
                 }
-                p = last;
+                Node::Call(n) => {
+                    if self.passed.len() >= MAX_RULES {
+                        return Err(verify_error(&self.passed, self.names));
+                    }
+                    self.passed.push(*n);
+                    p = rule(self.g, *n);
+                }
+                Node::Grammar(_) => break nullable(p, self.g),
+                Node::OpenCall(_) => break nb,
             }
-            Node::Choice(..) => {
-                let ops = operands(p);
-                let Some((last, init)) = ops.split_last() else {
-                    break nb;
-                };
-                for x in init {
-                    nb = verify_rule(x, g, names, passed, nb)?;
-                }
-                p = last;
-            }
-            Node::Call(n) => {
-                if passed.len() >= MAX_RULES {
-                    return Err(verify_error(passed, names));
-                }
-                passed.push(*n);
-                p = rule(g, *n);
-            }
-            Node::Grammar(_) => break nullable(p, g),
-            Node::OpenCall(_) => break nb,
-        }
-    };
-    passed.truncate(base);
-    Ok(res)
+        };
+        self.passed.truncate(base);
+        Ok(res)
+    }
 }
 
 fn verify_error(passed: &[u32], names: &[Key]) -> TreeError {
