@@ -171,27 +171,41 @@ start() {
     write_conf
     ensure_tools
     log "starting Cassandra $CASSANDRA_VERSION in $DIR (heap $HEAP, CQL port $PORT)"
-    (cd "$DIR" && exec nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -Xss256k "${OPENS[@]}" \
-      -Dcassandra.config="file://$DIR/conf/cassandra.yaml" \
-      -Dlogback.configurationFile="file://$DIR/conf/logback.xml" \
-      -Dcassandra.storagedir="$DIR/data" -Dcassandra.jmx.local.port=7199 \
-      -Dcassandra.skip_wait_for_gossip_to_settle=0 \
-      -javaagent:"$DIR/lib/jamm-0.4.0.jar" -cp "$DIR/conf:$DIR/lib/*" \
-      org.apache.cassandra.service.CassandraDaemon >"$DIR/log/stdout.log" 2>&1 </dev/null) &
-    echo $! >"$PIDFILE"
+    launch
   fi
-  local waited=0
+  local waited=0 relaunched=0
   until cql_ready; do
     if ! running_pid >/dev/null; then
-      log "the process exited during start-up; last lines of $LOG:"
-      tail -n 20 "$LOG" >&2 2>/dev/null || tail -n 20 "$DIR/log/stdout.log" >&2
-      exit 1
+      log "the process exited during start-up; last lines of $LOG and of $DIR/log/stdout.log:"
+      tail -n 20 "$LOG" >&2 2>/dev/null || true
+      tail -n 20 "$DIR/log/stdout.log" >&2 2>/dev/null || true
+      # Right after a stop, a port of the old JVM (JMX's RMI port among them) can still
+      # be held for a moment: one more launch, a few seconds later, before giving up.
+      if [ "$relaunched" = 1 ]; then exit 1; fi
+      relaunched=1
+      log "launching once more in 5s"
+      sleep 5
+      launch
     fi
     if [ "$waited" -ge "$WAIT" ]; then log "no CQL answer on port $PORT after ${WAIT}s (see $LOG)"; exit 1; fi
     sleep 1
     waited=$((waited + 1))
   done
   log "ready on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), ${waited}s)"
+}
+
+# Starts the JVM in the background and records its pid; its stdout and stderr are
+# appended to log/stdout.log, one header per launch.
+launch() {
+  echo "=== launch at $(date -u +%FT%TZ)" >>"$DIR/log/stdout.log"
+  (cd "$DIR" && exec nohup java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -Xss256k "${OPENS[@]}" \
+    -Dcassandra.config="file://$DIR/conf/cassandra.yaml" \
+    -Dlogback.configurationFile="file://$DIR/conf/logback.xml" \
+    -Dcassandra.storagedir="$DIR/data" -Dcassandra.jmx.local.port=7199 \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -javaagent:"$DIR/lib/jamm-0.4.0.jar" -cp "$DIR/conf:$DIR/lib/*" \
+    org.apache.cassandra.service.CassandraDaemon >>"$DIR/log/stdout.log" 2>&1 </dev/null) &
+  echo $! >"$PIDFILE"
 }
 
 stop() {
