@@ -3,12 +3,13 @@
 # Usage: scripts/fuzz.sh TARGET SECONDS   (TARGET: see fuzz/harness.rs, or `all`)
 # Installs cargo-afl when missing, builds the instrumented target, seeds its corpus from
 # fuzz/seeds.rs (the project's own test data) and runs afl-fuzz for SECONDS of wall time.
-# A target that has run before resumes its campaign (queue and counts) in fuzz/out/TARGET;
-# FUZZ_FRESH=1 starts over. Each run appends its wall and CPU seconds to
-# fuzz/out/TARGET/campaign.log, and the summary line gives the campaign's totals. CPU time
-# is read from a cgroup holding afl-fuzz and every target process it forks (needs root;
-# /usr/bin/time would miss the targets, which afl-fuzz kills rather than waits for). FUZZ_BUILD=0 reuses the last build. Run it under
-# `nice -n 19` to fuzz on a machine's idle CPU. Findings land in
+# A target that has run before resumes its campaign (queue and counts) in fuzz/out/TARGET,
+# else one kept in fuzz/campaigns/ by scripts/fuzz-save.sh; FUZZ_FRESH=1 starts over.
+# Each run appends its wall and CPU seconds to fuzz/out/TARGET/campaign.log, and the
+# summary line gives the campaign's totals. CPU time is read from a cgroup holding
+# afl-fuzz and every target process it forks (needs root; /usr/bin/time would miss the
+# targets, which afl-fuzz kills rather than waits for). FUZZ_BUILD=0 reuses the last
+# build. Run it under `nice -n 19` to fuzz on a machine's idle CPU. Findings land in
 # fuzz/out/TARGET/default/{crashes,hangs}; a fixed one goes into fuzz/regressions/TARGET/,
 # which `cargo test` replays. Exits 1 when crashes were found.
 set -euo pipefail
@@ -35,6 +36,12 @@ LOG="out/$TARGET/campaign.log"
 if [ "${FUZZ_FRESH:-0}" = 1 ] || [ ! -f "$STATS" ]; then
   rm -rf "corpus/$TARGET" "out/$TARGET"
   target/release/seeds corpus "$TARGET"
+  # A campaign kept by scripts/fuzz-save.sh carries on: its minimised corpus joins the
+  # seeds and its log goes on counting. FUZZ_FRESH=1 leaves both out.
+  if [ "${FUZZ_FRESH:-0}" != 1 ] && [ -f "campaigns/$TARGET.tar.gz" ]; then
+    tar -C corpus -xzf "campaigns/$TARGET.tar.gz"
+    mkdir -p "out/$TARGET" && cp "campaigns/$TARGET.log" "out/$TARGET/campaign.log"
+  fi
   INPUT="corpus/$TARGET"
 else
   INPUT=-  # resume: afl-fuzz carries on from its queue and restores its counts
