@@ -288,8 +288,15 @@ where
     lua.create_function(move |lua, args: MultiValue| {
         // Nodes left counted by a construction that failed were freed with it.
         tree::take_built();
+        tree::start_walk();
         let _ = name;
-        lib_result(lua, f(lua, args))
+        let r = f(lua, args);
+        // A result built on checks that ran out of steps is void.
+        let r = match tree::walk_error() {
+            Some(e) => Err(Fail::from(e)),
+            None => r,
+        };
+        lib_result(lua, r)
     })
 }
 
@@ -884,6 +891,9 @@ impl Host for LuaHost<'_> {
 /// Compiles a tree and builds its ktable.
 fn build(lua: &Lua, tree: &P, tonumber: Option<&Function>) -> Result<Arc<Program>, String> {
     let mut prog = code::compile(tree, tonumber).map_err(|e| e.0)?;
+    if let Some(e) = tree::walk_error() {
+        return Err(e.0);
+    }
     prog.ktable = Some(capture::ktable(lua, &prog).map_err(|e| e.to_string())?);
     Ok(Arc::new(prog))
 }

@@ -212,6 +212,6 @@ fn a_grammar_too_costly_to_verify_is_refused() {
     assert_eq!(run(&settings(), &grammar(4)).as_deref(), Ok("1"));
     assert_eq!(
         run(&settings(), &grammar(9)).as_deref(),
-        Ok("grammar too complex to verify (hekate's limit is 4194304 steps)")
+        Ok("pattern too complex to check (hekate's limit is 16777216 steps)")
     );
 }

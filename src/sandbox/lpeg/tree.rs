@@ -193,6 +193,37 @@ pub(crate) enum Node {
 thread_local! {
     /// Inner nodes built on this thread since the last [`take_built`].
     static BUILT: Cell<u64> = const { Cell::new(0) };
+    /// Nodes the static checks visited since the last [`start_walk`].
+    static WALKED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Most nodes the static checks (nullable, no-fail, empty loops, left recursion) may
+/// visit in one library call. They follow every call into its rule, as LPeg's do, so a
+/// grammar of nullable calls nested in long sequences costs exponential time; past the
+/// limit their answers are void and the call fails with [`walk_error`].
+const MAX_WALK: u64 = 4 * MAX_SIZE;
+
+/// Starts a library call's walk budget.
+pub(crate) fn start_walk() {
+    WALKED.with(|w| w.set(0));
+}
+
+/// The error for a call whose checks went past [`MAX_WALK`], if they did.
+pub(crate) fn walk_error() -> Option<TreeError> {
+    (WALKED.with(Cell::get) > MAX_WALK).then(|| {
+        TreeError(format!(
+            "pattern too complex to check (hekate's limit is {MAX_WALK} steps)"
+        ))
+    })
+}
+
+/// Counts `n` nodes visited; true once the budget is spent.
+fn walked(n: usize) -> bool {
+    WALKED.with(|w| {
+        let v = w.get().saturating_add(n as u64);
+        w.set(v);
+        v > MAX_WALK
+    })
 }
 
 /// Bytes one tree node holds: the node and its `Arc` counts.
@@ -490,6 +521,9 @@ pub(crate) fn nofail(p: &P, g: &[P]) -> bool {
 
 fn check<'a>(mut p: &'a P, mut g: &'a [P], nofail: bool) -> bool {
     loop {
+        if walked(1) {
+            return false;
+        }
         match &**p {
             Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => return false,
             Node::OpenCall(_) => return false,
@@ -507,8 +541,17 @@ fn check<'a>(mut p: &'a P, mut g: &'a [P], nofail: bool) -> bool {
                 }
                 p = b;
             }
-            Node::Seq(..) => return operands(p).iter().all(|x| check(x, g, nofail)),
-            Node::Choice(..) => return operands(p).iter().any(|x| check(x, g, nofail)),
+            Node::Seq(..) | Node::Choice(..) => {
+                let ops = operands(p);
+                if walked(ops.len()) {
+                    return false;
+                }
+                return if matches!(**p, Node::Seq(..)) {
+                    ops.iter().all(|x| check(x, g, nofail))
+                } else {
+                    ops.iter().any(|x| check(x, g, nofail))
+                };
+            }
             Node::Capture(_, b) => p = b,
             Node::Grammar(gr) => {
                 g = &gr.rules;
@@ -606,6 +649,9 @@ pub(crate) fn grammar(names: Vec<Key>, bodies: Vec<P>) -> Result<P, TreeError> {
         rules.push(fix(b, &names, &mut used)?);
     }
     verify(&names, &rules, &used)?;
+    if let Some(e) = walk_error() {
+        return Err(e);
+    }
     checked(Node::Grammar(Arc::new(Grammar { rules })))
 }
 
@@ -704,7 +750,6 @@ fn verify(names: &[Key], rules: &[P], used: &[bool]) -> Result<(), TreeError> {
         g: rules,
         names,
         passed: Vec::new(),
-        steps: 0,
     };
     for (i, r) in rules.iter().enumerate() {
         if used[i] {
@@ -725,10 +770,6 @@ struct Verify<'a> {
     names: &'a [Key],
     /// The rules called on the current path without consuming input.
     passed: Vec<u32>,
-    /// Nodes visited. LPeg walks a rule again at every call, so nullable calls nested
-    /// in long sequences (`S <- ('' S)^3000 ...`) cost exponential time; the walk is
-    /// stopped at [`MAX_SIZE`] steps.
-    steps: u64,
 }
 
 impl Verify<'_> {
@@ -738,12 +779,7 @@ impl Verify<'_> {
         let (mut p, mut nb) = (p, nb);
         let base = self.passed.len();
         let res = loop {
-            self.steps += 1;
-            if self.steps > MAX_SIZE {
-                return Err(TreeError(format!(
-                    "grammar too complex to verify (hekate's limit is {MAX_SIZE} steps)"
-                )));
-            }
+            self.step(1)?;
             match &**p {
                 Node::Char(_) | Node::Set(_) | Node::Any | Node::Str(_) | Node::False => break nb,
                 Node::True | Node::Behind(..) => break true,
@@ -754,6 +790,7 @@ impl Verify<'_> {
                 Node::Capture(_, b) | Node::RunTime(_, b) => p = b,
                 Node::Seq(..) => {
                     let ops = operands(p);
+                    self.step(ops.len())?;
                     let Some((last, init)) = ops.split_last() else {
                         break nb;
                     };
@@ -771,6 +808,7 @@ impl Verify<'_> {
                 }
                 Node::Choice(..) => {
                     let ops = operands(p);
+                    self.step(ops.len())?;
                     let Some((last, init)) = ops.split_last() else {
                         break nb;
                     };
@@ -793,6 +831,14 @@ impl Verify<'_> {
         self.passed.truncate(base);
         Ok(res)
     }
+
+    /// Counts `n` nodes visited, failing past the walk budget.
+    fn step(&mut self, n: usize) -> Result<(), TreeError> {
+        match walked(n).then(walk_error).flatten() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 fn verify_error(passed: &[u32], names: &[Key]) -> TreeError {
@@ -814,6 +860,9 @@ fn verify_error(passed: &[u32], names: &[Key]) -> TreeError {
 fn has_empty_loop(p: &P, g: &[P]) -> bool {
     let mut p = p;
     loop {
+        if walked(1) {
+            return false;
+        }
         match &**p {
             Node::Rep(b) => {
                 if nullable(b, g) {
@@ -822,7 +871,8 @@ fn has_empty_loop(p: &P, g: &[P]) -> bool {
                 p = b;
             }
             Node::Seq(..) | Node::Choice(..) => {
-                return operands(p).iter().any(|x| has_empty_loop(x, g))
+                let ops = operands(p);
+                return !walked(ops.len()) && ops.iter().any(|x| has_empty_loop(x, g));
             }
             Node::AtMost(b, _)
             | Node::Not(b)
