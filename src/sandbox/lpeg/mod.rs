@@ -44,6 +44,12 @@ const LIB: &str = "hekate.lpeg";
 /// Registry key of the error marker.
 const MARK: &str = "hekate.lpeg.error";
 
+/// Static-check steps a library call makes for free. Ordinary calls stay far below it
+/// (`q = q + word` over 5,000 words walks at most ~2,000 nodes a call, as LPeg's
+/// `nofail` does), like a Lua C function's work; a call that walks millions of nodes
+/// pays for them, so a loop of them cannot dodge `instruction_limit`.
+const FREE_WALK: u64 = 1 << 16;
+
 /// LPeg's `MAXLIM` for `setmaxstack`.
 const MAX_LIMIT: i64 = (i32::MAX / 100) as i64;
 
@@ -228,6 +234,9 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
     if let Ok(t) = lua.named_registry_value::<Table>(LIB) {
         return Ok(t);
     }
+    // Counts a failed construction left on this thread belong to another state.
+    tree::take_built();
+    tree::start_walk();
     if lua.app_data_ref::<State>().is_none() {
         let tonumber = lua.globals().raw_get::<Option<Function>>("tonumber")?;
         lua.set_app_data(State {
@@ -291,11 +300,16 @@ where
         tree::start_walk();
         let _ = name;
         let r = f(lua, args);
-        // A result built on checks that ran out of steps is void.
+        // A result built on checks that ran out of steps is void. Steps past a call's
+        // free allowance are charged as instructions either way.
         let r = match tree::walk_error() {
             Some(e) => Err(Fail::from(e)),
             None => r,
         };
+        let walked = tree::take_walked().saturating_sub(FREE_WALK);
+        if let (Some(b), true) = (lua.app_data_ref::<Budget>(), walked > 0) {
+            charge(&b, walked)?;
+        }
         lib_result(lua, r)
     })
 }

@@ -200,18 +200,25 @@ fn pattern_trees_and_programs_count_against_the_memory_limit() {
 fn a_grammar_too_costly_to_verify_is_refused() {
     // `r_i <- r_{i-1} r_{i-1} ... (10 times)`, `r0 <- ''`: no left recursion, but LPeg's
     // check walks a rule again at every call, 10^depth times (a fuzzer's hang).
-    let grammar = |depth: u32| {
+    let grammar = |depth: u32, call: &str| {
         format!(
             "local g = {{ 'r{depth}', r0 = lpeg.P'' }}\n\
              for i = 1, {depth} do local prev = lpeg.V('r' .. (i - 1)) local p = prev\n\
                for j = 2, 10 do p = p * prev end g['r' .. i] = p end\n\
-             local ok, e = pcall(lpeg.P, g)\n\
+             {call}\n\
              inject_payload('txt', '', ok and tostring(lpeg.match(e, 'x')) or e)"
         )
     };
-    assert_eq!(run(&settings(), &grammar(4)).as_deref(), Ok("1"));
+    let once = "local ok, e = pcall(lpeg.P, g)";
+    let mut s = settings();
+    s.instruction_limit = 0;
+    assert_eq!(run(&s, &grammar(4, once)).as_deref(), Ok("1"));
     assert_eq!(
-        run(&settings(), &grammar(9)).as_deref(),
-        Ok("pattern too complex to check (hekate's limit is 16777216 steps)")
+        run(&s, &grammar(9, once)).as_deref(),
+        Ok("pattern too complex to check (hekate's limit is 4194304 steps)")
     );
+    // The steps are charged as instructions: a loop of such calls ends at the limit.
+    let looped = "for i = 1, 100 do pcall(lpeg.P, g) end local ok, e = true, lpeg.P'x'";
+    let err = run(&settings(), &grammar(9, looped)).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
 }

@@ -200,12 +200,18 @@ thread_local! {
 /// Most nodes the static checks (nullable, no-fail, empty loops, left recursion) may
 /// visit in one library call. They follow every call into its rule, as LPeg's do, so a
 /// grammar of nullable calls nested in long sequences costs exponential time; past the
-/// limit their answers are void and the call fails with [`walk_error`].
-const MAX_WALK: u64 = 4 * MAX_SIZE;
+/// limit their answers are void and the call fails with [`walk_error`]. The steps are
+/// charged to the sandbox as instructions too ([`take_walked`]).
+const MAX_WALK: u64 = MAX_SIZE;
 
 /// Starts a library call's walk budget.
 pub(crate) fn start_walk() {
     WALKED.with(|w| w.set(0));
+}
+
+/// The nodes the static checks visited since the last [`start_walk`], resetting it.
+pub(crate) fn take_walked() -> u64 {
+    WALKED.with(|w| w.replace(0))
 }
 
 /// The error for a call whose checks went past [`MAX_WALK`], if they did.
