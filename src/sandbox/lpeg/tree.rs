@@ -715,9 +715,16 @@ pub(crate) fn raw_seq(a: P, b: P) -> Result<P, TreeError> {
 pub(crate) fn has_open_calls(p: &P) -> bool {
     let mut p = p;
     loop {
+        // Out of steps, the answer that stops nothing (the call fails afterwards).
+        if walked(1) {
+            return true;
+        }
         match &**p {
             Node::OpenCall(_) => return true,
-            Node::Seq(..) | Node::Choice(..) => return operands(p).into_iter().any(has_open_calls),
+            Node::Seq(..) | Node::Choice(..) => {
+                let ops = operands(p);
+                return walked(ops.len()) || ops.into_iter().any(has_open_calls);
+            }
             Node::Rep(b)
             | Node::AtMost(b, _)
             | Node::Not(b)
