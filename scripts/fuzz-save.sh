@@ -11,12 +11,18 @@ cd "$(dirname "$0")/../fuzz"
 [ $# -gt 0 ] || { echo "usage: scripts/fuzz-save.sh TARGET..." >&2; exit 2; }
 mkdir -p campaigns
 export AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1
+# AFL++'s shell afl-cmin, from the AFL++ that cargo-afl built: its Python afl-cmin (what
+# `cargo afl cmin` runs) records no edges from these targets and keeps nothing.
+CMIN=$(ls "$HOME"/.local/share/afl.rs/rustc-*/afl.rs-*/afl/bin/afl-cmin.bash 2>/dev/null | tail -1)
+[ -n "$CMIN" ] || { echo "afl-cmin.bash not found: run scripts/fuzz.sh once to build AFL++" >&2; exit 2; }
+export AFL_PATH="${CMIN%/*}" PATH="${CMIN%/*}:$PATH"
 for t in "$@"; do
   queue="out/$t/default/queue"
   [ -d "$queue" ] || { echo "$t: no campaign in fuzz/$queue" >&2; exit 2; }
   min=$(mktemp -d)
-  cargo afl cmin -t 2000 -i "$queue" -o "$min/$t" -- "target/release/$t" > "$min/cmin.log" 2>&1 \
-    || { tail -20 "$min/cmin.log" >&2; rm -rf "$min"; exit 1; }
+  "$CMIN" -t 2000 -i "$queue" -o "$min/$t" -- "target/release/$t" > "$min/cmin.log" 2>&1 \
+    || { tail -c 2000 "$min/cmin.log" >&2; rm -rf "$min"; exit 1; }
+  [ -n "$(ls -A "$min/$t")" ] || { echo "$t: afl-cmin kept nothing" >&2; rm -rf "$min"; exit 1; }
   # Sorted names, no owners or times: the same corpus gives the same archive.
   tar -C "$min" --sort=name --owner=0 --group=0 --mtime=@0 -czf "campaigns/$t.tar.gz" "$t"
   cp "out/$t/campaign.log" "campaigns/$t.log"
