@@ -307,8 +307,10 @@ where
             None => r,
         };
         let walked = tree::take_walked().saturating_sub(FREE_WALK);
-        if let (Some(b), true) = (lua.app_data_ref::<Budget>(), walked > 0) {
-            charge(&b, walked)?;
+        if walked > 0 {
+            if let Some(b) = lua.app_data_ref::<Budget>() {
+                charge(&b, walked)?;
+            }
         }
         lib_result(lua, r)
     })
