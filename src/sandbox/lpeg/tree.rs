@@ -200,8 +200,8 @@ thread_local! {
 /// Most nodes the static checks (nullable, no-fail, empty loops, left recursion) may
 /// visit in one library call. They follow every call into its rule, as LPeg's do, so a
 /// grammar of nullable calls nested in long sequences costs exponential time; past the
-/// limit their answers are void and the call fails with [`walk_error`]. The steps are
-/// charged to the sandbox as instructions too ([`take_walked`]).
+/// limit their answers are void and the call fails with [`walk_error`]. Steps past a
+/// call's free allowance are charged to the sandbox as instructions ([`take_walked`]).
 const MAX_WALK: u64 = MAX_SIZE;
 
 /// Starts a library call's walk budget.
@@ -249,7 +249,7 @@ fn counted(n: Node) -> P {
 
 /// Tears a sequence or choice chain down with an explicit stack. A chain is not bounded
 /// by [`MAX_DEPTH`] (it counts once), and the derived drop would recurse once per link:
-/// `re.compile"'a'^3000000"` is a chain of three million links.
+/// `re.compile"'a'^2000000"` is a chain of two million links.
 impl Drop for Node {
     fn drop(&mut self) {
         let Some((a, b)) = chain_operands(self) else {
