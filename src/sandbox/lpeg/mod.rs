@@ -237,6 +237,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
     // Counts a failed construction left on this thread belong to another state.
     tree::take_built();
     tree::start_walk();
+    tree::start_build(u64::MAX);
     if lua.app_data_ref::<State>().is_none() {
         let tonumber = lua.globals().raw_get::<Option<Function>>("tonumber")?;
         lua.set_app_data(State {
@@ -290,16 +291,32 @@ for k in pairs(meta) do lib[k] = nil end
 return lib, meta
 "#;
 
+/// The inner nodes one library call may build: as many as the sandbox's whole
+/// `memory_limit` holds (see [`tree::start_build`]), unbounded without one.
+fn build_allowance(lua: &Lua) -> u64 {
+    match lua.app_data_ref::<Budget>() {
+        Some(b) if b.memory_limit > 0 => b.memory_limit as u64 / tree::NODE_BYTES,
+        _ => u64::MAX,
+    }
+}
+
 fn wrap<F>(lua: &Lua, name: &'static str, f: F) -> mlua::Result<Function>
 where
     F: Fn(&Lua, MultiValue) -> Res<MultiValue> + Send + 'static,
 {
+    let allow = build_allowance(lua);
     lua.create_function(move |lua, args: MultiValue| {
         // Nodes left counted by a construction that failed were freed with it.
         tree::take_built();
         tree::start_walk();
+        tree::start_build(allow);
         let _ = name;
         let r = f(lua, args);
+        if tree::build_denied() {
+            if let Some(b) = lua.app_data_ref::<Budget>() {
+                return Err(b.term.error("memory_limit exceeded"));
+            }
+        }
         // A result built on checks that ran out of steps is void. Steps past a call's
         // free allowance are charged as instructions either way.
         let r = match tree::walk_error() {

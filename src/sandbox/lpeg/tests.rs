@@ -165,12 +165,15 @@ fn nested_at_most_repetitions_multiply_their_size() {
 
 #[test]
 fn building_a_pattern_is_charged_as_instructions() {
-    // One instruction per node built: two million links exceed the default 1M ...
-    let err = run(&settings(), "local p = lpeg.P'a'^2000000").expect_err("limit");
-    assert_eq!(err, "timer_event() instruction_limit exceeded");
-    // ... and so does compiling one (memory unlimited here: 600,000 nodes are ~30 MB) ...
+    // One instruction per node built: two million links exceed the default 1M (with
+    // memory unlimited: under the default 8 MiB they stop at memory_limit first) ...
     let mut s = settings();
     s.memory_limit = 0;
+    let err = run(&s, "local p = lpeg.P'a'^2000000").expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    let err = run(&settings(), "local p = lpeg.P'a'^2000000").expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+    // ... and so does compiling one (600,000 nodes are ~30 MB) ...
     let body = "local p = lpeg.P'a'^600000 local q = p + 'b' q:match('a')";
     let err = run(&s, body).expect_err("limit");
     assert_eq!(err, "timer_event() instruction_limit exceeded");
@@ -221,4 +224,25 @@ fn a_grammar_too_costly_to_verify_is_refused() {
     let looped = "for i = 1, 100 do pcall(lpeg.P, g) end local ok, e = true, lpeg.P'x'";
     let err = run(&settings(), &grammar(9, looped)).expect_err("limit");
     assert_eq!(err, "timer_event() instruction_limit exceeded");
+}
+
+#[test]
+fn a_grammar_fix_up_stops_at_the_memory_limit_not_after_it() {
+    // `S <- 'a' S+++...` (20 `+`): the doubled call is shared while the pattern is built
+    // (a few dozen nodes), but binding it into a grammar copies every path to the open
+    // call, about 3 million nodes (~170 MB outside Lua's allocator). The copy stops once
+    // it would hold more than the whole 8 MiB limit, and `pcall` cannot keep it alive.
+    let body = "local s = lpeg.V'S' for i = 1, 20 do s = s^1 end\n\
+                local ok = pcall(lpeg.P, { 'S', S = 'a' * s + 'b' })\n\
+                inject_payload('txt', '', 'survived')";
+    let err = run(&settings(), body).expect_err("limit");
+    assert_eq!(err, "timer_event() memory_limit exceeded");
+    let allowance = settings().memory_limit as u64 / super::tree::NODE_BYTES;
+    let built = super::tree::take_built();
+    assert!(built > 0 && built <= allowance + 1, "{built} nodes built, allowance {allowance}");
+    // Within the limit the same shape compiles and matches.
+    let body = "local s = lpeg.V'S' for i = 1, 4 do s = s^1 end\n\
+                local p = lpeg.P{ 'S', S = 'a' * s + 'b' }\n\
+                inject_payload('txt', '', tostring(p:match('ab')))";
+    assert_eq!(run(&settings(), body).as_deref(), Ok("3"));
 }

@@ -195,6 +195,25 @@ thread_local! {
     static BUILT: Cell<u64> = const { Cell::new(0) };
     /// Nodes the static checks visited since the last [`start_walk`].
     static WALKED: Cell<u64> = const { Cell::new(0) };
+    /// Most inner nodes the current library call may build (see [`start_build`]).
+    static ALLOW: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// Set when a construction stopped at [`ALLOW`].
+    static DENIED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Starts a library call's build allowance: it may build at most `nodes` inner nodes
+/// between two [`take_built`]s. The sandbox's precise `memory_limit` check runs once a
+/// pattern is built; this bound stops a construction that could never pass it (the
+/// grammar fix-up of `S <- 'a' S+++++++++++++++++++++` copies a million nodes) before
+/// it holds more native memory than the whole limit.
+pub(crate) fn start_build(nodes: u64) {
+    ALLOW.with(|a| a.set(nodes));
+    DENIED.with(|d| d.set(false));
+}
+
+/// True when a construction of this call stopped at its build allowance.
+pub(crate) fn build_denied() -> bool {
+    DENIED.with(Cell::get)
 }
 
 /// Most nodes the static checks (nullable, no-fail, empty loops, left recursion) may
@@ -241,10 +260,21 @@ pub(crate) fn take_built() -> u64 {
     BUILT.with(|b| b.replace(0))
 }
 
-/// A new inner node, counted in [`take_built`].
-fn counted(n: Node) -> P {
-    BUILT.with(|b| b.set(b.get() + 1));
-    Arc::new(n)
+/// A new inner node, counted in [`take_built`], or an error past the call's allowance
+/// ([`start_build`]).
+fn counted(n: Node) -> Result<P, TreeError> {
+    let built = BUILT.with(|b| {
+        let v = b.get() + 1;
+        b.set(v);
+        v
+    });
+    if built > ALLOW.with(Cell::get) {
+        DENIED.with(|d| d.set(true));
+        return Err(TreeError(
+            "pattern needs more memory than the sandbox's memory_limit".to_string(),
+        ));
+    }
+    Ok(Arc::new(n))
 }
 
 /// Tears a sequence or choice chain down with an explicit stack. A chain is not bounded
@@ -344,7 +374,7 @@ fn checked(n: Node) -> Result<P, TreeError> {
     if n.size() > MAX_SIZE {
         return Err(too_large());
     }
-    Ok(counted(n))
+    counted(n)
 }
 
 fn too_large() -> TreeError {
@@ -693,7 +723,7 @@ fn fix(p: &P, names: &[Key], used: &mut [bool]) -> Result<P, TreeError> {
         Node::RunTime(fun, b) => Node::RunTime(fun.clone(), f(b, used)?),
         _ => return Ok(p.clone()),
     };
-    Ok(counted(n))
+    counted(n)
 }
 
 /// A right-leaning chain of sequences (`seq`) or choices over `items`.
