@@ -10,8 +10,10 @@
 //! counted by the Lua allocator as usual. Building costs too: every tree node a
 //! constructor makes and every instruction the compiler emits is charged as an
 //! instruction, and the native bytes of live patterns count against `memory_limit`
-//! ([`account`]). Going over either limit terminates only the sandbox that ran the
-//! match, with the limit's name as the reason.
+//! ([`account`]); one library call builds at most the nodes the whole limit holds
+//! ([`build_allowance`]), so the precise check never comes after a huge allocation.
+//! Going over either limit terminates only the sandbox that ran the match, with the
+//! limit's name as the reason.
 //!
 //! Layout: `tree` (pattern trees and LPeg's static checks), `code` (compiler and
 //! VM), `capture` (capture evaluation), `re` (the `re` syntax). Errors carry LPeg's
