@@ -45,7 +45,7 @@ impl ExchangeType {
 }
 
 /// The exchange keys both plugins take (Heka's names and defaults). Each plugin parses
-/// them from its section with [`ExchangeConfig::parse`] and its own keys from the rest.
+/// them from its section with `ExchangeConfig::parse` and its own keys from the rest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ExchangeConfig {

@@ -109,7 +109,7 @@ impl Reclaim {
 /// An input stream's spare message allocations, refilled by [`Reclaim::collect`].
 ///
 /// A pool keeps about what its stream uses: at each refill, twice the messages started
-/// since the last one (at least [`MIN_SPARES`], at most its `keep`), so a server with
+/// since the last one (at least `MIN_SPARES`, 16, at most its `keep`), so a server with
 /// many quiet connections does not hold a full pool per connection.
 #[derive(Debug)]
 pub struct Pool {

@@ -312,7 +312,7 @@ impl Writer {
 }
 
 /// Groups rows per partition and cuts each group into batches of at most `max_rows`
-/// rows and about [`MAX_BATCH_BYTES`].
+/// rows and about `MAX_BATCH_BYTES` (32 KiB).
 pub fn split_batches(rows: Vec<Row>, max_rows: usize) -> Vec<Vec<Row>> {
     let mut groups: HashMap<(String, String, i64), Vec<Row>> = HashMap::new();
     for row in rows {
