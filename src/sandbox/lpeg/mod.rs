@@ -10,8 +10,9 @@
 //! counted by the Lua allocator as usual. Building costs too: every tree node a
 //! constructor makes and every instruction the compiler emits is charged as an
 //! instruction, and the native bytes of live patterns count against `memory_limit`
-//! ([`account`]); one library call builds at most the nodes the whole limit holds
-//! ([`build_allowance`]), so the precise check never comes after a huge allocation.
+//! ([`account`]); one library call builds at most the nodes the whole limit holds and
+//! walks and builds at most what the instruction budget has left ([`CallLimits`]), so
+//! the precise charges never come after a huge allocation or a long walk.
 //! Going over either limit terminates only the sandbox that ran the match, with the
 //! limit's name as the reason.
 //!
@@ -238,7 +239,7 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
     }
     // Counts a failed construction left on this thread belong to another state.
     tree::take_built();
-    tree::start_walk();
+    tree::start_walk(u64::MAX);
     tree::start_build(u64::MAX);
     if lua.app_data_ref::<State>().is_none() {
         let tonumber = lua.globals().raw_get::<Option<Function>>("tonumber")?;
@@ -293,12 +294,59 @@ for k in pairs(meta) do lib[k] = nil end
 return lib, meta
 "#;
 
-/// The inner nodes one library call may build: as many as the sandbox's whole
-/// `memory_limit` holds (see [`tree::start_build`]), unbounded without one.
-fn build_allowance(lua: &Lua) -> u64 {
-    match lua.app_data_ref::<Budget>() {
-        Some(b) if b.memory_limit > 0 => b.memory_limit as u64 / tree::NODE_BYTES,
-        _ => u64::MAX,
+/// What one library call may spend, read from the sandbox's [`Budget`] when the
+/// function is made (unlimited without one). The instruction budget left is read from
+/// two atomics per call, not looked up in the app data.
+struct CallLimits {
+    counter: Option<Arc<AtomicU64>>,
+    limit: Option<Arc<AtomicU64>>,
+    /// Nodes the whole `memory_limit` holds (see [`tree::start_build`]).
+    nodes: u64,
+}
+
+impl CallLimits {
+    fn of(lua: &Lua) -> Self {
+        let Some(b) = lua.app_data_ref::<Budget>() else {
+            return CallLimits { counter: None, limit: None, nodes: u64::MAX };
+        };
+        let nodes = match b.memory_limit {
+            0 => u64::MAX,
+            m => m as u64 / tree::NODE_BYTES,
+        };
+        CallLimits { counter: Some(b.counter.clone()), limit: Some(b.limit.clone()), nodes }
+    }
+
+    /// Instructions the current sandbox call has left.
+    fn instructions_left(&self) -> u64 {
+        match (&self.counter, &self.limit) {
+            (Some(c), Some(l)) => match l.load(Ordering::Relaxed) {
+                0 => u64::MAX,
+                l => l.saturating_sub(c.load(Ordering::Relaxed)),
+            },
+            _ => u64::MAX,
+        }
+    }
+
+    /// Starts a call's allowances: static-check steps and nodes built each cost an
+    /// instruction, and nodes hold native memory, so neither may run far past what the
+    /// sandbox has left (the precise charges come afterwards, see [`account`]).
+    fn start(&self) {
+        let left = self.instructions_left();
+        tree::start_walk(FREE_WALK.saturating_add(left));
+        tree::start_build(self.nodes.min(left));
+    }
+}
+
+/// The error for a construction or compilation stopped at its build allowance after
+/// asking for `nodes`: the instruction limit when charging them exceeds it, else the
+/// memory limit.
+fn build_denied(lua: &Lua, nodes: u64) -> mlua::Error {
+    let Some(b) = lua.app_data_ref::<Budget>() else {
+        return mlua::Error::runtime("pattern too large");
+    };
+    match charge(&b, nodes) {
+        Err(e) => e,
+        Ok(()) => b.term.error("memory_limit exceeded"),
     }
 }
 
@@ -306,18 +354,15 @@ fn wrap<F>(lua: &Lua, name: &'static str, f: F) -> mlua::Result<Function>
 where
     F: Fn(&Lua, MultiValue) -> Res<MultiValue> + Send + 'static,
 {
-    let allow = build_allowance(lua);
+    let limits = CallLimits::of(lua);
     lua.create_function(move |lua, args: MultiValue| {
         // Nodes left counted by a construction that failed were freed with it.
         tree::take_built();
-        tree::start_walk();
-        tree::start_build(allow);
+        limits.start();
         let _ = name;
         let r = f(lua, args);
-        if tree::build_denied() {
-            if let Some(b) = lua.app_data_ref::<Budget>() {
-                return Err(b.term.error("memory_limit exceeded"));
-            }
+        if let Some(nodes) = tree::build_denied() {
+            return Err(build_denied(lua, nodes));
         }
         // A result built on checks that ran out of steps is void. Steps past a call's
         // free allowance are charged as instructions either way.
@@ -925,7 +970,14 @@ impl Host for LuaHost<'_> {
 
 /// Compiles a tree and builds its ktable.
 fn build(lua: &Lua, tree: &P, tonumber: Option<&Function>) -> Result<Arc<Program>, String> {
+    // The code is about as long as the tree expanded, and every instruction emitted is
+    // charged: a tree the call cannot pay for is refused before it is compiled.
+    if !tree::allow(tree.size()) {
+        return Err("pattern too large for the sandbox's limits".to_string());
+    }
     let mut prog = code::compile(tree, tonumber).map_err(|e| e.0)?;
+    #[cfg(test)]
+    tree::note_peaks(prog.code.len() as u64, 0);
     if let Some(e) = tree::walk_error() {
         return Err(e.0);
     }

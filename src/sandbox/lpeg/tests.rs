@@ -238,11 +238,42 @@ fn a_grammar_fix_up_stops_at_the_memory_limit_not_after_it() {
     let err = run(&settings(), body).expect_err("limit");
     assert_eq!(err, "timer_event() memory_limit exceeded");
     let allowance = settings().memory_limit as u64 / super::tree::NODE_BYTES;
-    let built = super::tree::take_built();
+    let (built, _) = super::tree::take_peaks();
     assert!(built > 0 && built <= allowance + 1, "{built} nodes built, allowance {allowance}");
     // Within the limit the same shape compiles and matches.
     let body = "local s = lpeg.V'S' for i = 1, 4 do s = s^1 end\n\
                 local p = lpeg.P{ 'S', S = 'a' * s + 'b' }\n\
                 inject_payload('txt', '', tostring(p:match('ab')))";
     assert_eq!(run(&settings(), body).as_deref(), Ok("3"));
+}
+
+#[test]
+fn one_call_walks_and_builds_no_further_than_the_instructions_left() {
+    // The grammar of `a_grammar_too_costly_to_verify_is_refused` at depth 9 needs more
+    // than 4 M check steps. With an instruction limit of 200,000 the call ends as soon as
+    // its steps (past the 64 k free ones) would exceed what is left, not after 4 M.
+    let mut s = settings();
+    s.instruction_limit = 200_000;
+    let body = "local g = { 'r9', r0 = lpeg.P'' }\n\
+                for i = 1, 9 do local prev = lpeg.V('r' .. (i - 1)) local p = prev\n\
+                  for j = 2, 10 do p = p * prev end g['r' .. i] = p end\n\
+                pcall(lpeg.P, g)";
+    super::tree::take_peaks();
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    let (_, walked) = super::tree::take_peaks();
+    assert!(walked > 200_000 && walked < 300_000, "{walked} steps walked");
+    // Building: two million nodes stop near the 200,000 instructions left.
+    s.memory_limit = 0;
+    let err = run(&s, "local p = lpeg.P'a'^2000000").expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    let (built, _) = super::tree::take_peaks();
+    assert!(built > 100_000 && built <= 200_001, "{built} nodes built");
+    // Compiling: `p+` twenty times over shares its operand (a few dozen nodes built), but
+    // its code is millions of instructions long; it is refused before it is compiled.
+    let body = "local p = lpeg.R'az' for i = 1, 20 do p = p^1 end p:match('a')";
+    let err = run(&s, body).expect_err("limit");
+    assert_eq!(err, "timer_event() instruction_limit exceeded");
+    let (compiled, _) = super::tree::take_peaks();
+    assert!(compiled < 1000, "{compiled} nodes built or instructions compiled");
 }

@@ -195,10 +195,34 @@ thread_local! {
     static BUILT: Cell<u64> = const { Cell::new(0) };
     /// Nodes the static checks visited since the last [`start_walk`].
     static WALKED: Cell<u64> = const { Cell::new(0) };
+    /// Most nodes they may visit in the current library call (see [`start_walk`]).
+    static WALK_CAP: Cell<u64> = const { Cell::new(MAX_WALK) };
     /// Most inner nodes the current library call may build (see [`start_build`]).
     static ALLOW: Cell<u64> = const { Cell::new(u64::MAX) };
-    /// Set when a construction stopped at [`ALLOW`].
-    static DENIED: Cell<bool> = const { Cell::new(false) };
+    /// The nodes a construction of this call asked for past [`ALLOW`] (0: none).
+    static DENIED: Cell<u64> = const { Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The most nodes one call built (or instructions it compiled) and walked since
+    /// the last [`take_peaks`].
+    static PEAKS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The most nodes one library call built and walked on this thread since the last
+/// call of this, for tests of the allowances.
+#[cfg(test)]
+pub(crate) fn take_peaks() -> (u64, u64) {
+    PEAKS.with(|p| p.replace((0, 0)))
+}
+
+#[cfg(test)]
+pub(crate) fn note_peaks(built: u64, walked: u64) {
+    PEAKS.with(|p| {
+        let (b, w) = p.get();
+        p.set((b.max(built), w.max(walked)));
+    });
 }
 
 /// Starts a library call's build allowance: it may build at most `nodes` inner nodes
@@ -208,12 +232,23 @@ thread_local! {
 /// it holds more native memory than the whole limit.
 pub(crate) fn start_build(nodes: u64) {
     ALLOW.with(|a| a.set(nodes));
-    DENIED.with(|d| d.set(false));
+    DENIED.with(|d| d.set(0));
 }
 
-/// True when a construction of this call stopped at its build allowance.
-pub(crate) fn build_denied() -> bool {
-    DENIED.with(Cell::get)
+/// The nodes a construction of this call asked for when it stopped at its build
+/// allowance, if one did.
+pub(crate) fn build_denied() -> Option<u64> {
+    Some(DENIED.with(Cell::get)).filter(|n| *n > 0)
+}
+
+/// True when `nodes` fit the call's build allowance; else records the refusal (see
+/// [`build_denied`]). The compiler asks for a tree's size before it emits code.
+pub(crate) fn allow(nodes: u64) -> bool {
+    if nodes <= ALLOW.with(Cell::get) {
+        return true;
+    }
+    DENIED.with(|d| d.set(nodes));
+    false
 }
 
 /// Most nodes the static checks (nullable, no-fail, empty loops, left recursion) may
@@ -223,9 +258,12 @@ pub(crate) fn build_denied() -> bool {
 /// call's free allowance are charged to the sandbox as instructions ([`take_walked`]).
 const MAX_WALK: u64 = MAX_SIZE;
 
-/// Starts a library call's walk budget.
-pub(crate) fn start_walk() {
+/// Starts a library call's walk budget: at most `cap` steps, and never more than
+/// [`MAX_WALK`]. The caller passes what the sandbox's instruction budget has left, so
+/// a call does not walk far past a limit it would be charged against afterwards.
+pub(crate) fn start_walk(cap: u64) {
     WALKED.with(|w| w.set(0));
+    WALK_CAP.with(|c| c.set(cap.min(MAX_WALK)));
 }
 
 /// The nodes the static checks visited since the last [`start_walk`], resetting it.
@@ -233,9 +271,10 @@ pub(crate) fn take_walked() -> u64 {
     WALKED.with(|w| w.replace(0))
 }
 
-/// The error for a call whose checks went past [`MAX_WALK`], if they did.
+/// The error for a call whose checks went past their budget, if they did (naming
+/// [`MAX_WALK`]: a smaller budget is the instruction budget, whose charge fails first).
 pub(crate) fn walk_error() -> Option<TreeError> {
-    (WALKED.with(Cell::get) > MAX_WALK).then(|| {
+    (WALKED.with(Cell::get) > WALK_CAP.with(Cell::get)).then(|| {
         TreeError(format!(
             "pattern too complex to check (hekate's limit is {MAX_WALK} steps)"
         ))
@@ -247,7 +286,9 @@ fn walked(n: usize) -> bool {
     WALKED.with(|w| {
         let v = w.get().saturating_add(n as u64);
         w.set(v);
-        v > MAX_WALK
+        #[cfg(test)]
+        note_peaks(0, v);
+        v > WALK_CAP.with(Cell::get)
     })
 }
 
@@ -268,8 +309,9 @@ fn counted(n: Node) -> Result<P, TreeError> {
         b.set(v);
         v
     });
-    if built > ALLOW.with(Cell::get) {
-        DENIED.with(|d| d.set(true));
+    #[cfg(test)]
+    note_peaks(built, 0);
+    if !allow(built) {
         return Err(TreeError(
             "pattern needs more memory than the sandbox's memory_limit".to_string(),
         ));
