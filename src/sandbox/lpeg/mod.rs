@@ -307,13 +307,21 @@ struct CallLimits {
 impl CallLimits {
     fn of(lua: &Lua) -> Self {
         let Some(b) = lua.app_data_ref::<Budget>() else {
-            return CallLimits { counter: None, limit: None, nodes: u64::MAX };
+            return CallLimits {
+                counter: None,
+                limit: None,
+                nodes: u64::MAX,
+            };
         };
         let nodes = match b.memory_limit {
             0 => u64::MAX,
             m => m as u64 / tree::NODE_BYTES,
         };
-        CallLimits { counter: Some(b.counter.clone()), limit: Some(b.limit.clone()), nodes }
+        CallLimits {
+            counter: Some(b.counter.clone()),
+            limit: Some(b.limit.clone()),
+            nodes,
+        }
     }
 
     /// Instructions the current sandbox call has left.

@@ -239,7 +239,10 @@ fn a_grammar_fix_up_stops_at_the_memory_limit_not_after_it() {
     assert_eq!(err, "timer_event() memory_limit exceeded");
     let allowance = settings().memory_limit as u64 / super::tree::NODE_BYTES;
     let (built, _) = super::tree::take_peaks();
-    assert!(built > 0 && built <= allowance + 1, "{built} nodes built, allowance {allowance}");
+    assert!(
+        built > 0 && built <= allowance + 1,
+        "{built} nodes built, allowance {allowance}"
+    );
     // Within the limit the same shape compiles and matches.
     let body = "local s = lpeg.V'S' for i = 1, 4 do s = s^1 end\n\
                 local p = lpeg.P{ 'S', S = 'a' * s + 'b' }\n\
@@ -262,7 +265,10 @@ fn one_call_walks_and_builds_no_further_than_the_instructions_left() {
     let err = run(&s, body).expect_err("limit");
     assert_eq!(err, "timer_event() instruction_limit exceeded");
     let (_, walked) = super::tree::take_peaks();
-    assert!(walked > 200_000 && walked < 300_000, "{walked} steps walked");
+    assert!(
+        walked > 200_000 && walked < 300_000,
+        "{walked} steps walked"
+    );
     // Building: two million nodes stop near the 200,000 instructions left.
     s.memory_limit = 0;
     let err = run(&s, "local p = lpeg.P'a'^2000000").expect_err("limit");
@@ -275,5 +281,8 @@ fn one_call_walks_and_builds_no_further_than_the_instructions_left() {
     let err = run(&s, body).expect_err("limit");
     assert_eq!(err, "timer_event() instruction_limit exceeded");
     let (compiled, _) = super::tree::take_peaks();
-    assert!(compiled < 1000, "{compiled} nodes built or instructions compiled");
+    assert!(
+        compiled < 1000,
+        "{compiled} nodes built or instructions compiled"
+    );
 }
