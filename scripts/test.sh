@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 bash scripts/services.sh start
 export HEKATE_VENV="${HEKATE_VENV:-$PWD/.venv}"
-# The lints of Cargo.toml's [lints] (unwrap_used among them) are clippy's: run it first.
+# Formatting first (both workspaces: the crate and fuzz/), then the lints of Cargo.toml's
+# [lints] (unwrap_used among them), which are clippy's.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
 # CI (.ci/run) sets CI_FREE_TEST_BUILD=1: the debug build is not needed again, and the
